@@ -1,0 +1,3 @@
+from fleetlink.cli import main
+
+main()

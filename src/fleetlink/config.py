@@ -1,0 +1,277 @@
+"""The one settings model: a TOML file, then ``FLEETLINK_*`` environment variables, then CLI flags.
+
+Kafka and MQTT either point at the local stack (the default: leave their addresses unset) or at
+external clusters. Invalid values stop the program at start with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from fleetlink.errors import ConfigError
+
+ENV_PREFIX = "FLEETLINK_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_ENV_VAR = "FLEETLINK_CONFIG"
+DEFAULT_CONFIG_FILE = Path("fleetlink.toml")
+LOCALHOST = "127.0.0.1"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fleetlink"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Where Kafka is and how to authenticate; unset ``bootstrap_servers`` means the local stack."""
+
+    bootstrap_servers: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: FilePath | None = None
+    ssl_certificate_location: FilePath | None = None
+    ssl_key_location: FilePath | None = None
+    client_id: str = Field(default="fleetlink", min_length=1)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        servers = [part.strip() for part in value.split(",")]
+        bad = [s for s in servers if not _HOST_PORT.match(s)]
+        if bad:
+            raise ValueError(f"expected host:port[,host:port...], got {bad[0]!r}")
+        return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaSettings:
+        uses_sasl = self.security_protocol.startswith("SASL_")
+        if uses_sasl and (
+            self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        if not uses_sasl and self.sasl_mechanism is not None:
+            raise ValueError("sasl_mechanism is set but security_protocol is not SASL_*")
+        return self
+
+
+class MqttSettings(_Section):
+    """Where the MQTT broker is; unset ``host`` means the local stack."""
+
+    host: str | None = Field(default=None, min_length=1)
+    port: Port | None = None
+    tls: bool = False
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _client_cert_has_key(self) -> MqttSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class StackSettings(_Section):
+    """The local development stack: one Kafka (or three) and one Mosquitto on loopback."""
+
+    state_dir: Path = Path(".fleetlink")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_version: str = Field(default="4.1.1", pattern=r"^4\.\d+\.\d+$")
+    brokers: int = 1
+    kafka_port: Port = 9092
+    controller_port: Port = 19093
+    mqtt_port: Port = 1883
+    kafka_heap_mb: int = Field(default=512, ge=256, le=16384)
+    # A gateway worker down for a minute at 10,000 msg/s leaves 600,000 messages queued for it.
+    mqtt_max_queued_messages: int = Field(default=2_000_000, ge=1000)
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("brokers")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("Input should be 1 or 3 (one node, or a replicated cluster)")
+        return value
+
+    @model_validator(mode="after")
+    def _ports_do_not_overlap(self) -> StackSettings:
+        kafka = set(range(self.kafka_port, self.kafka_port + self.brokers))
+        controller = set(range(self.controller_port, self.controller_port + self.brokers))
+        if kafka & controller or self.mqtt_port in kafka | controller:
+            raise ValueError("kafka_port, controller_port and mqtt_port ranges overlap")
+        if max(kafka | controller) > 65535:
+            raise ValueError("a port range runs past 65535")
+        return self
+
+    def kafka_ports(self) -> list[int]:
+        return [self.kafka_port + i for i in range(self.brokers)]
+
+    def controller_ports(self) -> list[int]:
+        return [self.controller_port + i for i in range(self.brokers)]
+
+
+_toml_file: ContextVar[Path | None] = ContextVar("fleetlink_toml_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Every setting of fleetlink, in sections ``kafka``, ``mqtt`` and ``stack``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    mqtt: MqttSettings = MqttSettings()
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _toml_file.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return self.kafka.bootstrap_servers is None
+
+    @property
+    def uses_local_mqtt(self) -> bool:
+        return self.mqtt.host is None
+
+    def kafka_bootstrap_servers(self) -> str:
+        if self.kafka.bootstrap_servers is not None:
+            return self.kafka.bootstrap_servers
+        return ",".join(f"{LOCALHOST}:{port}" for port in self.stack.kafka_ports())
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every producer, consumer and admin client."""
+        kafka = self.kafka
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers(),
+            "security.protocol": kafka.security_protocol,
+            "client.id": kafka.client_id,
+        }
+        optional = {
+            "sasl.mechanism": kafka.sasl_mechanism,
+            "sasl.username": kafka.sasl_username,
+            "sasl.password": kafka.sasl_password.get_secret_value()
+            if kafka.sasl_password
+            else None,
+            "ssl.ca.location": kafka.ssl_ca_location,
+            "ssl.certificate.location": kafka.ssl_certificate_location,
+            "ssl.key.location": kafka.ssl_key_location,
+        }
+        config.update({key: str(value) for key, value in optional.items() if value is not None})
+        return config
+
+    def mqtt_address(self) -> tuple[str, int]:
+        host = self.mqtt.host or LOCALHOST
+        default_port = 8883 if self.mqtt.tls else 1883
+        port = self.mqtt.port or (self.stack.mqtt_port if self.uses_local_mqtt else default_port)
+        return host, port
+
+
+def _describe_error(error: Any, toml_file: Path | None) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) or "(top level)"
+    env_var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc)
+    where = f"{env_var}"
+    if toml_file is not None and loc:
+        section = f"[{loc[0]}] " if len(loc) > 1 else ""
+        where = f"{section}{'.'.join(loc[1:]) or loc[0]} in {toml_file} or {env_var}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    shown = ""
+    if error["type"] not in ("missing", "extra_forbidden") and "input" in error:
+        value = error["input"]
+        if not isinstance(value, dict):
+            shown = f" (got {value!r})"
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"invalid configuration: {key}: {message}{shown} [set by {where}]"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``config_file`` (or ``$FLEETLINK_CONFIG``, or ``./fleetlink.toml``).
+
+    ``overrides`` are sections of CLI flags, e.g. ``stack={"brokers": 3}``; they win over the
+    environment, which wins over the file.
+    """
+    if config_file is None and os.environ.get(CONFIG_ENV_VAR):
+        config_file = Path(os.environ[CONFIG_ENV_VAR])
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    if config_file is not None:
+        try:
+            tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+    token = _toml_file.set(config_file)
+    try:
+        return Settings(**_without_none(overrides))
+    except ValidationError as exc:
+        lines = [_describe_error(error, config_file) for error in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    finally:
+        _toml_file.reset(token)
+
+
+def _without_none(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Drop flags the user did not give, so the environment and the file still decide them."""
+    return {
+        section: {key: value for key, value in values.items() if value is not None}
+        for section, values in overrides.items()
+    }

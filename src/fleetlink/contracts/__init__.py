@@ -1,0 +1,31 @@
+"""The MQTT and Kafka contracts of fleetlink: topic names, VINs, VSS names and message models.
+
+Pure: this package imports nothing of fleetlink's adapters. Every other package builds on it.
+"""
+
+from fleetlink.contracts.models import (
+    Event,
+    EventKind,
+    Presence,
+    PresenceRecord,
+    PresenceStatus,
+    SignalValue,
+    Telemetry,
+)
+from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic, KafkaTopicSpec, MqttTopic
+from fleetlink.contracts.vin import is_valid_vin
+
+__all__ = [
+    "KAFKA_TOPICS",
+    "Event",
+    "EventKind",
+    "KafkaTopic",
+    "KafkaTopicSpec",
+    "MqttTopic",
+    "Presence",
+    "PresenceRecord",
+    "PresenceStatus",
+    "SignalValue",
+    "Telemetry",
+    "is_valid_vin",
+]

@@ -1,0 +1,98 @@
+"""msgspec models of the messages vehicles send, and of the records fleetlink writes to Kafka.
+
+Unknown fields are accepted and ignored so that a newer vehicle agent does not break an older
+gateway; known fields are validated strictly (types, ranges, VSS path shape, VIN shape).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
+
+from fleetlink.contracts.vin import VIN_PATTERN
+from fleetlink.contracts.vss import VSS_PATH_PATTERN
+
+# 2100-01-01T00:00:00Z: a larger value is a unit mistake (micro- or nanoseconds), not a date.
+_MAX_EPOCH_MS: Final = 4_102_444_800_000
+
+EpochMillis = Annotated[
+    int, Meta(ge=0, le=_MAX_EPOCH_MS, description="event time, milliseconds since the Unix epoch")
+]
+SequenceNumber = Annotated[
+    int, Meta(ge=0, description="per-vehicle counter, increases by one per message")
+]
+Vin = Annotated[str, Meta(pattern=VIN_PATTERN, description="ISO 3779 VIN")]
+MessageId = Annotated[str, Meta(min_length=1, max_length=128)]
+VssPath = Annotated[
+    str, Meta(pattern=VSS_PATH_PATTERN, max_length=256, description="COVESA VSS signal path")
+]
+SignalValue = bool | int | float | str | list[str]
+
+
+class Telemetry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``vehicles/{vin}/telemetry``: a snapshot of VSS signals at event time ``ts``."""
+
+    ts: EpochMillis
+    seq: SequenceNumber
+    signals: dict[VssPath, SignalValue]
+    vin: Vin | None = None
+    msg_id: MessageId | None = None
+
+
+class EventKind(StrEnum):
+    """The ``{kind}`` level of ``vehicles/{vin}/events/{kind}``."""
+
+    HARSH_BRAKING = "harsh-braking"
+    HARSH_ACCELERATION = "harsh-acceleration"
+    ESC_ACTIVATION = "esc-activation"
+    ABS_ACTIVATION = "abs-activation"
+    HAZARD_LIGHTS = "hazard-lights"
+    DTC = "dtc"
+    PARKING_GAP = "parking-gap"
+    CRASH = "crash"
+
+
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``vehicles/{vin}/events/{kind}``: something happened at ``ts``; details in ``data``."""
+
+    ts: EpochMillis
+    seq: SequenceNumber
+    data: dict[str, Any] = {}
+    latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
+    vin: Vin | None = None
+    msg_id: MessageId | None = None
+
+
+class PresenceStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``vehicles/{vin}/presence`` (retained): birth message on connect, last will on loss."""
+
+    status: PresenceStatus
+    ts: EpochMillis
+    reason: Annotated[str, Meta(max_length=256)] | None = None
+
+
+class PresenceRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A ``fleet.presence`` value (compacted, key VIN): the vehicle's latest known state."""
+
+    vin: Vin
+    status: PresenceStatus
+    ts: EpochMillis
+    last_seen: EpochMillis
+    reason: str | None = None
+
+
+MODELS: Final[dict[str, type[msgspec.Struct]]] = {
+    "telemetry": Telemetry,
+    "event": Event,
+    "presence": Presence,
+    "presence-record": PresenceRecord,
+}

@@ -1,0 +1,281 @@
+"""The local stack: one or three KRaft Kafka nodes and one Mosquitto, all state in one directory.
+
+Layout of the state directory::
+
+    stack.json                 processes started by ``up`` (``down`` stops exactly these)
+    kafka/cluster.id           kept across restarts, so data survives ``down`` / ``up``
+    kafka/node-N/              server.properties and data/ of node N
+    mosquitto/                 mosquitto.conf and the persistence database
+    logs/                      one log per process
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from fleetlink.config import StackSettings
+from fleetlink.errors import StackError
+from fleetlink.stack import kafka, mosquitto, process
+from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free, wait_until
+from fleetlink.stack.prereq import find_java, find_mosquitto
+from fleetlink.stack.probes import kafka_broker_ids, mqtt_answers
+from fleetlink.stack.process import ProcessRecord
+from fleetlink.stack.state import StackState, clear_state, load_state, save_state
+
+ProgressCallback = Callable[[str], None]
+
+MOSQUITTO = "mosquitto"
+
+
+def kafka_name(node_id: int) -> str:
+    return f"kafka-{node_id}"
+
+
+class ComponentStatus(msgspec.Struct, frozen=True):
+    name: str
+    pid: int
+    address: str
+    running: bool
+    answers: bool
+    log: str
+
+
+class LocalStack:
+    """Start, inspect and stop the local Kafka + Mosquitto processes of one state directory."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.cache_dir = settings.cache_dir.expanduser().resolve()
+
+    # paths ------------------------------------------------------------------------------------
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def _node_dir(self, node_id: int) -> Path:
+        return self.state_dir / "kafka" / f"node-{node_id}"
+
+    @property
+    def _mosquitto_dir(self) -> Path:
+        return self.state_dir / "mosquitto"
+
+    # queries ----------------------------------------------------------------------------------
+
+    def state(self) -> StackState | None:
+        return load_state(self.state_dir)
+
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"{LOOPBACK}:{port}" for port in self.settings.kafka_ports())
+
+    def is_up(self) -> bool:
+        state = self.state()
+        return state is not None and all(process.is_running(p) for p in state.processes)
+
+    def status(self) -> list[ComponentStatus]:
+        """Every recorded process: whether its pid runs and whether it answers its protocol."""
+        state = self.state()
+        if state is None:
+            return []
+        brokers = kafka_broker_ids(self.bootstrap_servers()) if state.kafka() else set()
+        rows = []
+        for record in state.processes:
+            running = process.is_running(record)
+            if record.name == MOSQUITTO:
+                answers = running and mqtt_answers(LOOPBACK, record.port)
+            else:
+                node_id = int(record.name.split("-")[1])
+                answers = running and node_id in brokers and port_accepts(record.port)
+            rows.append(
+                ComponentStatus(
+                    name=record.name,
+                    pid=record.pid,
+                    address=f"{LOOPBACK}:{record.port}",
+                    running=running,
+                    answers=answers,
+                    log=record.log,
+                )
+            )
+        return rows
+
+    def log_files(self) -> dict[str, Path]:
+        state = self.state()
+        if state is not None:
+            return {record.name: Path(record.log) for record in state.processes}
+        return {path.stem: path for path in sorted(self.logs_dir.glob("*.log"))}
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    def up(self, on_progress: ProgressCallback | None = None) -> StackState:
+        """Start whatever is not running yet and wait until every component answers."""
+        report = on_progress or (lambda _message: None)
+        existing = self.state()
+        if existing is not None:
+            if all(process.is_running(p) for p in existing.processes):
+                if existing.brokers != self.settings.brokers:
+                    raise StackError(
+                        f"the stack in {self.state_dir} runs {existing.brokers} broker(s); "
+                        "run `fleetlink stack down` before changing stack.brokers"
+                    )
+                return existing
+            self.down()
+
+        java = find_java()
+        mosquitto_bin = find_mosquitto()
+        self._check_ports_free()
+        libs = kafka.ensure_kafka_jars(self.cache_dir, self.settings.kafka_version, report)
+        cluster_id = self._cluster_id()
+
+        state = StackState(cluster_id=cluster_id, brokers=self.settings.brokers)
+        try:
+            report("Starting Mosquitto")
+            state.processes.append(self._start_mosquitto(mosquitto_bin))
+            save_state(self.state_dir, state)
+            report(
+                f"Starting Kafka {self.settings.kafka_version} ({self.settings.brokers} node(s))"
+            )
+            for node_id in range(1, self.settings.brokers + 1):
+                state.processes.append(self._start_kafka_node(java, libs, node_id, cluster_id))
+                save_state(self.state_dir, state)
+            report("Waiting for Kafka and Mosquitto to answer")
+            self._wait_until_ready(state)
+        except BaseException:
+            self.down()
+            raise
+        return state
+
+    def down(self, *, purge: bool = False) -> list[ProcessRecord]:
+        """Stop the processes ``up`` started (by pid), Kafka first; ``purge`` also deletes data."""
+        state = self.state()
+        stopped: list[ProcessRecord] = []
+        if state is not None:
+            records = state.kafka() + state.mosquitto()
+            stopped = [record for record in records if process.is_running(record)]
+            # Brokers get SIGTERM together so the controller quorum stays up while they hand over.
+            for record in state.kafka():
+                process.send_signal(record, signal.SIGTERM)
+            for record in records:
+                process.stop(record, timeout=30.0)
+            clear_state(self.state_dir)
+        if purge:
+            for sub in ("kafka", "mosquitto", "logs"):
+                shutil.rmtree(self.state_dir / sub, ignore_errors=True)
+        return stopped
+
+    def kill(self, name: str, signum: signal.Signals = signal.SIGKILL) -> ProcessRecord:
+        """Send ``signum`` to one component (fault tests): ``kafka-2``, ``mosquitto``."""
+        state = self.state()
+        records = [] if state is None else [p for p in state.processes if p.name == name]
+        if not records:
+            raise StackError(f"no running component named {name!r}")
+        process.send_signal(records[0], signum)
+        return records[0]
+
+    # internals --------------------------------------------------------------------------------
+
+    def _check_ports_free(self) -> None:
+        wanted = {
+            "stack.mqtt_port": [self.settings.mqtt_port],
+            "stack.kafka_port": self.settings.kafka_ports(),
+            "stack.controller_port": self.settings.controller_ports(),
+        }
+        for key, ports in wanted.items():
+            for port in ports:
+                if not port_is_free(port):
+                    raise StackError(
+                        f"port {port} on {LOOPBACK} is taken by another process: stop it or "
+                        f"choose another {key} (FLEETLINK_{key.upper().replace('.', '__')})"
+                    )
+
+    def _cluster_id(self) -> str:
+        """Reuse the cluster id of existing data; data from another node count is an error."""
+        id_file = self.state_dir / "kafka" / "cluster.id"
+        nodes = sorted((self.state_dir / "kafka").glob("node-*"))
+        if id_file.is_file() and nodes:
+            if len(nodes) != self.settings.brokers:
+                raise StackError(
+                    f"{self.state_dir} holds data of a {len(nodes)}-node Kafka; "
+                    "run `fleetlink stack down --purge` to start one of "
+                    f"{self.settings.brokers} node(s)"
+                )
+            return id_file.read_text().strip()
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        cluster_id = kafka.new_cluster_id()
+        id_file.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def _start_mosquitto(self, mosquitto_bin: Path) -> ProcessRecord:
+        data_dir = self._mosquitto_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._mosquitto_dir / "mosquitto.conf"
+        log = self.logs_dir / "mosquitto.log"
+        config.write_text(
+            mosquitto.mosquitto_config(
+                port=self.settings.mqtt_port,
+                data_dir=data_dir,
+                log_file=log,
+                max_queued_messages=self.settings.mqtt_max_queued_messages,
+            )
+        )
+        return process.spawn(
+            MOSQUITTO,
+            mosquitto.mosquitto_argv(mosquitto_bin, config),
+            log=log,
+            marker=config,
+            port=self.settings.mqtt_port,
+        )
+
+    def _start_kafka_node(
+        self, java: Path, libs: Path, node_id: int, cluster_id: str
+    ) -> ProcessRecord:
+        node_dir = self._node_dir(node_id)
+        data_dir = node_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        properties = node_dir / "server.properties"
+        properties.write_text(
+            kafka.server_properties(
+                node_id=node_id,
+                kafka_ports=self.settings.kafka_ports(),
+                controller_ports=self.settings.controller_ports(),
+                data_dir=data_dir,
+            )
+        )
+        log4j = self.state_dir / "kafka" / "log4j2.properties"
+        log4j.write_text(kafka.LOG4J2_PROPERTIES)
+        kafka.format_storage(java, libs, properties, cluster_id)
+        return process.spawn(
+            kafka_name(node_id),
+            kafka.broker_argv(java, libs, properties, log4j, self.settings.kafka_heap_mb),
+            log=self.logs_dir / f"{kafka_name(node_id)}.log",
+            marker=properties,
+            port=self.settings.kafka_ports()[node_id - 1],
+        )
+
+    def _wait_until_ready(self, state: StackState) -> None:
+        expected = set(range(1, state.brokers + 1))
+        timeout = self.settings.start_timeout_s
+
+        def ready() -> bool:
+            for record in state.processes:
+                if not process.is_running(record):
+                    last = process.tail(Path(record.log), 5)
+                    raise StackError(
+                        f"{record.name} exited during start-up; last log line: "
+                        f"{last[-1] if last else '(none)'} (log: {record.log})"
+                    )
+            if not all(port_accepts(p) for p in self.settings.kafka_ports()):
+                return False
+            return kafka_broker_ids(
+                self.bootstrap_servers(), timeout=2.0
+            ) >= expected and mqtt_answers(LOOPBACK, self.settings.mqtt_port)
+
+        if not wait_until(ready, timeout, interval=0.5):
+            raise StackError(
+                f"the stack did not answer within {timeout:.0f} s; see the logs in {self.logs_dir}"
+            )

@@ -1,0 +1,61 @@
+"""Does a component answer? One Kafka metadata request, one MQTT 5 CONNECT."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import paho.mqtt.client as mqtt
+from confluent_kafka.admin import AdminClient
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+_quiet = logging.getLogger("fleetlink.stack.probe")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+def kafka_broker_ids(bootstrap_servers: str, timeout: float = 3.0) -> set[int]:
+    """Ids of the brokers the cluster reports through ``bootstrap_servers`` (empty: no answer)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _quiet})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception:  # KafkaException on timeout; any failure means "does not answer"
+        return set()
+    return set(metadata.brokers)
+
+
+def mqtt_answers(host: str, port: int, timeout: float = 3.0) -> bool:
+    """True when the broker accepts an MQTT 5 connection (CONNACK with success)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"fleetlink-probe-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    connected = threading.Event()
+    accepted: list[bool] = []
+
+    def on_connect(
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        accepted.append(not reason_code.is_failure)
+        connected.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError:
+        return False
+    client.loop_start()
+    try:
+        connected.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return bool(accepted and accepted[0])

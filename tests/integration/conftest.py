@@ -1,0 +1,36 @@
+"""One real Kafka + Mosquitto stack per test session, started by the code of `fleetlink stack`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fleetlink.config import Settings
+from fleetlink.stack import LocalStack, process
+from tests.integration.helpers import stack_settings
+
+
+@pytest.fixture(scope="session")
+def stack_config(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return stack_settings(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def local_stack(stack_config: Settings) -> Iterator[LocalStack]:
+    stack = LocalStack(stack_config.stack)
+    state = stack.up()
+    yield stack
+    stack.down()
+    left = [record for record in state.processes if process.is_running(record)]
+    assert not left, f"processes left running: {left}"
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers(local_stack: LocalStack) -> str:
+    return local_stack.bootstrap_servers()
+
+
+@pytest.fixture(scope="session")
+def mqtt_port(local_stack: LocalStack) -> int:
+    return local_stack.settings.mqtt_port

@@ -1,0 +1,153 @@
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from fleetlink.contracts import (
+    KAFKA_TOPICS,
+    Event,
+    EventKind,
+    KafkaTopic,
+    MqttTopic,
+    Presence,
+    PresenceRecord,
+    PresenceStatus,
+    Telemetry,
+    is_valid_vin,
+    vss,
+)
+from fleetlink.contracts.codec import decode, encode
+from fleetlink.contracts.schema import json_schemas, render_schema
+from fleetlink.contracts.topics import VehicleChannel, VehicleTopic
+
+VIN = "WVWZZZ1JZXW000001"
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "valid"),
+    [
+        (VIN, True),
+        ("1HGCM82633A004352", True),
+        ("WVWZZZ1JZXW00000", False),  # 16 characters
+        ("WVWZZZ1JZXW0000011", False),  # 18
+        ("WVWZZZ1JZXW00000I", False),  # I is not allowed
+        ("WVWZZZ1JZXW00000O", False),
+        ("WVWZZZ1JZXW00000Q", False),
+        ("wvwzzz1jzxw000001", False),  # lower case
+        ("WVWZZZ1JZXW00000+", False),  # a topic wildcard is never a VIN
+        ("WVWZZZ1JZXW00000#", False),
+    ],
+)
+def test_vin_shape(candidate: str, valid: bool) -> None:
+    assert is_valid_vin(candidate) is valid
+
+
+def test_topic_builders_match_the_contract() -> None:
+    assert MqttTopic.telemetry(VIN) == f"vehicles/{VIN}/telemetry"
+    assert MqttTopic.event(VIN, EventKind.DTC) == f"vehicles/{VIN}/events/dtc"
+    assert MqttTopic.presence(VIN) == f"vehicles/{VIN}/presence"
+    assert MqttTopic.command(VIN, "c1") == f"vehicles/{VIN}/commands/c1"
+    assert MqttTopic.command_response(VIN, "c1") == f"vehicles/{VIN}/command-responses/c1"
+    assert MqttTopic.commands_filter(VIN) == f"vehicles/{VIN}/commands/+"
+    assert MqttTopic.geo_warnings("8a1fb46622dffff") == "geo/8a1fb46622dffff/warnings"
+
+
+@pytest.mark.parametrize(
+    ("topic", "parsed"),
+    [
+        (f"vehicles/{VIN}/telemetry", VehicleTopic(VIN, VehicleChannel.TELEMETRY)),
+        (f"vehicles/{VIN}/events/crash", VehicleTopic(VIN, VehicleChannel.EVENTS, "crash")),
+        (f"vehicles/{VIN}/presence", VehicleTopic(VIN, VehicleChannel.PRESENCE)),
+        (
+            f"vehicles/{VIN}/command-responses/abc",
+            VehicleTopic(VIN, VehicleChannel.COMMAND_RESPONSES, "abc"),
+        ),
+        (f"vehicles/{VIN}/telemetry/extra", None),
+        (f"vehicles/{VIN}/events", None),
+        (f"vehicles/{VIN}/events/", None),
+        (f"vehicles/{VIN}/radio", None),
+        ("vehicles//telemetry", None),
+        (f"cars/{VIN}/telemetry", None),
+        ("geo/abc/warnings", None),
+    ],
+)
+def test_parse_vehicle_topic(topic: str, parsed: VehicleTopic | None) -> None:
+    assert MqttTopic.parse_vehicle_topic(topic) == parsed
+
+
+def test_every_kafka_topic_has_one_spec() -> None:
+    assert sorted(spec.topic for spec in KAFKA_TOPICS) == sorted(KafkaTopic)
+    compacted = {spec.topic for spec in KAFKA_TOPICS if spec.compacted}
+    assert {KafkaTopic.PRESENCE, KafkaTopic.COMMAND_STATUS} <= compacted
+    assert KafkaTopic.TELEMETRY not in compacted
+
+
+def test_telemetry_round_trip() -> None:
+    raw = (
+        b'{"ts":1764000000000,"seq":7,"signals":{"Vehicle.Speed":42.5,'
+        b'"Vehicle.Body.Trunk.Rear.IsOpen":false,"Vehicle.OBD.DTCList":["P0300"]},'
+        b'"vin":"' + VIN.encode() + b'","from_a_newer_agent":1}'
+    )
+    telemetry = decode(Telemetry, raw)
+    assert telemetry.signals[vss.SPEED] == 42.5
+    assert telemetry.signals[vss.TRUNK_REAR_IS_OPEN] is False
+    assert telemetry.vin == VIN
+    again = decode(Telemetry, encode(telemetry))
+    assert again == telemetry
+    assert b"msg_id" not in encode(telemetry)  # unset optionals are omitted
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"not json", "malformed"),
+        (b'{"seq":1,"signals":{}}', "missing required field `ts`"),
+        (b'{"ts":1,"signals":{}}', "missing required field `seq`"),
+        (b'{"ts":1,"seq":1}', "missing required field `signals`"),
+        (b'{"ts":-1,"seq":1,"signals":{}}', "$.ts"),
+        (b'{"ts":1764000000000000,"seq":1,"signals":{}}', "$.ts"),  # microseconds
+        (b'{"ts":1,"seq":-1,"signals":{}}', "$.seq"),
+        (b'{"ts":1,"seq":1,"signals":{"Speed":1}}', "$.signals"),
+        (b'{"ts":1,"seq":1,"signals":{"Vehicle.Speed":{"v":1}}}', "$.signals"),
+        (b'{"ts":1,"seq":1,"signals":{},"vin":"SHORT"}', "$.vin"),
+        (b'{"ts":"now","seq":1,"signals":{}}', "$.ts"),
+    ],
+)
+def test_invalid_telemetry_is_refused_with_a_reason(raw: bytes, error: str) -> None:
+    with pytest.raises(msgspec.MsgspecError) as caught:
+        decode(Telemetry, raw)
+    assert error in str(caught.value)
+
+
+def test_event_and_presence_models() -> None:
+    event = decode(
+        Event, b'{"ts":5,"seq":1,"data":{"code":"P0301"},"latitude":52.5,"longitude":13.4}'
+    )
+    assert event.data == {"code": "P0301"}
+    with pytest.raises(msgspec.ValidationError, match=r"\$.latitude"):
+        decode(Event, b'{"ts":5,"seq":1,"latitude":91}')
+    presence = decode(Presence, b'{"status":"offline","ts":9,"reason":"last-will"}')
+    assert presence.status is PresenceStatus.OFFLINE
+    with pytest.raises(msgspec.ValidationError, match=r"\$.status"):
+        decode(Presence, b'{"status":"sleeping","ts":9}')
+    record = PresenceRecord(vin=VIN, status=PresenceStatus.ONLINE, ts=9, last_seen=9)
+    assert decode(PresenceRecord, encode(record)) == record
+    assert {kind.value for kind in EventKind} >= {"harsh-braking", "dtc", "parking-gap", "crash"}
+
+
+def test_json_schemas_describe_the_constraints() -> None:
+    schemas = json_schemas()
+    telemetry = schemas["telemetry"]["$defs"]["Telemetry"]
+    assert telemetry["required"] == ["ts", "seq", "signals"]
+    assert telemetry["properties"]["signals"]["propertyNames"]["pattern"].startswith("^Vehicle")
+    assert set(schemas) == {"telemetry", "event", "presence", "presence-record"}
+
+
+def test_checked_in_schemas_are_current() -> None:
+    for name, schema in json_schemas().items():
+        path = SCHEMAS_DIR / f"{name}.schema.json"
+        assert path.is_file(), f"{path} missing: run `fleetlink contracts schema`"
+        assert path.read_text(encoding="utf-8") == render_schema(schema), (
+            f"{path} is stale: run `fleetlink contracts schema`"
+        )
