@@ -64,6 +64,9 @@ class KafkaSettings(_Section):
     ssl_certificate_location: FilePath | None = None
     ssl_key_location: FilePath | None = None
     client_id: str = Field(default="fleetlink", min_length=1)
+    topic_partitions: int = Field(default=6, ge=1, le=10000)
+    # None: the cluster's default.replication.factor (3 on a 3-node local stack).
+    topic_replication_factor: int | None = Field(default=None, ge=1, le=10)
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -50,6 +50,22 @@ def stack_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def processes_using(state_dir: Path) -> list[str]:
+    """Command lines of live processes that name ``state_dir`` (config paths live under it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if str(state_dir) in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
 def run_cli(
     *args: str, env: Mapping[str, str], timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,14 @@ from confluent_kafka import Producer
 
 from fleetlink.stack import LocalStack
 from fleetlink.stack.process import ProcessRecord, is_running
-from tests.integration.helpers import consume, mqtt_client, run_cli, stack_env, stack_settings
+from tests.integration.helpers import (
+    consume,
+    mqtt_client,
+    processes_using,
+    run_cli,
+    stack_env,
+    stack_settings,
+)
 
 
 def pid_alive(pid: int) -> bool:
@@ -55,6 +62,7 @@ def test_stack_up_status_logs_down_leaves_no_process(tmp_path: Path) -> None:
         assert "kafka-1" in down.stdout
         assert "mosquitto" in down.stdout
         assert not any(pid_alive(pid) for pid in pids)
+        assert processes_using(tmp_path / "state") == []
         assert run_cli("stack", "status", env=env).returncode == 1
     finally:
         for pid in pids:  # a failed assertion must not leave brokers behind

@@ -1,0 +1,67 @@
+"""The ``fleetlink`` command: each sub-command delegates to its package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from fleetlink import __version__
+from fleetlink.cli import contracts, stack, topics
+from fleetlink.cli.common import console, err_console
+from fleetlink.cli.demo import demo
+from fleetlink.errors import FleetlinkError
+
+app = typer.Typer(
+    name="fleetlink",
+    help="Connect vehicle fleets to Apache Kafka over MQTT.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(topics.app, name="topics")
+app.add_typer(contracts.app, name="contracts")
+app.command("demo")(demo)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"fleetlink {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML settings file (default: $FLEETLINK_CONFIG, else ./fleetlink.toml).",
+            dir_okay=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = config
+
+
+def main() -> None:
+    """Console entry point: user-facing errors become one red line each, never a traceback."""
+    try:
+        app()
+    except FleetlinkError as error:
+        for line in str(error).splitlines():
+            err_console.print(
+                Text.assemble(("error: ", "bold red"), line), highlight=False, soft_wrap=True
+            )
+        raise SystemExit(1) from None

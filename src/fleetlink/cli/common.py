@@ -1,0 +1,28 @@
+"""What every sub-command shares: consoles, common options, settings from the global --config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from fleetlink.config import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+BrokersOption = Annotated[
+    int | None,
+    typer.Option("--brokers", help="Kafka nodes of the local stack: 1, or 3 for replication."),
+]
+StateDirOption = Annotated[
+    Path | None, typer.Option("--state-dir", help="Where the local stack keeps all its state.")
+]
+
+
+def settings_from(ctx: typer.Context, **stack: Any) -> Settings:
+    """Settings from the file given to the root command, the environment and ``stack`` flags."""
+    config_file: Path | None = ctx.find_root().obj
+    return load_settings(config_file, stack=stack)

@@ -1,0 +1,170 @@
+"""``fleetlink stack``: the local Kafka + Mosquitto stack."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from fleetlink.cli.common import BrokersOption, StateDirOption, console, settings_from
+from fleetlink.config import Settings
+from fleetlink.errors import FleetlinkError
+from fleetlink.stack import LocalStack
+from fleetlink.stack.kafka import ensure_kafka_jars
+from fleetlink.stack.process import tail
+
+app = typer.Typer(help="The local Kafka + Mosquitto stack.", no_args_is_help=True)
+
+
+def _shown_path(path: str) -> str:
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
+
+
+def status_view(stack: LocalStack, settings: Settings) -> Group:
+    rows = stack.status()
+    if not rows:
+        return Group(Text("The local stack is not running (fleetlink stack up).", style="yellow"))
+    table = Table(title=f"fleetlink local stack ({stack.state_dir})", title_justify="left")
+    for column in ("component", "pid", "address", "running", "answers"):
+        table.add_column(column)
+    table.add_column("log", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.name,
+            str(row.pid),
+            row.address,
+            "[green]yes[/]" if row.running else "[red]no[/]",
+            "[green]yes[/]" if row.answers else "[red]no[/]",
+            _shown_path(row.log),
+        )
+    host, port = settings.mqtt_address()
+    endpoints = Text.assemble(
+        ("Kafka bootstrap ", "bold"),
+        stack.bootstrap_servers(),
+        ("   MQTT ", "bold"),
+        f"mqtt://{host}:{port}",
+    )
+    return Group(table, endpoints)
+
+
+def start(stack: LocalStack) -> None:
+    with console.status("Starting the local stack") as spinner:
+        stack.up(on_progress=spinner.update)
+
+
+def watch(stack: LocalStack, settings: Settings, duration: float | None) -> None:
+    """Refresh the status view every two seconds until Ctrl-C or ``duration`` seconds."""
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        with Live(status_view(stack, settings), console=console, refresh_per_second=1) as live:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(2)
+                live.update(status_view(stack, settings))
+    except KeyboardInterrupt:
+        pass
+    console.print()
+
+
+@app.command("up")
+def up(ctx: typer.Context, brokers: BrokersOption = None, state_dir: StateDirOption = None) -> None:
+    """Start Kafka (KRaft) and Mosquitto on loopback and wait until both answer."""
+    settings = settings_from(ctx, brokers=brokers, state_dir=state_dir)
+    stack = LocalStack(settings.stack)
+    start(stack)
+    console.print(status_view(stack, settings))
+
+
+@app.command("fetch")
+def fetch(ctx: typer.Context) -> None:
+    """Resolve the Kafka jars with Maven into the cache (up does this on first start)."""
+    stack_settings = settings_from(ctx).stack
+    with console.status("Resolving Kafka jars with Maven") as spinner:
+        libs = ensure_kafka_jars(
+            stack_settings.cache_dir.expanduser(), stack_settings.kafka_version, spinner.update
+        )
+    console.print(f"Kafka {stack_settings.kafka_version} jars ready in {libs}")
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    state_dir: StateDirOption = None,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also delete Kafka and MQTT data.")
+    ] = False,
+) -> None:
+    """Stop the processes `stack up` started, and only those."""
+    stack = LocalStack(settings_from(ctx, state_dir=state_dir).stack)
+    stopped = stack.down(purge=purge)
+    names = ", ".join(f"{r.name} (pid {r.pid})" for r in stopped) or "nothing was running"
+    console.print(f"Stopped: {names}" + (" — data deleted" if purge else ""))
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    state_dir: StateDirOption = None,
+    live: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+) -> None:
+    """Show what runs where and whether it answers; exit 1 when something is down."""
+    settings = settings_from(ctx, state_dir=state_dir)
+    stack = LocalStack(settings.stack)
+    if live:
+        watch(stack, settings, duration=None)
+        return
+    console.print(status_view(stack, settings))
+    rows = stack.status()
+    if not rows or not all(r.running and r.answers for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    component: Annotated[
+        str | None, typer.Argument(help="kafka-1, kafka-2, ..., mosquitto (default: all).")
+    ] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines per log.")] = 40,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Show each process's log."""
+    stack = LocalStack(settings_from(ctx, state_dir=state_dir).stack)
+    files = stack.log_files()
+    if component is not None:
+        if component not in files:
+            known = ", ".join(files) or "none"
+            raise FleetlinkError(f"no log for {component!r}; known components: {known}")
+        files = {component: files[component]}
+    for name, path in files.items():
+        console.rule(f"{name} — {path}")
+        for line in tail(path, lines):
+            console.print(line, markup=False, highlight=False)
+    if follow:
+        _follow(files)
+
+
+def _follow(files: dict[str, Path]) -> None:
+    offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in files.items()}
+    try:
+        while True:
+            for name, path in files.items():
+                if not path.exists():
+                    continue
+                with path.open("rb") as handle:
+                    handle.seek(offsets[name])
+                    chunk = handle.read()
+                    offsets[name] = handle.tell()
+                for line in chunk.decode(errors="replace").splitlines():
+                    console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return

@@ -1,0 +1,52 @@
+"""``fleetlink topics``: the platform's Kafka topics."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from fleetlink.cli.common import console, settings_from
+from fleetlink.config import Settings
+from fleetlink.contracts.topics import KAFKA_TOPICS
+from fleetlink.kafka.admin import describe_topics, ensure_topics
+
+app = typer.Typer(help="The platform's Kafka topics.", no_args_is_help=True)
+
+
+def ensure_platform_topics(settings: Settings) -> list[str]:
+    return ensure_topics(
+        settings.kafka_client_config(),
+        partitions=settings.kafka.topic_partitions,
+        replication_factor=settings.kafka.topic_replication_factor,
+    )
+
+
+def topics_table(settings: Settings) -> Table:
+    keys = {str(spec.topic): spec for spec in KAFKA_TOPICS}
+    table = Table(title="Kafka topics of the contract", title_justify="left")
+    for column in ("topic", "key", "partitions", "replicas", "min ISR", "cleanup"):
+        table.add_column(column)
+    for info in describe_topics(settings.kafka_client_config()):
+        table.add_row(
+            info.name,
+            keys[info.name].key,
+            str(info.partitions),
+            str(info.replication_factor),
+            info.min_insync_replicas,
+            info.cleanup_policy,
+        )
+    return table
+
+
+@app.command("ensure")
+def ensure(ctx: typer.Context) -> None:
+    """Create the contract's topics that are missing (compacted where the contract says so)."""
+    settings = settings_from(ctx)
+    created = ensure_platform_topics(settings)
+    console.print(f"Created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
+
+
+@app.command("list")
+def list_topics(ctx: typer.Context) -> None:
+    """Show the contract's topics as they are in Kafka."""
+    console.print(topics_table(settings_from(ctx)))

@@ -1,0 +1,1 @@
+"""Kafka adapters (confluent-kafka): admin, and later producers and consumers."""

@@ -1,0 +1,43 @@
+"""The contract's Kafka topics, and `fleetlink demo` as the README runs it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fleetlink.config import Settings
+from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic
+from fleetlink.kafka.admin import describe_topics, ensure_topics
+from fleetlink.stack import LocalStack
+from tests.integration.helpers import processes_using, run_cli, stack_env, stack_settings
+
+
+def test_ensure_topics_creates_the_contract_once(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    client = stack_config.kafka_client_config()
+    created = ensure_topics(client, partitions=4)
+    assert sorted(created) == sorted(str(spec.topic) for spec in KAFKA_TOPICS)
+    assert ensure_topics(client, partitions=4) == []  # idempotent
+
+    infos = {info.name: info for info in describe_topics(client)}
+    assert set(infos) == set(created)
+    assert infos[KafkaTopic.PRESENCE].cleanup_policy == "compact"
+    assert infos[KafkaTopic.COMMAND_STATUS].cleanup_policy == "compact"
+    assert infos[KafkaTopic.TELEMETRY].cleanup_policy == "delete"
+    assert all(info.partitions == 4 for info in infos.values())
+
+
+def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "state")
+    env = {**os.environ, **stack_env(settings)}
+    result = run_cli("demo", "--duration", "3", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "fleet.telemetry" in result.stdout
+    assert "kafka-1" in result.stdout
+    assert "Demo ended; stopped 2 process(es)." in result.stdout
+    logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
+    assert logs == ["kafka-1.log", "mosquitto.log"]
+    assert not (tmp_path / "state" / "stack.json").exists()
+    assert "Traceback" not in result.stderr
+    assert processes_using(tmp_path / "state") == []
