@@ -153,6 +153,104 @@ class StackSettings(_Section):
         return [self.controller_port + i for i in range(self.brokers)]
 
 
+class MappingRule(_Section):
+    """Route MQTT messages matching ``mqtt_filter`` to ``kafka_topic``.
+
+    ``key_level`` and ``vin_level`` count topic levels from 0 (``vehicles/{vin}/...``: VIN is 1);
+    ``schema`` names the contract model the payload must satisfy (``raw``: no validation).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    mqtt_filter: str = Field(min_length=1)
+    kafka_topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    key_level: int | None = Field(default=1, ge=0)
+    vin_level: int | None = Field(default=1, ge=0)
+    schema_name: Literal["telemetry", "event", "presence", "command-response", "raw"] = Field(
+        default="raw", alias="schema"
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("mqtt_filter")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        levels = value.split("/")
+        if value.startswith("$"):
+            raise ValueError("give the plain filter; the gateway adds $share/<group>/ itself")
+        for index, level in enumerate(levels):
+            if ("+" in level and level != "+") or ("#" in level and level != "#"):
+                raise ValueError(f"wildcard must fill a whole level: {level!r}")
+            if level == "#" and index != len(levels) - 1:
+                raise ValueError("'#' must be the last level")
+        return value
+
+
+def default_mappings() -> list[MappingRule]:
+    """The platform's routes (architecture page): one per uplink channel."""
+    return [
+        MappingRule(
+            name="telemetry",
+            mqtt_filter="vehicles/+/telemetry",
+            kafka_topic="fleet.telemetry",
+            schema_name="telemetry",
+        ),
+        MappingRule(
+            name="events",
+            mqtt_filter="vehicles/+/events/+",
+            kafka_topic="fleet.events",
+            schema_name="event",
+        ),
+        MappingRule(
+            name="presence",
+            mqtt_filter="vehicles/+/presence",
+            kafka_topic="fleet.presence",
+            schema_name="presence",
+        ),
+        MappingRule(
+            name="command-responses",
+            mqtt_filter="vehicles/+/command-responses/+",
+            kafka_topic="fleet.command-responses",
+            key_level=3,
+            schema_name="command-response",
+        ),
+    ]
+
+
+class GatewaySettings(_Section):
+    """The uplink gateway: MQTT shared subscription in, Kafka out, PUBACK after the Kafka ack."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    client_id_prefix: str = Field(default="fleetlink-gateway", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    share_group: str = Field(default="fleetlink-gateway", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    # Unacknowledged messages the broker may have in flight to one worker: the bounded window.
+    receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    session_expiry_s: int = Field(default=86400, ge=60)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    late_after_s: float = Field(default=60.0, gt=0)
+    linger_ms: int = Field(default=5, ge=0, le=1000)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    metrics_port: int = Field(default=9310, ge=0, le=65535)  # worker N: metrics_port + N; 0: off
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+    restart_backoff_s: float = Field(default=0.5, gt=0)
+    mappings: list[MappingRule] = Field(default_factory=default_mappings, min_length=1)
+
+    @field_validator("mappings")
+    @classmethod
+    def _unique_names(cls, rules: list[MappingRule]) -> list[MappingRule]:
+        names = [rule.name for rule in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("mapping names must be unique")
+        return rules
+
+
+class ApiSettings(_Section):
+    """The HTTP API (``fleetlink api``)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    kafka_timeout_s: float = Field(default=5.0, gt=0, le=120)
+
+
 _toml_file: ContextVar[Path | None] = ContextVar("fleetlink_toml_file", default=None)
 
 
@@ -169,6 +267,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     mqtt: MqttSettings = MqttSettings()
     stack: StackSettings = Field(default_factory=StackSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

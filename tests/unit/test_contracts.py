@@ -141,7 +141,13 @@ def test_json_schemas_describe_the_constraints() -> None:
     telemetry = schemas["telemetry"]["$defs"]["Telemetry"]
     assert telemetry["required"] == ["ts", "seq", "signals"]
     assert telemetry["properties"]["signals"]["propertyNames"]["pattern"].startswith("^Vehicle")
-    assert set(schemas) == {"telemetry", "event", "presence", "presence-record"}
+    assert set(schemas) == {
+        "telemetry",
+        "event",
+        "presence",
+        "presence-record",
+        "command-response",
+    }
 
 
 def test_checked_in_schemas_are_current() -> None:

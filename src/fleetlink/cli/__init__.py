@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from fleetlink import __version__
-from fleetlink.cli import contracts, stack, topics
+from fleetlink.cli import contracts, gateway, stack, topics
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
 from fleetlink.errors import FleetlinkError
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
+app.add_typer(gateway.app, name="gateway")
 app.add_typer(contracts.app, name="contracts")
 app.command("demo")(demo)
 

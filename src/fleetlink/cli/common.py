@@ -22,7 +22,7 @@ StateDirOption = Annotated[
 ]
 
 
-def settings_from(ctx: typer.Context, **stack: Any) -> Settings:
-    """Settings from the file given to the root command, the environment and ``stack`` flags."""
+def settings_from(ctx: typer.Context, **sections: dict[str, Any]) -> Settings:
+    """Settings from the root command's --config, the environment, and flags by section."""
     config_file: Path | None = ctx.find_root().obj
-    return load_settings(config_file, stack=stack)
+    return load_settings(config_file, **sections)

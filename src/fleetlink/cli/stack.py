@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -60,14 +62,27 @@ def start(stack: LocalStack) -> None:
         stack.up(on_progress=spinner.update)
 
 
-def watch(stack: LocalStack, settings: Settings, duration: float | None) -> None:
-    """Refresh the status view every two seconds until Ctrl-C or ``duration`` seconds."""
+def live_view(
+    render: Callable[[], RenderableType],
+    *,
+    duration: float | None = None,
+    tick: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+    refresh_s: float = 2.0,
+) -> None:
+    """Redraw ``render()`` until Ctrl-C, ``stop`` or ``duration``; call ``tick`` twice a second."""
     deadline = None if duration is None else time.monotonic() + duration
+    stop = stop or threading.Event()
+    next_draw = time.monotonic() + refresh_s
     try:
-        with Live(status_view(stack, settings), console=console, refresh_per_second=1) as live:
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(2)
-                live.update(status_view(stack, settings))
+        with Live(render(), console=console, refresh_per_second=1) as live:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                stop.wait(0.5)
+                if tick is not None:
+                    tick()
+                if time.monotonic() >= next_draw:
+                    live.update(render())
+                    next_draw = time.monotonic() + refresh_s
     except KeyboardInterrupt:
         pass
     console.print()
@@ -76,7 +91,7 @@ def watch(stack: LocalStack, settings: Settings, duration: float | None) -> None
 @app.command("up")
 def up(ctx: typer.Context, brokers: BrokersOption = None, state_dir: StateDirOption = None) -> None:
     """Start Kafka (KRaft) and Mosquitto on loopback and wait until both answer."""
-    settings = settings_from(ctx, brokers=brokers, state_dir=state_dir)
+    settings = settings_from(ctx, stack={"brokers": brokers, "state_dir": state_dir})
     stack = LocalStack(settings.stack)
     start(stack)
     console.print(status_view(stack, settings))
@@ -102,7 +117,7 @@ def down(
     ] = False,
 ) -> None:
     """Stop the processes `stack up` started, and only those."""
-    stack = LocalStack(settings_from(ctx, state_dir=state_dir).stack)
+    stack = LocalStack(settings_from(ctx, stack={"state_dir": state_dir}).stack)
     stopped = stack.down(purge=purge)
     names = ", ".join(f"{r.name} (pid {r.pid})" for r in stopped) or "nothing was running"
     console.print(f"Stopped: {names}" + (" — data deleted" if purge else ""))
@@ -115,10 +130,10 @@ def status(
     live: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
 ) -> None:
     """Show what runs where and whether it answers; exit 1 when something is down."""
-    settings = settings_from(ctx, state_dir=state_dir)
+    settings = settings_from(ctx, stack={"state_dir": state_dir})
     stack = LocalStack(settings.stack)
     if live:
-        watch(stack, settings, duration=None)
+        live_view(lambda: status_view(stack, settings))
         return
     console.print(status_view(stack, settings))
     rows = stack.status()
@@ -137,7 +152,7 @@ def logs(
     state_dir: StateDirOption = None,
 ) -> None:
     """Show each process's log."""
-    stack = LocalStack(settings_from(ctx, state_dir=state_dir).stack)
+    stack = LocalStack(settings_from(ctx, stack={"state_dir": state_dir}).stack)
     files = stack.log_files()
     if component is not None:
         if component not in files:

@@ -4,11 +4,13 @@ Pure: this package imports nothing of fleetlink's adapters. Every other package 
 """
 
 from fleetlink.contracts.models import (
+    CommandResponse,
     Event,
     EventKind,
     Presence,
     PresenceRecord,
     PresenceStatus,
+    ResponseStatus,
     SignalValue,
     Telemetry,
 )
@@ -17,6 +19,7 @@ from fleetlink.contracts.vin import is_valid_vin
 
 __all__ = [
     "KAFKA_TOPICS",
+    "CommandResponse",
     "Event",
     "EventKind",
     "KafkaTopic",
@@ -25,6 +28,7 @@ __all__ = [
     "Presence",
     "PresenceRecord",
     "PresenceStatus",
+    "ResponseStatus",
     "SignalValue",
     "Telemetry",
     "is_valid_vin",

@@ -33,13 +33,17 @@ SignalValue = bool | int | float | str | list[str]
 
 
 class Telemetry(msgspec.Struct, frozen=True, omit_defaults=True):
-    """``vehicles/{vin}/telemetry``: a snapshot of VSS signals at event time ``ts``."""
+    """``vehicles/{vin}/telemetry``: a snapshot of VSS signals at event time ``ts``.
+
+    ``resent`` marks backlog a vehicle flushes after being offline.
+    """
 
     ts: EpochMillis
     seq: SequenceNumber
     signals: dict[VssPath, SignalValue]
     vin: Vin | None = None
     msg_id: MessageId | None = None
+    resent: bool = False
 
 
 class EventKind(StrEnum):
@@ -65,6 +69,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
     vin: Vin | None = None
     msg_id: MessageId | None = None
+    resent: bool = False
 
 
 class PresenceStatus(StrEnum):
@@ -90,9 +95,29 @@ class PresenceRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str | None = None
 
 
+class ResponseStatus(StrEnum):
+    """What a vehicle answers to a command."""
+
+    ACCEPTED = "accepted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class CommandResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``vehicles/{vin}/command-responses/{command_id}``: the vehicle's answer at ``ts``."""
+
+    ts: EpochMillis
+    status: ResponseStatus
+    reason: Annotated[str, Meta(max_length=256)] | None = None
+    seq: SequenceNumber | None = None
+    msg_id: MessageId | None = None
+
+
 MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "telemetry": Telemetry,
     "event": Event,
     "presence": Presence,
     "presence-record": PresenceRecord,
+    "command-response": CommandResponse,
 }

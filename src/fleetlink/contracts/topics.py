@@ -105,6 +105,7 @@ class KafkaTopic(StrEnum):
     EVENTS = "fleet.events"
     PRESENCE = "fleet.presence"
     COMMANDS = "fleet.commands"
+    COMMAND_RESPONSES = "fleet.command-responses"
     COMMAND_STATUS = "fleet.command-status"
     DLQ = "fleet.dlq"
     HAZARDS = "fleet.hazards"
@@ -129,6 +130,9 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     KafkaTopicSpec(KafkaTopic.EVENTS, "VIN", False, "vehicle events by kind"),
     KafkaTopicSpec(KafkaTopic.PRESENCE, "VIN", True, "online/offline, last seen, reason"),
     KafkaTopicSpec(KafkaTopic.COMMANDS, "VIN", False, "command requests from apps and the API"),
+    KafkaTopicSpec(
+        KafkaTopic.COMMAND_RESPONSES, "command id", False, "vehicle answers, input of the tracker"
+    ),
     KafkaTopicSpec(KafkaTopic.COMMAND_STATUS, "command id", True, "command lifecycle transitions"),
     KafkaTopicSpec(KafkaTopic.DLQ, "VIN or none", False, "rejected raw bytes with a reason header"),
     KafkaTopicSpec(KafkaTopic.HAZARDS, "H3 cell", False, "hazard warnings"),

@@ -1,0 +1,132 @@
+"""``fleetlink gateway``: uplink workers under a supervisor, with a live status view."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fleetlink.cli.common import console, settings_from
+from fleetlink.cli.stack import live_view
+from fleetlink.config import Settings
+from fleetlink.gateway.monitor import scrape
+from fleetlink.gateway.supervisor import Supervisor
+from fleetlink.gateway.worker import UplinkWorker, worker_client_id
+from fleetlink.logs import configure
+
+app = typer.Typer(help="The uplink gateway: every vehicle message from MQTT into Kafka.")
+
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", "-w", help="Worker processes (gateway.workers).")
+]
+DrainOption = Annotated[
+    bool,
+    typer.Option(
+        "--drain-on-exit",
+        help="On stop, leave the shared subscription and end the sessions (removing workers for "
+        "good). Without it the broker keeps queueing for the stopped workers.",
+    ),
+]
+
+
+def worker_argv(config_file: Path | None, index: int, drain_on_exit: bool) -> list[str]:
+    argv = [sys.executable, "-m", "fleetlink"]
+    if config_file is not None:
+        argv += ["--config", str(config_file)]
+    argv += ["gateway", "worker", "--index", str(index)]
+    return argv + (["--drain-on-exit"] if drain_on_exit else [])
+
+
+def new_supervisor(
+    ctx: typer.Context, settings: Settings, *, drain_on_exit: bool = False
+) -> Supervisor:
+    config_file: Path | None = ctx.find_root().obj
+    return Supervisor(
+        lambda index: worker_argv(config_file, index, drain_on_exit),
+        settings.gateway.workers,
+        backoff_s=settings.gateway.restart_backoff_s,
+        stop_timeout_s=settings.gateway.drain_timeout_s + 10,
+        log=configure("gateway.supervisor"),
+    )
+
+
+def gateway_table(supervisor: Supervisor, settings: Settings) -> Table:
+    table = Table(title="fleetlink gateway", title_justify="left")
+    columns = ("worker", "pid", "client id", "state", "restarts", "received", "to Kafka", "DLQ")
+    for column in (*columns, "in flight", "MQTT", "Kafka"):
+        table.add_column(column)
+    port = settings.gateway.metrics_port
+    for handle in supervisor.handles:
+        stats = scrape(port + handle.index) if port and handle.running else None
+        state = "[green]running[/]" if handle.running else "[yellow]restarting[/]"
+        if stats is None:
+            numbers = ["-"] * 6
+        else:
+            numbers = [
+                *(f"{v:,.0f}" for v in (stats.received, stats.produced, stats.dlq, stats.inflight)),
+                "[green]up[/]" if stats.connected else "[red]down[/]",
+                "[green]up[/]" if stats.kafka_up else "[red]down[/]",
+            ]
+        table.add_row(
+            str(handle.index),
+            str(handle.pid or "-"),
+            worker_client_id(settings, handle.index),
+            state,
+            str(handle.restarts),
+            *numbers,
+        )
+    return table
+
+
+@app.callback(invoke_without_command=True)
+def gateway(
+    ctx: typer.Context,
+    workers: WorkersOption = None,
+    drain_on_exit: DrainOption = False,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+) -> None:
+    """Run the uplink workers under a supervisor that restarts crashed ones (Ctrl-C stops)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_from(ctx, gateway={"workers": workers})
+    supervisor = new_supervisor(ctx, settings, drain_on_exit=drain_on_exit)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    supervisor.start()
+    try:
+        live_view(
+            lambda: gateway_table(supervisor, settings),
+            duration=duration,
+            tick=supervisor.check,
+            stop=stop,
+        )
+    finally:
+        supervisor.stop(drain=drain_on_exit)
+        console.print("Gateway stopped.")
+
+
+@app.command("worker", hidden=True)
+def worker(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Option("--index", help="Worker number: its client id.")],
+    drain_on_exit: DrainOption = False,
+) -> None:
+    """One worker process (the supervisor starts these)."""
+    log = configure("gateway")
+    settings = settings_from(ctx)
+    stop, drain = threading.Event(), threading.Event()
+    on_stop = drain if drain_on_exit else stop
+    signal.signal(signal.SIGTERM, lambda *_: on_stop.set())
+    signal.signal(signal.SIGINT, lambda *_: on_stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: drain.set())
+    code = UplinkWorker(settings, index, log).run(stop, drain)
+    time.sleep(0)  # let paho's thread finish its last write
+    raise typer.Exit(code)

@@ -1,0 +1,90 @@
+"""Prometheus metrics of one gateway worker, and the small HTTP server that exposes them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class GatewayMetrics:
+    """Counters per mapping rule; label children are cached (this is the hot path)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "fleetlink_gateway_received", "Messages received", ["mapping"], registry=r
+        )
+        self.produced = Counter(
+            "fleetlink_gateway_produced", "Records Kafka acknowledged", ["mapping"], registry=r
+        )
+        self.acked = Counter("fleetlink_gateway_acked", "PUBACKs sent to the broker", registry=r)
+        self.dlq = Counter(
+            "fleetlink_gateway_dlq", "Dead letters by reason", ["reason"], registry=r
+        )
+        self.late = Counter(
+            "fleetlink_gateway_late", "Messages flagged late", ["mapping"], registry=r
+        )
+        self.kafka_errors = Counter(
+            "fleetlink_gateway_kafka_errors",
+            "Failed Kafka deliveries by error",
+            ["error"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "fleetlink_gateway_inflight", "Messages received, not yet acknowledged", registry=r
+        )
+        self.mqtt_connected = Gauge(
+            "fleetlink_gateway_mqtt_connected", "1 while connected to the broker", registry=r
+        )
+        self.kafka_up = Gauge(
+            "fleetlink_gateway_kafka_up", "0 after Kafka reported all brokers down", registry=r
+        )
+        self.delivery_seconds = Histogram(
+            "fleetlink_gateway_kafka_delivery_seconds",
+            "From MQTT receipt to the Kafka delivery report",
+            ["mapping"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def child(self, metric: str, label: str) -> Any:
+        key = (metric, label)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = getattr(self, metric).labels(label)
+        return found
+
+
+Health = Callable[[], tuple[bool, str]]
+
+
+def serve(registry: CollectorRegistry, port: int, *, healthy: Health, ready: Health) -> WSGIServer:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on 127.0.0.1:``port`` in a thread."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in ("/healthz", "/readyz"):
+            ok, detail = (healthy if path == "/healthz" else ready)()
+            body = json.dumps({"ok": ok, "detail": detail}).encode()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json")])
+            return [body]
+        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = make_server("127.0.0.1", port, app, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

@@ -1,0 +1,284 @@
+"""From one MQTT message to one Kafka record: match a mapping rule, validate, add headers.
+
+Pure: no I/O. A message that fails any check becomes a dead-letter record carrying its raw bytes
+and a reason, so nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, Final
+
+import msgspec
+
+from fleetlink.config import MappingRule
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
+from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic
+from fleetlink.contracts.vin import is_valid_vin
+
+DEFAULT_CONTENT_TYPE: Final = b"application/json"
+# Kafka's default message.max.bytes is about 1 MB; a dead letter must still fit.
+DLQ_MAX_PAYLOAD: Final = 900 * 1024
+
+_SCHEMAS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    "telemetry": msgspec.json.Decoder(Telemetry),
+    "event": msgspec.json.Decoder(Event),
+    "presence": msgspec.json.Decoder(Presence),
+    "command-response": msgspec.json.Decoder(CommandResponse),
+}
+_EVENT_KINDS: Final = frozenset(kind.value for kind in EventKind)
+
+
+class DlqReason(StrEnum):
+    NO_MAPPING = "no-mapping"
+    INVALID_VIN = "invalid-vin"
+    TOO_LARGE = "too-large"
+    NOT_JSON = "not-json"
+    SCHEMA = "schema"
+    MISSING_TIMESTAMP = "missing-timestamp"
+    VIN_MISMATCH = "vin-mismatch"
+    UNKNOWN_EVENT_KIND = "unknown-event-kind"
+    KAFKA_REJECTED = "kafka-rejected"
+
+
+class Inbound(msgspec.Struct, frozen=True):
+    """A message as it reached fleetlink (over MQTT or HTTP)."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    received_ms: int
+    user_properties: Sequence[tuple[str, str]] = ()
+    content_type: str | None = None
+    redelivered: bool = False
+    source: str = "mqtt"
+
+
+class Record(msgspec.Struct):
+    """What goes to Kafka; ``dlq_reason`` is set for dead letters."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    mapping: str
+    message_id: str
+    dlq_reason: DlqReason | None = None
+    dlq_detail: str | None = None
+    late: bool = False
+
+
+class RejectedError(Exception):
+    """Raised inside routing: the message is a dead letter for ``reason``."""
+
+    def __init__(self, reason: DlqReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _CompiledRule:
+    __slots__ = ("decoder", "levels", "rule")
+
+    def __init__(self, rule: MappingRule) -> None:
+        self.rule = rule
+        self.levels = rule.mqtt_filter.split("/")
+        self.decoder = _SCHEMAS.get(rule.schema_name)
+
+    def matches(self, levels: list[str]) -> bool:
+        pattern = self.levels
+        for index, want in enumerate(pattern):
+            if want == "#":
+                return True
+            if index >= len(levels):
+                return False
+            if want != "+" and want != levels[index]:
+                return False
+        return len(levels) == len(pattern)
+
+
+def content_hash(topic: str, payload: bytes) -> str:
+    return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).hexdigest()
+
+
+class Router:
+    """Routes messages by the first matching mapping rule."""
+
+    def __init__(
+        self,
+        rules: Sequence[MappingRule],
+        *,
+        max_payload_bytes: int,
+        late_after_ms: int,
+        dlq_topic: str = KafkaTopic.DLQ,
+    ) -> None:
+        self._rules = [_CompiledRule(rule) for rule in rules]
+        self._max_payload = max_payload_bytes
+        self._late_after_ms = late_after_ms
+        self._dlq_topic = dlq_topic
+
+    @property
+    def rules(self) -> list[MappingRule]:
+        return [compiled.rule for compiled in self._rules]
+
+    def route(self, message: Inbound) -> Record:
+        levels = message.topic.split("/")
+        compiled = next((c for c in self._rules if c.matches(levels)), None)
+        if compiled is None:
+            vin = levels[1] if len(levels) > 1 and levels[0] == VEHICLES_ROOT else None
+            return self.dead_letter(
+                message,
+                DlqReason.NO_MAPPING,
+                "no mapping rule matches",
+                key=vin if vin is not None and is_valid_vin(vin) else None,
+            )
+        rule = compiled.rule
+        vin = levels[rule.vin_level] if rule.vin_level is not None else None
+        key = levels[rule.key_level] if rule.key_level is not None else None
+        try:
+            return self._validated(message, compiled, levels, vin, key)
+        except RejectedError as rejected:
+            return self.dead_letter(
+                message,
+                rejected.reason,
+                rejected.detail,
+                key=vin if vin is not None and is_valid_vin(vin) else None,
+                mapping=rule.name,
+            )
+
+    def _validated(
+        self,
+        message: Inbound,
+        compiled: _CompiledRule,
+        levels: list[str],
+        vin: str | None,
+        key: str | None,
+    ) -> Record:
+        rule = compiled.rule
+        if vin is not None and not is_valid_vin(vin):
+            raise RejectedError(DlqReason.INVALID_VIN, f"topic level {rule.vin_level} is not a VIN")
+        if len(message.payload) > self._max_payload:
+            raise RejectedError(
+                DlqReason.TOO_LARGE,
+                f"{len(message.payload)} bytes, limit {self._max_payload}",
+            )
+        event_time: int | None = None
+        message_id: str | None = None
+        resent = False
+        if compiled.decoder is not None:
+            parsed = _decode(compiled.decoder, message.payload)
+            event_time = parsed.ts
+            payload_vin = getattr(parsed, "vin", None)
+            if payload_vin is not None and payload_vin != vin:
+                raise RejectedError(DlqReason.VIN_MISMATCH, f"payload vin {payload_vin} != topic")
+            if rule.schema_name == "event" and levels[-1] not in _EVENT_KINDS:
+                raise RejectedError(DlqReason.UNKNOWN_EVENT_KIND, f"event kind {levels[-1]!r}")
+            resent = getattr(parsed, "resent", False)
+            message_id = getattr(parsed, "msg_id", None)
+            if message_id is None and getattr(parsed, "seq", None) is not None:
+                # ts guards against a vehicle whose counter restarted at 0.
+                message_id = f"{vin or key}-{parsed.seq}-{parsed.ts}"
+        if message_id is None:
+            message_id = content_hash(message.topic, message.payload)
+        late = resent or (
+            event_time is not None and message.received_ms - event_time > self._late_after_ms
+        )
+        headers = self._headers(message, rule.name, message_id)
+        if event_time is not None:
+            headers.append((h.EVENT_TIME, str(event_time).encode()))
+        if late:
+            headers.append((h.LATE, b"1"))
+        return Record(
+            topic=rule.kafka_topic,
+            key=key.encode() if key is not None else None,
+            value=message.payload,
+            headers=headers,
+            mapping=rule.name,
+            message_id=message_id,
+            late=late,
+        )
+
+    def dead_letter(
+        self,
+        message: Inbound,
+        reason: DlqReason,
+        detail: str,
+        *,
+        key: str | None = None,
+        mapping: str = "none",
+    ) -> Record:
+        message_id = content_hash(message.topic, message.payload)
+        headers = self._headers(message, mapping, message_id)
+        headers.append((h.DLQ_REASON, reason.value.encode()))
+        headers.append((h.DLQ_DETAIL, detail[:512].encode(errors="replace")))
+        value = message.payload
+        if len(value) > DLQ_MAX_PAYLOAD:
+            headers.append((h.DLQ_ORIGINAL_SIZE, str(len(value)).encode()))
+            value = value[:DLQ_MAX_PAYLOAD]
+        return Record(
+            topic=self._dlq_topic,
+            key=key.encode() if key is not None else None,
+            value=value,
+            headers=headers,
+            mapping=mapping,
+            message_id=message_id,
+            dlq_reason=reason,
+            dlq_detail=detail,
+        )
+
+    def reject(self, record: Record, reason: DlqReason, detail: str) -> Record:
+        """Turn a routed record that Kafka refused into a dead letter, headers kept."""
+        headers = [
+            *record.headers,
+            (h.DLQ_REASON, reason.value.encode()),
+            (h.DLQ_DETAIL, detail[:512].encode(errors="replace")),
+        ]
+        value = record.value
+        if len(value) > DLQ_MAX_PAYLOAD:
+            headers.append((h.DLQ_ORIGINAL_SIZE, str(len(value)).encode()))
+            value = value[:DLQ_MAX_PAYLOAD]
+        return Record(
+            topic=self._dlq_topic,
+            key=record.key,
+            value=value,
+            headers=headers,
+            mapping=record.mapping,
+            message_id=record.message_id,
+            dlq_reason=reason,
+            dlq_detail=detail,
+        )
+
+    @staticmethod
+    def _headers(message: Inbound, mapping: str, message_id: str) -> list[tuple[str, bytes]]:
+        headers = [
+            (h.MESSAGE_ID, message_id.encode()),
+            (h.MQTT_TOPIC, message.topic.encode()),
+            (h.QOS, b"1" if message.qos == 1 else str(message.qos).encode()),
+            (h.INGEST_TIME, str(message.received_ms).encode()),
+            (
+                h.CONTENT_TYPE,
+                message.content_type.encode() if message.content_type else DEFAULT_CONTENT_TYPE,
+            ),
+            (h.MAPPING, mapping.encode()),
+            (h.SOURCE, message.source.encode()),
+        ]
+        if message.redelivered:
+            headers.append((h.REDELIVERED, b"1"))
+        for name, value in message.user_properties:
+            headers.append((h.user_property_header(name), value.encode()))
+        return headers
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], payload: bytes) -> Any:
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as error:
+        text = str(error)
+        if "missing required field `ts`" in text:
+            raise RejectedError(DlqReason.MISSING_TIMESTAMP, text) from None
+        raise RejectedError(DlqReason.SCHEMA, text) from None
+    except msgspec.DecodeError as error:
+        raise RejectedError(DlqReason.NOT_JSON, str(error)) from None

@@ -1,0 +1,313 @@
+"""One uplink gateway worker: MQTT shared subscription in, Kafka out, PUBACK after the Kafka ack.
+
+Threads: paho's network thread runs ``on_message`` (route, produce); the main thread serves
+Kafka delivery reports (``poll``) and from them sends the PUBACKs, in arrival order. The broker
+sends at most Receive Maximum unacknowledged messages, so when Kafka is down the worker stops
+acknowledging, holds a bounded window, and the broker queues the rest in the persistent session.
+
+Stopping: ``stop`` (SIGTERM) finishes what is in flight, acknowledges it and disconnects keeping
+the session, so the broker keeps queueing for this client id and nothing is lost even when this
+is the only worker. ``drain`` (SIGUSR1, or ``--drain-on-exit``) is for removing a worker for good:
+it leaves the shared subscription, finishes, and ends the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from confluent_kafka import KafkaError, KafkaException, Producer
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from fleetlink.config import Settings
+from fleetlink.gateway.acks import OrderedAcks, Slot
+from fleetlink.gateway.metrics import GatewayMetrics, serve
+from fleetlink.gateway.routing import DlqReason, Inbound, Record, Router
+from fleetlink.kafka.producer import reliable_producer_config
+from fleetlink.mqtt.client import connect_properties, end_session_properties, new_client
+
+# Errors that will not go away by retrying this record: it goes to the DLQ instead.
+_RECORD_REJECTED = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    }
+)
+_QUIET_S = 1.0  # a drain ends once no message arrived for this long and nothing is in flight
+
+
+def worker_client_id(settings: Settings, index: int) -> str:
+    return f"{settings.gateway.client_id_prefix}-{index}"
+
+
+class UplinkWorker:
+    def __init__(self, settings: Settings, index: int, log: logging.Logger) -> None:
+        gateway = settings.gateway
+        self.settings = settings
+        self.index = index
+        self.log = log
+        self.client_id = worker_client_id(settings, index)
+        self.router = Router(
+            gateway.mappings,
+            max_payload_bytes=gateway.max_payload_bytes,
+            late_after_ms=int(gateway.late_after_s * 1000),
+        )
+        share = f"$share/{gateway.share_group}"
+        self.filters = [f"{share}/{rule.mqtt_filter}" for rule in gateway.mappings]
+        self.metrics = GatewayMetrics()
+        self.acks = OrderedAcks()
+        self.producer = Producer(
+            reliable_producer_config(
+                settings.kafka_client_config(),
+                linger_ms=gateway.linger_ms,
+                compression=gateway.compression,
+                message_timeout_ms=0,  # never give up: Kafka coming back resumes the flow
+                queue_max_messages=max(100_000, 4 * gateway.receive_maximum),
+            )
+            | {"client.id": self.client_id, "error_cb": self._kafka_error, "logger": log}
+        )
+        self.client = new_client(settings, self.client_id, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_unsubscribe = self._on_unsubscribe
+        self._retry: deque[tuple[float, Record, Slot | None]] = deque()
+        self._unsubscribed = threading.Event()
+        self._accepting = True
+        self._connected = False
+        self._kafka_up = True
+        self._fatal: str | None = None
+        self._last_message = time.monotonic()
+        self._last_loop = time.monotonic()
+
+    # health ----------------------------------------------------------------------------------
+
+    def healthy(self) -> tuple[bool, str]:
+        stalled = time.monotonic() - self._last_loop > 10
+        if self._fatal is not None or stalled:
+            return False, self._fatal or "main loop stalled"
+        return True, "running"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self._connected:
+            return False, "not connected to the MQTT broker"
+        if not self._kafka_up:
+            return False, "Kafka unreachable"
+        return True, "ready"
+
+    # MQTT callbacks (paho's network thread) ----------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self.log.error("mqtt connect refused", extra={"reason": str(reason_code)})
+            return
+        self.acks.new_connection()
+        self._connected = True
+        self.metrics.mqtt_connected.set(1)
+        if self._accepting:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
+        self.log.info(
+            "mqtt connected",
+            extra={"client_id": self.client_id, "session_present": flags.session_present},
+        )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.acks.new_connection()  # un-acked messages will be redelivered, never acked late
+        self._connected = False
+        self.metrics.mqtt_connected.set(0)
+        if self._accepting:
+            self.log.warning("mqtt disconnected", extra={"reason": str(reason_code)})
+
+    def _on_unsubscribe(self, *_args: Any) -> None:
+        self._unsubscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if not self._accepting:
+            return  # stopping: not acknowledged, so the broker delivers it again later
+        self._last_message = started = time.monotonic()
+        properties = message.properties
+        inbound = Inbound(
+            topic=message.topic,
+            payload=bytes(message.payload),
+            qos=message.qos,
+            received_ms=time.time_ns() // 1_000_000,
+            user_properties=getattr(properties, "UserProperty", ()),
+            content_type=getattr(properties, "ContentType", None),
+            redelivered=bool(message.dup),
+        )
+        record = self.router.route(inbound)
+        slot = self.acks.track(message.mid, message.qos) if message.qos > 0 else None
+        self.metrics.child("received", record.mapping).inc()
+        if record.late:
+            self.metrics.child("late", record.mapping).inc()
+        self._produce(record, slot, started)
+
+    # Kafka -------------------------------------------------------------------------------------
+
+    def _produce(self, record: Record, slot: Slot | None, started: float) -> None:
+        def on_delivery(error: KafkaError | None, _message: Any) -> None:
+            self._delivered(error, record, slot, started)
+
+        while True:
+            try:
+                self.producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # the local queue is full: let deliveries drain it
+            except KafkaException as exc:  # refused before sending, e.g. larger than allowed
+                error = exc.args[0]
+                if record.dlq_reason is not None:
+                    self._fatal = f"cannot write a dead letter: {error.str()}"
+                    return
+                record = self.router.reject(record, DlqReason.KAFKA_REJECTED, error.str())
+
+    def _delivered(
+        self, error: KafkaError | None, record: Record, slot: Slot | None, started: float
+    ) -> None:
+        if error is None:
+            self._kafka_up = True
+            if record.dlq_reason is not None:
+                self.metrics.child("dlq", record.dlq_reason.value).inc()
+            else:
+                self.metrics.child("produced", record.mapping).inc()
+            self.metrics.child("delivery_seconds", record.mapping).observe(
+                time.monotonic() - started
+            )
+            if slot is not None:
+                self.acks.complete(slot, self._ack)
+            return
+        self.metrics.child("kafka_errors", error.name()).inc()
+        if error.fatal():
+            self._fatal = f"fatal Kafka error: {error.str()}"
+            return
+        if record.dlq_reason is None and error.code() in _RECORD_REJECTED:
+            self.log.warning(
+                "kafka rejected a record; sending it to the DLQ",
+                extra={"topic": record.topic, "error": error.str()},
+            )
+            letter = self.router.reject(record, DlqReason.KAFKA_REJECTED, error.str())
+            self._produce(letter, slot, started)
+            return
+        self.log.warning("kafka delivery failed; retrying", extra={"error": error.str()})
+        self._retry.append((time.monotonic() + 1.0, record, slot))
+
+    def _ack(self, mid: int, qos: int) -> None:
+        self.client.ack(mid, qos)
+        self.metrics.acked.inc()
+
+    def _kafka_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self._kafka_up:
+                self.log.warning("kafka unreachable; holding acknowledgements")
+            self._kafka_up = False
+            self.metrics.kafka_up.set(0)
+        elif error.fatal():
+            self._fatal = f"fatal Kafka error: {error.str()}"
+
+    # main loop ---------------------------------------------------------------------------------
+
+    def _serve_deliveries(self, timeout: float) -> None:
+        self.producer.poll(timeout)
+        self._last_loop = now = time.monotonic()
+        while self._retry and self._retry[0][0] <= now:
+            _due, record, slot = self._retry.popleft()
+            self._produce(record, slot, now)
+        self.metrics.inflight.set(len(self.acks))
+        if self._kafka_up:
+            self.metrics.kafka_up.set(1)
+
+    def run(self, stop: threading.Event, drain: threading.Event) -> int:
+        """Work until ``stop`` or ``drain`` is set; return the process exit code."""
+        port = self.settings.gateway.metrics_port
+        server = None
+        if port:
+            server = serve(
+                self.metrics.registry, port + self.index, healthy=self.healthy, ready=self.ready
+            )
+        host, mqtt_port = self.settings.mqtt_address()
+        self.client.connect_async(
+            host,
+            mqtt_port,
+            keepalive=self.settings.mqtt.keepalive_s,
+            clean_start=False,
+            properties=connect_properties(
+                session_expiry_s=self.settings.gateway.session_expiry_s,
+                receive_maximum=self.settings.gateway.receive_maximum,
+            ),
+        )
+        self.client.loop_start()
+        self.log.info("gateway worker started", extra={"client_id": self.client_id})
+        try:
+            while not (stop.is_set() or drain.is_set() or self._fatal):
+                self._serve_deliveries(0.05)
+            if self._fatal:
+                # Exit without DISCONNECT: the session and its un-acked messages stay at the broker.
+                self.log.error("gateway worker failed", extra={"error": self._fatal})
+                return 1
+            return 0 if self._finish(leave_group=drain.is_set()) else 1
+        finally:
+            if server is not None:
+                server.shutdown()
+
+    def _finish(self, *, leave_group: bool) -> bool:
+        """Finish in-flight messages, acknowledge them, disconnect. True when all were acked."""
+        timeout = self.settings.gateway.drain_timeout_s
+        deadline = time.monotonic() + timeout
+        if leave_group:
+            self._unsubscribed.clear()
+            self.client.unsubscribe(self.filters)
+            self._unsubscribed.wait(min(5.0, timeout))
+        else:
+            self._accepting = False
+        while time.monotonic() < deadline:
+            self._serve_deliveries(0.05)
+            quiet = time.monotonic() - self._last_message > _QUIET_S
+            if len(self.acks) == 0 and not self._retry and (quiet or not leave_group):
+                break
+        finished = len(self.acks) == 0
+        self._accepting = False
+        if finished and leave_group:
+            self.client.disconnect(properties=end_session_properties())
+        else:
+            if not finished:
+                self.log.warning(
+                    "stop timed out; the broker keeps the session and redelivers",
+                    extra={"unacknowledged": len(self.acks)},
+                )
+            self.client.disconnect()
+        self.client.loop_stop()
+        self.producer.flush(5)
+        self.log.info(
+            "gateway worker stopped",
+            extra={"client_id": self.client_id, "left_group": finished and leave_group},
+        )
+        return finished

@@ -1,0 +1,1 @@
+"""MQTT adapters (paho-mqtt 2, MQTT 5)."""

@@ -1,0 +1,55 @@
+from fleetlink.gateway.acks import OrderedAcks
+from fleetlink.kafka.dedup import Deduplicator, message_id
+
+
+def test_acks_go_out_in_arrival_order_whatever_order_kafka_answers() -> None:
+    acks = OrderedAcks()
+    sent: list[int] = []
+    slots = [acks.track(mid, 1) for mid in (10, 11, 12, 13)]
+
+    def acknowledge(mid: int, qos: int) -> None:
+        assert qos == 1
+        sent.append(mid)
+
+    assert acks.complete(slots[2], acknowledge) == 0  # 10 and 11 are still at Kafka
+    assert acks.complete(slots[1], acknowledge) == 0
+    assert sent == []
+    assert acks.complete(slots[0], acknowledge) == 3
+    assert sent == [10, 11, 12]
+    assert len(acks) == 1
+    assert acks.complete(slots[3], acknowledge) == 1
+    assert sent == [10, 11, 12, 13]
+    assert len(acks) == 0
+
+
+def test_deliveries_from_an_old_connection_are_never_acknowledged() -> None:
+    acks = OrderedAcks()
+    sent: list[int] = []
+    old = acks.track(1, 1)
+    acks.new_connection()  # the broker will redeliver packet 1; its id may now mean another message
+    fresh = acks.track(1, 1)
+    assert acks.complete(old, lambda mid, qos: sent.append(mid)) == 0
+    assert sent == []
+    assert acks.complete(fresh, lambda mid, qos: sent.append(mid)) == 1
+    assert sent == [1]
+
+
+def test_deduplicator_counts_and_forgets_the_oldest() -> None:
+    dedup = Deduplicator(capacity=3)
+    assert [dedup.first_time(i) for i in ("a", "b", "a", "c", "d")] == [
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert dedup.duplicates == 1
+    assert len(dedup) == 3
+    assert dedup.first_time("b")  # evicted: "a" was refreshed, "b" was the oldest
+    assert not dedup.first_time("d")
+
+
+def test_message_id_header_is_read() -> None:
+    assert message_id([("x", b"1"), ("fl.msg_id", b"abc")]) == "abc"
+    assert message_id(None) is None
+    assert message_id([("fl.msg_id", None)]) is None
