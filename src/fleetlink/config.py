@@ -233,6 +233,7 @@ class GatewaySettings(_Section):
     drain_timeout_s: float = Field(default=30.0, gt=0)
     restart_backoff_s: float = Field(default=0.5, gt=0)
     mappings: list[MappingRule] = Field(default_factory=default_mappings, min_length=1)
+    dlq_topic: str = Field(default="fleet.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
 
     @field_validator("mappings")
     @classmethod

@@ -60,6 +60,7 @@ class UplinkWorker:
             gateway.mappings,
             max_payload_bytes=gateway.max_payload_bytes,
             late_after_ms=int(gateway.late_after_s * 1000),
+            dlq_topic=gateway.dlq_topic,
         )
         share = f"$share/{gateway.share_group}"
         self.filters = [f"{share}/{rule.mqtt_filter}" for rule in gateway.mappings]

@@ -168,14 +168,40 @@ class LocalStack:
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
         return stopped
 
-    def kill(self, name: str, signum: signal.Signals = signal.SIGKILL) -> ProcessRecord:
-        """Send ``signum`` to one component (fault tests): ``kafka-2``, ``mosquitto``."""
+    def stop_component(self, name: str) -> None:
+        """Stop one component cleanly (fault tests: "stop Kafka"); ``start_component`` undoes it."""
+        process.stop(self._record(name), timeout=60.0)
+
+    def start_component(self, name: str) -> ProcessRecord:
+        """Start one stopped component again with its recorded settings; wait until it answers."""
+        state = self.state()
+        old = self._record(name)
+        if process.is_running(old):
+            return old
+        assert state is not None
+        if name == MOSQUITTO:
+            record = self._start_mosquitto(find_mosquitto())
+        else:
+            libs = kafka.ensure_kafka_jars(self.cache_dir, self.settings.kafka_version)
+            node_id = int(name.split("-")[1])
+            record = self._start_kafka_node(find_java(), libs, node_id, state.cluster_id)
+        state.processes = [record if p.name == name else p for p in state.processes]
+        save_state(self.state_dir, state)
+        self._wait_until_ready(state)
+        return record
+
+    def _record(self, name: str) -> ProcessRecord:
         state = self.state()
         records = [] if state is None else [p for p in state.processes if p.name == name]
         if not records:
-            raise StackError(f"no running component named {name!r}")
-        process.send_signal(records[0], signum)
+            raise StackError(f"no component named {name!r}")
         return records[0]
+
+    def kill(self, name: str, signum: signal.Signals = signal.SIGKILL) -> ProcessRecord:
+        """Send ``signum`` to one component (fault tests): ``kafka-2``, ``mosquitto``."""
+        record = self._record(name)
+        process.send_signal(record, signum)
+        return record
 
     # internals --------------------------------------------------------------------------------
 

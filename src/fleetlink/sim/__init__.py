@@ -1,0 +1,1 @@
+"""Simulated vehicles: load generators now, the realistic fleet simulator later."""

@@ -1,0 +1,184 @@
+"""Run real gateway workers against the real stack, each test on Kafka topics of its own."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fleetlink.cli.gateway import worker_argv
+from fleetlink.config import Settings, load_settings
+from fleetlink.contracts import headers as h
+from fleetlink.gateway.supervisor import Supervisor
+from fleetlink.kafka.dedup import Deduplicator, message_id
+from fleetlink.sim.flood import FloodResult
+from tests.integration.helpers import read_topic
+
+
+@dataclass
+class GatewayTopics:
+    telemetry: str
+    events: str
+    presence: str
+    responses: str
+    dlq: str
+
+
+def gateway_config(
+    tmp_path: Path, stack: Settings, *, workers: int = 1
+) -> tuple[Path, Settings, GatewayTopics]:
+    """A TOML config for a gateway with its own share group, client ids and Kafka topics."""
+    run = uuid.uuid4().hex[:8]
+    topics = GatewayTopics(
+        telemetry=f"t{run}.telemetry",
+        events=f"t{run}.events",
+        presence=f"t{run}.presence",
+        responses=f"t{run}.command-responses",
+        dlq=f"t{run}.dlq",
+    )
+    s = stack.stack
+    config = tmp_path / f"gateway-{run}.toml"
+    config.write_text(
+        f"""
+[stack]
+state_dir = "{s.state_dir}"
+kafka_port = {s.kafka_port}
+controller_port = {s.controller_port}
+mqtt_port = {s.mqtt_port}
+brokers = {s.brokers}
+
+[gateway]
+workers = {workers}
+client_id_prefix = "gw{run}"
+share_group = "gw{run}"
+metrics_port = 0
+drain_timeout_s = 20
+restart_backoff_s = 0.2
+dlq_topic = "{topics.dlq}"
+
+[[gateway.mappings]]
+name = "telemetry"
+mqtt_filter = "vehicles/+/telemetry"
+kafka_topic = "{topics.telemetry}"
+schema = "telemetry"
+
+[[gateway.mappings]]
+name = "events"
+mqtt_filter = "vehicles/+/events/+"
+kafka_topic = "{topics.events}"
+schema = "event"
+
+[[gateway.mappings]]
+name = "presence"
+mqtt_filter = "vehicles/+/presence"
+kafka_topic = "{topics.presence}"
+schema = "presence"
+
+[[gateway.mappings]]
+name = "command-responses"
+mqtt_filter = "vehicles/+/command-responses/+"
+kafka_topic = "{topics.responses}"
+key_level = 3
+schema = "command-response"
+"""
+    )
+    settings = load_settings(config)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers()})
+    names = [topics.telemetry, topics.events, topics.presence, topics.responses, topics.dlq]
+    futures = admin.create_topics([NewTopic(n, num_partitions=6) for n in names])
+    for future in futures.values():
+        future.result(30)
+    return config, settings, topics
+
+
+@contextmanager
+def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
+    """Workers under the real supervisor, checked every 0.2 s; drained and gone on exit."""
+    settings = load_settings(config)
+    supervisor = Supervisor(
+        lambda index: worker_argv(config, index, drain_on_exit=True),
+        workers,
+        backoff_s=settings.gateway.restart_backoff_s,
+        stop_timeout_s=40,
+        log=logging.getLogger("test.supervisor"),
+    )
+    stop = threading.Event()
+
+    def keep_checking() -> None:
+        while not stop.wait(0.2):
+            supervisor.check()
+
+    supervisor.start()
+    checker = threading.Thread(target=keep_checking, daemon=True)
+    checker.start()
+    try:
+        yield supervisor
+    finally:
+        stop.set()
+        checker.join(5)
+        supervisor.stop(drain=True)
+        assert all(not handle.running for handle in supervisor.handles)
+
+
+def start_worker(config: Path, index: int) -> subprocess.Popen[bytes]:
+    """One worker without a supervisor (for tests that decide themselves when it comes back)."""
+    return subprocess.Popen(worker_argv(config, index, drain_on_exit=True))
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(40)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+
+
+@dataclass
+class Arrival:
+    ids: set[str]
+    duplicates: int
+    records: list  # type: ignore[type-arg]
+
+
+def wait_for_ids(bootstrap: str, topic: str, expected: set[str], timeout: float = 120) -> Arrival:
+    """Read ``topic`` until every expected id is in it (or time runs out); count duplicates."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read_topic(bootstrap, topic)
+        dedup = Deduplicator(capacity=10_000_000)
+        seen: set[str] = set()
+        for record in records:
+            record_id = message_id(record.headers())
+            assert record_id is not None, "record without fl.msg_id"
+            if dedup.first_time(record_id):
+                seen.add(record_id)
+        if expected <= seen or time.monotonic() > deadline:
+            return Arrival(ids=seen, duplicates=dedup.duplicates, records=records)
+        time.sleep(2)
+
+
+def published_ids(results: list[FloodResult]) -> set[str]:
+    ids: set[str] = set()
+    for result in results:
+        ids.update(result.ids)
+    return ids
+
+
+def header(record: object, name: str) -> bytes | None:
+    for key, value in record.headers() or ():  # type: ignore[attr-defined]
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+REQUIRED_HEADERS = (h.MESSAGE_ID, h.MQTT_TOPIC, h.QOS, h.EVENT_TIME, h.INGEST_TIME, h.CONTENT_TYPE)
