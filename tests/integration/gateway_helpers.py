@@ -128,9 +128,11 @@ def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
         assert all(not handle.running for handle in supervisor.handles)
 
 
-def start_worker(config: Path, index: int) -> subprocess.Popen[bytes]:
+def start_worker(
+    config: Path, index: int, *, drain_on_exit: bool = True
+) -> subprocess.Popen[bytes]:
     """One worker without a supervisor (for tests that decide themselves when it comes back)."""
-    return subprocess.Popen(worker_argv(config, index, drain_on_exit=True))
+    return subprocess.Popen(worker_argv(config, index, drain_on_exit=drain_on_exit))
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetlink.contracts import vss
 from fleetlink.contracts.topics import MqttTopic
+from fleetlink.contracts.vin import is_valid_vin
 
 MALFORMED_KINDS = ("not-json", "schema", "missing-timestamp", "vin-mismatch", "invalid-vin")
 
@@ -50,6 +51,8 @@ class FloodResult(msgspec.Struct):
 
 def vins_for(count: int, prefix: str = "FLT") -> list[str]:
     """``count`` distinct valid VINs (17 characters, no I, O or Q)."""
+    if not is_valid_vin(f"{prefix}{0:0{17 - len(prefix)}d}"):
+        raise ValueError(f"VIN prefix {prefix!r} makes invalid VINs (I, O and Q are not allowed)")
     return [f"{prefix}{n:0{17 - len(prefix)}d}" for n in range(count)]
 
 

@@ -1,0 +1,172 @@
+"""Fault tests: real processes, real failures; each ends with a set comparison of message ids.
+
+Every id the broker acknowledged to a publisher must be in Kafka; duplicates are allowed
+(at-least-once) and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fleetlink.config import Settings
+from fleetlink.sim.flood import FloodResult, flood, split_plans, vins_for
+from fleetlink.stack import LocalStack
+from tests.integration.gateway_helpers import (
+    gateway_config,
+    published_ids,
+    start_worker,
+    stop_worker,
+    supervised_gateway,
+    wait_for_ids,
+)
+from tests.integration.helpers import stack_settings
+
+
+class Stream:
+    """A flood of telemetry running in the background while a test breaks things."""
+
+    def __init__(self, port: int, prefix: str, vins: int, per_vin: int, rate: float) -> None:
+        plans = split_plans(port, vins_for(vins, prefix), per_vin, processes=2, rate_per_s=rate)
+        self.results: list[FloodResult] = []
+        self.error: BaseException | None = None
+        self.expected = vins * per_vin
+        self._thread = threading.Thread(target=self._run, args=(plans,), daemon=True)
+        self._thread.start()
+
+    def _run(self, plans: list) -> None:  # type: ignore[type-arg]
+        try:
+            self.results = flood(plans, timeout=300)
+        except BaseException as error:  # reported by finish()
+            self.error = error
+
+    def finish(self) -> set[str]:
+        self._thread.join(320)
+        assert self.error is None, self.error
+        ids = published_ids(self.results)
+        assert len(ids) == self.expected
+        return ids
+
+
+def check_all_arrived(bootstrap: str, topic: str, published: set[str], what: str) -> None:
+    arrival = wait_for_ids(bootstrap, topic, published, timeout=120)
+    missing = published - arrival.ids
+    print(
+        f"{what}: {len(published)} published, {len(arrival.ids & published)} in Kafka, "
+        f"{len(missing)} missing, {arrival.duplicates} duplicates"
+    )
+    assert not missing, f"{what}: {len(missing)} messages lost, e.g. {sorted(missing)[:3]}"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_kill_9_a_worker_three_times_during_a_stream(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
+    with supervised_gateway(config, workers=2) as supervisor:
+        time.sleep(2)
+        stream = Stream(stack_config.stack.mqtt_port, "KLL", vins=200, per_vin=100, rate=2000)
+        for _ in range(3):
+            time.sleep(3)
+            victim = supervisor.handles[0]
+            pid = victim.pid
+            assert pid is not None
+            assert victim.running
+            os.kill(pid, signal.SIGKILL)
+            wait_for(
+                lambda victim=victim, pid=pid: victim.pid != pid and victim.running,  # type: ignore[misc]
+                15,
+                "the restart",
+            )
+        published = stream.finish()
+        assert supervisor.handles[0].restarts == 3
+        check_all_arrived(
+            settings.kafka_bootstrap_servers(), topics.telemetry, published, "kill -9 x3"
+        )
+
+
+def test_kafka_stopped_for_30_seconds_during_a_stream(tmp_path: Path) -> None:
+    stack = LocalStack(stack_settings(tmp_path / "own-stack").stack)
+    try:
+        stack.up()
+        own = Settings(stack=stack.settings)
+        config, settings, topics = gateway_config(tmp_path, own, workers=1)
+        with supervised_gateway(config, workers=1) as supervisor:
+            time.sleep(2)
+            stream = Stream(stack.settings.mqtt_port, "KFK", vins=300, per_vin=100, rate=700)
+            time.sleep(5)
+            stack.stop_component("kafka-1")
+            time.sleep(30)
+            assert supervisor.handles[0].running  # waited, did not crash or drop
+            stack.start_component("kafka-1")
+            published = stream.finish()
+            check_all_arrived(
+                settings.kafka_bootstrap_servers(), topics.telemetry, published, "Kafka down 30 s"
+            )
+    finally:
+        stack.down()
+
+
+def test_two_workers_one_killed_and_away_for_20_seconds(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
+    workers = [start_worker(config, 0), start_worker(config, 1)]
+    try:
+        time.sleep(3)
+        stream = Stream(stack_config.stack.mqtt_port, "TWW", vins=200, per_vin=150, rate=1000)
+        time.sleep(3)
+        workers[1].kill()
+        workers[1].wait(10)
+        time.sleep(20)
+        workers[1] = start_worker(config, 1)
+        published = stream.finish()
+        check_all_arrived(
+            settings.kafka_bootstrap_servers(), topics.telemetry, published, "1 of 2 away 20 s"
+        )
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+
+
+@pytest.mark.parametrize("drain", [False, True], ids=["stop-keeps-session", "drain-leaves"])
+def test_graceful_stop_loses_nothing(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings, drain: bool
+) -> None:
+    """SIGTERM keeps the session (a lone worker restarting loses nothing); drain hands over."""
+    config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
+    stay = start_worker(config, 0)
+    leaving = start_worker(config, 1, drain_on_exit=drain)
+    try:
+        time.sleep(3)
+        stream = Stream(stack_config.stack.mqtt_port, "GRC", vins=100, per_vin=100, rate=1000)
+        time.sleep(3)
+        leaving.terminate()
+        assert leaving.wait(40) == 0
+        if not drain:
+            stop_worker(stay)  # nobody left: the broker must queue for both sessions
+            time.sleep(3)
+            stay = start_worker(config, 0)
+            leaving = start_worker(config, 1, drain_on_exit=True)
+        published = stream.finish()
+        check_all_arrived(
+            settings.kafka_bootstrap_servers(),
+            topics.telemetry,
+            published,
+            "drain" if drain else "stop and restart",
+        )
+    finally:
+        stop_worker(stay)
+        stop_worker(leaving)
