@@ -10,6 +10,7 @@ from rich.text import Text
 
 from fleetlink import __version__
 from fleetlink.cli import contracts, gateway, stack, topics
+from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
 from fleetlink.errors import FleetlinkError
@@ -26,6 +27,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(contracts.app, name="contracts")
 app.command("demo")(demo)
+app.command("api")(api)
 
 
 def _print_version(value: bool) -> None:

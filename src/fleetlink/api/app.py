@@ -1,0 +1,97 @@
+"""The FastAPI application: routers, Kafka producer lifecycle, health and metrics endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fleetlink.api import ingest
+from fleetlink.config import Settings
+from fleetlink.gateway.routing import Router
+from fleetlink.kafka.admin import admin_client
+from fleetlink.kafka.delivery import AsyncDeliveries
+from fleetlink.kafka.producer import reliable_producer_config
+
+_READY_CACHE_S = 2.0
+
+
+def create_app(settings: Settings) -> FastAPI:
+    gateway = settings.gateway
+    registry = CollectorRegistry()
+    state = ingest.IngestState(
+        router=Router(
+            gateway.mappings,
+            max_payload_bytes=gateway.max_payload_bytes,
+            late_after_ms=int(gateway.late_after_s * 1000),
+            dlq_topic=gateway.dlq_topic,
+        ),
+        retry_after_s=max(1, round(settings.api.kafka_timeout_s)),
+        metrics=ingest.IngestMetrics(registry),
+    )
+    ready_cache: dict[str, tuple[float, bool]] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.deliveries = AsyncDeliveries(
+            reliable_producer_config(
+                settings.kafka_client_config(),
+                linger_ms=gateway.linger_ms,
+                compression=gateway.compression,
+                message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
+            )
+        )
+        yield
+        state.deliveries.close()
+
+    app = FastAPI(
+        title="fleetlink API",
+        version="0.1.0",
+        description="Vehicle data into Kafka over HTTP, beside MQTT.",
+        lifespan=lifespan,
+    )
+    app.state.ingest = state
+    app.include_router(ingest.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": "http", "detail": error.detail}, status_code=error.status_code
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid-request", "detail": error.errors()}, status_code=422)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        now = time.monotonic()
+        cached = ready_cache.get("kafka")
+        if cached is None or now - cached[0] > _READY_CACHE_S:
+            try:
+                admin_client(settings.kafka_client_config()).list_topics(timeout=1.0)
+                cached = (now, True)
+            except Exception:  # any failure to fetch metadata means "not ready"
+                cached = (now, False)
+            ready_cache["kafka"] = cached
+        ok = cached[1]
+        return JSONResponse(
+            {"ok": ok, "detail": "ready" if ok else "Kafka unreachable"},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,117 @@
+"""HTTP ingest: the same validation and mapping as MQTT; 202 only after Kafka acknowledged."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from fleetlink.contracts.models import EventKind
+from fleetlink.contracts.topics import MqttTopic
+from fleetlink.gateway.routing import DlqReason, Inbound, Router
+from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+_STATUS_FOR_REASON = {
+    DlqReason.NOT_JSON: 400,
+    DlqReason.TOO_LARGE: 413,
+    DlqReason.NO_MAPPING: 404,
+}
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "fleetlink_api_ingest_requests",
+            "Ingest requests by channel and HTTP status",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "fleetlink_api_ingest_seconds",
+            "From request to Kafka acknowledgement",
+            ["channel"],
+            registry=registry,
+        )
+
+
+@dataclass
+class IngestState:
+    router: Router
+    retry_after_s: int
+    metrics: IngestMetrics
+    deliveries: AsyncDeliveries | None = field(default=None)
+
+
+VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_length=64)]
+
+
+async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
+    state: IngestState = request.app.state.ingest
+    started = time.monotonic()
+    body = await request.body()
+    inbound = Inbound(
+        topic=topic,
+        payload=body,
+        qos=1,
+        received_ms=time.time_ns() // 1_000_000,
+        content_type=request.headers.get("content-type"),
+        source="http",
+    )
+    record = state.router.route(inbound)
+    if record.dlq_reason is not None:
+        status = _STATUS_FOR_REASON.get(record.dlq_reason, 422)
+        state.metrics.requests.labels(channel, str(status)).inc()
+        return JSONResponse(
+            {"error": record.dlq_reason.value, "detail": record.dlq_detail}, status_code=status
+        )
+    assert state.deliveries is not None
+    try:
+        delivered = await state.deliveries.produce(
+            record.topic, record.value, record.key, record.headers
+        )
+    except KafkaUnavailableError as error:
+        state.metrics.requests.labels(channel, "503").inc()
+        return JSONResponse(
+            {"error": "kafka-unavailable", "detail": str(error)},
+            status_code=503,
+            headers={"Retry-After": str(state.retry_after_s)},
+        )
+    state.metrics.requests.labels(channel, "202").inc()
+    state.metrics.seconds.labels(channel).observe(time.monotonic() - started)
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "message_id": record.message_id,
+            "topic": delivered.topic,
+            "partition": delivered.partition,
+            "offset": delivered.offset,
+            "late": record.late,
+        },
+        status_code=202,
+    )
+
+
+@router.post(
+    "/vehicles/{vin}/telemetry",
+    status_code=202,
+    summary="Telemetry of one vehicle (the MQTT telemetry payload)",
+    responses={400: {}, 413: {}, 422: {}, 503: {}},
+)
+async def post_telemetry(request: Request, vin: VinPath) -> JSONResponse:
+    return await _ingest(request, MqttTopic.telemetry(vin), "telemetry")
+
+
+@router.post(
+    "/vehicles/{vin}/events/{kind}",
+    status_code=202,
+    summary="An event of one vehicle (the MQTT event payload)",
+    responses={400: {}, 413: {}, 422: {}, 503: {}},
+)
+async def post_event(request: Request, vin: VinPath, kind: EventKind) -> JSONResponse:
+    return await _ingest(request, MqttTopic.event(vin, kind.value), "events")

@@ -1,0 +1,29 @@
+"""``fleetlink api``: the HTTP API (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from fleetlink.api.app import create_app
+from fleetlink.cli.common import settings_from
+from fleetlink.logs import configure
+
+
+def api(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Listen address (api.host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Listen port (api.port).")] = None,
+) -> None:
+    """Serve the HTTP API: ingest (202 after the Kafka ack), /healthz, /readyz, /metrics."""
+    settings = settings_from(ctx, api={"host": host, "port": port})
+    configure("api")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,
+        access_log=False,
+    )
