@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import msgspec
@@ -16,8 +17,9 @@ from fleetlink.contracts import (
     is_valid_vin,
     vss,
 )
+from fleetlink.contracts.asyncapi import asyncapi_document
 from fleetlink.contracts.codec import decode, encode
-from fleetlink.contracts.schema import json_schemas, render_schema
+from fleetlink.contracts.schema import contract_files, json_schemas
 from fleetlink.contracts.topics import VehicleChannel, VehicleTopic
 
 VIN = "WVWZZZ1JZXW000001"
@@ -150,10 +152,39 @@ def test_json_schemas_describe_the_constraints() -> None:
     }
 
 
-def test_checked_in_schemas_are_current() -> None:
-    for name, schema in json_schemas().items():
-        path = SCHEMAS_DIR / f"{name}.schema.json"
-        assert path.is_file(), f"{path} missing: run `fleetlink contracts schema`"
-        assert path.read_text(encoding="utf-8") == render_schema(schema), (
-            f"{path} is stale: run `fleetlink contracts schema`"
-        )
+def test_checked_in_contract_files_are_current() -> None:
+    files = contract_files()
+    assert "asyncapi.json" in files
+    for name, text in files.items():
+        path = SCHEMAS_DIR / name
+        assert path.is_file(), f"{path} missing: run `make schemas`"
+        assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run `make schemas`"
+
+
+def test_asyncapi_document_is_consistent() -> None:
+    document = asyncapi_document()
+    assert document["asyncapi"] == "3.0.0"
+
+    def resolve(ref: str) -> object:
+        node: object = document
+        for part in ref.removeprefix("#/").split("/"):
+            assert isinstance(node, dict), ref
+            assert part in node, f"dangling reference {ref}"
+            node = node[part]
+        return node
+
+    for channel in document["channels"].values():
+        for message in channel["messages"].values():
+            resolve(message["$ref"])
+        for server in channel["servers"]:
+            resolve(server["$ref"])
+        for parameter in re.findall(r"{(\w+)}", channel["address"]):
+            assert parameter in channel["parameters"]
+    for operation in document["operations"].values():
+        assert operation["action"] in ("send", "receive")
+        resolve(operation["channel"]["$ref"])
+    for message in document["components"]["messages"].values():
+        if "$ref" in message["payload"]:
+            resolve(message["payload"]["$ref"])
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert {"vehicles/{vin}/telemetry", "fleet.telemetry", "fleet.dlq"} <= addresses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
                 compression=gateway.compression,
                 message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
             )
+            | {"logger": logging.getLogger("fleetlink.api.kafka")}
         )
         yield
         state.deliveries.close()

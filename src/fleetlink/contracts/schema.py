@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from fleetlink.contracts.asyncapi import asyncapi_document
 from fleetlink.contracts.models import MODELS
 
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -21,11 +22,23 @@ def render_schema(schema: dict[str, Any]) -> str:
     return msgspec.json.format(_encoder.encode(schema), indent=2).decode() + "\n"
 
 
+ASYNCAPI_FILE = "asyncapi.json"
+
+
+def contract_files() -> dict[str, str]:
+    """Every exported contract file by name: one JSON Schema per model and the AsyncAPI document."""
+    files = {
+        f"{name}.schema.json": render_schema(schema) for name, schema in json_schemas().items()
+    }
+    files[ASYNCAPI_FILE] = render_schema(asyncapi_document())
+    return files
+
+
 def write_json_schemas(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, schema in json_schemas().items():
-        path = out_dir / f"{name}.schema.json"
-        path.write_text(render_schema(schema), encoding="utf-8")
+    for name, text in contract_files().items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

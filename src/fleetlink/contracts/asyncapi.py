@@ -1,0 +1,175 @@
+"""The AsyncAPI 3 document of fleetlink, generated from the same msgspec models the gateway uses."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from fleetlink import __version__
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.contracts.vin import VIN_PATTERN
+
+_SCHEMAS_REF: Final = "#/components/schemas/{name}"
+
+_VIN_PARAMETER: Final = {"description": f"ISO 3779 VIN, matching {VIN_PATTERN}"}
+
+# (channel id, MQTT address, message name, model, summary, extra parameters)
+_MQTT_UPLINK: Final[list[tuple[str, str, str, type[msgspec.Struct], str, dict[str, Any]]]] = [
+    (
+        "vehicleTelemetry",
+        "vehicles/{vin}/telemetry",
+        "Telemetry",
+        Telemetry,
+        "A vehicle publishes a snapshot of VSS signals.",
+        {},
+    ),
+    (
+        "vehicleEvents",
+        "vehicles/{vin}/events/{kind}",
+        "Event",
+        Event,
+        "A vehicle reports an event.",
+        {"kind": {"enum": [kind.value for kind in EventKind], "description": "event kind"}},
+    ),
+    (
+        "vehiclePresence",
+        "vehicles/{vin}/presence",
+        "Presence",
+        Presence,
+        "Retained birth message on connect; last will on loss.",
+        {},
+    ),
+    (
+        "vehicleCommandResponses",
+        "vehicles/{vin}/command-responses/{commandId}",
+        "CommandResponse",
+        CommandResponse,
+        "A vehicle answers a command.",
+        {"commandId": {"description": "the command's id"}},
+    ),
+]
+
+# (channel id, Kafka topic, message name, key description)
+_KAFKA_UPLINK: Final = [
+    ("kafkaTelemetry", KafkaTopic.TELEMETRY, "Telemetry", "VIN"),
+    ("kafkaEvents", KafkaTopic.EVENTS, "Event", "VIN"),
+    ("kafkaPresence", KafkaTopic.PRESENCE, "Presence", "VIN"),
+    ("kafkaCommandResponses", KafkaTopic.COMMAND_RESPONSES, "CommandResponse", "command id"),
+]
+
+_HEADER_DOCS: Final = {
+    h.MESSAGE_ID: "stable message id: the vehicle's msg_id, else {vin}-{seq}-{ts}, else a hash",
+    h.MQTT_TOPIC: "the MQTT topic the message came on",
+    h.QOS: "MQTT QoS of the publish",
+    h.EVENT_TIME: "event time (payload ts), epoch ms",
+    h.INGEST_TIME: "when the gateway received it, epoch ms",
+    h.CONTENT_TYPE: "MQTT 5 content type, default application/json",
+    h.MAPPING: "the mapping rule that routed it",
+    h.SOURCE: "mqtt or http",
+    h.LATE: "1 when event time is older than the late threshold, or the vehicle resent it",
+    h.REDELIVERED: "1 when MQTT flagged the publish as a duplicate",
+}
+_DLQ_HEADER_DOCS: Final = {
+    h.DLQ_REASON: "why it was rejected (not-json, schema, missing-timestamp, ...)",
+    h.DLQ_DETAIL: "the validation message",
+    h.DLQ_ORIGINAL_SIZE: "size of the raw payload when it was truncated",
+}
+
+
+def _headers_schema(docs: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "Kafka record headers; MQTT 5 user properties are added under their names",
+        "properties": {
+            name: {"type": "string", "description": text} for name, text in docs.items()
+        },
+        "required": [h.MESSAGE_ID, h.MQTT_TOPIC, h.INGEST_TIME],
+    }
+
+
+def asyncapi_document() -> dict[str, Any]:
+    models = [model for *_, model, _summary, _params in _MQTT_UPLINK]
+    _, schemas = msgspec.json.schema_components(models, ref_template=_SCHEMAS_REF)
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for channel_id, address, name, model, summary, parameters in _MQTT_UPLINK:
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": (model.__doc__ or "").strip().splitlines()[0],
+            "contentType": "application/json",
+            "payload": {"$ref": _SCHEMAS_REF.format(name=model.__name__)},
+        }
+        channels[channel_id] = {
+            "address": address,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "parameters": {"vin": _VIN_PARAMETER, **parameters},
+            "servers": [{"$ref": "#/servers/mqtt"}],
+            "bindings": {"mqtt": {"qos": 1}},
+        }
+        operations[f"publish{name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": summary,
+        }
+    for channel_id, topic, name, key in _KAFKA_UPLINK:
+        record = f"{name}Record"
+        messages[record] = {
+            "name": record,
+            "title": f"{name} on Kafka",
+            "contentType": "application/json",
+            "summary": f"The vehicle's raw payload, key {key}, provenance in headers",
+            "headers": _headers_schema(_HEADER_DOCS),
+            "payload": {"$ref": _SCHEMAS_REF.format(name=name)},
+            "bindings": {"kafka": {"key": {"type": "string", "description": key}}},
+        }
+        channels[channel_id] = {
+            "address": str(topic),
+            "messages": {record: {"$ref": f"#/components/messages/{record}"}},
+            "servers": [{"$ref": "#/servers/kafka"}],
+            "bindings": {"kafka": {"topic": str(topic)}},
+        }
+        operations[f"consume{name}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": f"Applications read {topic}; the gateway wrote each record once or more",
+        }
+    messages["DeadLetter"] = {
+        "name": "DeadLetter",
+        "title": "Rejected message",
+        "contentType": "application/octet-stream",
+        "summary": "The raw bytes of a message that failed validation, with the reason",
+        "headers": _headers_schema(_HEADER_DOCS | _DLQ_HEADER_DOCS),
+        "payload": {"type": "string", "format": "binary"},
+    }
+    channels["kafkaDeadLetters"] = {
+        "address": str(KafkaTopic.DLQ),
+        "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+        "servers": [{"$ref": "#/servers/kafka"}],
+        "bindings": {"kafka": {"topic": str(KafkaTopic.DLQ)}},
+    }
+    operations["consumeDeadLetters"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/kafkaDeadLetters"},
+        "summary": "Operators inspect and replay rejected messages",
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "fleetlink",
+            "version": __version__,
+            "description": "Vehicle fleets to Apache Kafka over MQTT: the uplink contract.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "mqtt": {"host": "localhost:1883", "protocol": "mqtt", "protocolVersion": "5"},
+            "kafka": {"host": "localhost:9092", "protocol": "kafka"},
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
