@@ -19,8 +19,8 @@ from fleetlink.config import Settings, load_settings
 from fleetlink.contracts import headers as h
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.dedup import Deduplicator, message_id
+from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.flood import FloodResult
-from tests.integration.helpers import read_topic
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -145,39 +145,6 @@ def mqtt_client(
     finally:
         client.disconnect()
         client.loop_stop()
-
-
-def read_topic(bootstrap_servers: str, topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every record now in ``topic``: read from the beginning up to the end of each partition."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    metadata = consumer.list_topics(topic, timeout=10)
-    partitions = list(metadata.topics[topic].partitions)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    at_end: set[int] = set()
-    records: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(at_end) < len(partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"reading {topic} did not reach its end in {timeout} s")
-            for message in consumer.consume(num_messages=5000, timeout=0.5):
-                error = message.error()
-                if error is None:
-                    records.append(message)
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-                else:
-                    raise AssertionError(f"consumer error: {error}")
-    finally:
-        consumer.close()
-    return records
 
 
 def consume(

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from fleetlink.api.app import create_app
 from fleetlink.config import Settings, load_settings
 from fleetlink.contracts import headers as h
+from fleetlink.kafka.reader import read_topic
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
 from tests.integration.gateway_helpers import gateway_config, header
-from tests.integration.helpers import read_topic
 
 VIN = "WVWZZZ1JZXW000042"
 

@@ -9,6 +9,7 @@ import msgspec
 
 from fleetlink.config import Settings
 from fleetlink.contracts import headers as h
+from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.flood import FloodPlan, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
 from tests.integration.gateway_helpers import (
@@ -19,7 +20,6 @@ from tests.integration.gateway_helpers import (
     supervised_gateway,
     wait_for_ids,
 )
-from tests.integration.helpers import read_topic
 
 
 def test_100k_messages_from_1000_vins_reach_kafka_keyed_with_headers(
