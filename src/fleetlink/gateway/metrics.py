@@ -64,6 +64,31 @@ class GatewayMetrics:
         return found
 
 
+class Tally:
+    """Per-message counts as plain ints (the hot path), added to a Prometheus counter on flush.
+
+    Written by one thread; ``flush`` may run in another: ``list(dict.items())`` is one atomic
+    snapshot under the GIL, and only the difference since the last flush is added.
+    """
+
+    def __init__(self, counter: Counter) -> None:
+        self.counts: dict[str, int] = {}
+        self._counter = counter
+        self._flushed: dict[str, int] = {}
+
+    def add(self, label: str) -> None:
+        counts = self.counts
+        counts[label] = counts.get(label, 0) + 1
+
+    def flush(self) -> None:
+        for label, total in list(self.counts.items()):
+            delta = total - self._flushed.get(label, 0)
+            if delta:
+                child = self._counter.labels(label) if label else self._counter
+                child.inc(delta)
+                self._flushed[label] = total
+
+
 Health = Callable[[], tuple[bool, str]]
 
 

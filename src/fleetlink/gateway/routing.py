@@ -30,6 +30,7 @@ _SCHEMAS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "command-response": msgspec.json.Decoder(CommandResponse),
 }
 _EVENT_KINDS: Final = frozenset(kind.value for kind in EventKind)
+_RULE_CACHE_SIZE: Final = 500_000
 
 
 class DlqReason(StrEnum):
@@ -116,6 +117,8 @@ class Router:
         dlq_topic: str = KafkaTopic.DLQ,
     ) -> None:
         self._rules = [_CompiledRule(rule) for rule in rules]
+        # topic -> matching rule; one entry per vehicle and channel, so it stays small
+        self._rule_of_topic: dict[str, _CompiledRule | None] = {}
         self._max_payload = max_payload_bytes
         self._late_after_ms = late_after_ms
         self._dlq_topic = dlq_topic
@@ -126,7 +129,13 @@ class Router:
 
     def route(self, message: Inbound) -> Record:
         levels = message.topic.split("/")
-        compiled = next((c for c in self._rules if c.matches(levels)), None)
+        try:
+            compiled = self._rule_of_topic[message.topic]
+        except KeyError:
+            compiled = next((c for c in self._rules if c.matches(levels)), None)
+            if len(self._rule_of_topic) >= _RULE_CACHE_SIZE:
+                self._rule_of_topic.clear()
+            self._rule_of_topic[message.topic] = compiled
         if compiled is None:
             vin = levels[1] if len(levels) > 1 and levels[0] == VEHICLES_ROOT else None
             return self.dead_letter(

@@ -27,7 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleetlink.config import Settings
 from fleetlink.gateway.acks import OrderedAcks, Slot
-from fleetlink.gateway.metrics import GatewayMetrics, serve
+from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
 from fleetlink.gateway.routing import DlqReason, Inbound, Record, Router
 from fleetlink.kafka.producer import reliable_producer_config
 from fleetlink.mqtt.client import connect_properties, end_session_properties, new_client
@@ -65,6 +65,13 @@ class UplinkWorker:
         share = f"$share/{gateway.share_group}"
         self.filters = [f"{share}/{rule.mqtt_filter}" for rule in gateway.mappings]
         self.metrics = GatewayMetrics()
+        metrics = self.metrics
+        self._received = Tally(metrics.received)
+        self._late = Tally(metrics.late)
+        self._produced = Tally(metrics.produced)
+        self._dead_letters = Tally(metrics.dlq)
+        self._acked = Tally(metrics.acked)
+        self._next_flush = 0.0
         self.acks = OrderedAcks()
         self.producer = Producer(
             reliable_producer_config(
@@ -161,9 +168,9 @@ class UplinkWorker:
         )
         record = self.router.route(inbound)
         slot = self.acks.track(message.mid, message.qos) if message.qos > 0 else None
-        self.metrics.child("received", record.mapping).inc()
+        self._received.add(record.mapping)
         if record.late:
-            self.metrics.child("late", record.mapping).inc()
+            self._late.add(record.mapping)
         self._produce(record, slot, started)
 
     # Kafka -------------------------------------------------------------------------------------
@@ -197,9 +204,9 @@ class UplinkWorker:
         if error is None:
             self._kafka_up = True
             if record.dlq_reason is not None:
-                self.metrics.child("dlq", record.dlq_reason.value).inc()
+                self._dead_letters.add(record.dlq_reason.value)
             else:
-                self.metrics.child("produced", record.mapping).inc()
+                self._produced.add(record.mapping)
             self.metrics.child("delivery_seconds", record.mapping).observe(
                 time.monotonic() - started
             )
@@ -223,7 +230,7 @@ class UplinkWorker:
 
     def _ack(self, mid: int, qos: int) -> None:
         self.client.ack(mid, qos)
-        self.metrics.acked.inc()
+        self._acked.add("")
 
     def _kafka_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -242,9 +249,14 @@ class UplinkWorker:
         while self._retry and self._retry[0][0] <= now:
             _due, record, slot = self._retry.popleft()
             self._produce(record, slot, now)
-        self.metrics.inflight.set(len(self.acks))
-        if self._kafka_up:
-            self.metrics.kafka_up.set(1)
+        if now >= self._next_flush:
+            self._next_flush = now + 1.0
+            for tally in (self._received, self._late, self._produced, self._dead_letters):
+                tally.flush()
+            self._acked.flush()
+            self.metrics.inflight.set(len(self.acks))
+            if self._kafka_up:
+                self.metrics.kafka_up.set(1)
 
     def run(self, stop: threading.Event, drain: threading.Event) -> int:
         """Work until ``stop`` or ``drain`` is set; return the process exit code."""
@@ -307,6 +319,8 @@ class UplinkWorker:
             self.client.disconnect()
         self.client.loop_stop()
         self.producer.flush(5)
+        self._next_flush = 0.0
+        self._serve_deliveries(0)  # last counts into the metrics
         self.log.info(
             "gateway worker stopped",
             extra={"client_id": self.client_id, "left_group": finished and leave_group},
