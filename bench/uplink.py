@@ -225,7 +225,8 @@ def run_raw(bench: Bench, args: argparse.Namespace) -> Result:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert subscriber.stdin and subscriber.stdout
+    assert subscriber.stdin
+    assert subscriber.stdout
     assert subscriber.stdout.readline().strip() == "ready"
     time.sleep(1)
     try:
@@ -306,7 +307,6 @@ def run_naive(bench: Bench, args: argparse.Namespace) -> Result:
 
 def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
     topics = []
-    results: list[Result] = []
     cpu_total = 0.0
     sat: dict[str, float] = {}
     for phase in ("saturation", "latency"):
