@@ -6,8 +6,9 @@ import logging
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.dedup import Deduplicator, message_id
 from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.flood import FloodResult
+from fleetlink.stack.ports import free_port_block
 
 
 @dataclass
@@ -59,7 +61,7 @@ brokers = {s.brokers}
 workers = {workers}
 client_id_prefix = "gw{run}"
 share_group = "gw{run}"
-metrics_port = 0
+metrics_port = {free_port_block(8)}
 drain_timeout_s = 20
 restart_backoff_s = 0.2
 dlq_topic = "{topics.dlq}"
@@ -120,6 +122,7 @@ def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
     checker = threading.Thread(target=keep_checking, daemon=True)
     checker.start()
     try:
+        wait_ready(settings, range(workers))
         yield supervisor
     finally:
         stop.set()
@@ -133,6 +136,22 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     """One worker without a supervisor (for tests that decide themselves when it comes back)."""
     return subprocess.Popen(worker_argv(config, index, drain_on_exit=drain_on_exit))
+
+
+def wait_ready(settings: Settings, indexes: Iterable[int], timeout: float = 30) -> None:
+    """Until every worker's /readyz says 200: connected, subscribed, Kafka reachable."""
+    deadline = time.monotonic() + timeout
+    for index in indexes:
+        url = f"http://127.0.0.1:{settings.gateway.metrics_port + index}/readyz"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"worker {index} not ready in {timeout} s"
+            time.sleep(0.1)
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:

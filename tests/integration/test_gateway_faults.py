@@ -25,6 +25,7 @@ from tests.integration.gateway_helpers import (
     stop_worker,
     supervised_gateway,
     wait_for_ids,
+    wait_ready,
 )
 from tests.integration.helpers import stack_settings
 
@@ -76,7 +77,6 @@ def test_kill_9_a_worker_three_times_during_a_stream(
 ) -> None:
     config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
     with supervised_gateway(config, workers=2) as supervisor:
-        time.sleep(2)
         stream = Stream(stack_config.stack.mqtt_port, "KLL", vins=200, per_vin=100, rate=2000)
         for _ in range(3):
             time.sleep(3)
@@ -104,7 +104,6 @@ def test_kafka_stopped_for_30_seconds_during_a_stream(tmp_path: Path) -> None:
         own = Settings(stack=stack.settings)
         config, settings, topics = gateway_config(tmp_path, own, workers=1)
         with supervised_gateway(config, workers=1) as supervisor:
-            time.sleep(2)
             stream = Stream(stack.settings.mqtt_port, "KFK", vins=300, per_vin=100, rate=700)
             time.sleep(5)
             stack.stop_component("kafka-1")
@@ -125,13 +124,14 @@ def test_two_workers_one_killed_and_away_for_20_seconds(
     config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
     workers = [start_worker(config, 0), start_worker(config, 1)]
     try:
-        time.sleep(3)
+        wait_ready(settings, [0, 1])
         stream = Stream(stack_config.stack.mqtt_port, "TWW", vins=200, per_vin=150, rate=1000)
         time.sleep(3)
         workers[1].kill()
         workers[1].wait(10)
         time.sleep(20)
         workers[1] = start_worker(config, 1)
+        wait_ready(settings, [1])
         published = stream.finish()
         check_all_arrived(
             settings.kafka_bootstrap_servers(), topics.telemetry, published, "1 of 2 away 20 s"
@@ -150,7 +150,7 @@ def test_graceful_stop_loses_nothing(
     stay = start_worker(config, 0)
     leaving = start_worker(config, 1, drain_on_exit=drain)
     try:
-        time.sleep(3)
+        wait_ready(settings, [0, 1])
         stream = Stream(stack_config.stack.mqtt_port, "GRC", vins=100, per_vin=100, rate=1000)
         time.sleep(3)
         leaving.terminate()
@@ -160,6 +160,7 @@ def test_graceful_stop_loses_nothing(
             time.sleep(3)
             stay = start_worker(config, 0)
             leaving = start_worker(config, 1, drain_on_exit=True)
+            wait_ready(settings, [0, 1])
         published = stream.finish()
         check_all_arrived(
             settings.kafka_bootstrap_servers(),

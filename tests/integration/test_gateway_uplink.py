@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
 import msgspec
 
 from fleetlink.config import Settings
+from fleetlink.contracts import MqttTopic
 from fleetlink.contracts import headers as h
 from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.flood import FloodPlan, flood, split_plans, vins_for
@@ -20,6 +22,7 @@ from tests.integration.gateway_helpers import (
     supervised_gateway,
     wait_for_ids,
 )
+from tests.integration.helpers import mqtt_client
 
 
 def test_100k_messages_from_1000_vins_reach_kafka_keyed_with_headers(
@@ -64,3 +67,38 @@ def test_100k_messages_from_1000_vins_reach_kafka_keyed_with_headers(
     assert set(reasons) == set(expected)
     assert all(r.value() for r in letters)  # raw bytes kept
     print(f"dead letters by reason: {dict(distinct)}")
+
+
+def test_backlog_is_flagged_late_and_fresh_data_is_not(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """A vehicle flushing its tunnel backlog (old ts, resent) beside another sending live data."""
+    config, settings, topics = gateway_config(tmp_path, stack_config)
+    tunnel, live = "WVWZZZ1JZXW000101", "WVWZZZ1JZXW000102"
+    now = time.time_ns() // 1_000_000
+    with (
+        supervised_gateway(config, workers=1),
+        mqtt_client(stack_config.stack.mqtt_port) as (client, _),
+    ):
+        infos = []
+        for seq in range(2000):
+            backlog = {"ts": now - 600_000 + seq, "seq": seq, "signals": {}, "resent": True}
+            infos.append(
+                client.publish(MqttTopic.telemetry(tunnel), msgspec.json.encode(backlog), qos=1)
+            )
+            if seq % 10 == 0:
+                fresh = {"ts": time.time_ns() // 1_000_000, "seq": seq, "signals": {}}
+                infos.append(
+                    client.publish(MqttTopic.telemetry(live), msgspec.json.encode(fresh), qos=1)
+                )
+        for info in infos:
+            info.wait_for_publish(30)
+        expected = {f"{tunnel}-{seq}-{now - 600_000 + seq}" for seq in range(2000)}
+        arrival = wait_for_ids(settings.kafka_bootstrap_servers(), topics.telemetry, expected)
+    assert expected <= arrival.ids
+    late = [r for r in arrival.records if header(r, h.LATE) == b"1"]
+    assert {r.key().decode() for r in late} == {tunnel}
+    assert len({header(r, h.MESSAGE_ID) for r in late}) == 2000
+    fresh_records = [r for r in arrival.records if r.key().decode() == live]
+    assert len(fresh_records) >= 200
+    assert all(header(r, h.LATE) is None for r in fresh_records)

@@ -11,7 +11,6 @@ from fleetlink.contracts import (
     KafkaTopic,
     MqttTopic,
     Presence,
-    PresenceRecord,
     PresenceStatus,
     Telemetry,
     is_valid_vin,
@@ -133,8 +132,6 @@ def test_event_and_presence_models() -> None:
     assert presence.status is PresenceStatus.OFFLINE
     with pytest.raises(msgspec.ValidationError, match=r"\$.status"):
         decode(Presence, b'{"status":"sleeping","ts":9}')
-    record = PresenceRecord(vin=VIN, status=PresenceStatus.ONLINE, ts=9, last_seen=9)
-    assert decode(PresenceRecord, encode(record)) == record
     assert {kind.value for kind in EventKind} >= {"harsh-braking", "dtc", "parking-gap", "crash"}
 
 
@@ -147,7 +144,6 @@ def test_json_schemas_describe_the_constraints() -> None:
         "telemetry",
         "event",
         "presence",
-        "presence-record",
         "command-response",
     }
 

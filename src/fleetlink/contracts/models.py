@@ -78,21 +78,15 @@ class PresenceStatus(StrEnum):
 
 
 class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
-    """``vehicles/{vin}/presence`` (retained): birth message on connect, last will on loss."""
+    """``vehicles/{vin}/presence`` (retained): birth message on connect, last will on loss.
+
+    The gateway writes it unchanged to the compacted ``fleet.presence`` (key VIN), so the topic
+    holds each vehicle's latest state; ``ts`` is when it was last seen.
+    """
 
     status: PresenceStatus
     ts: EpochMillis
     reason: Annotated[str, Meta(max_length=256)] | None = None
-
-
-class PresenceRecord(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A ``fleet.presence`` value (compacted, key VIN): the vehicle's latest known state."""
-
-    vin: Vin
-    status: PresenceStatus
-    ts: EpochMillis
-    last_seen: EpochMillis
-    reason: str | None = None
 
 
 class ResponseStatus(StrEnum):
@@ -118,6 +112,5 @@ MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "telemetry": Telemetry,
     "event": Event,
     "presence": Presence,
-    "presence-record": PresenceRecord,
     "command-response": CommandResponse,
 }

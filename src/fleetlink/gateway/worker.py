@@ -88,10 +88,12 @@ class UplinkWorker:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_unsubscribe = self._on_unsubscribe
+        self.client.on_subscribe = self._on_subscribe
         self._retry: deque[tuple[float, Record, Slot | None]] = deque()
         self._unsubscribed = threading.Event()
         self._accepting = True
         self._connected = False
+        self._subscribed = False
         self._kafka_up = True
         self._fatal: str | None = None
         self._last_message = time.monotonic()
@@ -108,6 +110,8 @@ class UplinkWorker:
     def ready(self) -> tuple[bool, str]:
         if not self._connected:
             return False, "not connected to the MQTT broker"
+        if not self._subscribed:
+            return False, "waiting for the broker to grant the subscriptions"
         if not self._kafka_up:
             return False, "Kafka unreachable"
         return True, "ready"
@@ -145,12 +149,28 @@ class UplinkWorker:
     ) -> None:
         self.acks.new_connection()  # un-acked messages will be redelivered, never acked late
         self._connected = False
+        self._subscribed = False
         self.metrics.mqtt_connected.set(0)
         if self._accepting:
             self.log.warning("mqtt disconnected", extra={"reason": str(reason_code)})
 
     def _on_unsubscribe(self, *_args: Any) -> None:
         self._unsubscribed.set()
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            self.log.error("subscriptions refused", extra={"reasons": refused})
+            return
+        self._subscribed = True
+        self.log.info("subscribed", extra={"filters": self.filters})
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if not self._accepting:
