@@ -39,7 +39,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from fleetlink.cli.gateway import worker_argv
-from fleetlink.config import load_settings
+from fleetlink.config import dump_toml, load_settings
+from fleetlink.gateway.isolated import isolated_gateway_settings
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.dedup import message_id
 from fleetlink.kafka.reader import read_topic
@@ -315,27 +316,13 @@ def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
         topic = bench.topic(f"gw{workers}-{phase}")
         topics.append(topic)
         config = bench.workdir / f"gateway-{workers}-{phase}.toml"
-        s = bench.settings.stack
-        config.write_text(
-            f"""
-[stack]
-state_dir = "{s.state_dir}"
-kafka_port = {s.kafka_port}
-controller_port = {s.controller_port}
-mqtt_port = {s.mqtt_port}
-[gateway]
-workers = {workers}
-share_group = "bench{workers}{phase[0]}"
-client_id_prefix = "bench{workers}{phase[0]}"
-metrics_port = 0
-receive_maximum = {args.receive_maximum}
-[[gateway.mappings]]
-name = "telemetry"
-mqtt_filter = "vehicles/+/telemetry"
-kafka_topic = "{topic}"
-schema = "telemetry"
-"""
+        run = f"bench{workers}{phase[0]}{uuid.uuid4().hex[:4]}"
+        isolated = isolated_gateway_settings(
+            bench.settings, run, workers=workers, receive_maximum=args.receive_maximum
         )
+        telemetry = isolated.gateway.mappings[0].model_copy(update={"kafka_topic": topic})
+        gateway = isolated.gateway.model_copy(update={"mappings": [telemetry]})
+        config.write_text(dump_toml(isolated.model_copy(update={"gateway": gateway})))
         supervisor = Supervisor(
             lambda index, config=config: worker_argv(config, index, drain_on_exit=True),
             workers,

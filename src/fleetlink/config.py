@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import tomli_w
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -379,3 +380,14 @@ def _without_none(overrides: dict[str, Any]) -> dict[str, Any]:
         section: {key: value for key, value in values.items() if value is not None}
         for section, values in overrides.items()
     }
+
+
+def dump_toml(settings: Settings, *, reveal_secrets: bool = False) -> str:
+    """The effective settings as a TOML file that ``load_settings`` reads back the same."""
+    data = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if reveal_secrets:
+        if settings.kafka.sasl_password is not None:
+            data["kafka"]["sasl_password"] = settings.kafka.sasl_password.get_secret_value()
+        if settings.mqtt.password is not None:
+            data["mqtt"]["password"] = settings.mqtt.password.get_secret_value()
+    return tomli_w.dumps(data)

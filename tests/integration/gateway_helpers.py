@@ -16,8 +16,9 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fleetlink.cli.gateway import worker_argv
-from fleetlink.config import Settings, load_settings
+from fleetlink.config import Settings, dump_toml, load_settings
 from fleetlink.contracts import headers as h
+from fleetlink.gateway.isolated import isolated_gateway_settings, isolated_topics
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.dedup import Deduplicator, message_id
 from fleetlink.kafka.reader import read_topic
@@ -37,67 +38,28 @@ class GatewayTopics:
 def gateway_config(
     tmp_path: Path, stack: Settings, *, workers: int = 1
 ) -> tuple[Path, Settings, GatewayTopics]:
-    """A TOML config for a gateway with its own share group, client ids and Kafka topics."""
-    run = uuid.uuid4().hex[:8]
-    topics = GatewayTopics(
-        telemetry=f"t{run}.telemetry",
-        events=f"t{run}.events",
-        presence=f"t{run}.presence",
-        responses=f"t{run}.command-responses",
-        dlq=f"t{run}.dlq",
+    """A config file for a gateway with its own share group, client ids and Kafka topics."""
+    run = f"t{uuid.uuid4().hex[:8]}"
+    isolated = isolated_gateway_settings(
+        stack, run, workers=workers, metrics_port=free_port_block(8)
     )
-    s = stack.stack
+    gateway = isolated.gateway.model_copy(update={"drain_timeout_s": 20, "restart_backoff_s": 0.2})
+    settings = isolated.model_copy(update={"gateway": gateway})
     config = tmp_path / f"gateway-{run}.toml"
-    config.write_text(
-        f"""
-[stack]
-state_dir = "{s.state_dir}"
-kafka_port = {s.kafka_port}
-controller_port = {s.controller_port}
-mqtt_port = {s.mqtt_port}
-brokers = {s.brokers}
-
-[gateway]
-workers = {workers}
-client_id_prefix = "gw{run}"
-share_group = "gw{run}"
-metrics_port = {free_port_block(8)}
-drain_timeout_s = 20
-restart_backoff_s = 0.2
-dlq_topic = "{topics.dlq}"
-
-[[gateway.mappings]]
-name = "telemetry"
-mqtt_filter = "vehicles/+/telemetry"
-kafka_topic = "{topics.telemetry}"
-schema = "telemetry"
-
-[[gateway.mappings]]
-name = "events"
-mqtt_filter = "vehicles/+/events/+"
-kafka_topic = "{topics.events}"
-schema = "event"
-
-[[gateway.mappings]]
-name = "presence"
-mqtt_filter = "vehicles/+/presence"
-kafka_topic = "{topics.presence}"
-schema = "presence"
-
-[[gateway.mappings]]
-name = "command-responses"
-mqtt_filter = "vehicles/+/command-responses/+"
-kafka_topic = "{topics.responses}"
-key_level = 3
-schema = "command-response"
-"""
-    )
-    settings = load_settings(config)
+    config.write_text(dump_toml(settings))
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers()})
-    names = [topics.telemetry, topics.events, topics.presence, topics.responses, topics.dlq]
-    futures = admin.create_topics([NewTopic(n, num_partitions=6) for n in names])
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=6) for name in isolated_topics(settings)]
+    )
     for future in futures.values():
         future.result(30)
+    topics = GatewayTopics(
+        telemetry=f"{run}.telemetry",
+        events=f"{run}.events",
+        presence=f"{run}.presence",
+        responses=f"{run}.command-responses",
+        dlq=f"{run}.dlq",
+    )
     return config, settings, topics
 
 

@@ -9,6 +9,7 @@ from fleetlink.config import Settings
 from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic
 from fleetlink.kafka.admin import describe_topics, ensure_topics
 from fleetlink.stack import LocalStack
+from fleetlink.stack.ports import free_port_block
 from tests.integration.helpers import processes_using, run_cli, stack_env, stack_settings
 
 
@@ -30,11 +31,16 @@ def test_ensure_topics_creates_the_contract_once(
 
 def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> None:
     settings = stack_settings(tmp_path / "state")
-    env = {**os.environ, **stack_env(settings)}
-    result = run_cli("demo", "--duration", "3", env=env)
+    env = {
+        **os.environ,
+        **stack_env(settings),
+        "FLEETLINK_GATEWAY__METRICS_PORT": str(free_port_block(1)),
+    }
+    result = run_cli("demo", "--duration", "6", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout
     assert "kafka-1" in result.stdout
+    assert "fleetlink-gateway-0" in result.stdout  # the gateway ran under its supervisor
     assert "Demo ended; stopped 2 process(es)." in result.stdout
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
     assert logs == ["kafka-1.log", "mosquitto.log"]

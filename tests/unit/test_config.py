@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlink.config import load_settings
+from fleetlink.config import dump_toml, load_settings
 from fleetlink.errors import ConfigError
 
 
@@ -126,3 +126,20 @@ def test_client_certificate_needs_its_key(tmp_path: Path) -> None:
     config = write(tmp_path / "f.toml", f'[mqtt]\ntls = true\ncert_file = "{cert}"\n')
     with pytest.raises(ConfigError, match="cert_file and key_file go together"):
         load_settings(config)
+
+
+def test_dump_toml_round_trips_and_masks_secrets(tmp_path: Path) -> None:
+    settings = load_settings(
+        kafka={
+            "bootstrap_servers": "k:9093",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "PLAIN",
+            "sasl_username": "u",
+            "sasl_password": "hunter2",
+        },
+        gateway={"workers": 3},
+    )
+    masked = dump_toml(settings)
+    assert "hunter2" not in masked
+    path = write(tmp_path / "dumped.toml", dump_toml(settings, reveal_secrets=True))
+    assert load_settings(path) == settings

@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from fleetlink import __version__
-from fleetlink.cli import contracts, gateway, stack, topics
+from fleetlink.cli import config, contracts, gateway, stack, topics
 from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(config.app, name="config")
 app.add_typer(contracts.app, name="contracts")
 app.command("demo")(demo)
 app.command("api")(api)

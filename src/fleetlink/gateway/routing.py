@@ -220,26 +220,24 @@ class Router:
         mapping: str = "none",
     ) -> Record:
         message_id = content_hash(message.topic, message.payload)
-        headers = self._headers(message, mapping, message_id)
-        headers.append((h.DLQ_REASON, reason.value.encode()))
-        headers.append((h.DLQ_DETAIL, detail[:512].encode(errors="replace")))
-        value = message.payload
-        if len(value) > DLQ_MAX_PAYLOAD:
-            headers.append((h.DLQ_ORIGINAL_SIZE, str(len(value)).encode()))
-            value = value[:DLQ_MAX_PAYLOAD]
-        return Record(
-            topic=self._dlq_topic,
-            key=key.encode() if key is not None else None,
-            value=value,
-            headers=headers,
-            mapping=mapping,
-            message_id=message_id,
-            dlq_reason=reason,
-            dlq_detail=detail,
+        return self._letter(
+            Record(
+                topic=self._dlq_topic,
+                key=key.encode() if key is not None else None,
+                value=message.payload,
+                headers=self._headers(message, mapping, message_id),
+                mapping=mapping,
+                message_id=message_id,
+            ),
+            reason,
+            detail,
         )
 
     def reject(self, record: Record, reason: DlqReason, detail: str) -> Record:
         """Turn a routed record that Kafka refused into a dead letter, headers kept."""
+        return self._letter(record, reason, detail)
+
+    def _letter(self, record: Record, reason: DlqReason, detail: str) -> Record:
         headers = [
             *record.headers,
             (h.DLQ_REASON, reason.value.encode()),

@@ -283,9 +283,18 @@ class UplinkWorker:
         port = self.settings.gateway.metrics_port
         server = None
         if port:
-            server = serve(
-                self.metrics.registry, port + self.index, healthy=self.healthy, ready=self.ready
-            )
+            try:
+                server = serve(
+                    self.metrics.registry,
+                    port + self.index,
+                    healthy=self.healthy,
+                    ready=self.ready,
+                )
+            except OSError as error:  # moving data matters more than exposing metrics
+                self.log.error(
+                    "metrics endpoint unavailable; set gateway.metrics_port",
+                    extra={"port": port + self.index, "error": str(error)},
+                )
         host, mqtt_port = self.settings.mqtt_address()
         self.client.connect_async(
             host,
