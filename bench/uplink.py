@@ -388,8 +388,8 @@ def plot(results: list[Result], path: Path, title: str) -> None:
     axes[2].bar([i + 0.2 for i in x], [r.p99_ms for r in results], width=0.4, label="p99")
     axes[2].set_xticks(list(x), names)
     axes[2].set_title(
-        f"latency at {results[0].latency_rate:.0f} msgs/s (ms): publish -> Kafka append\n"
-        "(raw: publish -> subscriber)"
+        f"latency (ms) at {results[0].latency_rate:.0f} msgs/s\n"
+        "publish -> Kafka append (raw: -> subscriber)"
     )
     axes[2].legend()
     for ax in axes:
@@ -411,7 +411,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default="raw,naive,gateway-1,gateway-2")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the report shows medians")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "uplink.json")
-    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "uplink.png")
+    parser.add_argument("--plot", type=Path, default=ROOT / "BENCHMARKS-uplink.png")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     wanted = args.scenarios.split(",")
