@@ -40,7 +40,10 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout
     assert "kafka-1" in result.stdout
-    assert "fleetlink-gateway-0" in result.stdout  # the gateway ran under its supervisor
+    assert "fleetlink gateway" in result.stdout  # the gateway's live table
+    worker_log = result.stderr + result.stdout
+    assert '"msg": "subscribed"' in worker_log  # a worker connected and took its subscriptions
+    assert '"msg": "gateway worker stopped"' in worker_log  # and stopped cleanly at the end
     assert "Demo ended; stopped 2 process(es)." in result.stdout
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
     assert logs == ["kafka-1.log", "mosquitto.log"]

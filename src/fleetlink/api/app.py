@@ -27,12 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
     gateway = settings.gateway
     registry = CollectorRegistry()
     state = ingest.IngestState(
-        router=Router(
-            gateway.mappings,
-            max_payload_bytes=gateway.max_payload_bytes,
-            late_after_ms=int(gateway.late_after_s * 1000),
-            dlq_topic=gateway.dlq_topic,
-        ),
+        router=Router.from_settings(gateway),
         retry_after_s=max(1, round(settings.api.kafka_timeout_s)),
         metrics=ingest.IngestMetrics(registry),
     )

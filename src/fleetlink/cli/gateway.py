@@ -58,9 +58,9 @@ def new_supervisor(
 
 def gateway_table(supervisor: Supervisor, settings: Settings) -> Table:
     table = Table(title="fleetlink gateway", title_justify="left")
-    columns = ("worker", "pid", "client id", "state", "restarts", "received", "to Kafka", "DLQ")
+    columns = ("#", "pid", "client id", "state", "restarts", "received", "to Kafka", "DLQ")
     for column in (*columns, "in flight", "MQTT", "Kafka"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     port = settings.gateway.metrics_port
     for handle in supervisor.handles:
         stats = scrape(port + handle.index) if port and handle.running else None

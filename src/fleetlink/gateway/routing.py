@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from fleetlink.config import MappingRule
+from fleetlink.config import GatewaySettings, MappingRule
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
 from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic
@@ -122,6 +122,15 @@ class Router:
         self._max_payload = max_payload_bytes
         self._late_after_ms = late_after_ms
         self._dlq_topic = dlq_topic
+
+    @classmethod
+    def from_settings(cls, gateway: GatewaySettings) -> Router:
+        return cls(
+            gateway.mappings,
+            max_payload_bytes=gateway.max_payload_bytes,
+            late_after_ms=int(gateway.late_after_s * 1000),
+            dlq_topic=gateway.dlq_topic,
+        )
 
     @property
     def rules(self) -> list[MappingRule]:

@@ -56,12 +56,7 @@ class UplinkWorker:
         self.index = index
         self.log = log
         self.client_id = worker_client_id(settings, index)
-        self.router = Router(
-            gateway.mappings,
-            max_payload_bytes=gateway.max_payload_bytes,
-            late_after_ms=int(gateway.late_after_s * 1000),
-            dlq_topic=gateway.dlq_topic,
-        )
+        self.router = Router.from_settings(gateway)
         share = f"$share/{gateway.share_group}"
         self.filters = [f"{share}/{rule.mqtt_filter}" for rule in gateway.mappings]
         self.metrics = GatewayMetrics()
