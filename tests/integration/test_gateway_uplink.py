@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import msgspec
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from fleetlink.config import Settings
 from fleetlink.contracts import MqttTopic
@@ -102,3 +105,36 @@ def test_backlog_is_flagged_late_and_fresh_data_is_not(
     fresh_records = [r for r in arrival.records if r.key().decode() == live]
     assert len(fresh_records) >= 200
     assert all(header(r, h.LATE) is None for r in fresh_records)
+
+
+def test_a_record_kafka_refuses_becomes_a_dead_letter(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """Valid for the gateway, too large for the topic (max.message.bytes): DLQ, acked, not lost."""
+    config, settings, topics = gateway_config(tmp_path, stack_config)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers()})
+    limit = ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", topics.events, incremental_configs=[limit])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+    vin = "WVWZZZ1JZXW000103"
+    now = time.time_ns() // 1_000_000
+    noise = base64.b64encode(os.urandom(4000)).decode()  # lz4 cannot shrink it under the limit
+    big = msgspec.json.encode({"ts": now, "seq": 1, "data": {"blob": noise}})
+    small = msgspec.json.encode({"ts": now, "seq": 2, "data": {}})
+    with (
+        supervised_gateway(config, workers=1),
+        mqtt_client(stack_config.stack.mqtt_port) as (client, _),
+    ):
+        client.publish(MqttTopic.event(vin, "dtc"), big, qos=1).wait_for_publish(10)
+        time.sleep(1)  # its own Kafka batch: a refused batch takes its neighbours with it
+        client.publish(MqttTopic.event(vin, "dtc"), small, qos=1).wait_for_publish(10)
+        deadline = time.monotonic() + 30
+        letters: list = []  # type: ignore[type-arg]
+        while not letters and time.monotonic() < deadline:
+            letters = read_topic(settings.kafka_bootstrap_servers(), topics.dlq)
+            time.sleep(0.5)
+        events = read_topic(settings.kafka_bootstrap_servers(), topics.events)
+    assert [header(r, h.DLQ_REASON) for r in letters] == [b"kafka-rejected"]
+    assert letters[0].value() == big
+    assert [r.value() for r in events] == [small]
