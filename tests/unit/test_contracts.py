@@ -145,6 +145,7 @@ def test_json_schemas_describe_the_constraints() -> None:
         "event",
         "presence",
         "command-response",
+        "command",
     }
 
 

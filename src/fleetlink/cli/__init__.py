@@ -13,6 +13,7 @@ from fleetlink.cli import config, contracts, gateway, stack, topics
 from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
+from fleetlink.cli.simulate import simulate
 from fleetlink.errors import FleetlinkError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(contracts.app, name="contracts")
 app.command("demo")(demo)
 app.command("api")(api)
+app.command("simulate")(simulate)
 
 
 def _print_version(value: bool) -> None:

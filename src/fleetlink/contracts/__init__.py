@@ -4,6 +4,8 @@ Pure: this package imports nothing of fleetlink's adapters. Every other package 
 """
 
 from fleetlink.contracts.models import (
+    Command,
+    CommandName,
     CommandResponse,
     Event,
     EventKind,
@@ -18,6 +20,8 @@ from fleetlink.contracts.vin import is_valid_vin
 
 __all__ = [
     "KAFKA_TOPICS",
+    "Command",
+    "CommandName",
     "CommandResponse",
     "Event",
     "EventKind",

@@ -106,6 +106,33 @@ class CommandResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: Annotated[str, Meta(max_length=256)] | None = None
     seq: SequenceNumber | None = None
     msg_id: MessageId | None = None
+    command_id: Annotated[str, Meta(max_length=128)] | None = None
+
+
+class CommandName(StrEnum):
+    """What a vehicle can be asked to do."""
+
+    LOCK = "lock"
+    UNLOCK = "unlock"
+    TRUNK_OPEN = "trunk.open"
+    TRUNK_CLOSE = "trunk.close"
+    FLASH = "flash"
+    HONK = "honk"
+    CLIMATE = "climate"
+    CHARGING_START = "charging.start"
+    CHARGING_STOP = "charging.stop"
+    FEATURE_ACTIVATE = "feature.activate"
+    CONFIG_CHANGE = "config.change"
+
+
+class Command(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``vehicles/{vin}/commands/{command_id}``: an order valid until ``expires_at``."""
+
+    command_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    name: CommandName
+    issued_at: EpochMillis
+    expires_at: EpochMillis
+    params: dict[str, Any] = {}
 
 
 MODELS: Final[dict[str, type[msgspec.Struct]]] = {
@@ -113,4 +140,5 @@ MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "event": Event,
     "presence": Presence,
     "command-response": CommandResponse,
+    "command": Command,
 }

@@ -1,0 +1,94 @@
+"""``fleetlink simulate``: a fleet of in-vehicle agents on the broker, with a live view."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from fleetlink.cli.common import console, settings_from
+from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
+
+
+def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Table:
+    stats = [agent.stats for agent in simulation.agents]
+    table = Table(title=f"fleetlink simulate — {elapsed:,.0f} s", title_justify="left")
+    for column in ("vehicles", "connected", "msgs/s", "published", "resent", "events"):
+        table.add_column(column, justify="right")
+    for column in ("commands", "reconnects", "errors"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(len(simulation.agents)),
+        str(simulation.connected()),
+        f"{rate:,.0f}",
+        f"{sum(s.published for s in stats):,}",
+        f"{sum(s.resent for s in stats):,}",
+        f"{simulation.events:,}",
+        f"{sum(s.commands for s in stats):,}",
+        f"{sum(max(0, s.connects - 1) for s in stats):,}",
+        f"{sum(s.errors for s in stats):,}",
+    )
+    return table
+
+
+def simulate(
+    ctx: typer.Context,
+    vehicles: Annotated[int, typer.Option("--vehicles", "-n", min=1, help="Fleet size.")] = 100,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between telemetry messages.")
+    ] = 5.0,
+    duration: Annotated[float, typer.Option("--duration", min=1, help="Seconds to run.")] = 60.0,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same fleet and routes.")] = 1,
+    offline_share: Annotated[
+        float, typer.Option("--offline-share", min=0, max=1, help="Share of cars losing the link.")
+    ] = 0.0,
+    offline_at: Annotated[float, typer.Option("--offline-at", help="When (s).")] = 10.0,
+    offline_for: Annotated[float, typer.Option("--offline-for", help="For how long (s).")] = 30.0,
+    summary: Annotated[
+        Path | None, typer.Option("--summary", help="Also write the JSON summary here.")
+    ] = None,
+) -> None:
+    """Run simulated vehicles against the MQTT broker (kinematic movement over Berlin)."""
+    settings = settings_from(ctx)
+    host, port = settings.mqtt_address()
+    simulation = FleetSimulation(
+        host=host,
+        port=port,
+        vehicles=vehicles,
+        interval_s=interval,
+        seed=seed,
+        faults=Faults(offline_share=offline_share, offline_at_s=offline_at, offline_s=offline_for),
+    )
+    result = asyncio.run(_run_with_view(simulation, duration))
+    text = json.dumps(msgspec.structs.asdict(result), indent=2)
+    console.print()
+    console.print_json(text)
+    if summary is not None:
+        summary.write_text(text + "\n")
+
+
+async def _run_with_view(simulation: FleetSimulation, duration: float) -> FleetSummary:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    last = {"time": time.monotonic(), "published": 0, "rate": 0.0}
+    with Live(fleet_table(simulation, 0, 0), console=console, refresh_per_second=2) as live:
+
+        def on_tick(sim: FleetSimulation, elapsed: float) -> None:
+            now = time.monotonic()
+            published = sum(agent.stats.published for agent in sim.agents)
+            if now - last["time"] >= 1:
+                last["rate"] = (published - last["published"]) / (now - last["time"])
+                last["time"], last["published"] = now, published
+            live.update(fleet_table(sim, elapsed, last["rate"]))
+
+        return await simulation.run(duration, on_tick=on_tick, stop=stop)

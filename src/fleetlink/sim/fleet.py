@@ -1,0 +1,173 @@
+"""A simulated fleet: kinematic movement driving N in-vehicle agents in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+import msgspec
+
+from fleetlink.contracts.models import EventKind
+from fleetlink.sim.flood import vins_for
+from fleetlink.sim.kinematic import KinematicFleet
+from fleetlink.vehicle.agent import VehicleAgent
+from fleetlink.vehicle.state import VehicleState
+
+HARSH_BRAKING_MS2 = 4.0  # normal braking in the kinematic model is 3 m/s²
+
+
+class Faults(msgspec.Struct, frozen=True):
+    """Fault knobs: a share of vehicles loses its link at ``offline_at_s`` for ``offline_s``."""
+
+    offline_share: float = 0.0
+    offline_at_s: float = 10.0
+    offline_s: float = 30.0
+
+
+class FleetSummary(msgspec.Struct):
+    vehicles: int
+    duration_s: float
+    connected_at_end: int
+    telemetry_sampled: int
+    published: int
+    resent: int
+    events: int
+    commands: int
+    connects: int
+    disconnects: int
+    errors: int
+    outbox_dropped: int
+    forced_offline: list[str]
+
+
+class FleetSimulation:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        vehicles: int,
+        interval_s: float,
+        seed: int,
+        faults: Faults | None = None,
+        vin_prefix: str = "SMV",
+    ) -> None:
+        self.interval_s = interval_s
+        self.faults = faults or Faults()
+        self._rng = random.Random(seed)
+        self.movement = KinematicFleet(vehicles, seed)
+        self.agents = []
+        for index, vin in enumerate(vins_for(vehicles, vin_prefix)):
+            lat, lon = self.movement.position(index)
+            state = VehicleState(
+                vin=vin,
+                latitude=lat,
+                longitude=lon,
+                battery_soc=self._rng.uniform(20, 95),
+                ambient_c=self._rng.uniform(4, 18),
+            )
+            agent_rng = random.Random(f"{seed}-{vin}")
+            self.agents.append(VehicleAgent(state, host=host, port=port, rng=agent_rng))
+        self.sampled = 0
+        self.events = 0
+        self.forced_offline: list[str] = []
+
+    def connected(self) -> int:
+        return sum(agent.connected for agent in self.agents)
+
+    def tick(self) -> None:
+        """Advance movement by one interval and let every car report."""
+        self.movement.step(self.interval_s)
+        for index, (agent, car) in enumerate(zip(self.agents, self.movement.cars, strict=True)):
+            state = agent.state
+            state.latitude, state.longitude = self.movement.position(index)
+            state.heading_deg = car.heading_deg
+            state.speed_kmh = car.speed_ms * 3.6
+            state.odometer_km = 10_000 + car.odometer_m / 1000
+            state.battery_soc = max(
+                5.0, state.battery_soc - car.speed_ms * self.interval_s / 50_000
+            )
+            agent.sample_telemetry()
+            self.sampled += 1
+            self._maybe_events(agent, car.last_decel_ms2)
+
+    def _maybe_events(self, agent: VehicleAgent, decel_ms2: float) -> None:
+        rng = self._rng
+        if decel_ms2 >= HARSH_BRAKING_MS2:
+            agent.report_event(EventKind.HARSH_BRAKING, {"deceleration_ms2": round(decel_ms2, 2)})
+            self.events += 1
+        if rng.random() < 0.002:
+            side = rng.choice(("left", "right"))
+            length = round(rng.uniform(4.5, 9.0), 1)
+            agent.report_event(EventKind.PARKING_GAP, {"length_m": length, "side": side})
+            self.events += 1
+        if rng.random() < 0.0005:
+            code = rng.choice(("P0300", "P0420", "C0035", "B1000", "U0100"))
+            agent.report_event(EventKind.DTC, {"code": code, "status": "raised"})
+            self.events += 1
+
+    def _inject_faults(self) -> None:
+        share = self.faults.offline_share
+        if share <= 0:
+            return
+        count = round(len(self.agents) * share)
+        for agent in self._rng.sample(self.agents, count):
+            agent.drop_connection(self.faults.offline_s)
+            self.forced_offline.append(agent.vin)
+
+    async def run(
+        self,
+        duration_s: float,
+        *,
+        on_tick: Callable[[FleetSimulation, float], None] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> FleetSummary:
+        stop = stop or asyncio.Event()
+        agent_stop = asyncio.Event()
+        asyncio.get_running_loop().set_exception_handler(_ignore_lost_link_futures)
+        tasks = [asyncio.create_task(agent.run(agent_stop)) for agent in self.agents]
+        started = time.monotonic()
+        next_tick = started + self.interval_s
+        faulted = False
+        try:
+            while not stop.is_set() and time.monotonic() - started < duration_s:
+                await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+                next_tick += self.interval_s
+                self.tick()
+                elapsed = time.monotonic() - started
+                if not faulted and elapsed >= self.faults.offline_at_s:
+                    self._inject_faults()
+                    faulted = True
+                if on_tick is not None:
+                    on_tick(self, elapsed)
+        finally:
+            connected_at_end = self.connected()
+            agent_stop.set()
+            await asyncio.wait(tasks, timeout=30)
+        stats = [agent.stats for agent in self.agents]
+        return FleetSummary(
+            vehicles=len(self.agents),
+            duration_s=round(time.monotonic() - started, 1),
+            connected_at_end=connected_at_end,
+            telemetry_sampled=self.sampled,
+            published=sum(s.published for s in stats),
+            resent=sum(s.resent for s in stats),
+            events=self.events,
+            commands=sum(s.commands for s in stats),
+            connects=sum(s.connects for s in stats),
+            disconnects=sum(s.disconnects for s in stats),
+            errors=sum(s.errors for s in stats),
+            outbox_dropped=sum(agent.outbox.dropped for agent in self.agents),
+            forced_offline=self.forced_offline,
+        )
+
+
+def _ignore_lost_link_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """aiomqtt leaves a failed future behind when a link is cut; the agent already counted it."""
+    if isinstance(context.get("exception"), aiomqtt.MqttError):
+        return
+    loop.default_exception_handler(context)

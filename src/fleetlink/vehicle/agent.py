@@ -1,0 +1,257 @@
+"""The in-vehicle agent on MQTT 5 (asyncio, aiomqtt): telemetry, events, presence, commands.
+
+Identity: client id and username are the VIN. Persistent session (``clean_start=False``, session
+expiry), so commands sent while the car is offline wait at the broker. Last will: presence
+``offline`` (retained); on connect a retained ``online`` birth message. Everything the car sends
+goes through an ordered outbox that survives disconnects: telemetry sampled while offline is
+marked ``resent`` and flushed in order after the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from dataclasses import dataclass
+
+import aiomqtt
+import msgspec
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import (
+    Command,
+    CommandResponse,
+    Event,
+    EventKind,
+    Presence,
+    PresenceStatus,
+    ResponseStatus,
+    Telemetry,
+)
+from fleetlink.contracts.topics import MqttTopic
+from fleetlink.vehicle.commands import CommandExecutor
+from fleetlink.vehicle.outbox import Outbox, Pending
+from fleetlink.vehicle.state import VehicleState
+
+_command_decoder = msgspec.json.Decoder(Command)
+_FINAL_FLUSH_S = 5.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class AgentStats:
+    published: int = 0
+    resent: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    commands: int = 0
+    errors: int = 0
+
+
+class VehicleAgent:
+    def __init__(
+        self,
+        state: VehicleState,
+        *,
+        host: str,
+        port: int,
+        session_expiry_s: int = 3600,
+        keepalive_s: int = 30,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.state = state
+        self.vin = state.vin
+        self.executor = CommandExecutor(state)
+        self.outbox = Outbox()
+        self.stats = AgentStats()
+        self.connected = False
+        self._host, self._port = host, port
+        self._session_expiry_s = session_expiry_s
+        self._keepalive_s = keepalive_s
+        self._rng = rng or random.Random()
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._offline_until = 0.0
+        self._client: aiomqtt.Client | None = None
+
+    # what the car says ------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.outbox.put(Pending(topic, payload, retain))
+        self._wake.set()
+
+    def sample_telemetry(self) -> None:
+        telemetry = Telemetry(
+            ts=now_ms(),
+            seq=self._next_seq(),
+            signals=self.state.signals(),
+            resent=not self.connected,
+        )
+        if telemetry.resent:
+            self.stats.resent += 1
+        self._send(MqttTopic.telemetry(self.vin), encode(telemetry))
+
+    def report_event(self, kind: EventKind, data: dict[str, object]) -> None:
+        event = Event(
+            ts=now_ms(),
+            seq=self._next_seq(),
+            data=data,
+            latitude=round(self.state.latitude, 6),
+            longitude=round(self.state.longitude, 6),
+            resent=not self.connected,
+        )
+        self._send(MqttTopic.event(self.vin, kind), encode(event))
+
+    def _presence(self, status: PresenceStatus, reason: str) -> bytes:
+        return encode(Presence(status=status, ts=now_ms(), reason=reason))
+
+    # connection -------------------------------------------------------------------------------
+
+    def drop_connection(self, offline_s: float) -> None:
+        """Fault injection: the link dies without DISCONNECT (the broker sends the last will)
+        and the car stays offline for ``offline_s`` seconds, as in a tunnel."""
+        self._offline_until = time.monotonic() + offline_s
+        client = self._client
+        if client is not None:
+            sock = client._client.socket()
+            if isinstance(sock, socket.socket):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until ``stop``; reconnect with backoff; say goodbye on stop."""
+        backoff = 1.0
+        while not stop.is_set():
+            wait = self._offline_until - time.monotonic()
+            if wait > 0:
+                await _sleep_unless(stop, wait)
+                continue
+            try:
+                await self._session(stop)
+                backoff = 1.0
+            except aiomqtt.MqttError:
+                self.stats.disconnects += 1
+            finally:
+                self.connected = False
+                self._client = None
+            if not stop.is_set() and time.monotonic() >= self._offline_until:
+                await _sleep_unless(stop, backoff * self._rng.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, 30.0)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self._session_expiry_s
+        will = aiomqtt.Will(
+            MqttTopic.presence(self.vin),
+            self._presence(PresenceStatus.OFFLINE, "connection-lost"),
+            qos=1,
+            retain=True,
+        )
+        async with aiomqtt.Client(
+            self._host,
+            self._port,
+            identifier=self.vin,
+            username=self.vin,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=properties,
+            will=will,
+            keepalive=self._keepalive_s,
+            timeout=15,
+        ) as client:
+            self._client = client
+            self.connected = True
+            self.stats.connects += 1
+            await client.subscribe(MqttTopic.commands_filter(self.vin), qos=1)
+            await client.publish(
+                MqttTopic.presence(self.vin),
+                self._presence(PresenceStatus.ONLINE, "connected"),
+                qos=1,
+                retain=True,
+            )
+            receiver = asyncio.create_task(self._receive(client))
+            try:
+                await self._flush(client, stop)
+            finally:
+                receiver.cancel()
+            if stop.is_set():
+                await client.publish(
+                    MqttTopic.presence(self.vin),
+                    self._presence(PresenceStatus.OFFLINE, "shutdown"),
+                    qos=1,
+                    retain=True,
+                )
+
+    async def _flush(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Send the outbox in order, each message once the broker acknowledged the one before.
+
+        On ``stop`` what is still queued is sent first (for at most ``_FINAL_FLUSH_S``).
+        """
+        deadline: float | None = None
+        while time.monotonic() >= self._offline_until:
+            if stop.is_set():
+                deadline = deadline or time.monotonic() + _FINAL_FLUSH_S
+                if time.monotonic() > deadline:
+                    break
+            pending = self.outbox.peek()
+            if pending is None:
+                if stop.is_set():
+                    break
+                self._wake.clear()
+                await _wait_event(self._wake, stop, 1.0)
+                continue
+            await client.publish(
+                pending.topic, pending.payload, qos=1, retain=pending.retain, timeout=15
+            )
+            self.outbox.pop()
+            self.stats.published += 1
+        if time.monotonic() < self._offline_until:
+            raise aiomqtt.MqttError("link cut by the simulator")
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = str(message.topic)
+            command_id = topic.rsplit("/", 1)[-1]
+            try:
+                command = _command_decoder.decode(message.payload)
+            except msgspec.MsgspecError as error:
+                self.stats.errors += 1
+                answers = [
+                    CommandResponse(
+                        ts=now_ms(),
+                        status=ResponseStatus.REJECTED,
+                        reason=f"malformed: {str(error)[:200]}",
+                        command_id=command_id,
+                    )
+                ]
+            else:
+                self.stats.commands += 1
+                answers = self.executor.handle(command, now_ms())
+            for answer in answers:
+                self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        return
+
+
+async def _wait_event(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,55 @@
+"""The simulated vehicle's state, and its VSS telemetry view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetlink.contracts import vss
+from fleetlink.contracts.models import SignalValue
+
+
+@dataclass
+class VehicleState:
+    vin: str
+    latitude: float
+    longitude: float
+    heading_deg: float = 0.0
+    speed_kmh: float = 0.0
+    odometer_km: float = 10_000.0
+    battery_soc: float = 80.0
+    battery_soh: float = 97.0
+    tire_kpa: tuple[float, float, float, float] = (240.0, 240.0, 235.0, 235.0)
+    ambient_c: float = 12.0
+    doors_locked: bool = True
+    trunk_open: bool = False
+    trunk_locked: bool = True
+    hazard_lights: bool = False
+    climate_on: bool = False
+    climate_target_c: float = 21.0
+    charging: bool = False
+    features: set[str] = field(default_factory=set)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def signals(self) -> dict[str, SignalValue]:
+        return {
+            vss.LATITUDE: round(self.latitude, 6),
+            vss.LONGITUDE: round(self.longitude, 6),
+            vss.HEADING: round(self.heading_deg, 1),
+            vss.SPEED: round(self.speed_kmh, 1),
+            vss.ODOMETER: round(self.odometer_km, 3),
+            vss.BATTERY_STATE_OF_CHARGE: round(self.battery_soc, 1),
+            vss.BATTERY_STATE_OF_HEALTH: round(self.battery_soh, 1),
+            vss.TIRE_PRESSURE_FRONT_LEFT: self.tire_kpa[0],
+            vss.TIRE_PRESSURE_FRONT_RIGHT: self.tire_kpa[1],
+            vss.TIRE_PRESSURE_REAR_LEFT: self.tire_kpa[2],
+            vss.TIRE_PRESSURE_REAR_RIGHT: self.tire_kpa[3],
+            vss.AMBIENT_TEMPERATURE: round(self.ambient_c, 1),
+            vss.DOOR_ROW1_DRIVER_IS_LOCKED: self.doors_locked,
+            vss.TRUNK_REAR_IS_OPEN: self.trunk_open,
+            vss.TRUNK_REAR_IS_LOCKED: self.trunk_locked,
+            vss.HAZARD_LIGHTS_ON: self.hazard_lights,
+            vss.HVAC_IS_ON: self.climate_on,
+            vss.HVAC_TARGET_TEMPERATURE: self.climate_target_c,
+            vss.BATTERY_IS_CHARGING: self.charging,
+        }
