@@ -55,6 +55,7 @@ def simulate(
     summary: Annotated[
         Path | None, typer.Option("--summary", help="Also write the JSON summary here.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No live view, only the summary.")] = False,
 ) -> None:
     """Run simulated vehicles against the MQTT broker (kinematic movement over Berlin)."""
     settings = settings_from(ctx)
@@ -67,7 +68,7 @@ def simulate(
         seed=seed,
         faults=Faults(offline_share=offline_share, offline_at_s=offline_at, offline_s=offline_for),
     )
-    result = asyncio.run(_run_with_view(simulation, duration))
+    result = asyncio.run(_run(simulation, duration, view=not quiet))
     text = json.dumps(msgspec.structs.asdict(result), indent=2)
     console.print()
     console.print_json(text)
@@ -75,11 +76,13 @@ def simulate(
         summary.write_text(text + "\n")
 
 
-async def _run_with_view(simulation: FleetSimulation, duration: float) -> FleetSummary:
+async def _run(simulation: FleetSimulation, duration: float, *, view: bool) -> FleetSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if not view:
+        return await simulation.run(duration, stop=stop)
     last = {"time": time.monotonic(), "published": 0, "rate": 0.0}
     with Live(fleet_table(simulation, 0, 0), console=console, refresh_per_second=2) as live:
 
