@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import msgspec
 
 from fleetlink.config import Settings
-from fleetlink.contracts.models import Presence, PresenceStatus
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import (
+    Command,
+    CommandName,
+    CommandResponse,
+    Presence,
+    PresenceStatus,
+    ResponseStatus,
+)
+from fleetlink.contracts.topics import MqttTopic
 from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.fleet import Faults, FleetSimulation
 from fleetlink.stack import LocalStack
+from fleetlink.vehicle.geo import cell_of
 from tests.integration.gateway_helpers import gateway_config, supervised_gateway
+from tests.integration.helpers import mqtt_client
 
 
 def latest_presence(bootstrap: str, topic: str) -> dict[str, Presence]:
@@ -56,3 +68,57 @@ def test_500_vehicles_for_60_s_with_50_forced_offline(
     assert {vin for vin, p in presence.items() if p.status is PresenceStatus.OFFLINE} == offline
     assert all(presence[vin].reason == "connection-lost" for vin in offline)
     print(f"{len(telemetry)} telemetry records from {len(vins)} vehicles; 50 offline, 450 online")
+
+
+def test_vehicles_execute_commands_once_and_hear_geo_warnings(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """Over the real broker: a command executes once even when sent twice; an expired one never;
+    a warning published to the cell a car is in reaches it."""
+    port = stack_config.stack.mqtt_port
+    simulation = FleetSimulation(
+        host="127.0.0.1", port=port, vehicles=5, interval_s=1.0, seed=5, vin_prefix="CMD"
+    )
+    car = simulation.agents[0]
+    now = time.time_ns() // 1_000_000
+
+    def command(command_id: str, name: CommandName, ttl_ms: int) -> bytes:
+        return encode(
+            Command(command_id=command_id, name=name, issued_at=now, expires_at=now + ttl_ms)
+        )
+
+    async def scenario() -> list[CommandResponse]:
+        run = asyncio.create_task(simulation.run(12))
+        await asyncio.sleep(3)
+        answers: list[CommandResponse] = []
+        with mqtt_client(port, subscribe=f"vehicles/{car.vin}/command-responses/+") as (
+            client,
+            inbox,
+        ):
+            for payload, command_id in (
+                (command("c-1", CommandName.FLASH, 60_000), "c-1"),
+                (command("c-1", CommandName.FLASH, 60_000), "c-1"),  # a redelivery
+                (command("c-2", CommandName.UNLOCK, -1), "c-2"),  # already expired
+            ):
+                client.publish(MqttTopic.command(car.vin, command_id), payload, qos=1)
+            cell = cell_of(car.state.latitude, car.state.longitude)
+            await asyncio.sleep(2)  # the car has subscribed to the cells around it
+            client.publish(MqttTopic.geo_warnings(cell), b'{"hazard":"ice"}', qos=1)
+            messages = await asyncio.to_thread(inbox.wait_for, 4, 10)
+            answers = [msgspec.json.decode(m.payload, type=CommandResponse) for m in messages]
+        await run
+        return answers
+
+    answers = asyncio.run(scenario())
+    statuses = [(a.command_id, a.status) for a in answers]
+    assert statuses == [
+        ("c-1", ResponseStatus.ACCEPTED),
+        ("c-1", ResponseStatus.SUCCEEDED),
+        ("c-1", ResponseStatus.SUCCEEDED),  # answered again from memory
+        ("c-2", ResponseStatus.REJECTED),
+    ]
+    assert car.executor.executed == 1
+    assert car.executor.replays == 1
+    assert car.state.doors_locked is True  # the expired unlock never ran
+    assert car.stats.warnings >= 1
+    assert car.last_warning == b'{"hazard":"ice"}'

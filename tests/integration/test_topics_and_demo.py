@@ -36,7 +36,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         **stack_env(settings),
         "FLEETLINK_GATEWAY__METRICS_PORT": str(free_port_block(1)),
     }
-    result = run_cli("demo", "--duration", "6", env=env)
+    result = run_cli("demo", "--duration", "8", "--vehicles", "20", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout
     assert "kafka-1" in result.stdout
@@ -46,7 +46,10 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert '"msg": "gateway worker stopped"' in worker_log  # and stopped cleanly at the end
     assert "Demo ended; stopped 2 process(es)." in result.stdout
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
-    assert logs == ["kafka-1.log", "mosquitto.log"]
+    assert logs == ["kafka-1.log", "mosquitto.log", "simulate.log"]
+    # the simulated fleet ran and stopped cleanly: its summary is the last thing it wrote
+    fleet_log = (tmp_path / "state" / "logs" / "simulate.log").read_text()
+    assert '"vehicles": 20' in fleet_log
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "Traceback" not in result.stderr
     assert processes_using(tmp_path / "state") == []

@@ -6,6 +6,7 @@ from fleetlink.contracts import vss
 from fleetlink.contracts.models import Command, CommandName, ResponseStatus
 from fleetlink.sim.kinematic import KinematicFleet, to_lat_lon
 from fleetlink.vehicle.commands import CommandExecutor
+from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
@@ -135,3 +136,16 @@ def test_kinematic_cars_drive_plausibly_inside_the_city() -> None:
         (east_lon - 13.38) * 111_320 * math.cos(math.radians(52.51)), 120, rel_tol=0.01
     )
     assert east_lat == pytest.approx(52.51)
+
+
+def test_warning_cells_follow_the_vehicle() -> None:
+    here = warning_cells(52.5200, 13.4050)
+    assert len(here) == 7  # its cell and the ring around it
+    nearby = warning_cells(52.5201, 13.4051)
+    assert here == nearby
+    far = warning_cells(52.5400, 13.4500)  # about 3.6 km away
+    enter, leave = subscription_changes(here, far)
+    assert set(enter) == far - here
+    assert set(leave) == here - far
+    assert enter == sorted(enter)
+    assert subscription_changes(here, here) == ([], [])

@@ -52,6 +52,15 @@ def simulate(
     ] = 0.0,
     offline_at: Annotated[float, typer.Option("--offline-at", help="When (s).")] = 10.0,
     offline_for: Annotated[float, typer.Option("--offline-for", help="For how long (s).")] = 30.0,
+    storm_at: Annotated[
+        float | None, typer.Option("--storm-at", help="All cars drop the link at once (s).")
+    ] = None,
+    clock_skew: Annotated[
+        float, typer.Option("--clock-skew", min=0, help="Cars' clocks off by up to (s).")
+    ] = 0.0,
+    malformed: Annotated[
+        float, typer.Option("--malformed", min=0, max=1, help="Share of broken telemetry.")
+    ] = 0.0,
     summary: Annotated[
         Path | None, typer.Option("--summary", help="Also write the JSON summary here.")
     ] = None,
@@ -66,7 +75,14 @@ def simulate(
         vehicles=vehicles,
         interval_s=interval,
         seed=seed,
-        faults=Faults(offline_share=offline_share, offline_at_s=offline_at, offline_s=offline_for),
+        faults=Faults(
+            offline_share=offline_share,
+            offline_at_s=offline_at,
+            offline_s=offline_for,
+            storm_at_s=storm_at,
+            clock_skew_s=clock_skew,
+            malformed_share=malformed,
+        ),
     )
     result = asyncio.run(_run(simulation, duration, view=not quiet))
     text = json.dumps(msgspec.structs.asdict(result), indent=2)

@@ -11,6 +11,10 @@ import msgspec
 
 VEHICLES_ROOT: Final = "vehicles"
 GEO_ROOT: Final = "geo"
+# Hazard warnings go to H3 cells of this resolution (edge about 0.5 km); a vehicle listens to
+# its own cell and the ring around it.
+GEO_WARNING_RESOLUTION: Final = 8
+GEO_WARNING_RING: Final = 1
 
 
 class VehicleChannel(StrEnum):

@@ -18,14 +18,24 @@ from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 
 HARSH_BRAKING_MS2 = 4.0  # normal braking in the kinematic model is 3 m/s²
+ABS_MS2 = 6.5
 
 
 class Faults(msgspec.Struct, frozen=True):
-    """Fault knobs: a share of vehicles loses its link at ``offline_at_s`` for ``offline_s``."""
+    """Fault knobs.
+
+    - a share of vehicles loses its link at ``offline_at_s`` for ``offline_s`` (tunnels);
+    - ``storm_at_s``: every vehicle drops its link at once and reconnects (a reconnect storm);
+    - ``clock_skew_s``: each car's clock is off by up to this much, either way;
+    - ``malformed_share``: that share of telemetry is broken JSON (the gateway's DLQ path).
+    """
 
     offline_share: float = 0.0
     offline_at_s: float = 10.0
     offline_s: float = 30.0
+    storm_at_s: float | None = None
+    clock_skew_s: float = 0.0
+    malformed_share: float = 0.0
 
 
 class FleetSummary(msgspec.Struct):
@@ -40,6 +50,7 @@ class FleetSummary(msgspec.Struct):
     connects: int
     disconnects: int
     errors: int
+    malformed: int
     outbox_dropped: int
     forced_offline: list[str]
 
@@ -71,10 +82,21 @@ class FleetSimulation:
                 ambient_c=self._rng.uniform(4, 18),
             )
             agent_rng = random.Random(f"{seed}-{vin}")
-            self.agents.append(VehicleAgent(state, host=host, port=port, rng=agent_rng))
+            skew_ms = int(agent_rng.uniform(-1, 1) * self.faults.clock_skew_s * 1000)
+            self.agents.append(
+                VehicleAgent(
+                    state,
+                    host=host,
+                    port=port,
+                    rng=agent_rng,
+                    clock_skew_ms=skew_ms,
+                    malformed_share=self.faults.malformed_share,
+                )
+            )
         self.sampled = 0
         self.events = 0
         self.forced_offline: list[str] = []
+        self._open_dtcs: dict[str, set[str]] = {}
 
     def connected(self) -> int:
         return sum(agent.connected for agent in self.agents)
@@ -97,8 +119,25 @@ class FleetSimulation:
 
     def _maybe_events(self, agent: VehicleAgent, decel_ms2: float) -> None:
         rng = self._rng
+        state = agent.state
+        if state.hazard_lights and rng.random() < 0.2:
+            state.hazard_lights = False
         if decel_ms2 >= HARSH_BRAKING_MS2:
             agent.report_event(EventKind.HARSH_BRAKING, {"deceleration_ms2": round(decel_ms2, 2)})
+            self.events += 1
+            if decel_ms2 >= ABS_MS2:
+                agent.report_event(EventKind.ABS_ACTIVATION, {"deceleration_ms2": decel_ms2})
+                state.hazard_lights = True
+                agent.report_event(EventKind.HAZARD_LIGHTS, {"on": True})
+                self.events += 2
+        if rng.random() < 0.0005:
+            agent.report_event(
+                EventKind.ESC_ACTIVATION, {"yaw_rate_dps": round(rng.uniform(8, 25))}
+            )
+            self.events += 1
+        if rng.random() < 0.00002:
+            agent.report_event(EventKind.CRASH, {"severity": rng.choice(("minor", "major"))})
+            state.hazard_lights = True
             self.events += 1
         if rng.random() < 0.002:
             side = rng.choice(("left", "right"))
@@ -107,7 +146,9 @@ class FleetSimulation:
             self.events += 1
         if rng.random() < 0.0005:
             code = rng.choice(("P0300", "P0420", "C0035", "B1000", "U0100"))
-            agent.report_event(EventKind.DTC, {"code": code, "status": "raised"})
+            status = "cleared" if code in self._open_dtcs.setdefault(agent.vin, set()) else "raised"
+            self._open_dtcs[agent.vin] ^= {code}
+            agent.report_event(EventKind.DTC, {"code": code, "status": status})
             self.events += 1
 
     def _inject_faults(self) -> None:
@@ -132,7 +173,7 @@ class FleetSimulation:
         tasks = [asyncio.create_task(agent.run(agent_stop)) for agent in self.agents]
         started = time.monotonic()
         next_tick = started + self.interval_s
-        faulted = False
+        faulted = stormed = False
         try:
             while not stop.is_set() and time.monotonic() - started < duration_s:
                 await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
@@ -142,6 +183,11 @@ class FleetSimulation:
                 if not faulted and elapsed >= self.faults.offline_at_s:
                     self._inject_faults()
                     faulted = True
+                storm = self.faults.storm_at_s
+                if storm is not None and not stormed and elapsed >= storm:
+                    for agent in self.agents:
+                        agent.drop_connection(0.5)
+                    stormed = True
                 if on_tick is not None:
                     on_tick(self, elapsed)
         finally:
@@ -161,6 +207,7 @@ class FleetSimulation:
             connects=sum(s.connects for s in stats),
             disconnects=sum(s.disconnects for s in stats),
             errors=sum(s.errors for s in stats),
+            malformed=sum(s.malformed for s in stats),
             outbox_dropped=sum(agent.outbox.dropped for agent in self.agents),
             forced_offline=self.forced_offline,
         )

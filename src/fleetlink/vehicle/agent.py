@@ -31,8 +31,9 @@ from fleetlink.contracts.models import (
     ResponseStatus,
     Telemetry,
 )
-from fleetlink.contracts.topics import MqttTopic
+from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
 from fleetlink.vehicle.commands import CommandExecutor
+from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
@@ -52,6 +53,8 @@ class AgentStats:
     disconnects: int = 0
     commands: int = 0
     errors: int = 0
+    malformed: int = 0
+    warnings: int = 0
 
 
 class VehicleAgent:
@@ -64,6 +67,8 @@ class VehicleAgent:
         session_expiry_s: int = 3600,
         keepalive_s: int = 30,
         rng: random.Random | None = None,
+        clock_skew_ms: int = 0,
+        malformed_share: float = 0.0,
     ) -> None:
         self.state = state
         self.vin = state.vin
@@ -75,10 +80,14 @@ class VehicleAgent:
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
         self._rng = rng or random.Random()
+        self._clock_skew_ms = clock_skew_ms
+        self._malformed_share = malformed_share
         self._seq = 0
         self._wake = asyncio.Event()
         self._offline_until = 0.0
         self._client: aiomqtt.Client | None = None
+        self._geo_cells: frozenset[str] = frozenset()  # subscribed on this connection
+        self.last_warning: bytes | None = None
 
     # what the car says ------------------------------------------------------------------------
 
@@ -90,9 +99,17 @@ class VehicleAgent:
         self.outbox.put(Pending(topic, payload, retain))
         self._wake.set()
 
+    def now_ms(self) -> int:
+        """The car's own clock, which may be off by ``clock_skew_ms``."""
+        return now_ms() + self._clock_skew_ms
+
     def sample_telemetry(self) -> None:
+        if self._malformed_share and self._rng.random() < self._malformed_share:
+            self.stats.malformed += 1  # a firmware bug: the gateway must dead-letter it
+            self._send(MqttTopic.telemetry(self.vin), b'{"seq": ' + str(self._next_seq()).encode())
+            return
         telemetry = Telemetry(
-            ts=now_ms(),
+            ts=self.now_ms(),
             seq=self._next_seq(),
             signals=self.state.signals(),
             resent=not self.connected,
@@ -103,7 +120,7 @@ class VehicleAgent:
 
     def report_event(self, kind: EventKind, data: dict[str, object]) -> None:
         event = Event(
-            ts=now_ms(),
+            ts=self.now_ms(),
             seq=self._next_seq(),
             data=data,
             latitude=round(self.state.latitude, 6),
@@ -113,7 +130,7 @@ class VehicleAgent:
         self._send(MqttTopic.event(self.vin, kind), encode(event))
 
     def _presence(self, status: PresenceStatus, reason: str) -> bytes:
-        return encode(Presence(status=status, ts=now_ms(), reason=reason))
+        return encode(Presence(status=status, ts=self.now_ms(), reason=reason))
 
     # connection -------------------------------------------------------------------------------
 
@@ -172,6 +189,7 @@ class VehicleAgent:
             self._client = client
             self.connected = True
             self.stats.connects += 1
+            self._geo_cells = frozenset()
             await client.subscribe(MqttTopic.commands_filter(self.vin), qos=1)
             await client.publish(
                 MqttTopic.presence(self.vin),
@@ -203,6 +221,7 @@ class VehicleAgent:
                 deadline = deadline or time.monotonic() + _FINAL_FLUSH_S
                 if time.monotonic() > deadline:
                     break
+            await self._follow_geo_cells(client)
             pending = self.outbox.peek()
             if pending is None:
                 if stop.is_set():
@@ -218,9 +237,22 @@ class VehicleAgent:
         if time.monotonic() < self._offline_until:
             raise aiomqtt.MqttError("link cut by the simulator")
 
+    async def _follow_geo_cells(self, client: aiomqtt.Client) -> None:
+        wanted = warning_cells(self.state.latitude, self.state.longitude)
+        enter, leave = subscription_changes(self._geo_cells, wanted)
+        if enter:
+            await client.subscribe([(MqttTopic.geo_warnings(cell), 1) for cell in enter])
+        if leave:
+            await client.unsubscribe([MqttTopic.geo_warnings(cell) for cell in leave])
+        self._geo_cells = wanted
+
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             topic = str(message.topic)
+            if topic.startswith(f"{GEO_ROOT}/"):
+                self.stats.warnings += 1
+                self.last_warning = bytes(message.payload)
+                continue
             command_id = topic.rsplit("/", 1)[-1]
             try:
                 command = _command_decoder.decode(message.payload)
@@ -228,7 +260,7 @@ class VehicleAgent:
                 self.stats.errors += 1
                 answers = [
                     CommandResponse(
-                        ts=now_ms(),
+                        ts=self.now_ms(),
                         status=ResponseStatus.REJECTED,
                         reason=f"malformed: {str(error)[:200]}",
                         command_id=command_id,
@@ -236,7 +268,7 @@ class VehicleAgent:
                 ]
             else:
                 self.stats.commands += 1
-                answers = self.executor.handle(command, now_ms())
+                answers = self.executor.handle(command, self.now_ms())
             for answer in answers:
                 self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
 
