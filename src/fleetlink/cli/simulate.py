@@ -16,6 +16,7 @@ from rich.table import Table
 
 from fleetlink.cli.common import console, settings_from
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
+from fleetlink.stack.process import raise_open_file_limit
 
 
 def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Table:
@@ -65,16 +66,25 @@ def simulate(
         Path | None, typer.Option("--summary", help="Also write the JSON summary here.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live view, only the summary.")] = False,
+    vin_prefix: Annotated[
+        str, typer.Option("--vin-prefix", help="VIN start (no I, O, Q); one per process.")
+    ] = "SMV",
+    connect_rate: Annotated[
+        float, typer.Option("--connect-rate", min=0, help="Connections per second (0: all).")
+    ] = 0.0,
 ) -> None:
     """Run simulated vehicles against the MQTT broker (kinematic movement over Berlin)."""
     settings = settings_from(ctx)
     host, port = settings.mqtt_address()
+    raise_open_file_limit()
     simulation = FleetSimulation(
         host=host,
         port=port,
         vehicles=vehicles,
         interval_s=interval,
         seed=seed,
+        vin_prefix=vin_prefix,
+        connect_rate=connect_rate,
         faults=Faults(
             offline_share=offline_share,
             offline_at_s=offline_at,

@@ -66,8 +66,10 @@ class FleetSimulation:
         seed: int,
         faults: Faults | None = None,
         vin_prefix: str = "SMV",
+        connect_rate: float = 0.0,
     ) -> None:
         self.interval_s = interval_s
+        self.connect_rate = connect_rate
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
         self.movement = KinematicFleet(vehicles, seed)
@@ -151,6 +153,12 @@ class FleetSimulation:
             agent.report_event(EventKind.DTC, {"code": code, "status": status})
             self.events += 1
 
+    async def _start_agent(self, agent: VehicleAgent, index: int, stop: asyncio.Event) -> None:
+        """Start ``agent``, spread over time at ``connect_rate`` connections per second."""
+        if self.connect_rate > 0:
+            await asyncio.sleep(index / self.connect_rate)
+        await agent.run(stop)
+
     def _inject_faults(self) -> None:
         share = self.faults.offline_share
         if share <= 0:
@@ -170,7 +178,10 @@ class FleetSimulation:
         stop = stop or asyncio.Event()
         agent_stop = asyncio.Event()
         asyncio.get_running_loop().set_exception_handler(_ignore_lost_link_futures)
-        tasks = [asyncio.create_task(agent.run(agent_stop)) for agent in self.agents]
+        tasks = [
+            asyncio.create_task(self._start_agent(agent, index, agent_stop))
+            for index, agent in enumerate(self.agents)
+        ]
         started = time.monotonic()
         next_tick = started + self.interval_s
         faulted = stormed = False

@@ -36,6 +36,7 @@ def mosquitto_config(
         "max_queued_bytes 0",
         f"max_inflight_messages {max_inflight_messages}",
         "set_tcp_nodelay true",
+        "sys_interval 2",  # $SYS/broker/... statistics every 2 s (status views, benchmarks)
         # Mosquitto flushes its file log at once; its stdout would be block-buffered.
         f"log_dest file {log_file}",
         "log_type error",

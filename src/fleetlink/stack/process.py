@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -51,9 +52,17 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=None if env is None else dict(env),
+            preexec_fn=raise_open_file_limit,
         )
     _children[process.pid] = process
     return ProcessRecord(name=name, pid=process.pid, marker=str(marker), log=str(log), port=port)
+
+
+def raise_open_file_limit() -> None:
+    """Brokers hold a socket per client: let them open as many files as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def is_running(record: ProcessRecord) -> bool:
