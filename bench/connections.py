@@ -141,6 +141,7 @@ def main() -> None:
                             "--seed", str(index + 1),
                             "--vin-prefix", PREFIXES[index],
                             "--connect-rate", str(args.connect_rate / args.processes),
+                            "--mode", "kinematic",
                             "--summary", str(summary),
                         ],
                         stdout=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from fleetlink.cli.common import console, settings_from
+from fleetlink.errors import FleetlinkError
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
 from fleetlink.stack.process import raise_open_file_limit
 
@@ -69,6 +70,12 @@ def simulate(
     vin_prefix: Annotated[
         str, typer.Option("--vin-prefix", help="VIN start (no I, O, Q); one per process.")
     ] = "SMV",
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", help="sumo: SUMO traffic (realistic); kinematic: light, for large fleets."
+        ),
+    ] = "sumo",
     connect_rate: Annotated[
         float, typer.Option("--connect-rate", min=0, help="Connections per second (0: all).")
     ] = 0.0,
@@ -77,6 +84,8 @@ def simulate(
     settings = settings_from(ctx)
     host, port = settings.mqtt_address()
     raise_open_file_limit()
+    if mode not in ("sumo", "kinematic"):
+        raise FleetlinkError(f"--mode must be sumo or kinematic, not {mode!r}")
     simulation = FleetSimulation(
         host=host,
         port=port,
@@ -85,6 +94,7 @@ def simulate(
         seed=seed,
         vin_prefix=vin_prefix,
         connect_rate=connect_rate,
+        mode="kinematic" if mode == "kinematic" else "sumo",
         faults=Faults(
             offline_share=offline_share,
             offline_at_s=offline_at,

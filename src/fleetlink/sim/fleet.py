@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import aiomqtt
 import msgspec
 
 from fleetlink.contracts.models import EventKind
 from fleetlink.sim.flood import vins_for
-from fleetlink.sim.kinematic import KinematicFleet
+from fleetlink.sim.kinematic import Car, KinematicFleet
+from fleetlink.sim.sumo import SumoFleet
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 
 HARSH_BRAKING_MS2 = 4.0  # normal braking in the kinematic model is 3 m/s²
 ABS_MS2 = 6.5
+
+
+class Movement(Protocol):
+    """Where the cars are: SUMO traffic or the light kinematic model."""
+
+    cars: list[Car]
+
+    def step(self, dt: float) -> None: ...
+
+    def position(self, index: int) -> tuple[float, float]: ...
+
+    def close(self) -> None: ...
 
 
 class Faults(msgspec.Struct, frozen=True):
@@ -67,12 +82,18 @@ class FleetSimulation:
         faults: Faults | None = None,
         vin_prefix: str = "SMV",
         connect_rate: float = 0.0,
+        mode: Literal["sumo", "kinematic"] = "sumo",
     ) -> None:
         self.interval_s = interval_s
         self.connect_rate = connect_rate
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
-        self.movement = KinematicFleet(vehicles, seed)
+        self.movement: Movement
+        if mode == "sumo":
+            self._workdir = tempfile.TemporaryDirectory(prefix="fleetlink-sumo-")
+            self.movement = SumoFleet(vehicles, seed, Path(self._workdir.name))
+        else:
+            self.movement = KinematicFleet(vehicles, seed)
         self.agents = []
         for index, vin in enumerate(vins_for(vehicles, vin_prefix)):
             lat, lon = self.movement.position(index)
@@ -205,6 +226,7 @@ class FleetSimulation:
             connected_at_end = self.connected()
             agent_stop.set()
             await asyncio.wait(tasks, timeout=30)
+            self.movement.close()
         stats = [agent.stats for agent in self.agents]
         return FleetSummary(
             vehicles=len(self.agents),

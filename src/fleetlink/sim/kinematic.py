@@ -100,3 +100,6 @@ class KinematicFleet:
     def position(self, index: int) -> tuple[float, float]:
         car = self.cars[index]
         return to_lat_lon(car.x_m, car.y_m)
+
+    def close(self) -> None:
+        return
