@@ -17,12 +17,15 @@ from fleetlink.contracts.models import (
     Presence,
     PresenceStatus,
     ResponseStatus,
+    Telemetry,
 )
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.fleet import Faults, FleetSimulation
 from fleetlink.stack import LocalStack
+from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.geo import cell_of
+from fleetlink.vehicle.state import VehicleState
 from tests.integration.gateway_helpers import gateway_config, supervised_gateway
 from tests.integration.helpers import mqtt_client
 
@@ -122,3 +125,36 @@ def test_vehicles_execute_commands_once_and_hear_geo_warnings(
     assert car.state.doors_locked is True  # the expired unlock never ran
     assert car.stats.warnings >= 1
     assert car.last_warning == b'{"hazard":"ice"}'
+
+
+def test_backlog_after_a_tunnel_is_flushed_in_order_and_marked_resent(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    port = stack_config.stack.mqtt_port
+    state = VehicleState(vin="TNLZZZ1JZXW000001", latitude=52.52, longitude=13.40)
+    agent = VehicleAgent(state, host="127.0.0.1", port=port)
+
+    async def drive() -> None:
+        stop = asyncio.Event()
+        run = asyncio.create_task(agent.run(stop))
+        while not agent.connected:
+            await asyncio.sleep(0.05)
+        for tick in range(40):  # 10 s, one sample every 0.25 s
+            if tick == 8:
+                agent.drop_connection(3.0)  # into the tunnel for 3 s
+            agent.sample_telemetry()
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(2)
+        stop.set()
+        await run
+
+    with mqtt_client(port, subscribe=MqttTopic.telemetry(state.vin)) as (_client, inbox):
+        asyncio.run(drive())
+        messages = inbox.wait_for(40, timeout=10)
+    received = [msgspec.json.decode(m.payload, type=Telemetry) for m in messages]
+    seqs = [t.seq for t in received]
+    assert sorted(set(seqs)) == list(range(1, 41))  # nothing lost
+    assert seqs == sorted(seqs)  # in order, the backlog before what came after it
+    resent = [t.seq for t in received if t.resent]
+    assert 8 <= len(resent) <= 16  # about 3 s of samples were taken offline
+    assert resent == list(range(resent[0], resent[0] + len(resent)))  # one contiguous stretch

@@ -8,9 +8,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-import aiomqtt
 import msgspec
 
 from fleetlink.contracts.models import EventKind
@@ -198,7 +197,6 @@ class FleetSimulation:
     ) -> FleetSummary:
         stop = stop or asyncio.Event()
         agent_stop = asyncio.Event()
-        asyncio.get_running_loop().set_exception_handler(_ignore_lost_link_futures)
         tasks = [
             asyncio.create_task(self._start_agent(agent, index, agent_stop))
             for index, agent in enumerate(self.agents)
@@ -244,10 +242,3 @@ class FleetSimulation:
             outbox_dropped=sum(agent.outbox.dropped for agent in self.agents),
             forced_offline=self.forced_offline,
         )
-
-
-def _ignore_lost_link_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """aiomqtt leaves a failed future behind when a link is cut; the agent already counted it."""
-    if isinstance(context.get("exception"), aiomqtt.MqttError):
-        return
-    loop.default_exception_handler(context)

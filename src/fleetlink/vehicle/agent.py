@@ -159,6 +159,8 @@ class VehicleAgent:
             except aiomqtt.MqttError:
                 self.stats.disconnects += 1
             finally:
+                if self._client is not None:
+                    _acknowledge_lost_link(self._client)
                 self.connected = False
                 self._client = None
             if not stop.is_set() and time.monotonic() >= self._offline_until:
@@ -174,7 +176,7 @@ class VehicleAgent:
             qos=1,
             retain=True,
         )
-        async with aiomqtt.Client(
+        client = self._client = aiomqtt.Client(
             self._host,
             self._port,
             identifier=self.vin,
@@ -185,8 +187,8 @@ class VehicleAgent:
             will=will,
             keepalive=self._keepalive_s,
             timeout=15,
-        ) as client:
-            self._client = client
+        )
+        async with client:
             self.connected = True
             self.stats.connects += 1
             self._geo_cells = frozenset()
@@ -271,6 +273,14 @@ class VehicleAgent:
                 answers = self.executor.handle(command, self.now_ms())
             for answer in answers:
                 self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
+
+
+def _acknowledge_lost_link(client: aiomqtt.Client) -> None:
+    """aiomqtt keeps the cause of a lost link in a future only it awaits; read it so asyncio
+    does not report it as never retrieved (the agent already counted the disconnect)."""
+    future = client._disconnected
+    if future.done() and not future.cancelled():
+        future.exception()
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
