@@ -16,6 +16,7 @@ from rich.table import Table
 
 from fleetlink.cli.common import console, settings_from
 from fleetlink.errors import FleetlinkError
+from fleetlink.mqtt.client import tls_context
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
 from fleetlink.stack.process import raise_open_file_limit
 
@@ -95,6 +96,8 @@ def simulate(
         vin_prefix=vin_prefix,
         connect_rate=connect_rate,
         mode="kinematic" if mode == "kinematic" else "sumo",
+        tls_context=tls_context(settings.mqtt),
+        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
         faults=Faults(
             offline_share=offline_share,
             offline_at_s=offline_at,

@@ -10,7 +10,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.config import Settings
+from fleetlink.config import MqttSettings, Settings
 
 
 class FastMqttClient(mqtt.Client):
@@ -82,15 +82,21 @@ def new_client(settings: Settings, client_id: str, *, manual_ack: bool = False) 
     if options.username is not None:
         password = options.password.get_secret_value() if options.password else None
         client.username_pw_set(options.username, password)
-    if options.tls:
-        client.tls_set(
-            ca_certs=str(options.ca_file) if options.ca_file else None,
-            certfile=str(options.cert_file) if options.cert_file else None,
-            keyfile=str(options.key_file) if options.key_file else None,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+    context = tls_context(options)
+    if context is not None:
+        client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     return client
+
+
+def tls_context(options: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context for the broker when ``mqtt.tls`` is on: CA, and client certificate."""
+    if not options.tls:
+        return None
+    context = ssl.create_default_context(cafile=str(options.ca_file) if options.ca_file else None)
+    if options.cert_file is not None and options.key_file is not None:
+        context.load_cert_chain(str(options.cert_file), str(options.key_file))
+    return context
 
 
 def connect_properties(*, session_expiry_s: int, receive_maximum: int | None = None) -> Properties:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import tempfile
 import time
 from collections.abc import Callable
@@ -82,6 +83,8 @@ class FleetSimulation:
         vin_prefix: str = "SMV",
         connect_rate: float = 0.0,
         mode: Literal["sumo", "kinematic"] = "sumo",
+        tls_context: ssl.SSLContext | None = None,
+        password: str | None = None,
     ) -> None:
         self.interval_s = interval_s
         self.connect_rate = connect_rate
@@ -113,6 +116,8 @@ class FleetSimulation:
                     rng=agent_rng,
                     clock_skew_ms=skew_ms,
                     malformed_share=self.faults.malformed_share,
+                    tls_context=tls_context,
+                    password=password,
                 )
             )
         self.sampled = 0

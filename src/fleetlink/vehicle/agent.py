@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -69,6 +70,8 @@ class VehicleAgent:
         rng: random.Random | None = None,
         clock_skew_ms: int = 0,
         malformed_share: float = 0.0,
+        tls_context: ssl.SSLContext | None = None,
+        password: str | None = None,
     ) -> None:
         self.state = state
         self.vin = state.vin
@@ -81,6 +84,8 @@ class VehicleAgent:
         self._keepalive_s = keepalive_s
         self._rng = rng or random.Random()
         self._clock_skew_ms = clock_skew_ms
+        self._tls_context = tls_context
+        self._password = password
         self._malformed_share = malformed_share
         self._seq = 0
         self._wake = asyncio.Event()
@@ -181,6 +186,8 @@ class VehicleAgent:
             self._port,
             identifier=self.vin,
             username=self.vin,
+            password=self._password,
+            tls_context=self._tls_context,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,
             properties=properties,
