@@ -17,7 +17,7 @@ from fleetlink.cli.stack import live_view
 from fleetlink.config import Settings
 from fleetlink.gateway.monitor import scrape
 from fleetlink.gateway.supervisor import Supervisor
-from fleetlink.gateway.worker import UplinkWorker, worker_client_id
+from fleetlink.gateway.worker import UplinkWorker
 from fleetlink.logs import configure
 
 app = typer.Typer(help="The uplink gateway: every vehicle message from MQTT into Kafka.")
@@ -57,8 +57,9 @@ def new_supervisor(
 
 
 def gateway_table(supervisor: Supervisor, settings: Settings) -> Table:
-    table = Table(title="fleetlink gateway", title_justify="left")
-    columns = ("#", "pid", "client id", "state", "restarts", "received", "to Kafka", "DLQ")
+    prefix = settings.gateway.client_id_prefix
+    table = Table(title=f"fleetlink gateway (workers {prefix}-N)", title_justify="left")
+    columns = ("N", "pid", "state", "restarts", "received", "to Kafka", "DLQ")
     for column in (*columns, "in flight", "MQTT", "Kafka"):
         table.add_column(column, overflow="fold")
     port = settings.gateway.metrics_port
@@ -76,7 +77,6 @@ def gateway_table(supervisor: Supervisor, settings: Settings) -> Table:
         table.add_row(
             str(handle.index),
             str(handle.pid or "-"),
-            worker_client_id(settings, handle.index),
             state,
             str(handle.restarts),
             *numbers,
