@@ -1,13 +1,8 @@
 import pytest
 
 from fleetlink.commands.book import RESPONSE_GRACE_MS, CommandBook
-from fleetlink.commands.lifecycle import (
-    TERMINAL,
-    CommandState,
-    InvalidTransitionError,
-    can_move,
-)
-from fleetlink.contracts.models import CommandName, CommandResponse, ResponseStatus
+from fleetlink.commands.lifecycle import TERMINAL, InvalidTransitionError, can_move
+from fleetlink.contracts.models import CommandName, CommandResponse, CommandState, ResponseStatus
 
 VIN = "WVWZZZ1JZXW000001"
 NOW = 1_764_000_000_000

@@ -146,6 +146,7 @@ def test_json_schemas_describe_the_constraints() -> None:
         "presence",
         "command-response",
         "command",
+        "command-status",
     }
 
 

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from fleetlink.commands.lifecycle import CommandRecord, CommandState, Transition
-from fleetlink.contracts.models import CommandName, CommandResponse, ResponseStatus
+from fleetlink.commands.lifecycle import CommandRecord
+from fleetlink.contracts.models import (
+    CommandName,
+    CommandResponse,
+    CommandState,
+    ResponseStatus,
+    Transition,
+)
 
 # Settings are latest-wins: a newer one cancels an older one that is still queued.
 LATEST_WINS: Final = frozenset({CommandName.CLIMATE, CommandName.CONFIG_CHANGE})

@@ -9,23 +9,11 @@ retry, because the vehicle may have acted on it.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Final
 
 import msgspec
 
-
-class CommandState(StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    UNKNOWN = "unknown"
-
+from fleetlink.contracts.models import CommandState, Transition
 
 TERMINAL: Final = frozenset(
     {
@@ -53,17 +41,6 @@ def can_move(current: CommandState, target: CommandState) -> bool:
     if target in TERMINAL:
         return True
     return _RANK[target] > _RANK[current]
-
-
-class Transition(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One lifecycle step: a record on ``fleet.command-status`` (key: command id)."""
-
-    command_id: str
-    vin: str
-    name: str
-    state: CommandState
-    ts: int
-    reason: str | None = None
 
 
 class CommandRecord(msgspec.Struct, omit_defaults=True):

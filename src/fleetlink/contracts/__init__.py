@@ -7,6 +7,7 @@ from fleetlink.contracts.models import (
     Command,
     CommandName,
     CommandResponse,
+    CommandState,
     Event,
     EventKind,
     Presence,
@@ -14,6 +15,7 @@ from fleetlink.contracts.models import (
     ResponseStatus,
     SignalValue,
     Telemetry,
+    Transition,
 )
 from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic, KafkaTopicSpec, MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
@@ -23,6 +25,7 @@ __all__ = [
     "Command",
     "CommandName",
     "CommandResponse",
+    "CommandState",
     "Event",
     "EventKind",
     "KafkaTopic",
@@ -33,5 +36,6 @@ __all__ = [
     "ResponseStatus",
     "SignalValue",
     "Telemetry",
+    "Transition",
     "is_valid_vin",
 ]

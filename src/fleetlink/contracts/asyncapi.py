@@ -8,7 +8,15 @@ import msgspec
 
 from fleetlink import __version__
 from fleetlink.contracts import headers as h
-from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
+from fleetlink.contracts.models import (
+    Command,
+    CommandResponse,
+    Event,
+    EventKind,
+    Presence,
+    Telemetry,
+    Transition,
+)
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.contracts.vin import VIN_PATTERN
 
@@ -138,6 +146,50 @@ def asyncapi_document() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{channel_id}"},
             "summary": f"Applications read {topic}; the gateway wrote each record once or more",
         }
+    # downlink: commands to the vehicle, and the lifecycle applications follow
+    command_schemas = msgspec.json.schema_components(
+        [Command, Transition], ref_template=_SCHEMAS_REF
+    )[1]
+    schemas.update(command_schemas)
+    messages["Command"] = {
+        "name": "Command",
+        "title": "Command",
+        "summary": "An order for the vehicle, valid until expires_at (MQTT 5 message expiry too)",
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS_REF.format(name="Command")},
+    }
+    channels["vehicleCommands"] = {
+        "address": "vehicles/{vin}/commands/{commandId}",
+        "messages": {"Command": {"$ref": "#/components/messages/Command"}},
+        "parameters": {"vin": _VIN_PARAMETER, "commandId": {"description": "the command's id"}},
+        "servers": [{"$ref": "#/servers/mqtt"}],
+        "bindings": {"mqtt": {"qos": 1}},
+    }
+    operations["receiveCommand"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/vehicleCommands"},
+        "summary": "The vehicle executes a command at most once and never after it expired.",
+    }
+    messages["CommandStatus"] = {
+        "name": "CommandStatus",
+        "title": "Command lifecycle transition",
+        "summary": "queued -> sent -> delivered -> succeeded | failed | rejected | expired | "
+        "cancelled | unknown",
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS_REF.format(name="Transition")},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "command id"}}},
+    }
+    channels["kafkaCommandStatus"] = {
+        "address": str(KafkaTopic.COMMAND_STATUS),
+        "messages": {"CommandStatus": {"$ref": "#/components/messages/CommandStatus"}},
+        "servers": [{"$ref": "#/servers/kafka"}],
+        "bindings": {"kafka": {"topic": str(KafkaTopic.COMMAND_STATUS)}},
+    }
+    operations["consumeCommandStatus"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/kafkaCommandStatus"},
+        "summary": "Applications follow their commands (compacted: the latest state per id)",
+    }
     messages["DeadLetter"] = {
         "name": "DeadLetter",
         "title": "Rejected message",

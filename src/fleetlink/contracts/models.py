@@ -135,10 +135,36 @@ class Command(msgspec.Struct, frozen=True, omit_defaults=True):
     params: dict[str, Any] = {}
 
 
+class CommandState(StrEnum):
+    """Where a command is in its lifecycle (``fleet.command-status``)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+class Transition(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One lifecycle step: a record on ``fleet.command-status`` (key: command id)."""
+
+    command_id: str
+    vin: Vin
+    name: str
+    state: CommandState
+    ts: EpochMillis
+    reason: str | None = None
+
+
 MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "telemetry": Telemetry,
     "event": Event,
     "presence": Presence,
     "command-response": CommandResponse,
     "command": Command,
+    "command-status": Transition,
 }
