@@ -235,6 +235,12 @@ class GatewaySettings(_Section):
     restart_backoff_s: float = Field(default=0.5, gt=0)
     mappings: list[MappingRule] = Field(default_factory=default_mappings, min_length=1)
     dlq_topic: str = Field(default="fleet.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    # downlink: commands from Kafka to the vehicles
+    downlink: bool = True
+    commands_topic: str = Field(default="fleet.commands", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    command_status_topic: str = Field(
+        default="fleet.command-status", pattern=r"^[A-Za-z0-9._-]{1,249}$"
+    )
 
     @field_validator("mappings")
     @classmethod

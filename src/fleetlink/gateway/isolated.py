@@ -28,6 +28,8 @@ def isolated_gateway_settings(
             "metrics_port": metrics_port,
             "mappings": mappings,
             "dlq_topic": f"{run}.dlq",
+            "commands_topic": f"{run}.commands",
+            "command_status_topic": f"{run}.command-status",
             "receive_maximum": receive_maximum or base.gateway.receive_maximum,
         }
     )
@@ -35,5 +37,10 @@ def isolated_gateway_settings(
 
 
 def isolated_topics(settings: Settings) -> list[str]:
-    """Every Kafka topic the gateway writes: one per mapping, and the dead-letter topic."""
-    return [rule.kafka_topic for rule in settings.gateway.mappings] + [settings.gateway.dlq_topic]
+    """Every Kafka topic the gateway uses: one per mapping, dead letters, commands, status."""
+    gateway = settings.gateway
+    return [rule.kafka_topic for rule in gateway.mappings] + [
+        gateway.dlq_topic,
+        gateway.commands_topic,
+        gateway.command_status_topic,
+    ]

@@ -27,6 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleetlink.config import Settings
 from fleetlink.gateway.acks import OrderedAcks, Slot
+from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
 from fleetlink.gateway.routing import DlqReason, Inbound, Record, Router
 from fleetlink.kafka.producer import reliable_producer_config
@@ -79,6 +80,11 @@ class UplinkWorker:
             | {"client.id": self.client_id, "error_cb": self._kafka_error, "logger": log}
         )
         self.client = new_client(settings, self.client_id, manual_ack=True)
+        self.downlink = (
+            Downlink(settings, self.client, self.producer, self.client_id, log)
+            if gateway.downlink
+            else None
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -260,6 +266,8 @@ class UplinkWorker:
 
     def _serve_deliveries(self, timeout: float) -> None:
         self.producer.poll(timeout)
+        if self.downlink is not None and self._accepting:
+            self.downlink.step(self._connected)
         self._last_loop = now = time.monotonic()
         while self._retry and self._retry[0][0] <= now:
             _due, record, slot = self._retry.popleft()
@@ -341,6 +349,9 @@ class UplinkWorker:
                     extra={"unacknowledged": len(self.acks)},
                 )
             self.client.disconnect()
+        if self.downlink is not None:
+            self.downlink.step(mqtt_connected=False)  # commit what the broker acknowledged
+            self.downlink.close()
         self.client.loop_stop()
         self.producer.flush(5)
         self._next_flush = 0.0

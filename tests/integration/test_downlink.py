@@ -1,0 +1,79 @@
+"""Commands from Kafka to a vehicle over the real broker, and its answer back into Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Producer
+
+from fleetlink.config import Settings
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import (
+    Command,
+    CommandName,
+    CommandResponse,
+    CommandState,
+    ResponseStatus,
+    Transition,
+)
+from fleetlink.kafka.reader import read_topic
+from fleetlink.stack import LocalStack
+from fleetlink.vehicle.agent import VehicleAgent
+from fleetlink.vehicle.state import VehicleState
+from tests.integration.gateway_helpers import gateway_config, supervised_gateway
+
+VIN = "DWNZZZ1JZXW000001"
+
+
+def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    config, settings, topics = gateway_config(tmp_path, stack_config)
+    gateway = settings.gateway
+    bootstrap = settings.kafka_bootstrap_servers()
+    agent = VehicleAgent(
+        VehicleState(vin=VIN, latitude=52.52, longitude=13.40),
+        host="127.0.0.1",
+        port=stack_config.stack.mqtt_port,
+    )
+    now = time.time_ns() // 1_000_000
+    fresh = Command(
+        command_id="cmd-trunk", name=CommandName.TRUNK_OPEN, issued_at=now, expires_at=now + 60_000
+    )
+    stale = Command(
+        command_id="cmd-stale", name=CommandName.UNLOCK, issued_at=now - 9000, expires_at=now - 1
+    )
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for command in (stale, fresh, fresh):  # the second copy: a redelivery
+        producer.produce(gateway.commands_topic, key=VIN, value=encode(command))
+    assert producer.flush(10) == 0
+
+    async def drive() -> None:
+        stop = asyncio.Event()
+        run = asyncio.create_task(agent.run(stop))
+        deadline = time.monotonic() + 30
+        while agent.stats.commands < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # the answers go out
+        stop.set()
+        await run
+
+    with supervised_gateway(config, workers=1):
+        asyncio.run(drive())
+        time.sleep(2)
+        responses = read_topic(bootstrap, topics.responses)
+        status = read_topic(bootstrap, gateway.command_status_topic)
+
+    assert agent.executor.executed == 1  # the trunk opened once; the stale unlock never ran
+    assert agent.state.trunk_open is True
+    assert agent.state.doors_locked is True
+    answers = [msgspec.json.decode(r.value(), type=CommandResponse) for r in responses]
+    assert {(r.key(), a.status) for r, a in zip(responses, answers, strict=True)} == {
+        (b"cmd-trunk", ResponseStatus.ACCEPTED),
+        (b"cmd-trunk", ResponseStatus.SUCCEEDED),
+    }
+    sent = [msgspec.json.decode(r.value(), type=Transition) for r in status]
+    assert {(t.command_id, t.state) for t in sent} == {("cmd-trunk", CommandState.SENT)}
