@@ -338,7 +338,7 @@ def _describe_error(error: Any, toml_file: Path | None) -> str:
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "(top level)"
     env_var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in loc)
-    where = f"{env_var}"
+    where = env_var
     if toml_file is not None and loc:
         section = f"[{loc[0]}] " if len(loc) > 1 else ""
         where = f"{section}{'.'.join(loc[1:]) or loc[0]} in {toml_file} or {env_var}"

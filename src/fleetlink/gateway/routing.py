@@ -132,10 +132,6 @@ class Router:
             dlq_topic=gateway.dlq_topic,
         )
 
-    @property
-    def rules(self) -> list[MappingRule]:
-        return [compiled.rule for compiled in self._rules]
-
     def route(self, message: Inbound) -> Record:
         levels = message.topic.split("/")
         try:

@@ -6,20 +6,8 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 
 LOOPBACK = "127.0.0.1"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports the OS had free just now (they stay free unless raced)."""
-    with ExitStack() as stack:
-        sockets = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
