@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from pathlib import Path
 
 import msgspec
 from confluent_kafka import Producer
 
+from fleetlink.commands.lifecycle import TERMINAL
+from fleetlink.commands.tracker import Tracker
 from fleetlink.config import Settings
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
@@ -61,11 +65,23 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
         stop.set()
         await run
 
-    with supervised_gateway(config, workers=1):
-        asyncio.run(drive())
-        time.sleep(2)
-        responses = read_topic(bootstrap, topics.responses)
-        status = read_topic(bootstrap, gateway.command_status_topic)
+    tracker = Tracker(settings, logging.getLogger("test.tracker"), grace_ms=1000)
+    stop_tracker = threading.Event()
+    tracking = threading.Thread(target=tracker.run, args=(stop_tracker,), daemon=True)
+    tracking.start()
+    try:
+        with supervised_gateway(config, workers=1):
+            asyncio.run(drive())
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not all(
+                tracker.state_of(c) in TERMINAL for c in ("cmd-trunk", "cmd-stale")
+            ):
+                time.sleep(0.2)
+            responses = read_topic(bootstrap, topics.responses)
+    finally:
+        stop_tracker.set()
+        tracking.join(15)
+    status = read_topic(bootstrap, gateway.command_status_topic)
 
     assert agent.executor.executed == 1  # the trunk opened once; the stale unlock never ran
     assert agent.state.trunk_open is True
@@ -75,5 +91,19 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
         (b"cmd-trunk", ResponseStatus.ACCEPTED),
         (b"cmd-trunk", ResponseStatus.SUCCEEDED),
     }
-    sent = [msgspec.json.decode(r.value(), type=Transition) for r in status]
-    assert {(t.command_id, t.state) for t in sent} == {("cmd-trunk", CommandState.SENT)}
+    steps = [msgspec.json.decode(r.value(), type=Transition) for r in status]
+    lifecycle = {
+        command_id: [t.state for t in steps if t.command_id == command_id]
+        for command_id in ("cmd-trunk", "cmd-stale")
+    }
+    # the downlink wrote "sent" (twice: the command came twice), the tracker everything else;
+    # the two writers may interleave ("sent" can land before "queued"): readers apply the
+    # records forward-only, as the tracker's book does
+    trunk = lifecycle["cmd-trunk"]
+    assert set(trunk) == {"queued", "sent", "delivered", "succeeded"}
+    assert trunk[-1] == "succeeded"
+    assert [s for s in trunk if s != "sent"] == ["queued", "delivered", "succeeded"]
+    assert trunk.count("sent") in (1, 2)  # one per publish by the downlink
+    assert tracker.state_of("cmd-trunk") is CommandState.SUCCEEDED
+    assert lifecycle["cmd-stale"] == ["queued", "expired"]
+    assert tracker.book.records["cmd-stale"].reason == "ttl"

@@ -117,6 +117,14 @@ def test_same_idempotency_key_gives_the_same_command() -> None:
     assert submit(book, "c3", key="k-2") == ["queued"]
 
 
+def test_a_command_read_twice_is_one_command() -> None:
+    book = CommandBook()
+    submit(book, "c1")
+    book.sent("c1", NOW)
+    assert submit(book, "c1") == []  # a redelivered record does not reset it
+    assert book.records["c1"].state is CommandState.SENT
+
+
 def test_settings_are_latest_wins_for_queued_ones_only() -> None:
     book = CommandBook()
     submit(book, "a", CommandName.CLIMATE)

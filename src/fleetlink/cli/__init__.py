@@ -14,6 +14,7 @@ from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
 from fleetlink.cli.simulate import simulate
+from fleetlink.cli.tracker import tracker
 from fleetlink.errors import FleetlinkError
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(contracts.app, name="contracts")
 app.command("demo")(demo)
 app.command("api")(api)
 app.command("simulate")(simulate)
+app.command("tracker")(tracker)
 
 
 def _print_version(value: bool) -> None:

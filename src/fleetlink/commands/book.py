@@ -32,7 +32,8 @@ _OUTCOME: Final = {
 
 
 class CommandBook:
-    def __init__(self) -> None:
+    def __init__(self, *, grace_ms: int = RESPONSE_GRACE_MS) -> None:
+        self._grace_ms = grace_ms
         self.records: dict[str, CommandRecord] = {}
         self._by_key: dict[tuple[str, str], str] = {}
         self._online: dict[str, bool] = {}
@@ -49,7 +50,9 @@ class CommandBook:
         now: int,
         idempotency_key: str | None = None,
     ) -> tuple[CommandRecord, list[Transition]]:
-        """A new command (``queued``), or the existing one for a repeated idempotency key."""
+        """A new command (``queued``), or the existing one for a repeated id or idempotency key."""
+        if command_id in self.records:  # the same command read again (at-least-once)
+            return self.records[command_id], []
         if idempotency_key is not None:
             known = self._by_key.get((vin, idempotency_key))
             if known is not None:
@@ -123,7 +126,7 @@ class CommandBook:
         """
         steps = []
         for record in self.records.values():
-            if record.finished or now < record.expires_at + RESPONSE_GRACE_MS:
+            if record.finished or now < record.expires_at + self._grace_ms:
                 continue
             if record.state == CommandState.QUEUED:
                 steps.append(record.move(CommandState.EXPIRED, now, "ttl"))
