@@ -241,6 +241,9 @@ class GatewaySettings(_Section):
     command_status_topic: str = Field(
         default="fleet.command-status", pattern=r"^[A-Za-z0-9._-]{1,249}$"
     )
+    command_dispatch_topic: str = Field(
+        default="fleet.command-dispatch", pattern=r"^[A-Za-z0-9._-]{1,249}$"
+    )
 
     @field_validator("mappings")
     @classmethod
@@ -250,6 +253,21 @@ class GatewaySettings(_Section):
             raise ValueError("mapping names must be unique")
         return rules
 
+    def mapping_topic(self, name: str) -> str:
+        """The Kafka topic of the mapping rule ``name`` (e.g. ``presence``)."""
+        for rule in self.mappings:
+            if rule.name == name:
+                return rule.kafka_topic
+        raise ConfigError(f"invalid configuration: gateway.mappings: no mapping named {name!r}")
+
+
+class TrackerSettings(_Section):
+    """The command tracker (``fleetlink tracker``)."""
+
+    group_id: str = Field(default="fleetlink-tracker", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    response_grace_s: float = Field(default=10.0, ge=0, le=3600)
+    reconcile_window_s: float = Field(default=600.0, ge=0, le=86400)
+
 
 class ApiSettings(_Section):
     """The HTTP API (``fleetlink api``)."""
@@ -257,6 +275,7 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
     kafka_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    cancel_wait_s: float = Field(default=5.0, ge=0, le=60)  # DELETE waits this long for the outcome
 
 
 _toml_file: ContextVar[Path | None] = ContextVar("fleetlink_toml_file", default=None)
@@ -277,6 +296,7 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     api: ApiSettings = ApiSettings()
+    tracker: TrackerSettings = TrackerSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from fleetlink.contracts import headers as h
 from fleetlink.gateway.isolated import isolated_gateway_settings, isolated_topics
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.dedup import Deduplicator, message_id
+from fleetlink.kafka.headers import header_value
 from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.flood import FloodResult
 from fleetlink.stack.ports import free_port_block
@@ -158,10 +159,7 @@ def published_ids(results: list[FloodResult]) -> set[str]:
 
 
 def header(record: object, name: str) -> bytes | None:
-    for key, value in record.headers() or ():  # type: ignore[attr-defined]
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
+    return header_value(record.headers(), name)  # type: ignore[attr-defined]
 
 
 REQUIRED_HEADERS = (h.MESSAGE_ID, h.MQTT_TOPIC, h.QOS, h.EVENT_TIME, h.INGEST_TIME, h.CONTENT_TYPE)

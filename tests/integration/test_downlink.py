@@ -59,13 +59,14 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         deadline = time.monotonic() + 30
-        while agent.stats.commands < 2 and time.monotonic() < deadline:
+        while agent.stats.commands < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await asyncio.sleep(1)  # the answers go out
         stop.set()
         await run
 
-    tracker = Tracker(settings, logging.getLogger("test.tracker"), grace_ms=1000)
+    quick = settings.tracker.model_copy(update={"response_grace_s": 1.0})
+    tracker = Tracker(settings.model_copy(update={"tracker": quick}), logging.getLogger("t"))
     stop_tracker = threading.Event()
     tracking = threading.Thread(target=tracker.run, args=(stop_tracker,), daemon=True)
     tracking.start()
@@ -96,14 +97,11 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
         command_id: [t.state for t in steps if t.command_id == command_id]
         for command_id in ("cmd-trunk", "cmd-stale")
     }
-    # the downlink wrote "sent" (twice: the command came twice), the tracker everything else;
-    # the two writers may interleave ("sent" can land before "queued"): readers apply the
-    # records forward-only, as the tracker's book does
-    trunk = lifecycle["cmd-trunk"]
-    assert set(trunk) == {"queued", "sent", "delivered", "succeeded"}
-    assert trunk[-1] == "succeeded"
-    assert [s for s in trunk if s != "sent"] == ["queued", "delivered", "succeeded"]
-    assert trunk.count("sent") in (1, 2)  # one per publish by the downlink
+    # the tracker is the only writer: each state once, in order, the redelivery changed nothing
+    assert lifecycle["cmd-trunk"] == ["queued", "sent", "delivered", "succeeded"]
     assert tracker.state_of("cmd-trunk") is CommandState.SUCCEEDED
     assert lifecycle["cmd-stale"] == ["queued", "expired"]
     assert tracker.book.records["cmd-stale"].reason == "ttl"
+    last = steps[-1] if steps[-1].command_id == "cmd-trunk" else None
+    if last is not None:  # every status record carries the whole command
+        assert last.expires_at == fresh.expires_at

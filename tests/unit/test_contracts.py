@@ -147,6 +147,7 @@ def test_json_schemas_describe_the_constraints() -> None:
         "command-response",
         "command",
         "command-status",
+        "command-cancel",
     }
 
 

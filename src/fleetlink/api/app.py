@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fleetlink.api import ingest
+from fleetlink.api import commands, ingest
+from fleetlink.commands.view import FleetView
 from fleetlink.config import Settings
 from fleetlink.gateway.routing import Router
 from fleetlink.kafka.admin import admin_client
@@ -31,6 +32,12 @@ def create_app(settings: Settings) -> FastAPI:
         retry_after_s=max(1, round(settings.api.kafka_timeout_s)),
         metrics=ingest.IngestMetrics(registry),
     )
+    commands_state = commands.CommandsState(
+        view=FleetView(settings, logging.getLogger("fleetlink.api.view")),
+        commands_topic=gateway.commands_topic,
+        retry_after_s=state.retry_after_s,
+        cancel_wait_s=settings.api.cancel_wait_s,
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -44,17 +51,22 @@ def create_app(settings: Settings) -> FastAPI:
             )
             | {"logger": logging.getLogger("fleetlink.api.kafka")}
         )
+        commands_state.deliveries = state.deliveries
+        commands_state.view.start()
         yield
+        commands_state.view.stop()
         state.deliveries.close()
 
     app = FastAPI(
         title="fleetlink API",
         version="0.1.0",
-        description="Vehicle data into Kafka over HTTP, beside MQTT.",
+        description="Vehicle data into Kafka over HTTP, beside MQTT; remote commands.",
         lifespan=lifespan,
     )
     app.state.ingest = state
+    app.state.commands = commands_state
     app.include_router(ingest.router)
+    app.include_router(commands.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -81,11 +93,13 @@ def create_app(settings: Settings) -> FastAPI:
             except Exception:  # any failure to fetch metadata means "not ready"
                 cached = (now, False)
             ready_cache["kafka"] = cached
-        ok = cached[1]
-        return JSONResponse(
-            {"ok": ok, "detail": "ready" if ok else "Kafka unreachable"},
-            status_code=200 if ok else 503,
-        )
+        ok = cached[1] and commands_state.view.ready.is_set()
+        detail = "ready"
+        if not cached[1]:
+            detail = "Kafka unreachable"
+        elif not ok:
+            detail = "reading the fleet's state"
+        return JSONResponse({"ok": ok, "detail": detail}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:

@@ -1,12 +1,16 @@
 """The command tracker process: follows every command through its lifecycle on Kafka.
 
-Reads ``fleet.commands`` (new commands: ``queued``), ``fleet.command-status`` (the downlink's
-``sent``), ``fleet.command-responses`` (the vehicles' answers) and ``fleet.presence``; feeds the
-pure ``CommandBook``; writes every transition it causes to ``fleet.command-status`` (key command
-id) and ends overdue commands once a second.
+Reads ``fleet.commands`` (new commands: ``queued``), ``fleet.command-dispatch`` (the downlink's
+``sent``, ``cancelled``, ``expired``), ``fleet.command-responses`` (the vehicles' answers),
+``fleet.presence`` and ``fleet.telemetry`` (only for vehicles with a command whose effect it
+shows); feeds the pure ``CommandBook``; writes every transition to ``fleet.command-status``, of
+which it is the only writer, and ends overdue commands once a second.
 
-Not yet durable: after a restart the book starts empty (rebuilding it from the compacted status
-topic is the next step of the commands issue).
+Durable state: every status record carries the whole command, so the compacted status topic is
+the tracker's changelog. On start it reads that topic to its end and rebuilds the book, then
+resumes its inputs from the offsets its consumer group committed; input offsets are committed
+only after the transitions they caused are in Kafka. Inputs read twice change nothing (the book
+moves forward only).
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 import msgspec
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, KafkaException, Message, Producer
 
-from fleetlink.commands.book import RESPONSE_GRACE_MS, CommandBook
+from fleetlink.commands.book import CommandBook
 from fleetlink.config import Settings
+from fleetlink.contracts import headers
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     Command,
@@ -28,46 +32,73 @@ from fleetlink.contracts.models import (
     CommandState,
     Presence,
     PresenceStatus,
+    Telemetry,
     Transition,
 )
+from fleetlink.kafka.headers import header_value
 from fleetlink.kafka.producer import reliable_producer_config
+from fleetlink.kafka.reader import read_topic
+
+_COMMIT_EVERY_S = 1.0
 
 
-def _mapping_topic(settings: Settings, name: str, default: str) -> str:
-    return next((r.kafka_topic for r in settings.gateway.mappings if r.name == name), default)
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class Tracker:
-    def __init__(
-        self, settings: Settings, log: logging.Logger, *, grace_ms: int = RESPONSE_GRACE_MS
-    ) -> None:
+    def __init__(self, settings: Settings, log: logging.Logger) -> None:
         gateway = settings.gateway
+        tracker = settings.tracker
         self._commands = gateway.commands_topic
         self._status = gateway.command_status_topic
-        self._responses = _mapping_topic(settings, "command-responses", "fleet.command-responses")
-        self._presence = _mapping_topic(settings, "presence", "fleet.presence")
-        self.book = CommandBook(grace_ms=grace_ms)
+        self._dispatch = gateway.command_dispatch_topic
+        self._responses = gateway.mapping_topic("command-responses")
+        self._presence = gateway.mapping_topic("presence")
+        self._telemetry = gateway.mapping_topic("telemetry")
+        self.book = CommandBook(
+            grace_ms=int(tracker.response_grace_s * 1000),
+            reconcile_window_ms=int(tracker.reconcile_window_s * 1000),
+        )
         self._log = log
+        self._settings = settings
         self._consumer = Consumer(
             {
                 **settings.kafka_client_config(),
-                "group.id": f"fleetlink-tracker-{uuid.uuid4().hex[:8]}",
+                "group.id": tracker.group_id,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                "fetch.wait.max.ms": 50,
                 "logger": log,
             }
         )
-        self._consumer.subscribe([self._commands, self._status, self._responses, self._presence])
         self._producer = Producer(
             reliable_producer_config(
                 settings.kafka_client_config(),
-                linger_ms=gateway.linger_ms,
+                linger_ms=1,
                 compression=gateway.compression,
                 message_timeout_ms=0,
             )
             | {"logger": log}
         )
         self._next_expiry = 0.0
+        self._next_commit = 0.0
+        self._uncommitted = False
+        self.ready = threading.Event()
+
+    def _restore(self) -> None:
+        bootstrap = self._settings.kafka_bootstrap_servers()
+        latest: dict[str, Transition] = {}
+        for record in read_topic(bootstrap, self._status):
+            try:
+                step = msgspec.json.decode(record.value(), type=Transition)
+            except msgspec.MsgspecError:
+                continue
+            latest[step.command_id] = step
+        for step in latest.values():
+            self.book.restore(step)
+        self.book.forget(now_ms())
+        self._log.info("tracker state restored", extra={"commands": len(self.book.records)})
 
     def _write(self, transitions: list[Transition]) -> None:
         for step in transitions:
@@ -75,48 +106,88 @@ class Tracker:
 
     def _apply(self, message: Message) -> list[Transition]:
         topic, key, value = message.topic(), message.key(), message.value()
-        now = time.time_ns() // 1_000_000
         try:
+            if topic == self._telemetry:
+                vin = key.decode() if key else ""
+                if not self.book.watching(vin):
+                    return []
+                telemetry = msgspec.json.decode(value, type=Telemetry)
+                return self.book.telemetry(vin, telemetry.signals, telemetry.ts)
             if topic == self._commands:
+                if header_value(message.headers(), headers.RECORD_KIND) == b"cancel":
+                    return []  # the downlink decides and reports it
                 command = msgspec.json.decode(value, type=Command)
-                _record, steps = self.book.submit(
+                return self.book.submit(
                     command_id=command.command_id,
                     vin=key.decode(),
                     name=command.name,
                     params=dict(command.params),
-                    ttl_ms=command.expires_at - command.issued_at,
-                    now=command.issued_at,
+                    created_at=command.issued_at,
+                    expires_at=command.expires_at,
+                    idempotency_key=_idempotency_key(message),
                 )
-                return steps
-            if topic == self._status:
-                step = msgspec.json.decode(value, type=Transition)
-                if step.state == CommandState.SENT:
-                    self.book.sent(step.command_id, step.ts)  # the downlink wrote it already
-                return []
+            if topic == self._dispatch:
+                report = msgspec.json.decode(value, type=Transition)
+                return self.book.dispatched(report, now_ms())
             if topic == self._responses:
                 answer = msgspec.json.decode(value, type=CommandResponse)
-                return self.book.answered(key.decode(), answer, now)
+                return self.book.answered(key.decode(), answer, now_ms())
             presence = msgspec.json.decode(value, type=Presence)
-            return self.book.presence(key.decode(), presence.status == PresenceStatus.ONLINE, now)
-        except (msgspec.MsgspecError, AttributeError) as error:
+            online = presence.status == PresenceStatus.ONLINE
+            return self.book.presence(key.decode(), online, now_ms())
+        except (msgspec.MsgspecError, AttributeError, UnicodeDecodeError) as error:
             self._log.warning(
                 "unreadable record skipped", extra={"topic": topic, "error": str(error)}
             )
             return []
 
-    def step(self, timeout: float = 0.2) -> None:
-        for message in self._consumer.consume(num_messages=500, timeout=timeout):
+    def step(self, timeout: float = 0.1) -> None:
+        for message in self._consumer.consume(num_messages=1000, timeout=timeout):
             if message.error() is None:
                 self._write(self._apply(message))
-        if time.monotonic() >= self._next_expiry:
-            self._next_expiry = time.monotonic() + 1.0
-            self._write(self.book.expire(time.time_ns() // 1_000_000))
+                self._uncommitted = True
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            self._write(self.book.expire(now_ms()))
+            self.book.forget(now_ms())
         self._producer.poll(0)
+        if self._uncommitted and now >= self._next_commit:
+            self._commit()
+
+    def _commit(self) -> None:
+        """Input offsets, once what they caused is in Kafka."""
+        self._next_commit = time.monotonic() + _COMMIT_EVERY_S
+        if self._producer.flush(5) > 0:
+            return  # Kafka is slow or away: commit later, never ahead of the output
+        try:
+            self._consumer.commit(asynchronous=False)
+            self._uncommitted = False
+        except KafkaException as error:
+            self._log.warning("tracker commit failed", extra={"error": str(error)})
 
     def run(self, stop: threading.Event) -> None:
+        self._restore()
+        self._consumer.subscribe(
+            [
+                self._commands,
+                self._dispatch,
+                self._responses,
+                self._presence,
+                self._telemetry,
+            ]
+        )
+        self.ready.set()
+        self._log.info("tracker started", extra={"group": self._settings.tracker.group_id})
         try:
             while not stop.is_set():
-                self.step()
+                try:
+                    self.step()
+                except KafkaException as error:
+                    self._log.warning("tracker Kafka error", extra={"error": str(error)})
+                    time.sleep(0.5)
+            if self._uncommitted:
+                self._commit()
         finally:
             self._producer.flush(10)
             self._consumer.close()
@@ -124,3 +195,8 @@ class Tracker:
     def state_of(self, command_id: str) -> CommandState | None:
         record = self.book.records.get(command_id)
         return None if record is None else record.state
+
+
+def _idempotency_key(message: Message) -> str | None:
+    value = header_value(message.headers(), headers.IDEMPOTENCY_KEY)
+    return None if value is None else value.decode(errors="replace")

@@ -10,6 +10,7 @@ from fleetlink import __version__
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.models import (
     Command,
+    CommandCancel,
     CommandResponse,
     Event,
     EventKind,
@@ -148,7 +149,7 @@ def asyncapi_document() -> dict[str, Any]:
         }
     # downlink: commands to the vehicle, and the lifecycle applications follow
     command_schemas = msgspec.json.schema_components(
-        [Command, Transition], ref_template=_SCHEMAS_REF
+        [Command, Transition, CommandCancel], ref_template=_SCHEMAS_REF
     )[1]
     schemas.update(command_schemas)
     messages["Command"] = {
@@ -190,6 +191,48 @@ def asyncapi_document() -> dict[str, Any]:
         "channel": {"$ref": "#/channels/kafkaCommandStatus"},
         "summary": "Applications follow their commands (compacted: the latest state per id)",
     }
+    messages["CommandRequest"] = {
+        "name": "CommandRequest",
+        "title": "Command request",
+        "summary": "A command for the vehicle named by the key; header fl.kind: command",
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS_REF.format(name="Command")},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "VIN"}}},
+    }
+    messages["CommandCancel"] = {
+        "name": "CommandCancel",
+        "title": "Cancel request",
+        "summary": "Withdraw a command the platform still holds; header fl.kind: cancel",
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS_REF.format(name="CommandCancel")},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "VIN"}}},
+    }
+    channels["kafkaCommands"] = {
+        "address": str(KafkaTopic.COMMANDS),
+        "messages": {
+            "CommandRequest": {"$ref": "#/components/messages/CommandRequest"},
+            "CommandCancel": {"$ref": "#/components/messages/CommandCancel"},
+        },
+        "servers": [{"$ref": "#/servers/kafka"}],
+        "bindings": {"kafka": {"topic": str(KafkaTopic.COMMANDS)}},
+    }
+    operations["produceCommands"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/kafkaCommands"},
+        "summary": "Applications (and the REST API) send and cancel commands; key VIN, so a "
+        "cancel follows its command in one partition",
+    }
+    channels["kafkaCommandDispatch"] = {
+        "address": str(KafkaTopic.COMMAND_DISPATCH),
+        "messages": {"CommandStatus": {"$ref": "#/components/messages/CommandStatus"}},
+        "servers": [{"$ref": "#/servers/kafka"}],
+        "bindings": {"kafka": {"topic": str(KafkaTopic.COMMAND_DISPATCH)}},
+    }
+    operations["consumeCommandDispatch"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/kafkaCommandDispatch"},
+        "summary": "The tracker reads the downlink's reports: sent, cancelled, expired",
+    }
     messages["DeadLetter"] = {
         "name": "DeadLetter",
         "title": "Rejected message",
@@ -214,7 +257,7 @@ def asyncapi_document() -> dict[str, Any]:
         "info": {
             "title": "fleetlink",
             "version": __version__,
-            "description": "Vehicle fleets to Apache Kafka over MQTT: the uplink contract.",
+            "description": "Vehicle fleets to Apache Kafka over MQTT: uplink and commands.",
         },
         "defaultContentType": "application/json",
         "servers": {

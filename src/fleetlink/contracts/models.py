@@ -150,7 +150,11 @@ class CommandState(StrEnum):
 
 
 class Transition(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One lifecycle step: a record on ``fleet.command-status`` (key: command id)."""
+    """One lifecycle step: a record on ``fleet.command-status`` (key: command id).
+
+    The tracker writes the command's context (``created_at``, ``expires_at``, ``params``) into
+    every step, so the compacted topic's last record per command is its whole current state.
+    """
 
     command_id: str
     vin: Vin
@@ -158,6 +162,22 @@ class Transition(msgspec.Struct, frozen=True, omit_defaults=True):
     state: CommandState
     ts: EpochMillis
     reason: str | None = None
+    created_at: EpochMillis | None = None
+    expires_at: EpochMillis | None = None
+    params: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+class CommandCancel(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A cancel request on ``fleet.commands`` (key VIN, header ``fl.kind: cancel``).
+
+    It travels behind the command in the same partition, so the downlink sees it in order and
+    alone decides whether the command can still be withheld from the vehicle.
+    """
+
+    command_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    ts: EpochMillis
+    reason: str = "cancelled-by-client"
 
 
 MODELS: Final[dict[str, type[msgspec.Struct]]] = {
@@ -167,4 +187,5 @@ MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "command-response": CommandResponse,
     "command": Command,
     "command-status": Transition,
+    "command-cancel": CommandCancel,
 }

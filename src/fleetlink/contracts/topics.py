@@ -111,6 +111,7 @@ class KafkaTopic(StrEnum):
     COMMANDS = "fleet.commands"
     COMMAND_RESPONSES = "fleet.command-responses"
     COMMAND_STATUS = "fleet.command-status"
+    COMMAND_DISPATCH = "fleet.command-dispatch"
     DLQ = "fleet.dlq"
     HAZARDS = "fleet.hazards"
     PARKING = "fleet.parking"
@@ -138,6 +139,12 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
         KafkaTopic.COMMAND_RESPONSES, "command id", False, "vehicle answers, input of the tracker"
     ),
     KafkaTopicSpec(KafkaTopic.COMMAND_STATUS, "command id", True, "command lifecycle transitions"),
+    KafkaTopicSpec(
+        KafkaTopic.COMMAND_DISPATCH,
+        "command id",
+        False,
+        "downlink reports (sent, cancelled, expired), input of the tracker",
+    ),
     KafkaTopicSpec(KafkaTopic.DLQ, "VIN or none", False, "rejected raw bytes with a reason header"),
     KafkaTopicSpec(KafkaTopic.HAZARDS, "H3 cell", False, "hazard warnings"),
     KafkaTopicSpec(KafkaTopic.PARKING, "H3 cell", False, "free parking spaces"),

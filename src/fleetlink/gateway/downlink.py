@@ -1,41 +1,81 @@
 """Downlink: commands from Kafka (``fleet.commands``, key VIN) to the vehicles over MQTT.
 
-Each command is published QoS 1 on ``vehicles/{vin}/commands/{id}`` with an MQTT 5 message
-expiry equal to its remaining TTL (the broker drops it when it is too late), the response topic
-and the command id as correlation data. The Kafka offset is committed only after the broker
-acknowledged the publish, and a ``sent`` transition goes to ``fleet.command-status``. After a
-crash the command is published again; the vehicle's at-most-once memory keeps it from running
-twice. A command already expired is not published (the tracker reports it expired).
+A thread of the gateway worker. It follows ``fleet.presence`` and hands each command to the
+broker while its vehicle is online, holding it otherwise (``commands.dispatch`` says why).
+Published QoS 1 on ``vehicles/{vin}/commands/{id}`` with an MQTT 5 message expiry equal to the
+remaining TTL, the response topic, and the command id as correlation data. What happened goes to
+``fleet.command-dispatch`` for the tracker: ``sent`` once the broker acknowledged the publish,
+``cancelled`` (by the client, or superseded) and ``expired`` for commands withheld.
+
+A Kafka offset is committed only when its record is settled: published and acknowledged by the
+broker, or withheld for good. After a crash the unsettled commands are read and published again;
+the vehicle's at-most-once memory keeps a command from running twice.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
 import paho.mqtt.client as mqtt
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleetlink.commands.dispatch import DispatchQueue, Outcome, Pending
 from fleetlink.config import Settings
+from fleetlink.contracts import headers
 from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import Command, CommandState, Transition
+from fleetlink.contracts.models import (
+    Command,
+    CommandCancel,
+    CommandState,
+    Presence,
+    PresenceStatus,
+)
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.kafka.headers import header_value
 
-_decoder = msgspec.json.Decoder(Command)
+_command_decoder = msgspec.json.Decoder(Command)
+_cancel_decoder = msgspec.json.Decoder(CommandCancel)
+_presence_decoder = msgspec.json.Decoder(Presence)
+_MAX_UNSETTLED = 50_000
 
 
-@dataclass
-class _InFlight:
-    partition: int
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(eq=False)
+class _Record:
+    """One record of ``fleet.commands`` until its offset may be committed."""
+
     offset: int
-    info: mqtt.MQTTMessageInfo | None  # None: nothing to publish (expired or invalid)
-    transition: Transition | None
+    pending: Pending | None = None
+    info: mqtt.MQTTMessageInfo | None = None
+    withdrawn: bool = False
+
+    @property
+    def settled(self) -> bool:
+        if self.pending is None or self.withdrawn:
+            return True
+        return self.info is not None and self.info.is_published()
 
 
 class Downlink:
@@ -46,86 +86,220 @@ class Downlink:
         producer: Producer,
         client_id: str,
         log: logging.Logger,
+        mqtt_connected: Callable[[], bool],
     ) -> None:
         gateway = settings.gateway
         self._client = client
         self._producer = producer
-        self._status_topic = gateway.command_status_topic
+        self._commands_topic = gateway.commands_topic
+        self._dispatch_topic = gateway.command_dispatch_topic
+        self._presence_topic = gateway.mapping_topic("presence")
         self._log = log
+        self._mqtt_connected = mqtt_connected
+        self._queue = DispatchQueue()
+        self._partitions: dict[int, deque[_Record]] = {}
+        self._records: dict[Pending, _Record] = {}
+        self._awaiting_ack: list[_Record] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="downlink", daemon=True)
+        kafka = settings.kafka_client_config()
         self._consumer = Consumer(
             {
-                **settings.kafka_client_config(),
+                **kafka,
                 "group.id": f"{gateway.client_id_prefix}-downlink",
                 "client.id": f"{client_id}-downlink",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 100,
                 "logger": log,
             }
         )
-        self._consumer.subscribe([gateway.commands_topic])
-        self._in_flight: list[_InFlight] = []
+        self._presence = Consumer(
+            {
+                **kafka,
+                "group.id": f"{client_id}-presence-{uuid.uuid4().hex[:8]}",
+                "client.id": f"{client_id}-presence",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+                "logger": log,
+            }
+        )
         self.published = 0
 
-    def step(self, mqtt_connected: bool) -> None:
-        """Take new commands (while connected) and commit those the broker acknowledged."""
-        if mqtt_connected and len(self._in_flight) < 1000:
-            for message in self._consumer.consume(num_messages=100, timeout=0):
-                if message.error() is None:
-                    self._in_flight.append(self._publish(message))
-        self._settle()
+    # lifecycle ---------------------------------------------------------------------------------
 
-    def _publish(self, message: object) -> _InFlight:
-        partition, offset = message.partition(), message.offset()  # type: ignore[attr-defined]
-        key = message.key()  # type: ignore[attr-defined]
-        vin = key.decode() if key else ""
+    def start(self) -> None:
+        self._consumer.subscribe(
+            [self._commands_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        metadata = self._presence.list_topics(self._presence_topic, timeout=10)
+        partitions = metadata.topics[self._presence_topic].partitions
+        self._presence.assign(
+            [TopicPartition(self._presence_topic, p, OFFSET_BEGINNING) for p in partitions]
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop taking commands; commit what the broker acknowledged; close."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        deadline = time.monotonic() + 2.0
+        while self._awaiting_ack and time.monotonic() < deadline:
+            self._settle()
+            time.sleep(0.02)
         try:
-            command = _decoder.decode(message.value())  # type: ignore[attr-defined]
+            self._settle(wait=True)
+        except KafkaException as error:
+            self._log.warning("downlink: last commit failed", extra={"error": str(error)})
+        self._consumer.close()
+        self._presence.close()
+
+    @property
+    def held(self) -> int:
+        return self._queue.held
+
+    # the loop ----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_expiry = 0.0
+        while not self._stop.is_set():
+            try:
+                self._follow_presence()
+                if self._mqtt_connected() and len(self._records) < _MAX_UNSETTLED:
+                    for message in self._consumer.consume(num_messages=200, timeout=0.05):
+                        self._take(message)
+                else:
+                    time.sleep(0.05)
+                if time.monotonic() >= next_expiry:
+                    next_expiry = time.monotonic() + 0.5
+                    self._apply(self._queue.expire(now_ms()))
+                self._settle()
+            except KafkaException as error:  # the loop must outlive a Kafka outage
+                self._log.warning("downlink Kafka error", extra={"error": str(error)})
+                time.sleep(0.5)
+
+    def _follow_presence(self) -> None:
+        for message in self._presence.consume(num_messages=1000, timeout=0):
+            key = message.key()
+            if message.error() is not None or not key:
+                continue
+            try:
+                presence = _presence_decoder.decode(message.value())
+            except msgspec.MsgspecError:
+                continue  # the uplink validated it; a bad one here is not ours to judge
+            online = presence.status == PresenceStatus.ONLINE
+            self._apply(self._queue.presence(key.decode(), online))
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        partition = message.partition()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                self._apply(self._queue.caught_up(partition))
+            else:
+                self._log.warning("downlink consume error", extra={"error": error.str()})
+            return
+        record = _Record(offset=message.offset())
+        self._partitions.setdefault(partition, deque()).append(record)
+        key = message.key()
+        vin = key.decode() if key else ""
+        if header_value(message.headers(), headers.RECORD_KIND) == b"cancel":
+            try:
+                cancel = _cancel_decoder.decode(message.value())
+            except msgspec.MsgspecError as error:
+                self._log.warning("invalid cancel record skipped", extra={"error": str(error)})
+                return
+            self._apply(self._queue.cancel(vin, cancel.command_id, now_ms(), cancel.reason))
+            return
+        try:
+            command = _command_decoder.decode(message.value())
         except msgspec.MsgspecError as error:
             self._log.warning("invalid command record skipped", extra={"error": str(error)})
-            return _InFlight(partition, offset, None, None)
-        now = time.time_ns() // 1_000_000
-        remaining_s = math.ceil((command.expires_at - now) / 1000)
-        if remaining_s <= 0 or not is_valid_vin(vin):
-            return _InFlight(partition, offset, None, None)
+            return
+        if not is_valid_vin(vin):
+            self._log.warning("command without a valid VIN key skipped", extra={"key": vin})
+            return
+        record.pending = Pending(vin, command, partition, record.offset)
+        self._records[record.pending] = record
+        self._apply(self._queue.command(record.pending, now_ms()))
+
+    def _apply(self, outcome: Outcome) -> None:
+        for item in outcome.withdrawn:
+            record = self._records.get(item)
+            if record is not None:
+                record.withdrawn = True
+        for report in outcome.reports:
+            self._producer.produce(
+                self._dispatch_topic, key=report.command_id, value=encode(report)
+            )
+        for item in outcome.publish:
+            self._publish(item)
+
+    def _publish(self, item: Pending) -> None:
+        record = self._records.get(item)
+        if record is None:
+            return
+        command = item.command
+        remaining_s = math.ceil((command.expires_at - now_ms()) / 1000)
+        if remaining_s <= 0:
+            record.withdrawn = True
+            report = item.report(CommandState.EXPIRED, now_ms(), "ttl")
+            self._producer.produce(
+                self._dispatch_topic, key=report.command_id, value=encode(report)
+            )
+            return
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.MessageExpiryInterval = remaining_s
-        properties.ResponseTopic = MqttTopic.command_response(vin, command.command_id)
+        properties.ResponseTopic = MqttTopic.command_response(item.vin, command.command_id)
         properties.CorrelationData = command.command_id.encode()
         properties.ContentType = "application/json"
-        info = self._client.publish(
-            MqttTopic.command(vin, command.command_id),
+        record.info = self._client.publish(
+            MqttTopic.command(item.vin, command.command_id),
             encode(command),
             qos=1,
             properties=properties,
         )
-        sent = Transition(command.command_id, vin, command.name.value, CommandState.SENT, now)
-        return _InFlight(partition, offset, info, sent)
+        self._awaiting_ack.append(record)
 
-    def _settle(self) -> None:
-        """Commit, per partition, every offset up to the first still unacknowledged publish."""
-        done: dict[int, int] = {}
-        blocked: set[int] = set()
-        remaining = []
-        for item in self._in_flight:
-            acknowledged = item.info is None or item.info.is_published()
-            if item.partition in blocked or not acknowledged:
-                blocked.add(item.partition)
-                remaining.append(item)
-                continue
-            if item.transition is not None:
+    def _settle(self, *, wait: bool = False) -> None:
+        """Report what the broker acknowledged; commit each partition up to its first unsettled."""
+        still_waiting = []
+        for record in self._awaiting_ack:
+            if record.info is not None and record.info.is_published():
+                assert record.pending is not None
+                sent = record.pending.report(CommandState.SENT, now_ms())
                 self._producer.produce(
-                    self._status_topic,
-                    key=item.transition.command_id,
-                    value=encode(item.transition),
+                    self._dispatch_topic, key=sent.command_id, value=encode(sent)
                 )
                 self.published += 1
-            done[item.partition] = item.offset
-        self._in_flight = remaining
-        if done:
-            topic = self._consumer.assignment()[0].topic if self._consumer.assignment() else None
-            if topic is not None:
-                offsets = [TopicPartition(topic, p, o + 1) for p, o in done.items()]
-                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                still_waiting.append(record)
+        self._awaiting_ack = still_waiting
+        offsets = []
+        for partition, records in self._partitions.items():
+            last = None
+            while records and records[0].settled:
+                done = records.popleft()
+                last = done.offset
+                if done.pending is not None:
+                    self._records.pop(done.pending, None)
+            if last is not None:
+                offsets.append(TopicPartition(self._commands_topic, partition, last + 1))
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=not wait)
 
-    def close(self) -> None:
-        self._consumer.close()
+    # rebalancing (called inside consume) -------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._queue.assigned({p.partition for p in partitions})
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {p.partition for p in partitions}
+        self._settle()
+        self._queue.revoked(gone)
+        for partition in gone:
+            for record in self._partitions.pop(partition, deque()):
+                if record.pending is not None:
+                    self._records.pop(record.pending, None)

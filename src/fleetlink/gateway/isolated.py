@@ -30,10 +30,12 @@ def isolated_gateway_settings(
             "dlq_topic": f"{run}.dlq",
             "commands_topic": f"{run}.commands",
             "command_status_topic": f"{run}.command-status",
+            "command_dispatch_topic": f"{run}.command-dispatch",
             "receive_maximum": receive_maximum or base.gateway.receive_maximum,
         }
     )
-    return base.model_copy(update={"gateway": gateway})
+    tracker = base.tracker.model_copy(update={"group_id": f"tracker-{run}"})
+    return base.model_copy(update={"gateway": gateway, "tracker": tracker})
 
 
 def isolated_topics(settings: Settings) -> list[str]:
@@ -43,4 +45,5 @@ def isolated_topics(settings: Settings) -> list[str]:
         gateway.dlq_topic,
         gateway.commands_topic,
         gateway.command_status_topic,
+        gateway.command_dispatch_topic,
     ]

@@ -81,7 +81,14 @@ class UplinkWorker:
         )
         self.client = new_client(settings, self.client_id, manual_ack=True)
         self.downlink = (
-            Downlink(settings, self.client, self.producer, self.client_id, log)
+            Downlink(
+                settings,
+                self.client,
+                self.producer,
+                self.client_id,
+                log,
+                mqtt_connected=lambda: self._connected and self._accepting,
+            )
             if gateway.downlink
             else None
         )
@@ -266,8 +273,6 @@ class UplinkWorker:
 
     def _serve_deliveries(self, timeout: float) -> None:
         self.producer.poll(timeout)
-        if self.downlink is not None and self._accepting:
-            self.downlink.step(self._connected)
         self._last_loop = now = time.monotonic()
         while self._retry and self._retry[0][0] <= now:
             _due, record, slot = self._retry.popleft()
@@ -310,6 +315,8 @@ class UplinkWorker:
             ),
         )
         self.client.loop_start()
+        if self.downlink is not None:
+            self.downlink.start()
         self.log.info("gateway worker started", extra={"client_id": self.client_id})
         try:
             while not (stop.is_set() or drain.is_set() or self._fatal):
@@ -340,6 +347,8 @@ class UplinkWorker:
                 break
         finished = len(self.acks) == 0
         self._accepting = False
+        if self.downlink is not None:
+            self.downlink.stop()  # waits for the broker's acks, commits what it acknowledged
         if finished and leave_group:
             self.client.disconnect(properties=end_session_properties())
         else:
@@ -349,9 +358,6 @@ class UplinkWorker:
                     extra={"unacknowledged": len(self.acks)},
                 )
             self.client.disconnect()
-        if self.downlink is not None:
-            self.downlink.step(mqtt_connected=False)  # commit what the broker acknowledged
-            self.downlink.close()
         self.client.loop_stop()
         self.producer.flush(5)
         self._next_flush = 0.0

@@ -10,14 +10,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from fleetlink.contracts.headers import MESSAGE_ID
+from fleetlink.kafka.headers import header_value
 
 
 def message_id(headers: Sequence[tuple[str, bytes | None]] | None) -> str | None:
     """The ``fl.msg_id`` header of a Kafka record, if it has one."""
-    for name, value in headers or ():
-        if name == MESSAGE_ID and value is not None:
-            return value.decode()
-    return None
+    value = header_value(headers, MESSAGE_ID)
+    return None if value is None else value.decode()
 
 
 class Deduplicator:

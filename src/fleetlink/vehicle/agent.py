@@ -56,6 +56,7 @@ class AgentStats:
     errors: int = 0
     malformed: int = 0
     warnings: int = 0
+    answers_lost: int = 0
 
 
 class VehicleAgent:
@@ -93,6 +94,8 @@ class VehicleAgent:
         self._client: aiomqtt.Client | None = None
         self._geo_cells: frozenset[str] = frozenset()  # subscribed on this connection
         self.last_warning: bytes | None = None
+        # Fault injection: answers to commands vanish (a cellular drop right after acting).
+        self.lose_answers = False
 
     # what the car says ------------------------------------------------------------------------
 
@@ -277,7 +280,13 @@ class VehicleAgent:
                 ]
             else:
                 self.stats.commands += 1
+                executed_before = self.executor.executed
                 answers = self.executor.handle(command, self.now_ms())
+                if self.executor.executed > executed_before:
+                    self.sample_telemetry()  # a state change is reported at once
+            if self.lose_answers:
+                self.stats.answers_lost += len(answers)
+                continue
             for answer in answers:
                 self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
 

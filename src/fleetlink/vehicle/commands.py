@@ -1,7 +1,8 @@
 """Command handling in the vehicle: expiry, at-most-once execution, answers.
 
-An expired command is never executed. A command id is executed at most once: a replay or a
-redelivery is answered from memory with the answer it got the first time.
+An expired command is never executed. Parameters are checked again against the catalogue (the
+car trusts no sender). A command id is executed at most once: a replay or a redelivery is
+answered from memory with the answer it got the first time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from fleetlink.contracts.catalogue import InvalidParamsError, validate_params
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
 from fleetlink.vehicle.state import VehicleState
 
@@ -48,8 +50,6 @@ def _signal(state: VehicleState, params: dict[str, Any]) -> str | None:
 def _climate(state: VehicleState, params: dict[str, Any]) -> str | None:
     target = params.get("target_c")
     if target is not None:
-        if not isinstance(target, int | float) or not 15 <= target <= 30:
-            raise ValueError("target_c must be a number from 15 to 30")
         state.climate_target_c = float(target)
     state.climate_on = bool(params.get("on", True))
     return None
@@ -66,16 +66,11 @@ def _charging(on: bool) -> Action:
 
 
 def _feature(state: VehicleState, params: dict[str, Any]) -> str | None:
-    feature = params.get("feature")
-    if not isinstance(feature, str) or not feature:
-        raise ValueError("feature must be a non-empty string")
-    state.features.add(feature)
+    state.features.add(str(params["feature"]))
     return None
 
 
 def _config(state: VehicleState, params: dict[str, Any]) -> str | None:
-    if not params:
-        raise ValueError("config.change needs at least one setting")
     state.config.update(params)
     return None
 
@@ -118,11 +113,12 @@ class CommandExecutor:
             ts=now_ms, status=ResponseStatus.ACCEPTED, command_id=command.command_id
         )
         try:
-            failure = action(self.state, dict(command.params))
-        except ValueError as error:
+            params = validate_params(command.name, dict(command.params))
+        except InvalidParamsError as error:
             return [
                 self._remember(command, now_ms, ResponseStatus.REJECTED, f"bad-params: {error}")
             ]
+        failure = action(self.state, params)
         self.executed += 1
         if failure is not None:
             return [accepted, self._remember(command, now_ms, ResponseStatus.FAILED, failure)]

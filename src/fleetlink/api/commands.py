@@ -1,0 +1,287 @@
+"""Remote commands over HTTP: submit, look up, list, cancel, and follow them live (SSE).
+
+``POST`` writes the command to ``fleet.commands`` (key VIN) and answers 202 once Kafka has it;
+the downlink and the tracker do the rest. Reads come from the ``FleetView`` this API instance
+follows. The same idempotency key for the same vehicle always names the same command id, so a
+retried POST can never create a second command, not even when two copies race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
+
+from fleetlink.commands.view import CommandView, FleetView
+from fleetlink.contracts import headers
+from fleetlink.contracts.catalogue import InvalidParamsError, ttl_limits, validate_params
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import (
+    Command,
+    CommandCancel,
+    CommandName,
+    CommandState,
+    Transition,
+)
+from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
+
+router = APIRouter(prefix="/v1", tags=["commands"])
+
+# Command ids derived from idempotency keys live in their own UUID namespace.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c3f0e-4f0b-5b9e-9a53-6c0e2b7d1a42")
+_SSE_QUEUE = 10_000
+
+
+@dataclass
+class CommandsState:
+    view: FleetView
+    commands_topic: str
+    retry_after_s: int
+    cancel_wait_s: float
+    deliveries: AsyncDeliveries | None = field(default=None)
+
+
+class CommandRequest(BaseModel):
+    name: str = Field(description="command name, e.g. trunk.open, climate, feature.activate")
+    params: dict[str, Any] = Field(default_factory=dict)
+    ttl_s: int | None = Field(
+        default=None, ge=1, description="lifetime; default and maximum depend on the command"
+    )
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+
+
+def _unavailable(state: CommandsState, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": "kafka-unavailable", "detail": detail},
+        status_code=503,
+        headers={"Retry-After": str(state.retry_after_s)},
+    )
+
+
+def command_json(view: CommandView) -> dict[str, Any]:
+    latest = view.latest
+    return {
+        "command_id": latest.command_id,
+        "vin": latest.vin,
+        "name": latest.name,
+        "params": latest.params or {},
+        "state": latest.state.value,
+        "reason": latest.reason,
+        "created_at": latest.created_at,
+        "expires_at": latest.expires_at,
+        "updated_at": latest.ts,
+        "idempotency_key": latest.idempotency_key,
+        "history": [
+            {"state": step.state.value, "ts": step.ts, "reason": step.reason}
+            for step in view.history
+        ],
+    }
+
+
+def _state(request: Request) -> CommandsState:
+    state: CommandsState = request.app.state.commands
+    return state
+
+
+VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_length=64)]
+
+
+@router.post(
+    "/vehicles/{vin}/commands",
+    status_code=202,
+    summary="Send a command to a vehicle",
+    responses={200: {}, 404: {}, 409: {}, 422: {}, 503: {}},
+)
+async def submit_command(request: Request, vin: VinPath, body: CommandRequest) -> JSONResponse:
+    state = _state(request)
+    if not is_valid_vin(vin):
+        return _error(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
+    if not state.view.ready.is_set():
+        return _error(503, "starting", "the API is still reading the fleet's state")
+    if not state.view.knows_vehicle(vin):
+        return _error(404, "unknown-vehicle", f"vehicle {vin} has never connected")
+    try:
+        name = CommandName(body.name)
+    except ValueError:
+        known = sorted(c.value for c in CommandName)
+        return _error(422, "unknown-command", f"no command {body.name!r}", known=known)
+    try:
+        params = validate_params(name, body.params)
+    except InvalidParamsError as error:
+        return _error(422, "invalid-params", f"{name.value}: {error}")
+    default_ttl, max_ttl = ttl_limits(name)
+    ttl_s = body.ttl_s or default_ttl
+    if ttl_s > max_ttl:
+        return _error(422, "invalid-ttl", f"{name.value}: ttl_s must be at most {max_ttl}")
+
+    if body.idempotency_key is not None:
+        command_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{vin}/{body.idempotency_key}"))
+        known_command = state.view.command(command_id)
+        if known_command is not None:
+            latest = known_command.latest
+            if (latest.name, latest.params or {}) != (name.value, params):
+                return _error(
+                    409,
+                    "idempotency-conflict",
+                    "this idempotency key was used for a different command",
+                    command_id=command_id,
+                )
+            return JSONResponse(
+                command_json(known_command), status_code=200, headers={"Idempotent-Replayed": "1"}
+            )
+    else:
+        command_id = str(uuid.uuid4())
+    now = time.time_ns() // 1_000_000
+    command = Command(
+        command_id=command_id,
+        name=name,
+        issued_at=now,
+        expires_at=now + ttl_s * 1000,
+        params=params,
+    )
+    record_headers = [(headers.RECORD_KIND, b"command")]
+    if body.idempotency_key is not None:
+        record_headers.append((headers.IDEMPOTENCY_KEY, body.idempotency_key.encode()))
+    assert state.deliveries is not None
+    try:
+        await state.deliveries.produce(
+            state.commands_topic, encode(command), vin.encode(), record_headers
+        )
+    except KafkaUnavailableError as error:
+        return _unavailable(state, str(error))
+    queued = Transition(
+        command_id=command_id,
+        vin=vin,
+        name=name.value,
+        state=CommandState.QUEUED,
+        ts=now,
+        created_at=now,
+        expires_at=command.expires_at,
+        params=params,
+        idempotency_key=body.idempotency_key,
+    )
+    state.view.submitted(queued)
+    view = state.view.command(command_id)
+    assert view is not None
+    return JSONResponse(
+        command_json(view), status_code=202, headers={"Location": f"/v1/commands/{command_id}"}
+    )
+
+
+@router.get(
+    "/commands/events",
+    response_class=EventSourceResponse,
+    summary="Every command transition, live (Server-Sent Events); ?vin= narrows to one vehicle",
+)
+async def command_events(
+    request: Request, vin: Annotated[str | None, Query(max_length=64)] = None
+) -> AsyncIterator[ServerSentEvent]:
+    state = _state(request)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Transition] = asyncio.Queue(maxsize=_SSE_QUEUE)
+
+    def deliver(step: Transition) -> None:
+        if vin is None or step.vin == vin:
+            loop.call_soon_threadsafe(_offer, queue, step)
+
+    unlisten = state.view.listen(deliver)
+    try:
+        yield ServerSentEvent(event="ready", raw_data="{}")
+        while True:
+            step = await queue.get()
+            yield ServerSentEvent(
+                event="transition",
+                id=f"{step.command_id}/{step.state.value}",
+                raw_data=msgspec.json.encode(step).decode(),
+            )
+    finally:
+        unlisten()
+
+
+def _offer(queue: asyncio.Queue[Transition], step: Transition) -> None:
+    if not queue.full():  # a client this far behind loses live events; GET has the truth
+        queue.put_nowait(step)
+
+
+@router.get("/commands/{command_id}", summary="One command: state, reason, history")
+async def get_command(request: Request, command_id: str) -> JSONResponse:
+    view = _state(request).view.command(command_id)
+    if view is None:
+        return _error(404, "unknown-command-id", f"no command {command_id}")
+    return JSONResponse(command_json(view))
+
+
+@router.get("/vehicles/{vin}/commands", summary="The commands of one vehicle, newest first")
+async def list_commands(
+    request: Request, vin: VinPath, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> JSONResponse:
+    if not is_valid_vin(vin):
+        return _error(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
+    views = _state(request).view.commands_of(vin)
+    newest = sorted(views, key=lambda v: v.latest.created_at or 0, reverse=True)[:limit]
+    return JSONResponse({"vin": vin, "commands": [command_json(v) for v in newest]})
+
+
+@router.delete(
+    "/commands/{command_id}",
+    summary="Cancel a command the platform still holds (state queued)",
+    responses={202: {}, 404: {}, 409: {}, 503: {}},
+)
+async def cancel_command(request: Request, command_id: str) -> JSONResponse:
+    state = _state(request)
+    view = state.view.command(command_id)
+    if view is None:
+        return _error(404, "unknown-command-id", f"no command {command_id}")
+    if view.latest.state != CommandState.QUEUED:
+        return _not_cancellable(view)
+    cancel = CommandCancel(command_id=command_id, ts=time.time_ns() // 1_000_000)
+    assert state.deliveries is not None
+    try:
+        await state.deliveries.produce(
+            state.commands_topic,
+            encode(cancel),
+            view.latest.vin.encode(),
+            [(headers.RECORD_KIND, b"cancel")],
+        )
+    except KafkaUnavailableError as error:
+        return _unavailable(state, str(error))
+    deadline = time.monotonic() + state.cancel_wait_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        now_state = _current_state(view)
+        if now_state == CommandState.CANCELLED:
+            return JSONResponse(command_json(view))
+        if now_state != CommandState.QUEUED:
+            return _not_cancellable(view)
+    return JSONResponse(
+        {**command_json(view), "cancel": "requested"},
+        status_code=202,
+    )
+
+
+def _current_state(view: CommandView) -> CommandState:
+    """Read afresh: the view's thread moves it on while the request waits."""
+    return view.latest.state
+
+
+def _not_cancellable(view: CommandView) -> JSONResponse:
+    return _error(
+        409,
+        "not-cancellable",
+        f"the command is {view.latest.state.value}: the vehicle may already have it",
+        command=command_json(view),
+    )

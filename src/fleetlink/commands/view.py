@@ -1,0 +1,164 @@
+"""A read model of commands and vehicle presence for the API, followed from Kafka.
+
+Reads the compacted ``fleet.command-status`` and ``fleet.presence`` from their beginning (no
+consumer group: every API instance holds the whole picture) in a thread, keeps the latest state
+and the transitions seen of every command, and passes each new transition to listeners (the
+Server-Sent Events streams). The tracker stays the only writer; this only reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from fleetlink.config import Settings
+from fleetlink.contracts.models import CommandState, Presence, Transition
+
+_transition_decoder = msgspec.json.Decoder(Transition)
+_presence_decoder = msgspec.json.Decoder(Presence)
+Listener = Callable[[Transition], None]
+
+
+@dataclass
+class CommandView:
+    """What the API knows of one command: its latest step and the steps seen."""
+
+    latest: Transition
+    history: list[Transition] = field(default_factory=list)
+    placeholder: bool = False  # "queued" as the API wrote it, until the tracker's arrives
+
+    def add(self, step: Transition) -> bool:
+        """Take a step unless it is one already seen; True when it is new."""
+        if self.placeholder and step.state == CommandState.QUEUED:
+            self.placeholder = False
+            self.history[0] = step
+            return True
+        if any(seen.state == step.state for seen in self.history):
+            return False
+        self.history.append(step)
+        if step.state != CommandState.QUEUED or self.latest.state == CommandState.QUEUED:
+            self.latest = step
+        return True
+
+
+class FleetView:
+    def __init__(self, settings: Settings, log: logging.Logger) -> None:
+        gateway = settings.gateway
+        self._status_topic = gateway.command_status_topic
+        self._presence_topic = gateway.mapping_topic("presence")
+        self._log = log
+        self._consumer = Consumer(
+            {
+                **settings.kafka_client_config(),
+                "group.id": f"fleetlink-api-view-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 20,
+                "logger": log,
+            }
+        )
+        self._lock = threading.Lock()
+        self.commands: dict[str, CommandView] = {}
+        self.by_vin: dict[str, list[str]] = {}
+        self.presence: dict[str, Presence] = {}
+        self._listeners: list[Listener] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fleet-view", daemon=True)
+        self._unread: set[tuple[str, int]] = set()
+        self.ready = threading.Event()  # read every partition to its end once
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _assign(self) -> bool:
+        """Assign every partition of both topics from the beginning; False while Kafka is away."""
+        assignment = []
+        try:
+            for topic in (self._status_topic, self._presence_topic):
+                metadata = self._consumer.list_topics(topic, timeout=2)
+                partitions = metadata.topics[topic].partitions
+                if metadata.topics[topic].error is not None or not partitions:
+                    return False
+                for partition in partitions:
+                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        except KafkaException:
+            return False
+        self._unread = {(tp.topic, tp.partition) for tp in assignment}
+        self._consumer.assign(assignment)
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every new transition (from this thread); returns unlisten."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unlisten() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unlisten
+
+    def command(self, command_id: str) -> CommandView | None:
+        with self._lock:
+            return self.commands.get(command_id)
+
+    def commands_of(self, vin: str) -> list[CommandView]:
+        with self._lock:
+            return [self.commands[c] for c in self.by_vin.get(vin, [])]
+
+    def knows_vehicle(self, vin: str) -> bool:
+        return vin in self.presence
+
+    def submitted(self, step: Transition) -> None:
+        """A command the API just wrote: visible at once, before the tracker's ``queued``."""
+        with self._lock:
+            if step.command_id not in self.commands:
+                self.commands[step.command_id] = CommandView(step, [step], placeholder=True)
+                self.by_vin.setdefault(step.vin, []).append(step.command_id)
+
+    def _run(self) -> None:
+        while not self._assign():
+            if self._stop.wait(1.0):
+                return
+        while not self._stop.is_set():
+            for message in self._consumer.consume(num_messages=1000, timeout=0.1):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._unread.discard((message.topic(), message.partition()))
+                        if not self._unread:
+                            self.ready.set()
+                    else:
+                        self._log.warning("view consume error", extra={"error": error.str()})
+                    continue
+                try:
+                    if message.topic() == self._status_topic:
+                        self._take(_transition_decoder.decode(message.value()))
+                    elif message.key():
+                        vin = message.key().decode()
+                        self.presence[vin] = _presence_decoder.decode(message.value())
+                except (msgspec.MsgspecError, UnicodeDecodeError) as error:
+                    self._log.warning("unreadable record skipped", extra={"error": str(error)})
+
+    def _take(self, step: Transition) -> None:
+        with self._lock:
+            view = self.commands.get(step.command_id)
+            if view is None:
+                view = self.commands[step.command_id] = CommandView(latest=step)
+                self.by_vin.setdefault(step.vin, []).append(step.command_id)
+            new = view.add(step)
+            listeners = list(self._listeners) if new else []
+        for listener in listeners:
+            listener(step)

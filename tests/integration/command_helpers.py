@@ -1,0 +1,170 @@
+"""The whole command path on the real stack: gateway, tracker and API processes, real vehicles."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fleetlink.config import Settings, dump_toml
+from fleetlink.contracts.models import CommandState
+from fleetlink.gateway.supervisor import Supervisor
+from fleetlink.stack.ports import free_port_block
+from fleetlink.vehicle.agent import VehicleAgent
+from fleetlink.vehicle.state import VehicleState
+from tests.integration.gateway_helpers import gateway_config, supervised_gateway
+from tests.integration.helpers import REPO
+
+FINAL = {s.value for s in CommandState} - {"queued", "sent", "delivered"}
+
+
+class Garage:
+    """Vehicle agents on an asyncio loop of their own thread; each can come and go."""
+
+    def __init__(self, mqtt_port: int) -> None:
+        self._port = mqtt_port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.agents: dict[str, VehicleAgent] = {}
+        self._running: dict[str, tuple[asyncio.Event, Future[None]]] = {}
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
+
+    def agent(self, vin: str) -> VehicleAgent:
+        if vin not in self.agents:
+            state = VehicleState(vin=vin, latitude=52.52, longitude=13.40)
+            self.agents[vin] = VehicleAgent(state, host="127.0.0.1", port=self._port)
+        return self.agents[vin]
+
+    def start(self, vin: str) -> VehicleAgent:
+        agent = self.agent(vin)
+
+        async def begin() -> tuple[asyncio.Event, Future[None]]:
+            stop = asyncio.Event()
+            task = asyncio.ensure_future(agent.run(stop))
+            return stop, task  # type: ignore[return-value]
+
+        self._running[vin] = self._call(begin())
+        wait_until(lambda: agent.connected, 15, f"{vin} connected")
+        return agent
+
+    def stop(self, vin: str) -> None:
+        stop, task = self._running.pop(vin)
+
+        async def end() -> None:
+            stop.set()
+            await task  # type: ignore[misc]
+
+        self._call(end())
+
+    def close(self) -> None:
+        for vin in list(self._running):
+            self.stop(vin)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    config: Path
+    api_url: str
+    supervisor: Supervisor
+    garage: Garage
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=15)
+
+    def start_process(self, name: str, *args: str) -> None:
+        argv = [sys.executable, "-m", "fleetlink", "--config", str(self.config), *args]
+        self.processes[name] = subprocess.Popen(argv, cwd=REPO)
+
+    def stop_process(self, name: str) -> None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+    def wait_api_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/readyz", timeout=1) as reply:
+                    return bool(reply.status == 200)
+            except OSError:
+                return False
+
+        wait_until(ready, timeout, "the API ready")
+
+    def post(self, vin: str, **body: Any) -> httpx.Response:
+        with self.client() as client:
+            return client.post(f"/v1/vehicles/{vin}/commands", json=body)
+
+    def command(self, command_id: str) -> dict[str, Any]:
+        with self.client() as client:
+            reply = client.get(f"/v1/commands/{command_id}")
+            assert reply.status_code == 200, reply.text
+            result: dict[str, Any] = reply.json()
+            return result
+
+    def wait_state(
+        self, command_id: str, states: set[str], timeout: float = 30
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            command = self.command(command_id)
+            if command["state"] in states:
+                return command
+            assert time.monotonic() < deadline, f"{command_id} still {command['state']}"
+            time.sleep(0.1)
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
+        time.sleep(0.05)
+
+
+@contextmanager
+def command_platform(tmp_path: Path, stack: Settings, *, grace_s: float = 1.0) -> Iterator[Platform]:
+    """Gateway (supervised), ``fleetlink tracker`` and ``fleetlink api`` processes on topics of
+    their own; every process is stopped by its pid on exit."""
+    config, settings, _topics = gateway_config(tmp_path, stack)
+    api_port = free_port_block(1)
+    settings = settings.model_copy(
+        update={
+            "tracker": settings.tracker.model_copy(update={"response_grace_s": grace_s}),
+            "api": settings.api.model_copy(update={"port": api_port, "kafka_timeout_s": 3}),
+        }
+    )
+    config.write_text(dump_toml(settings))
+    garage = Garage(stack.stack.mqtt_port)
+    with supervised_gateway(config, workers=1) as supervisor:
+        platform = Platform(settings, config, f"http://127.0.0.1:{api_port}", supervisor, garage)
+        try:
+            platform.start_process("tracker", "tracker")
+            platform.start_process("api", "api")
+            platform.wait_api_ready()
+            yield platform
+        finally:
+            garage.close()
+            for name in list(platform.processes):
+                platform.stop_process(name)
