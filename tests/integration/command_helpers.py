@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -106,12 +105,30 @@ class Platform:
     def wait_api_ready(self, timeout: float = 30) -> None:
         def ready() -> bool:
             try:
-                with urllib.request.urlopen(f"{self.api_url}/readyz", timeout=1) as reply:
-                    return bool(reply.status == 200)
-            except OSError:
+                with self.client() as client:
+                    return client.get("/readyz").status_code == 200
+            except httpx.TransportError:
                 return False
 
         wait_until(ready, timeout, "the API ready")
+
+    def start_car(self, vin: str) -> VehicleAgent:
+        """Connect a vehicle and wait until the API has seen it online."""
+        car = self.garage.start(vin)
+        self.wait_presence(vin, online=True)
+        return car
+
+    def stop_car(self, vin: str) -> None:
+        self.garage.stop(vin)
+        self.wait_presence(vin, online=False)
+
+    def wait_presence(self, vin: str, *, online: bool) -> None:
+        def seen() -> bool:
+            with self.client() as client:
+                reply = client.get(f"/v1/vehicles/{vin}")
+                return reply.status_code == 200 and reply.json()["online"] is online
+
+        wait_until(seen, 15, f"{vin} {'online' if online else 'offline'} in the API")
 
     def post(self, vin: str, **body: Any) -> httpx.Response:
         with self.client() as client:
@@ -124,9 +141,7 @@ class Platform:
             result: dict[str, Any] = reply.json()
             return result
 
-    def wait_state(
-        self, command_id: str, states: set[str], timeout: float = 30
-    ) -> dict[str, Any]:
+    def wait_state(self, command_id: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             command = self.command(command_id)
@@ -144,7 +159,9 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 
 
 @contextmanager
-def command_platform(tmp_path: Path, stack: Settings, *, grace_s: float = 1.0) -> Iterator[Platform]:
+def command_platform(
+    tmp_path: Path, stack: Settings, *, grace_s: float = 1.0
+) -> Iterator[Platform]:
     """Gateway (supervised), ``fleetlink tracker`` and ``fleetlink api`` processes on topics of
     their own; every process is stopped by its pid on exit."""
     config, settings, _topics = gateway_config(tmp_path, stack)

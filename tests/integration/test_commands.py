@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,7 +39,7 @@ def states(command: dict[str, Any]) -> list[str]:
 
 
 def test_success_seen_by_get_and_by_the_live_stream(platform: Platform) -> None:
-    car = platform.garage.start(vin(1))
+    car = platform.start_car(vin(1))
     events: list[dict[str, Any]] = []
     listening = threading.Event()
 
@@ -77,7 +76,7 @@ def test_success_seen_by_get_and_by_the_live_stream(platform: Platform) -> None:
 
 
 def test_a_failure_reply_is_failed_with_the_vehicles_reason(platform: Platform) -> None:
-    car = platform.garage.start(vin(2))
+    car = platform.start_car(vin(2))
     car.state.speed_kmh = 50.0  # the trunk does not open while driving
     command_id = platform.post(vin(2), name="trunk.open").json()["command_id"]
     done = platform.wait_state(command_id, FINAL)
@@ -88,12 +87,12 @@ def test_a_failure_reply_is_failed_with_the_vehicles_reason(platform: Platform) 
 def test_offline_vehicle_gets_the_command_when_it_is_back_within_the_ttl(
     platform: Platform,
 ) -> None:
-    platform.garage.start(vin(3))
-    platform.garage.stop(vin(3))  # known to the platform, now offline
+    platform.start_car(vin(3))
+    platform.stop_car(vin(3))  # known to the platform, now offline
     command_id = platform.post(vin(3), name="flash", ttl_s=60).json()["command_id"]
     time.sleep(2)
     assert platform.command(command_id)["state"] == "queued"  # held, not at the broker
-    car = platform.garage.start(vin(3))
+    car = platform.start_car(vin(3))
     done = platform.wait_state(command_id, FINAL)
     assert done["state"] == "succeeded"
     assert car.executor.executed == 1
@@ -102,12 +101,12 @@ def test_offline_vehicle_gets_the_command_when_it_is_back_within_the_ttl(
 def test_offline_past_the_ttl_expires_and_never_runs_even_when_the_car_returns(
     platform: Platform,
 ) -> None:
-    platform.garage.start(vin(4))
-    platform.garage.stop(vin(4))
+    platform.start_car(vin(4))
+    platform.stop_car(vin(4))
     command_id = platform.post(vin(4), name="unlock", ttl_s=2).json()["command_id"]
     done = platform.wait_state(command_id, FINAL, timeout=20)
     assert (done["state"], done["reason"]) == ("expired", "ttl")
-    car = platform.garage.start(vin(4))
+    car = platform.start_car(vin(4))
     time.sleep(3)
     assert car.stats.commands == 0
     assert car.executor.executed == 0
@@ -116,8 +115,8 @@ def test_offline_past_the_ttl_expires_and_never_runs_even_when_the_car_returns(
 
 
 def test_cancel_while_held_and_not_after_the_outcome(platform: Platform) -> None:
-    platform.garage.start(vin(5))
-    platform.garage.stop(vin(5))
+    platform.start_car(vin(5))
+    platform.stop_car(vin(5))
     command_id = platform.post(vin(5), name="trunk.open").json()["command_id"]
     with platform.client() as client:
         reply = client.delete(f"/v1/commands/{command_id}")
@@ -126,7 +125,7 @@ def test_cancel_while_held_and_not_after_the_outcome(platform: Platform) -> None
             "cancelled",
             "cancelled-by-client",
         )
-        car = platform.garage.start(vin(5))
+        car = platform.start_car(vin(5))
         time.sleep(3)
         assert car.executor.executed == 0
         assert car.state.trunk_open is False
@@ -137,7 +136,7 @@ def test_cancel_while_held_and_not_after_the_outcome(platform: Platform) -> None
 
 
 def test_the_same_idempotency_key_makes_one_command_even_when_racing(platform: Platform) -> None:
-    car = platform.garage.start(vin(6))
+    car = platform.start_car(vin(6))
     results: list[httpx.Response] = []
 
     def post() -> None:
@@ -163,20 +162,20 @@ def test_the_same_idempotency_key_makes_one_command_even_when_racing(platform: P
 
 
 def test_a_newer_setting_supersedes_a_queued_older_one(platform: Platform) -> None:
-    platform.garage.start(vin(7))
-    platform.garage.stop(vin(7))
+    platform.start_car(vin(7))
+    platform.stop_car(vin(7))
     older = platform.post(vin(7), name="climate", params={"target_c": 19}).json()["command_id"]
     newer = platform.post(vin(7), name="climate", params={"target_c": 23.5}).json()["command_id"]
     superseded = platform.wait_state(older, FINAL)
     assert (superseded["state"], superseded["reason"]) == ("cancelled", "superseded")
-    car = platform.garage.start(vin(7))
+    car = platform.start_car(vin(7))
     assert platform.wait_state(newer, FINAL)["state"] == "succeeded"
     assert car.executor.executed == 1
     assert car.state.climate_target_c == 23.5
 
 
 def test_a_lost_answer_is_unknown_then_reconciled_from_telemetry(platform: Platform) -> None:
-    car = platform.garage.start(vin(8))
+    car = platform.start_car(vin(8))
     car.lose_answers = True
     trunk = platform.post(vin(8), name="trunk.open", ttl_s=2).json()["command_id"]
     honk = platform.post(vin(8), name="honk", ttl_s=2).json()["command_id"]
@@ -191,7 +190,7 @@ def test_a_lost_answer_is_unknown_then_reconciled_from_telemetry(platform: Platf
 
 
 def test_bad_requests_get_4xx_with_a_json_error(platform: Platform) -> None:
-    platform.garage.start(vin(9))
+    platform.start_car(vin(9))
     cases = [
         (vin(9), {"name": "self-destruct"}, 422, "unknown-command"),
         (vin(9), {"name": "climate", "params": {"target_c": 80}}, 422, "invalid-params"),
@@ -212,13 +211,13 @@ def test_bad_requests_get_4xx_with_a_json_error(platform: Platform) -> None:
 def test_kill_9_gateway_and_tracker_mid_flow_loses_nothing_runs_nothing_twice(
     platform: Platform,
 ) -> None:
-    cars = [platform.garage.start(vin(100 + n)) for n in range(10)]
+    cars = [platform.start_car(vin(100 + n)) for n in range(10)]
     sent: list[str] = []
     stop = threading.Event()
 
     def keep_sending() -> None:
         n = 0
-        while not stop.is_set() and n < 400:
+        while not stop.is_set():
             reply = platform.post(vin(100 + n % 10), name="honk", idempotency_key=f"k9-{n}")
             if reply.status_code == 202:
                 sent.append(reply.json()["command_id"])
@@ -239,20 +238,20 @@ def test_kill_9_gateway_and_tracker_mid_flow_loses_nothing_runs_nothing_twice(
         os.kill(tracker.pid, signal.SIGKILL)
         tracker.wait(10)
         platform.start_process("tracker", "tracker")
+        time.sleep(2)  # commands keep coming while the tracker restores its state
     finally:
         stop.set()
         sender.join(60)
-    assert len(sent) >= 100
-    outcome = {c: platform.wait_state(c, FINAL, timeout=90)["state"] for c in sent}
-    assert set(outcome.values()) == {"succeeded"}
+    assert len(sent) >= 50
+    outcome = {c: platform.wait_state(c, FINAL, timeout=90) for c in sent}
+    bad = [c for c in outcome.values() if c["state"] != "succeeded"]
+    assert bad == [], f"{len(bad)} of {len(sent)} did not succeed: {bad[:3]}"
     executed = sum(car.executor.executed for car in cars)
     assert executed == len(sent)  # every command ran exactly once
 
 
-def test_kafka_down_means_503_with_retry_after(
-    platform: Platform, local_stack: LocalStack
-) -> None:
-    platform.garage.start(vin(10))
+def test_kafka_down_means_503_with_retry_after(platform: Platform, local_stack: LocalStack) -> None:
+    platform.start_car(vin(10))
     local_stack.stop_component("kafka-1")
     try:
         reply = platform.post(vin(10), name="honk")

@@ -99,6 +99,16 @@ def test_an_answer_overtaking_the_sent_report_still_gives_the_whole_lifecycle() 
     assert states(book, "c1") == ["queued", "sent", "delivered", "succeeded"]
 
 
+def test_reports_and_answers_read_before_their_command_are_applied_when_it_comes() -> None:
+    book = CommandBook()
+    assert sent(book, "c1", NOW + 5) == []
+    assert book.answered("c1", answer(ResponseStatus.SUCCEEDED), NOW + 10) == []
+    assert submit(book, "c1") == ["queued", "sent", "delivered", "succeeded"]
+    book.answered("stranger", answer(ResponseStatus.SUCCEEDED), NOW)
+    book.forget(NOW + 10_000, keep_ms=5000)
+    assert submit(book, "stranger") == ["queued"]  # forgotten, not applied hours later
+
+
 def test_vehicle_rejecting_an_expired_command_makes_it_expired() -> None:
     book = CommandBook()
     submit(book, "c1")

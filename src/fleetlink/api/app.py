@@ -76,7 +76,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "invalid-request", "detail": error.errors()}, status_code=422)
+        problems = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))}
+            for e in error.errors()
+        ]
+        return JSONResponse({"error": "invalid-request", "detail": problems}, status_code=422)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, bool]:

@@ -30,6 +30,7 @@ from fleetlink.contracts.models import (
     CommandCancel,
     CommandName,
     CommandState,
+    PresenceStatus,
     Transition,
 )
 from fleetlink.contracts.vin import is_valid_vin
@@ -223,6 +224,21 @@ async def get_command(request: Request, command_id: str) -> JSONResponse:
     if view is None:
         return _error(404, "unknown-command-id", f"no command {command_id}")
     return JSONResponse(command_json(view))
+
+
+@router.get("/vehicles/{vin}", summary="A vehicle's presence: online or not, last seen")
+async def get_vehicle(request: Request, vin: VinPath) -> JSONResponse:
+    presence = _state(request).view.presence.get(vin)
+    if presence is None:
+        return _error(404, "unknown-vehicle", f"vehicle {vin} has never connected")
+    return JSONResponse(
+        {
+            "vin": vin,
+            "online": presence.status == PresenceStatus.ONLINE,
+            "since": presence.ts,
+            "reason": presence.reason,
+        }
+    )
 
 
 @router.get("/vehicles/{vin}/commands", summary="The commands of one vehicle, newest first")

@@ -29,6 +29,8 @@ RECONCILE_WINDOW_MS: Final = 10 * 60_000
 # Finished commands stay in memory this long (late answers and duplicates find them).
 KEEP_FINISHED_MS: Final = 60 * 60_000
 
+_EARLY_LIMIT: Final = 100_000
+
 _OUTCOME: Final = {
     ResponseStatus.SUCCEEDED: CommandState.SUCCEEDED,
     ResponseStatus.FAILED: CommandState.FAILED,
@@ -59,6 +61,9 @@ class CommandBook:
         self._watched: dict[str, set[str]] = {}  # VIN -> commands whose effect telemetry shows
         self._effect_seen: dict[str, int] = {}  # command id -> when telemetry showed its effect
         self._latest: dict[tuple[str, str], tuple[SignalValue, int]] = {}  # (VIN, path)
+        # Reports and answers read before their command (the topics are read in no fixed
+        # order, above all when catching up after a restart), by command id.
+        self._early: dict[str, list[tuple[int, Transition | CommandResponse]]] = {}
 
     # inputs -----------------------------------------------------------------------------------
 
@@ -88,7 +93,13 @@ class CommandBook:
         self.records[command_id] = record
         if _effect(record) is not None:
             self._watched.setdefault(vin, set()).add(command_id)
-        return [queued]
+        steps = [queued]
+        for received, early in self._early.pop(command_id, []):
+            if isinstance(early, Transition):
+                steps.extend(self.dispatched(early, received))
+            else:
+                steps.extend(self.answered(command_id, early, received))
+        return steps
 
     def restore(self, step: Transition) -> None:
         """Take back a command as the compacted status topic holds it (after a restart)."""
@@ -104,7 +115,10 @@ class CommandBook:
     def dispatched(self, report: Transition, now: int) -> list[Transition]:
         """The downlink's report: the broker took the command (``sent``), or it withheld it."""
         record = self.records.get(report.command_id)
-        if record is None or not can_move(record.state, report.state):
+        if record is None:
+            self._keep_early(report.command_id, now, report)
+            return []
+        if not can_move(record.state, report.state):
             return []
         if report.state == CommandState.SENT:
             record.sent_at = report.ts
@@ -119,6 +133,7 @@ class CommandBook:
         """The vehicle's answer. A late answer resolves ``unknown``; else finished stays put."""
         record = self.records.get(command_id)
         if record is None:
+            self._keep_early(command_id, now, response)
             return []
         if record.state == CommandState.UNKNOWN:
             target = _OUTCOME.get(response.status)
@@ -215,9 +230,15 @@ class CommandBook:
         for command_id in old:
             del self.records[command_id]
             self._reachable.discard(command_id)
+        for command_id in [c for c, kept in self._early.items() if now - kept[0][0] > keep_ms]:
+            del self._early[command_id]  # answers to commands never seen (not ours)
         return len(old)
 
     # internals --------------------------------------------------------------------------------
+
+    def _keep_early(self, command_id: str, now: int, what: Transition | CommandResponse) -> None:
+        if len(self._early) < _EARLY_LIMIT or command_id in self._early:
+            self._early.setdefault(command_id, []).append((now, what))
 
     def _finish(
         self, record: CommandRecord, target: CommandState, ts: int, reason: str | None

@@ -66,6 +66,9 @@ class Tracker:
             {
                 **settings.kafka_client_config(),
                 "group.id": tracker.group_id,
+                # static membership: a restarted tracker resumes at once (one tracker per group)
+                "group.instance.id": f"{tracker.group_id}-1",
+                "session.timeout.ms": 10_000,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 50,

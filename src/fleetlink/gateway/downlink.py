@@ -108,6 +108,10 @@ class Downlink:
                 **kafka,
                 "group.id": f"{gateway.client_id_prefix}-downlink",
                 "client.id": f"{client_id}-downlink",
+                # static membership: a worker restarted under its id takes its partitions back
+                # at once instead of after the session timeout of the dead member
+                "group.instance.id": f"{client_id}-downlink",
+                "session.timeout.ms": 10_000,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
@@ -197,7 +201,13 @@ class Downlink:
         partition = message.partition()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                self._apply(self._queue.caught_up(partition))
+                outcome = self._queue.caught_up(partition)
+                if outcome.publish:
+                    self._log.info(
+                        "downlink caught up",
+                        extra={"partition": partition, "released": len(outcome.publish)},
+                    )
+                self._apply(outcome)
             else:
                 self._log.warning("downlink consume error", extra={"error": error.str()})
             return
@@ -293,13 +303,19 @@ class Downlink:
     # rebalancing (called inside consume) -------------------------------------------------------
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._log.info("downlink partitions assigned", extra={"partitions": _numbers(partitions)})
         self._queue.assigned({p.partition for p in partitions})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {p.partition for p in partitions}
+        self._log.info("downlink partitions revoked", extra={"partitions": sorted(gone)})
         self._settle()
         self._queue.revoked(gone)
         for partition in gone:
             for record in self._partitions.pop(partition, deque()):
                 if record.pending is not None:
                     self._records.pop(record.pending, None)
+
+
+def _numbers(partitions: list[TopicPartition]) -> list[int]:
+    return sorted(p.partition for p in partitions)
