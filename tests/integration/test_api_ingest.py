@@ -53,7 +53,10 @@ def test_http_ingest_answers_after_the_kafka_ack(
             reply = client.post(path, content=payload)
             assert reply.status_code == status, (path, reply.text)
             assert reply.json()["error"] == error
-        assert client.get("/readyz").status_code == 200
+        deadline = time.monotonic() + 15
+        while client.get("/readyz").status_code != 200:  # still reading the fleet's state
+            assert time.monotonic() < deadline, "the API did not get ready"
+            time.sleep(0.1)
         metrics = client.get("/metrics").text
         assert (
             'fleetlink_api_ingest_requests_total{channel="telemetry",status="202"} 1.0' in metrics
