@@ -35,8 +35,9 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         **os.environ,
         **stack_env(settings),
         "FLEETLINK_GATEWAY__METRICS_PORT": str(free_port_block(1)),
+        "FLEETLINK_API__PORT": str(free_port_block(1)),
     }
-    result = run_cli("demo", "--duration", "8", "--vehicles", "20", env=env)
+    result = run_cli("demo", "--duration", "16", "--vehicles", "20", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout
     assert "kafka-1" in result.stdout
@@ -45,8 +46,11 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert '"msg": "subscribed"' in worker_log  # a worker connected and took its subscriptions
     assert '"msg": "gateway worker stopped"' in worker_log  # and stopped cleanly at the end
     assert "Demo ended; stopped 2 process(es)." in result.stdout
+    assert "remote commands" in result.stdout
+    assert "HTTP 202" in result.stdout  # the demo courier sent a command through the REST API
+    assert "succeeded" in result.stdout  # and the tracker saw a car carry one out
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
-    assert logs == ["kafka-1.log", "mosquitto.log", "simulate.log"]
+    assert logs == ["api.log", "kafka-1.log", "mosquitto.log", "simulate.log", "tracker.log"]
     # the simulated fleet ran and stopped cleanly: its summary is the last thing it wrote
     fleet_log = (tmp_path / "state" / "logs" / "simulate.log").read_text()
     assert '"vehicles": 20' in fleet_log

@@ -218,12 +218,33 @@ def _offer(queue: asyncio.Queue[Transition], step: Transition) -> None:
         queue.put_nowait(step)
 
 
+@router.get("/commands/summary", summary="How many commands are in each state")
+async def command_summary(request: Request) -> JSONResponse:
+    return JSONResponse({"states": _state(request).view.state_counts()})
+
+
 @router.get("/commands/{command_id}", summary="One command: state, reason, history")
 async def get_command(request: Request, command_id: str) -> JSONResponse:
     view = _state(request).view.command(command_id)
     if view is None:
         return _error(404, "unknown-command-id", f"no command {command_id}")
     return JSONResponse(command_json(view))
+
+
+@router.get("/vehicles", summary="Vehicles the platform has seen, online ones first")
+async def list_vehicles(
+    request: Request,
+    online: Annotated[bool | None, Query(description="only online (true) or offline")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> JSONResponse:
+    presence = dict(_state(request).view.presence)
+    rows = [
+        {"vin": vin, "online": p.status == PresenceStatus.ONLINE, "since": p.ts}
+        for vin, p in presence.items()
+        if online is None or (p.status == PresenceStatus.ONLINE) is online
+    ]
+    rows.sort(key=lambda row: (not row["online"], row["vin"]))
+    return JSONResponse({"vehicles": rows[:limit], "total": len(rows)})
 
 
 @router.get("/vehicles/{vin}", summary="A vehicle's presence: online or not, last seen")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Group
+from rich.table import Table
 
 from fleetlink.cli.common import BrokersOption, console, settings_from
 from fleetlink.cli.gateway import gateway_table, new_supervisor
@@ -35,39 +39,111 @@ def demo(
     stack = LocalStack(settings.stack)
     started_here = not stack.is_up()
     supervisor = new_supervisor(ctx, settings)
-    fleet: subprocess.Popen[bytes] | None = None
+    children: list[subprocess.Popen[bytes]] = []
+    api_url = f"http://{settings.api.host}:{settings.api.port}"
+    courier = DemoCourier(api_url)
     try:
         start(stack)
         ensure_platform_topics(settings)
         console.print(topics_table(settings))
         supervisor.start()
+        children.append(_start_child(ctx, stack, "tracker", ["tracker"]))
+        children.append(_start_child(ctx, stack, "api", ["api"]))
         if vehicles:
-            fleet = _start_fleet(ctx, stack, vehicles)
-        console.print("[bold]fleetlink demo[/] is running. Ctrl-C stops it.")
+            children.append(_start_child(ctx, stack, "simulate", _fleet_args(vehicles)))
+        console.print(
+            f"[bold]fleetlink demo[/] is running. API: {api_url}/docs  "
+            f"(try: curl {api_url}/v1/vehicles?online=true). Ctrl-C stops it."
+        )
+
+        def tick() -> None:
+            supervisor.check()
+            courier.tick()
+
         live_view(
-            lambda: Group(status_view(stack, settings), gateway_table(supervisor, settings)),
+            lambda: Group(
+                status_view(stack, settings),
+                gateway_table(supervisor, settings),
+                courier.table(),
+            ),
             duration=duration,
-            tick=supervisor.check,
+            tick=tick,
         )
     finally:
-        if fleet is not None:
-            fleet.terminate()
-            fleet.wait(30)
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(10)
         supervisor.stop()
         if started_here and not keep:
             stopped = stack.down()
             console.print(f"Demo ended; stopped {len(stopped)} process(es).")
 
 
-def _start_fleet(ctx: typer.Context, stack: LocalStack, vehicles: int) -> subprocess.Popen[bytes]:
-    """The simulated fleet as a process of its own; its log goes beside the stack's logs."""
+def _fleet_args(vehicles: int) -> list[str]:
+    return ["simulate", "--vehicles", str(vehicles), "--interval", "2", "--duration", "864000"]
+
+
+def _start_child(
+    ctx: typer.Context, stack: LocalStack, name: str, args: list[str]
+) -> subprocess.Popen[bytes]:
+    """A fleetlink process of its own; its log goes beside the stack's logs."""
     config_file: Path | None = ctx.find_root().obj
     argv = [sys.executable, "-m", "fleetlink"]
     if config_file is not None:
         argv += ["--config", str(config_file)]
-    argv += ["simulate", "--vehicles", str(vehicles), "--interval", "2", "--duration", "864000"]
+    argv += args
+    if name == "simulate":
+        argv.append("--quiet")
     stack.logs_dir.mkdir(parents=True, exist_ok=True)
-    with (stack.logs_dir / "simulate.log").open("ab") as log:
-        return subprocess.Popen(
-            [*argv, "--quiet"], stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+    with (stack.logs_dir / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
+class DemoCourier:
+    """Sends a command to a random online car every few seconds through the REST API, the way
+    a delivery service would, and shows how the platform's commands fare."""
+
+    _COMMANDS = (
+        {"name": "trunk.open"},
+        {"name": "trunk.close"},
+        {"name": "flash"},
+        {"name": "climate", "params": {"target_c": 21.5}},
+        {"name": "feature.activate", "params": {"feature": "heated-seats"}},
+    )
+
+    def __init__(self, api_url: str, every_s: float = 3.0) -> None:
+        self._client = httpx.Client(base_url=api_url, timeout=2)
+        self._every_s = every_s
+        self._next = time.monotonic() + every_s
+        self._rng = random.Random()
+        self.last: str = "waiting for the API"
+        self.states: dict[str, int] = {}
+
+    def tick(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self._every_s
+        try:
+            online = self._client.get("/v1/vehicles", params={"online": True, "limit": 500})
+            cars = [row["vin"] for row in online.json().get("vehicles", [])]
+            if cars:
+                vin = self._rng.choice(cars)
+                body = self._rng.choice(self._COMMANDS)
+                reply = self._client.post(f"/v1/vehicles/{vin}/commands", json=body)
+                self.last = f"{body['name']} -> {vin}: HTTP {reply.status_code}"
+            self.states = self._client.get("/v1/commands/summary").json().get("states", {})
+        except (httpx.HTTPError, ValueError) as error:
+            self.last = f"API not answering yet ({type(error).__name__})"
+
+    def table(self) -> Table:
+        table = Table(title="remote commands (REST -> Kafka -> car -> back)", title_justify="left")
+        table.add_column("last sent")
+        for state in self.states:
+            table.add_column(state, justify="right")
+        table.add_row(self.last, *(f"{count:,}" for count in self.states.values()))
+        return table

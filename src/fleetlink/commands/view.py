@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -117,6 +118,11 @@ class FleetView:
     def commands_of(self, vin: str) -> list[CommandView]:
         with self._lock:
             return [self.commands[c] for c in self.by_vin.get(vin, [])]
+
+    def state_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = Counter(view.latest.state.value for view in self.commands.values())
+        return dict(sorted(counts.items()))
 
     def knows_vehicle(self, vin: str) -> bool:
         return vin in self.presence
