@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from _common import cpu_seconds
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
@@ -32,7 +33,6 @@ from fleetlink.stack.ports import free_port_block
 
 console = Console(width=120)
 ROOT = Path(__file__).resolve().parents[1]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PREFIXES = ["CNA", "CNB", "CNC", "CND", "CNE", "CNF", "CNG", "CNH"]
 
 
@@ -55,14 +55,6 @@ def rss_mb(pid: int) -> float:
     except FileNotFoundError:
         pass
     return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class BrokerStats:
@@ -157,8 +149,8 @@ def main() -> None:
                         received=stats.received,
                         simulators_rss_mb=round(sum(rss_mb(p.pid) for p in simulators), 1),
                         broker_rss_mb=round(rss_mb(broker_pid), 1),
-                        simulators_cpu_s=round(sum(cpu_s(p.pid) for p in simulators), 1),
-                        broker_cpu_s=round(cpu_s(broker_pid), 1),
+                        simulators_cpu_s=round(cpu_seconds([p.pid for p in simulators]), 1),
+                        broker_cpu_s=round(cpu_seconds([broker_pid]), 1),
                     )
                 )
                 console.print(

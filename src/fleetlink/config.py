@@ -333,6 +333,8 @@ class Settings(BaseSettings):
             "bootstrap.servers": self.kafka_bootstrap_servers(),
             "security.protocol": kafka.security_protocol,
             "client.id": kafka.client_id,
+            # small requests (a command, a fetch) go out at once, not after the peer's ACK
+            "socket.nagle.disable": "true",
         }
         optional = {
             "sasl.mechanism": kafka.sasl_mechanism,

@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         state.deliveries = AsyncDeliveries(
             reliable_producer_config(
                 settings.kafka_client_config(),
-                linger_ms=gateway.linger_ms,
+                linger_ms=1,  # a request waits for its ack: batching would only add latency
                 compression=gateway.compression,
                 message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
             )

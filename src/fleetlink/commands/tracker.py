@@ -35,6 +35,7 @@ from fleetlink.contracts.models import (
     Telemetry,
     Transition,
 )
+from fleetlink.kafka.consume import take
 from fleetlink.kafka.headers import header_value
 from fleetlink.kafka.producer import reliable_producer_config
 from fleetlink.kafka.reader import read_topic
@@ -71,7 +72,6 @@ class Tracker:
                 "session.timeout.ms": 10_000,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 50,
                 "logger": log,
             }
         )
@@ -145,7 +145,7 @@ class Tracker:
             return []
 
     def step(self, timeout: float = 0.1) -> None:
-        for message in self._consumer.consume(num_messages=1000, timeout=timeout):
+        for message in take(self._consumer, 1000, timeout):
             if message.error() is None:
                 self._write(self._apply(message))
                 self._uncommitted = True

@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from fleetlink.config import Settings
 from fleetlink.contracts.models import CommandState, Presence, Transition
+from fleetlink.kafka.consume import take
 
 _transition_decoder = msgspec.json.Decoder(Transition)
 _presence_decoder = msgspec.json.Decoder(Presence)
@@ -60,7 +61,6 @@ class FleetView:
                 "group.id": f"fleetlink-api-view-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
-                "fetch.wait.max.ms": 20,
                 "logger": log,
             }
         )
@@ -139,7 +139,7 @@ class FleetView:
             if self._stop.wait(1.0):
                 return
         while not self._stop.is_set():
-            for message in self._consumer.consume(num_messages=1000, timeout=0.1):
+            for message in take(self._consumer, 1000, 0.1):
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
@@ -151,14 +151,14 @@ class FleetView:
                     continue
                 try:
                     if message.topic() == self._status_topic:
-                        self._take(_transition_decoder.decode(message.value()))
+                        self._record(_transition_decoder.decode(message.value()))
                     elif message.key():
                         vin = message.key().decode()
                         self.presence[vin] = _presence_decoder.decode(message.value())
                 except (msgspec.MsgspecError, UnicodeDecodeError) as error:
                     self._log.warning("unreadable record skipped", extra={"error": str(error)})
 
-    def _take(self, step: Transition) -> None:
+    def _record(self, step: Transition) -> None:
         with self._lock:
             view = self.commands.get(step.command_id)
             if view is None:

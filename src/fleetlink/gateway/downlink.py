@@ -50,6 +50,7 @@ from fleetlink.contracts.models import (
 )
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.kafka.consume import take
 from fleetlink.kafka.headers import header_value
 
 _command_decoder = msgspec.json.Decoder(Command)
@@ -115,7 +116,6 @@ class Downlink:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
-                "fetch.wait.max.ms": 100,
                 "logger": log,
             }
         )
@@ -125,7 +125,6 @@ class Downlink:
                 "group.id": f"{client_id}-presence-{uuid.uuid4().hex[:8]}",
                 "client.id": f"{client_id}-presence",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 100,
                 "logger": log,
             }
         )
@@ -172,8 +171,8 @@ class Downlink:
             try:
                 self._follow_presence()
                 if self._mqtt_connected() and len(self._records) < _MAX_UNSETTLED:
-                    for message in self._consumer.consume(num_messages=200, timeout=0.05):
-                        self._take(message)
+                    for message in take(self._consumer, 200, 0.05):
+                        self._handle(message)
                 else:
                     time.sleep(0.05)
                 if time.monotonic() >= next_expiry:
@@ -185,7 +184,7 @@ class Downlink:
                 time.sleep(0.5)
 
     def _follow_presence(self) -> None:
-        for message in self._presence.consume(num_messages=1000, timeout=0):
+        for message in take(self._presence, 1000, 0):
             key = message.key()
             if message.error() is not None or not key:
                 continue
@@ -196,7 +195,7 @@ class Downlink:
             online = presence.status == PresenceStatus.ONLINE
             self._apply(self._queue.presence(key.decode(), online))
 
-    def _take(self, message: Message) -> None:
+    def _handle(self, message: Message) -> None:
         error = message.error()
         partition = message.partition()
         if error is not None:

@@ -24,6 +24,8 @@ HARSH_BRAKING_MS2 = 4.0  # normal braking in the kinematic model is 3 m/s²
 ABS_MS2 = 6.5
 
 
+_REPORT_SLICES = 20  # each interval, the fleet reports in this many groups
+
 class Movement(Protocol):
     """Where the cars are: SUMO traffic or the light kinematic model."""
 
@@ -129,8 +131,14 @@ class FleetSimulation:
         return sum(agent.connected for agent in self.agents)
 
     def tick(self) -> None:
-        """Advance movement by one interval and let every car report."""
+        """Advance movement by one interval and let every car report, spread over the interval.
+
+        Real cars do not report in step: one burst of the whole fleet each interval would stall
+        the simulator's event loop (and what it measures) for hundreds of milliseconds.
+        """
         self.movement.step(self.interval_s)
+        loop = asyncio.get_running_loop()
+        spread = self.interval_s / _REPORT_SLICES
         for index, (agent, car) in enumerate(zip(self.agents, self.movement.cars, strict=True)):
             state = agent.state
             state.latitude, state.longitude = self.movement.position(index)
@@ -140,7 +148,7 @@ class FleetSimulation:
             state.battery_soc = max(
                 5.0, state.battery_soc - car.speed_ms * self.interval_s / 50_000
             )
-            agent.sample_telemetry()
+            loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
             self.sampled += 1
             self._maybe_events(agent, car.last_decel_ms2)
 

@@ -33,6 +33,7 @@ from fleetlink.contracts.models import (
     Telemetry,
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
+from fleetlink.mqtt.client import disable_nagle
 from fleetlink.vehicle.commands import CommandExecutor
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.outbox import Outbox, Pending
@@ -93,6 +94,7 @@ class VehicleAgent:
         self._offline_until = 0.0
         self._client: aiomqtt.Client | None = None
         self._geo_cells: frozenset[str] = frozenset()  # subscribed on this connection
+        self._geo_position: tuple[float, float] | None = None
         self.last_warning: bytes | None = None
         # Fault injection: answers to commands vanish (a cellular drop right after acting).
         self.lose_answers = False
@@ -199,6 +201,7 @@ class VehicleAgent:
             timeout=15,
         )
         async with client:
+            disable_nagle(client._client.socket())
             self.connected = True
             self.stats.connects += 1
             self._geo_cells = frozenset()
@@ -239,7 +242,8 @@ class VehicleAgent:
                 if stop.is_set():
                     break
                 self._wake.clear()
-                await _wait_event(self._wake, stop, 1.0)
+                # everything that gives the loop work sets the event; the timeout is a backstop
+                await _wait_event(self._wake, stop, 30.0)
                 continue
             await client.publish(
                 pending.topic, pending.payload, qos=1, retain=pending.retain, timeout=15
@@ -250,7 +254,11 @@ class VehicleAgent:
             raise aiomqtt.MqttError("link cut by the simulator")
 
     async def _follow_geo_cells(self, client: aiomqtt.Client) -> None:
-        wanted = warning_cells(self.state.latitude, self.state.longitude)
+        position = (self.state.latitude, self.state.longitude)
+        if position == self._geo_position and self._geo_cells:
+            return  # not moved: the same cells (H3 on every message costs the fleet a lot)
+        self._geo_position = position
+        wanted = warning_cells(*position)
         enter, leave = subscription_changes(self._geo_cells, wanted)
         if enter:
             await client.subscribe([(MqttTopic.geo_warnings(cell), 1) for cell in enter])
@@ -266,6 +274,7 @@ class VehicleAgent:
                 self.last_warning = bytes(message.payload)
                 continue
             command_id = topic.rsplit("/", 1)[-1]
+            executed_before = self.executor.executed
             try:
                 command = _command_decoder.decode(message.payload)
             except msgspec.MsgspecError as error:
@@ -280,15 +289,14 @@ class VehicleAgent:
                 ]
             else:
                 self.stats.commands += 1
-                executed_before = self.executor.executed
                 answers = self.executor.handle(command, self.now_ms())
-                if self.executor.executed > executed_before:
-                    self.sample_telemetry()  # a state change is reported at once
             if self.lose_answers:
                 self.stats.answers_lost += len(answers)
-                continue
-            for answer in answers:
-                self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
+            else:
+                for answer in answers:
+                    self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
+            if self.executor.executed > executed_before:
+                self.sample_telemetry()  # a state change is reported at once
 
 
 def _acknowledge_lost_link(client: aiomqtt.Client) -> None:

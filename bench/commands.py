@@ -1,0 +1,404 @@
+"""Command round-trip benchmark: POST to ``succeeded`` seen by the client, with a live fleet.
+
+Starts a local stack, the gateway (supervised workers), the tracker and the API as processes,
+and ``--vehicles`` simulated cars (``fleetlink simulate`` processes, telemetry every
+``--interval`` s). Then, for each rate in ``--rates``, sends ``flash`` commands to random
+online cars for ``--seconds`` on a fixed schedule (open loop: a slow answer does not slow the
+sender) and measures, per command, from just before the POST to the moment its ``succeeded``
+transition arrives on the API's Server-Sent Events stream.
+
+Baseline, measured in the same run with the same cars: the bare MQTT round trip, a client that
+publishes the command straight to ``vehicles/{vin}/commands/{id}`` and waits for the car's
+answer, without Kafka, the gateway, the tracker or the API.
+
+    .venv/bin/python bench/commands.py --vehicles 5000 --rates 100,500 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+from _common import cpu_seconds, percentile
+from paho.mqtt.enums import CallbackAPIVersion
+from rich.console import Console
+from rich.table import Table
+
+from fleetlink.cli.gateway import worker_argv
+from fleetlink.config import dump_toml, load_settings
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import Command, CommandName
+from fleetlink.contracts.topics import MqttTopic
+from fleetlink.gateway.supervisor import Supervisor
+from fleetlink.kafka.admin import ensure_topics
+from fleetlink.mqtt.client import disable_nagle
+from fleetlink.stack import LocalStack
+from fleetlink.stack.ports import free_port_block
+
+console = Console(width=120)
+ROOT = Path(__file__).resolve().parents[1]
+PREFIXES = ["BMA", "BMB", "BMC", "BMD"]
+
+
+@dataclass
+class Result:
+    path: str  # "platform" (REST -> Kafka -> car -> tracker -> SSE) or "mqtt" (baseline)
+    rate: float
+    sent: int
+    succeeded: int
+    other: int  # ended otherwise, or no answer in time
+    achieved_rate: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    post_p50_ms: float  # POST until 202 (the record is in Kafka)
+    post_p99_ms: float
+    # from the tracker writing "succeeded" to the client reading it (status topic, API, SSE)
+    last_leg_p50_ms: float
+    last_leg_p99_ms: float
+    cpu_s: float  # all fleetlink processes, the simulators, Kafka and Mosquitto
+    cpu_by_process: dict[str, float]  # the same, by process (this benchmark's client too)
+
+
+class TransitionStream:
+    """The API's SSE stream of all transitions; records when each command ended."""
+
+    def __init__(self, api_url: str) -> None:
+        self.ended: dict[str, tuple[str, float]] = {}
+        self.lag_ms: dict[str, float] = {}  # tracker's transition to the client
+        self.ready = threading.Event()
+        self._url = api_url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        with (
+            httpx.Client(base_url=self._url, timeout=httpx.Timeout(10.0, read=None)) as client,
+            client.stream("GET", "/v1/commands/events") as stream,
+        ):
+            for line in stream.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event: ready"):
+                    self.ready.set()
+                elif line.startswith("data: {") and line != "data: {}":
+                    step = json.loads(line[6:])
+                    if step["state"] not in ("queued", "sent", "delivered"):
+                        self.ended.setdefault(step["command_id"], (step["state"], time.monotonic()))
+                        # when the tracker wrote it, by its clock (same machine)
+                        self.lag_ms[step["command_id"]] = time.time() * 1000 - step["ts"]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+async def run_platform(
+    api_url: str, vins: list[str], rate: float, seconds: float, stream: TransitionStream
+) -> tuple[dict[str, float], list[float], float]:
+    """POST on a fixed schedule; returns start times by command id, POST latencies, span."""
+    rng = random.Random(int(rate))
+    started: dict[str, float] = {}
+    post_ms: list[float] = []
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            begin = time.monotonic()
+            reply = await client.post(
+                f"/v1/vehicles/{rng.choice(vins)}/commands", json={"name": "flash"}
+            )
+            post_ms.append((time.monotonic() - begin) * 1000)
+            if reply.status_code == 202:
+                started[reply.json()["command_id"]] = begin
+
+        tasks = []
+        first = time.monotonic()
+        for index in range(int(rate * seconds)):
+            delay = first + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        span = time.monotonic() - first
+    return started, post_ms, span
+
+
+def run_mqtt(port: int, vins: list[str], rate: float, seconds: float) -> tuple[dict, dict, float]:
+    """The baseline: commands straight to the cars over MQTT, answers straight back."""
+    started: dict[str, float] = {}
+    ended: dict[str, tuple[str, float]] = {}
+    lock = threading.Lock()
+    subscribed = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        command_id = message.topic.rsplit("/", 1)[-1]
+        status = json.loads(message.payload).get("status")
+        if status != "accepted" and command_id in started:
+            with lock:
+                ended.setdefault(command_id, (status, time.monotonic()))
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+    )
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", port)
+    disable_nagle(client.socket())
+    client.loop_start()
+    client.subscribe(MqttTopic.COMMAND_RESPONSES_FILTER, qos=1)
+    subscribed.wait(10)
+    rng = random.Random(int(rate) + 1)
+    first = time.monotonic()
+    for index in range(int(rate * seconds)):
+        delay = first + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        now = time.time_ns() // 1_000_000
+        command_id = f"mqtt-{uuid.uuid4().hex}"
+        command = Command(command_id, CommandName.FLASH, issued_at=now, expires_at=now + 60_000)
+        started[command_id] = time.monotonic()
+        client.publish(MqttTopic.command(rng.choice(vins), command_id), encode(command), qos=1)
+    span = time.monotonic() - first
+    deadline = time.monotonic() + 15
+    while len(ended) < len(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    client.disconnect()
+    client.loop_stop()
+    return started, ended, span
+
+
+def summarise(
+    path: str,
+    rate: float,
+    started: dict[str, float],
+    ended: dict[str, tuple[str, float]],
+    span: float,
+    post_ms: list[float],
+    cpu: dict[str, float],
+    last_leg: dict[str, float] | None = None,
+) -> Result:
+    legs = [last_leg[c] for c in started if last_leg and c in last_leg]
+    latencies = [
+        (ended[c][1] - t) * 1000
+        for c, t in started.items()
+        if c in ended and ended[c][0] == "succeeded"
+    ]
+    return Result(
+        path=path,
+        rate=rate,
+        sent=len(started),
+        succeeded=len(latencies),
+        other=len(started) - len(latencies),
+        achieved_rate=round(len(started) / span, 1),
+        p50_ms=round(percentile(latencies, 0.5), 1),
+        p90_ms=round(percentile(latencies, 0.9), 1),
+        p99_ms=round(percentile(latencies, 0.99), 1),
+        max_ms=round(max(latencies, default=float("nan")), 1),
+        post_p50_ms=round(percentile(post_ms, 0.5), 1) if post_ms else float("nan"),
+        post_p99_ms=round(percentile(post_ms, 0.99), 1) if post_ms else float("nan"),
+        last_leg_p50_ms=round(percentile(legs, 0.5), 1),
+        last_leg_p99_ms=round(percentile(legs, 0.99), 1),
+        cpu_s=round(sum(v for k, v in cpu.items() if k != "client"), 1),
+        cpu_by_process={k: round(v, 1) for k, v in cpu.items()},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--vehicles", type=int, default=5000)
+    parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
+    parser.add_argument("--interval", type=float, default=10.0, help="telemetry, s per car")
+    parser.add_argument("--rates", default="100,500", help="commands per second, comma separated")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per rate")
+    parser.add_argument("--workers", type=int, default=1, help="gateway workers")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commands.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "BENCHMARKS-commands.png")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="fleetlink-cmd-") as tmp:
+        first = free_port_block(4)
+        settings = load_settings(
+            stack={
+                "state_dir": Path(tmp) / "stack",
+                "kafka_port": first,
+                "controller_port": first + 1,
+                "mqtt_port": first + 2,
+            },
+            api={"port": first + 3},
+            gateway={"metrics_port": 0, "workers": args.workers},
+        )
+        config = Path(tmp) / "fleetlink.toml"
+        config.write_text(dump_toml(settings))
+        api_url = f"http://127.0.0.1:{first + 3}"
+        stack = LocalStack(settings.stack)
+        children: list[subprocess.Popen[bytes]] = []
+        supervisor = Supervisor(
+            lambda index: worker_argv(config, index, drain_on_exit=True),
+            args.workers,
+            backoff_s=0.5,
+            stop_timeout_s=60,
+            log=logging.getLogger("bench"),
+        )
+
+        roles: dict[str, list[int]] = {"client": [os.getpid()]}
+
+        def child(*argv: str) -> subprocess.Popen[bytes]:
+            command = [sys.executable, "-m", "fleetlink", "--config", str(config), *argv]
+            process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            children.append(process)
+            roles.setdefault(argv[0], []).append(process.pid)
+            return process
+
+        def cpu_now() -> dict[str, float]:
+            return {role: cpu_seconds(pids) for role, pids in roles.items()}
+
+        def cpu_since(before: dict[str, float]) -> dict[str, float]:
+            now = cpu_now()
+            return {role: now[role] - before.get(role, 0.0) for role in now}
+
+        try:
+            with console.status("starting the stack, gateway, tracker and API"):
+                state = stack.up()
+                ensure_topics(settings.kafka_client_config(), partitions=6)
+                supervisor.start()
+                child("tracker")
+                child("api")
+            per_simulator = args.vehicles // args.simulators
+            for index in range(args.simulators):
+                child(
+                    "simulate", "--quiet", "--mode", "kinematic",
+                    "--vehicles", str(per_simulator), "--interval", str(args.interval),
+                    "--duration", "100000", "--seed", str(index + 1),
+                    "--vin-prefix", PREFIXES[index], "--connect-rate", "500",
+                )  # fmt: skip
+            vins = wait_for_fleet(api_url, per_simulator * args.simulators)
+            roles["gateway"] = [h.pid for h in supervisor.handles if h.pid]
+            for process in state.processes:
+                roles["kafka" if process.name.startswith("kafka") else process.name] = [process.pid]
+            stream = TransitionStream(api_url)
+            stream.ready.wait(10)
+            for rate in rates:
+                time.sleep(3)
+                before = cpu_now()
+                started, ended, span = run_mqtt(settings.stack.mqtt_port, vins, rate, args.seconds)
+                results.append(summarise("mqtt", rate, started, ended, span, [], cpu_since(before)))
+                console.print(results[-1])
+                time.sleep(3)
+                before = cpu_now()
+                started_p, post_ms, span = asyncio.run(
+                    run_platform(api_url, vins, rate, args.seconds, stream)
+                )
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not set(started_p) <= set(stream.ended):
+                    time.sleep(0.2)
+                cpu = cpu_since(before)
+                results.append(
+                    summarise(
+                        "platform", rate, started_p, stream.ended, span, post_ms, cpu, stream.lag_ms
+                    )
+                )
+                console.print(results[-1])
+            stream.close()
+        finally:
+            for process in children:
+                process.terminate()
+            for process in children:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            supervisor.stop(drain=True)
+            stack.down()
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2))
+    show(results, meta)
+    plot(results, args.plot, f"command round trip, {meta['cpus']} cores, {meta['date']}")
+    console.print(f"wrote {args.out} and {args.plot}")
+
+
+def wait_for_fleet(api_url: str, expected: int, timeout: float = 180) -> list[str]:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=api_url, timeout=5) as client:
+        while True:
+            try:
+                reply = client.get("/v1/vehicles", params={"online": True, "limit": 10_000})
+                vins = [row["vin"] for row in reply.json()["vehicles"]]
+            except (httpx.HTTPError, KeyError, ValueError):
+                vins = []
+            console.print(f"online: {len(vins):,} of {expected:,}", end="\r")
+            if len(vins) >= expected:
+                console.print()
+                return vins
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {len(vins)} of {expected} cars came online")
+            time.sleep(2)
+
+
+def show(results: list[Result], meta: dict[str, object]) -> None:
+    table = Table(title=f"command round trip, {meta['cpus']} cores, {meta['date']}")
+    columns = ("path", "rate", "sent", "succeeded", "other", "achieved_rate", "p50_ms")
+    columns += ("p90_ms", "p99_ms", "max_ms", "post_p99_ms", "last_leg_p99_ms", "cpu_s")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for result in results:
+        row = asdict(result)
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+def plot(results: list[Result], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = sorted({r.rate for r in results})
+    fig, axis = plt.subplots(figsize=(8, 4.2))
+    width = 0.2
+    for offset, (label, metric) in enumerate(
+        (("p50", "p50_ms"), ("p99", "p99_ms")),
+    ):
+        for shift, path_name in enumerate(("mqtt", "platform")):
+            values = [
+                next(getattr(r, metric) for r in results if r.rate == rate and r.path == path_name)
+                for rate in rates
+            ]
+            position = [i + (offset * 2 + shift - 1.5) * width for i in range(len(rates))]
+            axis.bar(position, values, width, label=f"{path_name} {label}")
+    axis.axhline(100, color="grey", linestyle="--", label="target p99 100 ms")
+    axis.set_xticks(range(len(rates)), [f"{r:.0f} cmd/s" for r in rates])
+    axis.set_ylabel("ms, POST to succeeded seen by the client")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Take records from a consumer without waiting for a full batch."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, Message
+
+
+def take(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Wait up to ``timeout`` for the first record, then take what is already fetched.
+
+    ``Consumer.consume(n, timeout)`` of confluent-kafka 2.12 returns only when ``n`` records are
+    there or the whole timeout has passed: at low rates every call would add ``timeout`` of
+    latency to each command.
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    if max_messages <= 1:
+        return [first]
+    return [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)]
