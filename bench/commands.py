@@ -11,7 +11,7 @@ Baseline, measured in the same run with the same cars: the bare MQTT round trip,
 publishes the command straight to ``vehicles/{vin}/commands/{id}`` and waits for the car's
 answer, without Kafka, the gateway, the tracker or the API.
 
-    .venv/bin/python bench/commands.py --vehicles 5000 --rates 100,500 --seconds 30
+    .venv/bin/python bench/commands.py --vehicles 5000 --rates 100,500 --seconds 30 --repeat 3
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0, help="telemetry, s per car")
     parser.add_argument("--rates", default="100,500", help="commands per second, comma separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="per rate")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per rate; medians shown")
     parser.add_argument("--workers", type=int, default=1, help="gateway workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commands.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "BENCHMARKS-commands.png")
@@ -298,7 +300,7 @@ def main() -> None:
                 roles["kafka" if process.name.startswith("kafka") else process.name] = [process.pid]
             stream = TransitionStream(api_url)
             stream.ready.wait(10)
-            for rate in rates:
+            for rate in [r for _ in range(args.repeat) for r in rates]:
                 time.sleep(3)
                 before = cpu_now()
                 started, ended, span = run_mqtt(settings.stack.mqtt_port, vins, rate, args.seconds)
@@ -336,9 +338,19 @@ def main() -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**meta, "results": [asdict(r) for r in results]}, indent=2))
-    show(results, meta)
-    plot(results, args.plot, f"command round trip, {meta['cpus']} cores, {meta['date']}")
+    medians = median_results(results)
+    args.out.write_text(
+        json.dumps(
+            {
+                **meta,
+                "medians": [asdict(r) for r in medians],
+                "runs": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+    )
+    show(medians, meta)
+    plot(medians, args.plot, f"command round trip, {meta['cpus']} cores, {meta['date']}")
     console.print(f"wrote {args.out} and {args.plot}")
 
 
@@ -360,8 +372,27 @@ def wait_for_fleet(api_url: str, expected: int, timeout: float = 180) -> list[st
             time.sleep(2)
 
 
+def median_results(results: list[Result]) -> list[Result]:
+    """Per path and rate, the median of every figure over the runs."""
+    medians = []
+    for key in sorted({(r.path, r.rate) for r in results}, key=lambda k: (k[1], k[0])):
+        runs = [r for r in results if (r.path, r.rate) == key]
+        numbers = {
+            name: statistics.median(getattr(r, name) for r in runs)
+            for name, value in asdict(runs[0]).items()
+            if isinstance(value, int | float) and name != "rate"
+        }
+        cpu = {
+            role: round(statistics.median(r.cpu_by_process.get(role, 0.0) for r in runs), 1)
+            for role in runs[0].cpu_by_process
+        }
+        medians.append(Result(path=key[0], rate=key[1], cpu_by_process=cpu, **numbers))
+    return medians
+
+
 def show(results: list[Result], meta: dict[str, object]) -> None:
-    table = Table(title=f"command round trip, {meta['cpus']} cores, {meta['date']}")
+    title = f"command round trip, medians, {meta['cpus']} cores, {meta['date']}"
+    table = Table(title=title)
     columns = ("path", "rate", "sent", "succeeded", "other", "achieved_rate", "p50_ms")
     columns += ("p90_ms", "p99_ms", "max_ms", "post_p99_ms", "last_leg_p99_ms", "cpu_s")
     for column in columns:

@@ -26,6 +26,7 @@ ABS_MS2 = 6.5
 
 _REPORT_SLICES = 20  # each interval, the fleet reports in this many groups
 
+
 class Movement(Protocol):
     """Where the cars are: SUMO traffic or the light kinematic model."""
 
