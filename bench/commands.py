@@ -7,6 +7,9 @@ online cars for ``--seconds`` on a fixed schedule (open loop: a slow answer does
 sender) and measures, per command, from just before the POST to the moment its ``succeeded``
 transition arrives on the API's Server-Sent Events stream.
 
+First ``--warmup`` seconds of commands are sent unmeasured: Kafka's JIT compiler otherwise
+takes a good part of the 2 cores during the first minute.
+
 Baseline, measured in the same run with the same cars: the bare MQTT round trip, a client that
 publishes the command straight to ``vehicles/{vin}/commands/{id}`` and waits for the car's
 answer, without Kafka, the gateway, the tracker or the API.
@@ -17,7 +20,7 @@ answer, without Kafka, the gateway, the tracker or the API.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import json
 import logging
 import os
@@ -77,67 +80,76 @@ class Result:
 
 
 class TransitionStream:
-    """The API's SSE stream of all transitions; records when each command ended."""
+    """The API's SSE stream of all transitions; records when each command ended.
 
-    def __init__(self, api_url: str) -> None:
+    Plain ``http.client``: this process sends hundreds of requests a second beside everything
+    else on 2 cores, and must not be what the benchmark measures.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
         self.ended: dict[str, tuple[str, float]] = {}
-        self.lag_ms: dict[str, float] = {}  # tracker's transition to the client
+        self.lag_ms: dict[str, float] = {}  # the tracker's transition to the client
         self.ready = threading.Event()
-        self._url = api_url
-        self._stop = threading.Event()
+        self._address = (host, port)
         self._thread = threading.Thread(target=self._follow, daemon=True)
         self._thread.start()
 
     def _follow(self) -> None:
-        with (
-            httpx.Client(base_url=self._url, timeout=httpx.Timeout(10.0, read=None)) as client,
-            client.stream("GET", "/v1/commands/events") as stream,
-        ):
-            for line in stream.iter_lines():
-                if self._stop.is_set():
-                    return
-                if line.startswith("event: ready"):
-                    self.ready.set()
-                elif line.startswith("data: {") and line != "data: {}":
-                    step = json.loads(line[6:])
-                    if step["state"] not in ("queued", "sent", "delivered"):
-                        self.ended.setdefault(step["command_id"], (step["state"], time.monotonic()))
-                        # when the tracker wrote it, by its clock (same machine)
-                        self.lag_ms[step["command_id"]] = time.time() * 1000 - step["ts"]
-
-    def close(self) -> None:
-        self._stop.set()
+        connection = http.client.HTTPConnection(*self._address, timeout=None)
+        connection.request("GET", "/v1/commands/events")
+        response = connection.getresponse()
+        for raw in response:
+            if raw.startswith(b"event: ready"):
+                self.ready.set()
+            elif raw.startswith(b'data: {"') and not any(s in raw for s in _NOT_FINAL):
+                step = json.loads(raw[6:])
+                self.ended.setdefault(step["command_id"], (step["state"], time.monotonic()))
+                self.lag_ms[step["command_id"]] = time.time() * 1000 - step["ts"]
 
 
-async def run_platform(
-    api_url: str, vins: list[str], rate: float, seconds: float, stream: TransitionStream
+_NOT_FINAL = (b'"state":"queued"', b'"state":"sent"', b'"state":"delivered"')
+
+
+def run_platform(
+    host: str, port: int, vins: list[str], rate: float, seconds: float, senders: int = 24
 ) -> tuple[dict[str, float], list[float], float]:
-    """POST on a fixed schedule; returns start times by command id, POST latencies, span."""
+    """POST on a fixed schedule from ``senders`` threads, each with a kept-alive connection;
+    returns start times by command id, POST latencies (ms) and the sending span."""
     rng = random.Random(int(rate))
     started: dict[str, float] = {}
     post_ms: list[float] = []
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits) as client:
+    first = time.monotonic() + 0.5
+    due = [first + index / rate for index in range(int(rate * seconds))]
+    targets = [rng.choice(vins) for _ in due]
+    body = json.dumps({"name": "flash"}).encode()
+    headers = {"content-type": "application/json"}
+    next_index = iter(range(len(due)))
+    lock = threading.Lock()
 
-        async def one() -> None:
-            begin = time.monotonic()
-            reply = await client.post(
-                f"/v1/vehicles/{rng.choice(vins)}/commands", json={"name": "flash"}
-            )
-            post_ms.append((time.monotonic() - begin) * 1000)
-            if reply.status_code == 202:
-                started[reply.json()["command_id"]] = begin
-
-        tasks = []
-        first = time.monotonic()
-        for index in range(int(rate * seconds)):
-            delay = first + index / rate - time.monotonic()
+    def sender() -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        while True:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                return
+            delay = due[index] - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-        span = time.monotonic() - first
-    return started, post_ms, span
+                time.sleep(delay)
+            begin = due[index]  # from when it should have gone: a late sender counts too
+            connection.request("POST", f"/v1/vehicles/{targets[index]}/commands", body, headers)
+            response = connection.getresponse()
+            answer = response.read()
+            post_ms.append((time.monotonic() - begin) * 1000)
+            if response.status == 202:
+                started[json.loads(answer)["command_id"]] = begin
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return started, post_ms, time.monotonic() - first
 
 
 def run_mqtt(port: int, vins: list[str], rate: float, seconds: float) -> tuple[dict, dict, float]:
@@ -230,6 +242,9 @@ def main() -> None:
     parser.add_argument("--rates", default="100,500", help="commands per second, comma separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="per rate")
     parser.add_argument("--repeat", type=int, default=3, help="runs per rate; medians shown")
+    parser.add_argument(
+        "--warmup", type=float, default=20.0, help="s of commands first (Kafka's JIT warms up)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="gateway workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commands.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "BENCHMARKS-commands.png")
@@ -298,8 +313,10 @@ def main() -> None:
             roles["gateway"] = [h.pid for h in supervisor.handles if h.pid]
             for process in state.processes:
                 roles["kafka" if process.name.startswith("kafka") else process.name] = [process.pid]
-            stream = TransitionStream(api_url)
+            stream = TransitionStream("127.0.0.1", first + 3)
             stream.ready.wait(10)
+            with console.status(f"warming up for {args.warmup:.0f} s"):
+                run_platform("127.0.0.1", first + 3, vins, rates[0], args.warmup)
             for rate in [r for _ in range(args.repeat) for r in rates]:
                 time.sleep(3)
                 before = cpu_now()
@@ -308,8 +325,8 @@ def main() -> None:
                 console.print(results[-1])
                 time.sleep(3)
                 before = cpu_now()
-                started_p, post_ms, span = asyncio.run(
-                    run_platform(api_url, vins, rate, args.seconds, stream)
+                started_p, post_ms, span = run_platform(
+                    "127.0.0.1", first + 3, vins, rate, args.seconds
                 )
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and not set(started_p) <= set(stream.ended):
@@ -321,7 +338,6 @@ def main() -> None:
                     )
                 )
                 console.print(results[-1])
-            stream.close()
         finally:
             for process in children:
                 process.terminate()

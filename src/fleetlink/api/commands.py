@@ -17,8 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from fleetlink.commands.view import CommandView, FleetView
@@ -40,7 +39,9 @@ router = APIRouter(prefix="/v1", tags=["commands"])
 
 # Command ids derived from idempotency keys live in their own UUID namespace.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c3f0e-4f0b-5b9e-9a53-6c0e2b7d1a42")
-_SSE_QUEUE = 10_000
+_SSE_QUEUE = 10_000  # batches
+_SSE_KEEPALIVE_S = 15.0
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -185,37 +186,54 @@ async def submit_command(request: Request, vin: VinPath, body: CommandRequest) -
 
 @router.get(
     "/commands/events",
-    response_class=EventSourceResponse,
     summary="Every command transition, live (Server-Sent Events); ?vin= narrows to one vehicle",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def command_events(
     request: Request, vin: Annotated[str | None, Query(max_length=64)] = None
-) -> AsyncIterator[ServerSentEvent]:
+) -> StreamingResponse:
+    """One ``transition`` event per step (``id`` = command id/state, ``data`` = the step)."""
     state = _state(request)
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Transition] = asyncio.Queue(maxsize=_SSE_QUEUE)
+    queue: asyncio.Queue[list[Transition]] = asyncio.Queue(maxsize=_SSE_QUEUE)
 
-    def deliver(step: Transition) -> None:
-        if vin is None or step.vin == vin:
-            loop.call_soon_threadsafe(_offer, queue, step)
+    def deliver(steps: list[Transition]) -> None:
+        chosen = steps if vin is None else [s for s in steps if s.vin == vin]
+        if chosen:
+            loop.call_soon_threadsafe(_offer, queue, chosen)
 
-    unlisten = state.view.listen(deliver)
-    try:
-        yield ServerSentEvent(event="ready", raw_data="{}")
-        while True:
-            step = await queue.get()
-            yield ServerSentEvent(
-                event="transition",
-                id=f"{step.command_id}/{step.state.value}",
-                raw_data=msgspec.json.encode(step).decode(),
-            )
-    finally:
-        unlisten()
+    async def stream() -> AsyncIterator[bytes]:
+        unlisten = state.view.listen(deliver)
+        try:
+            yield b"event: ready\ndata: {}\n\n"
+            while True:
+                try:
+                    steps = await asyncio.wait_for(queue.get(), _SSE_KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                while not queue.empty():  # everything that is waiting goes in one write
+                    steps = steps + queue.get_nowait()
+                yield b"".join(_sse_frame(step) for step in steps)
+        finally:
+            unlisten()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-def _offer(queue: asyncio.Queue[Transition], step: Transition) -> None:
+def _sse_frame(step: Transition) -> bytes:
+    event_id = f"{step.command_id}/{step.state.value}".encode()
+    return b"event: transition\nid: " + event_id + b"\ndata: " + _encode(step) + b"\n\n"
+
+
+def _offer(queue: asyncio.Queue[list[Transition]], steps: list[Transition]) -> None:
     if not queue.full():  # a client this far behind loses live events; GET has the truth
-        queue.put_nowait(step)
+        queue.put_nowait(steps)
 
 
 @router.get("/commands/summary", summary="How many commands are in each state")

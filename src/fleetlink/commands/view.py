@@ -24,7 +24,7 @@ from fleetlink.kafka.consume import take
 
 _transition_decoder = msgspec.json.Decoder(Transition)
 _presence_decoder = msgspec.json.Decoder(Presence)
-Listener = Callable[[Transition], None]
+Listener = Callable[[list[Transition]], None]
 
 
 @dataclass
@@ -100,7 +100,8 @@ class FleetView:
         self._consumer.close()
 
     def listen(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` with every new transition (from this thread); returns unlisten."""
+        """Call ``listener`` with the new transitions of each batch read (from this thread);
+        returns unlisten."""
         with self._lock:
             self._listeners.append(listener)
 
@@ -139,6 +140,7 @@ class FleetView:
             if self._stop.wait(1.0):
                 return
         while not self._stop.is_set():
+            fresh: list[Transition] = []
             for message in take(self._consumer, 1000, 0.1):
                 error = message.error()
                 if error is not None:
@@ -151,20 +153,25 @@ class FleetView:
                     continue
                 try:
                     if message.topic() == self._status_topic:
-                        self._record(_transition_decoder.decode(message.value()))
+                        step = _transition_decoder.decode(message.value())
+                        if self._record(step):
+                            fresh.append(step)
                     elif message.key():
                         vin = message.key().decode()
                         self.presence[vin] = _presence_decoder.decode(message.value())
                 except (msgspec.MsgspecError, UnicodeDecodeError) as error:
                     self._log.warning("unreadable record skipped", extra={"error": str(error)})
+            if fresh:
+                with self._lock:
+                    listeners = list(self._listeners)
+                for listener in listeners:
+                    listener(fresh)
 
-    def _record(self, step: Transition) -> None:
+    def _record(self, step: Transition) -> bool:
+        """Take a step into the view; True when it is new."""
         with self._lock:
             view = self.commands.get(step.command_id)
             if view is None:
                 view = self.commands[step.command_id] = CommandView(latest=step)
                 self.by_vin.setdefault(step.vin, []).append(step.command_id)
-            new = view.add(step)
-            listeners = list(self._listeners) if new else []
-        for listener in listeners:
-            listener(step)
+            return view.add(step)
