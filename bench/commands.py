@@ -51,7 +51,8 @@ from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.admin import ensure_topics
 from fleetlink.mqtt.client import disable_nagle
 from fleetlink.stack import LocalStack
-from fleetlink.stack.ports import free_port_block
+from fleetlink.stack.ports import free_port_block, stack_on_free_ports
+from fleetlink.stack.process import stop_children
 
 console = Console(width=120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,20 +253,15 @@ def main() -> None:
     rates = [float(r) for r in args.rates.split(",")]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="fleetlink-cmd-") as tmp:
-        first = free_port_block(4)
+        api_port = free_port_block(1)
         settings = load_settings(
-            stack={
-                "state_dir": Path(tmp) / "stack",
-                "kafka_port": first,
-                "controller_port": first + 1,
-                "mqtt_port": first + 2,
-            },
-            api={"port": first + 3},
+            stack=stack_on_free_ports(Path(tmp) / "stack"),
+            api={"port": api_port},
             gateway={"metrics_port": 0, "workers": args.workers},
         )
         config = Path(tmp) / "fleetlink.toml"
         config.write_text(dump_toml(settings))
-        api_url = f"http://127.0.0.1:{first + 3}"
+        api_url = f"http://127.0.0.1:{api_port}"
         stack = LocalStack(settings.stack)
         children: list[subprocess.Popen[bytes]] = []
         supervisor = Supervisor(
@@ -313,10 +309,10 @@ def main() -> None:
             roles["gateway"] = [h.pid for h in supervisor.handles if h.pid]
             for process in state.processes:
                 roles["kafka" if process.name.startswith("kafka") else process.name] = [process.pid]
-            stream = TransitionStream("127.0.0.1", first + 3)
+            stream = TransitionStream("127.0.0.1", api_port)
             stream.ready.wait(10)
             with console.status(f"warming up for {args.warmup:.0f} s"):
-                run_platform("127.0.0.1", first + 3, vins, rates[0], args.warmup)
+                run_platform("127.0.0.1", api_port, vins, rates[0], args.warmup)
             for rate in [r for _ in range(args.repeat) for r in rates]:
                 time.sleep(3)
                 before = cpu_now()
@@ -326,7 +322,7 @@ def main() -> None:
                 time.sleep(3)
                 before = cpu_now()
                 started_p, post_ms, span = run_platform(
-                    "127.0.0.1", first + 3, vins, rate, args.seconds
+                    "127.0.0.1", api_port, vins, rate, args.seconds
                 )
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and not set(started_p) <= set(stream.ended):
@@ -339,13 +335,7 @@ def main() -> None:
                 )
                 console.print(results[-1])
         finally:
-            for process in children:
-                process.terminate()
-            for process in children:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_children(children)
             supervisor.stop(drain=True)
             stack.down()
     meta = {

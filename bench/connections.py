@@ -29,7 +29,7 @@ from rich.table import Table
 
 from fleetlink.config import dump_toml, load_settings
 from fleetlink.stack import LocalStack
-from fleetlink.stack.ports import free_port_block
+from fleetlink.stack.ports import stack_on_free_ports
 
 console = Console(width=120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,15 +100,7 @@ def main() -> None:
     duration = ramp + args.hold + 10
 
     with tempfile.TemporaryDirectory(prefix="fleetlink-conn-") as tmp:
-        first = free_port_block(3)
-        settings = load_settings(
-            stack={
-                "state_dir": Path(tmp) / "stack",
-                "kafka_port": first,
-                "controller_port": first + 1,
-                "mqtt_port": first + 2,
-            }
-        )
+        settings = load_settings(stack=stack_on_free_ports(Path(tmp) / "stack"))
         config = Path(tmp) / "fleetlink.toml"
         config.write_text(dump_toml(settings))
         stack = LocalStack(settings.stack)

@@ -20,6 +20,7 @@ from fleetlink.config import Settings, dump_toml
 from fleetlink.contracts.models import CommandState
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.stack.ports import free_port_block
+from fleetlink.stack.process import stop_children
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 from tests.integration.gateway_helpers import gateway_config, supervised_gateway
@@ -93,14 +94,7 @@ class Platform:
         self.processes[name] = subprocess.Popen(argv, cwd=REPO)
 
     def stop_process(self, name: str) -> None:
-        process = self.processes.pop(name)
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_children([self.processes.pop(name)], timeout=20)
 
     def wait_api_ready(self, timeout: float = 30) -> None:
         def ready() -> bool:

@@ -25,6 +25,7 @@ from fleetlink.kafka.headers import header_value
 from fleetlink.kafka.reader import read_topic
 from fleetlink.sim.flood import FloodResult
 from fleetlink.stack.ports import free_port_block
+from fleetlink.stack.process import stop_children
 
 
 @dataclass
@@ -118,13 +119,7 @@ def wait_ready(settings: Settings, indexes: Iterable[int], timeout: float = 30) 
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(40)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+    stop_children([worker], timeout=40)
 
 
 @dataclass

@@ -19,23 +19,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleetlink.config import Settings, load_settings
-from fleetlink.stack.ports import free_port_block
+from fleetlink.stack.ports import stack_on_free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def stack_settings(state_dir: Path, brokers: int = 1) -> Settings:
     """Settings for a stack of its own on free loopback ports, state under ``state_dir``."""
-    first = free_port_block(2 * brokers + 1)
-    return load_settings(
-        stack={
-            "state_dir": state_dir,
-            "brokers": brokers,
-            "kafka_port": first,
-            "controller_port": first + brokers,
-            "mqtt_port": first + 2 * brokers,
-        }
-    )
+    return load_settings(stack=stack_on_free_ports(state_dir, brokers))
 
 
 def stack_env(settings: Settings) -> dict[str, str]:

@@ -19,6 +19,7 @@ from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
 from fleetlink.stack import LocalStack
+from fleetlink.stack.process import stop_children
 
 
 def demo(
@@ -70,14 +71,7 @@ def demo(
             tick=tick,
         )
     finally:
-        for child in reversed(children):
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
+        stop_children(children)
         supervisor.stop()
         if started_here and not keep:
             stopped = stack.down()

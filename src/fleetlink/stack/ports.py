@@ -6,6 +6,8 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
@@ -47,3 +49,15 @@ def free_port_block(size: int, low: int = 20000, high: int = 32000) -> int:
         if all(port_is_free(port) for port in range(first, first + size)):
             return first
     raise OSError(f"no {size} consecutive free ports between {low} and {high}")
+
+
+def stack_on_free_ports(state_dir: Path, brokers: int = 1) -> dict[str, Any]:
+    """The ``stack`` settings of a stack of its own: state under ``state_dir``, free ports."""
+    first = free_port_block(2 * brokers + 1)
+    return {
+        "state_dir": state_dir,
+        "brokers": brokers,
+        "kafka_port": first,
+        "controller_port": first + brokers,
+        "mqtt_port": first + 2 * brokers,
+    }

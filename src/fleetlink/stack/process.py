@@ -125,3 +125,17 @@ def wait_for_exit(records: Sequence[ProcessRecord], timeout: float) -> bool:
     return wait_until(
         lambda: not any(is_running(r) for r in records), max(0.0, deadline - time.monotonic())
     )
+
+
+def stop_children(children: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """Terminate child processes, all at once, and kill those still there after ``timeout``."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
