@@ -113,8 +113,11 @@ class Platform:
         return car
 
     def stop_car(self, vin: str) -> None:
+        """Disconnect a vehicle; return once the platform has known it offline for a moment
+        (the API and the downlink follow fleet.presence each on their own)."""
         self.garage.stop(vin)
         self.wait_presence(vin, online=False)
+        time.sleep(0.5)
 
     def wait_presence(self, vin: str, *, online: bool) -> None:
         def seen() -> bool:

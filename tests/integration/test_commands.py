@@ -105,7 +105,10 @@ def test_offline_past_the_ttl_expires_and_never_runs_even_when_the_car_returns(
     platform.stop_car(vin(4))
     command_id = platform.post(vin(4), name="unlock", ttl_s=2).json()["command_id"]
     done = platform.wait_state(command_id, FINAL, timeout=20)
-    assert (done["state"], done["reason"]) == ("expired", "ttl")
+    # held by the downlink ("ttl"), or, when the downlink had not yet read the car's offline
+    # presence, handed to its broker session, where the message expiry dropped it
+    assert done["state"] == "expired"
+    assert done["reason"] in ("ttl", "vehicle-offline")
     car = platform.start_car(vin(4))
     time.sleep(3)
     assert car.stats.commands == 0

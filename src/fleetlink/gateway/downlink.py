@@ -169,11 +169,13 @@ class Downlink:
         next_expiry = 0.0
         while not self._stop.is_set():
             try:
-                self._follow_presence()
                 if self._mqtt_connected() and len(self._records) < _MAX_UNSETTLED:
-                    for message in take(self._consumer, 200, 0.05):
+                    messages = take(self._consumer, 200, 0.05)
+                    self._follow_presence()  # as of now: the wait above may have been long
+                    for message in messages:
                         self._handle(message)
                 else:
+                    self._follow_presence()
                     time.sleep(0.05)
                 if time.monotonic() >= next_expiry:
                     next_expiry = time.monotonic() + 0.5
