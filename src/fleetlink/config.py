@@ -253,12 +253,9 @@ class GatewaySettings(_Section):
             raise ValueError("mapping names must be unique")
         return rules
 
-    def mapping_topic(self, name: str) -> str:
-        """The Kafka topic of the mapping rule ``name`` (e.g. ``presence``)."""
-        for rule in self.mappings:
-            if rule.name == name:
-                return rule.kafka_topic
-        raise ConfigError(f"invalid configuration: gateway.mappings: no mapping named {name!r}")
+    def mapping_topic(self, name: str) -> str | None:
+        """The Kafka topic of the mapping rule ``name`` (e.g. ``presence``), if there is one."""
+        return next((rule.kafka_topic for rule in self.mappings if rule.name == name), None)
 
 
 class TrackerSettings(_Section):

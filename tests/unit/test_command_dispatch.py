@@ -105,3 +105,8 @@ def test_revoked_partitions_forget_their_held_commands_so_they_can_be_read_again
     assert queue.held == 0
     queue.presence(VIN, True)
     assert ids(queue.command(pending("a", partition=3), NOW).publish) == ["a"]
+
+
+def test_without_presence_every_car_counts_as_online() -> None:
+    queue = DispatchQueue(assume_online=True)
+    assert ids(queue.command(pending("a"), NOW).publish) == ["a"]

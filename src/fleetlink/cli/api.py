@@ -17,7 +17,7 @@ def api(
     host: Annotated[str | None, typer.Option("--host", help="Listen address (api.host).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Listen port (api.port).")] = None,
 ) -> None:
-    """Serve the HTTP API: ingest (202 after the Kafka ack), /healthz, /readyz, /metrics."""
+    """Serve the HTTP API: commands (REST + live SSE), ingest, /healthz, /readyz, /metrics."""
     settings = settings_from(ctx, api={"host": host, "port": port})
     configure("api")
     uvicorn.run(

@@ -171,15 +171,11 @@ class Tracker:
 
     def run(self, stop: threading.Event) -> None:
         self._restore()
-        self._consumer.subscribe(
-            [
-                self._commands,
-                self._dispatch,
-                self._responses,
-                self._presence,
-                self._telemetry,
-            ]
-        )
+        inputs = [self._commands, self._dispatch, self._responses, self._presence]
+        inputs.append(self._telemetry)
+        if self._responses is None:
+            self._log.warning("no command-responses mapping: answers never reach the tracker")
+        self._consumer.subscribe([topic for topic in inputs if topic is not None])
         self.ready.set()
         self._log.info("tracker started", extra={"group": self._settings.tracker.group_id})
         try:

@@ -82,6 +82,8 @@ class FleetView:
         assignment = []
         try:
             for topic in (self._status_topic, self._presence_topic):
+                if topic is None:
+                    continue
                 metadata = self._consumer.list_topics(topic, timeout=2)
                 partitions = metadata.topics[topic].partitions
                 if metadata.topics[topic].error is not None or not partitions:
@@ -126,7 +128,8 @@ class FleetView:
         return dict(sorted(counts.items()))
 
     def knows_vehicle(self, vin: str) -> bool:
-        return vin in self.presence
+        """Whether the car ever connected (without a presence mapping: assumed)."""
+        return self._presence_topic is None or vin in self.presence
 
     def submitted(self, step: Transition) -> None:
         """A command the API just wrote: visible at once, before the tracker's ``queued``."""

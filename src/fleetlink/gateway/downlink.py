@@ -97,7 +97,7 @@ class Downlink:
         self._presence_topic = gateway.mapping_topic("presence")
         self._log = log
         self._mqtt_connected = mqtt_connected
-        self._queue = DispatchQueue()
+        self._queue = DispatchQueue(assume_online=self._presence_topic is None)
         self._partitions: dict[int, deque[_Record]] = {}
         self._records: dict[Pending, _Record] = {}
         self._awaiting_ack: list[_Record] = []
@@ -136,11 +136,12 @@ class Downlink:
         self._consumer.subscribe(
             [self._commands_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        metadata = self._presence.list_topics(self._presence_topic, timeout=10)
-        partitions = metadata.topics[self._presence_topic].partitions
-        self._presence.assign(
-            [TopicPartition(self._presence_topic, p, OFFSET_BEGINNING) for p in partitions]
-        )
+        if self._presence_topic is None:
+            self._log.warning("no presence mapping: commands go to every car at once, none is held")
+        else:
+            topic = self._presence_topic
+            partitions = self._presence.list_topics(topic, timeout=10).topics[topic].partitions
+            self._presence.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self._thread.start()
 
     def stop(self) -> None:
@@ -186,6 +187,8 @@ class Downlink:
                 time.sleep(0.5)
 
     def _follow_presence(self) -> None:
+        if self._presence_topic is None:
+            return
         for message in take(self._presence, 1000, 0):
             key = message.key()
             if message.error() is not None or not key:
