@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from fleetlink.commands.lifecycle import TERMINAL
 from fleetlink.commands.tracker import Tracker
-from fleetlink.config import Settings
+from fleetlink.config import Settings, dump_toml
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     Command,
@@ -105,3 +105,43 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
     last = steps[-1] if steps[-1].command_id == "cmd-trunk" else None
     if last is not None:  # every status record carries the whole command
         assert last.expires_at == fresh.expires_at
+
+
+def test_without_a_presence_mapping_commands_go_out_at_once(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    config, settings, _topics = gateway_config(tmp_path, stack_config)
+    gateway = settings.gateway
+    kept = [rule for rule in gateway.mappings if rule.name != "presence"]
+    settings = settings.model_copy(
+        update={"gateway": gateway.model_copy(update={"mappings": kept})}
+    )
+    config.write_text(dump_toml(settings))
+    vin = "DWNZZZ1JZXW000002"
+    agent = VehicleAgent(
+        VehicleState(vin=vin, latitude=52.52, longitude=13.40),
+        host="127.0.0.1",
+        port=stack_config.stack.mqtt_port,
+    )
+    now = time.time_ns() // 1_000_000
+    command = Command(
+        command_id="cmd-flash", name=CommandName.FLASH, issued_at=now, expires_at=now + 60_000
+    )
+
+    async def drive() -> None:
+        stop = asyncio.Event()
+        run = asyncio.create_task(agent.run(stop))
+        deadline = time.monotonic() + 20
+        while not agent.connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers()})
+        producer.produce(gateway.commands_topic, key=vin, value=encode(command))
+        assert producer.flush(10) == 0
+        while agent.executor.executed < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await run
+
+    with supervised_gateway(config, workers=1):  # it starts and gets ready
+        asyncio.run(drive())
+    assert agent.executor.executed == 1
