@@ -33,4 +33,6 @@ def configure(component: str) -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("FLEETLINK_LOG_LEVEL", "INFO").upper())
+    # httpx logs every request at INFO: noise in a process that polls an API
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return logging.getLogger(f"fleetlink.{component}")

@@ -116,6 +116,7 @@ class DemoCourier:
         self._next = time.monotonic() + every_s
         self._rng = random.Random()
         self.last: str = "waiting for the API"
+        self.last_status: str = ""
         self.states: dict[str, int] = {}
 
     def tick(self) -> None:
@@ -129,15 +130,18 @@ class DemoCourier:
                 vin = self._rng.choice(cars)
                 body = self._rng.choice(self._COMMANDS)
                 reply = self._client.post(f"/v1/vehicles/{vin}/commands", json=body)
-                self.last = f"{body['name']} -> {vin}: HTTP {reply.status_code}"
+                self.last = f"{body['name']} -> {vin}"
+                self.last_status = f"HTTP {reply.status_code}"
             self.states = self._client.get("/v1/commands/summary").json().get("states", {})
         except (httpx.HTTPError, ValueError) as error:
-            self.last = f"API not answering yet ({type(error).__name__})"
+            self.last = "API not answering yet"
+            self.last_status = type(error).__name__
 
     def table(self) -> Table:
         table = Table(title="remote commands (REST -> Kafka -> car -> back)", title_justify="left")
-        table.add_column("last sent")
+        table.add_column("last sent", overflow="fold")
+        table.add_column("reply", no_wrap=True)
         for state in self.states:
             table.add_column(state, justify="right")
-        table.add_row(self.last, *(f"{count:,}" for count in self.states.values()))
+        table.add_row(self.last, self.last_status, *(f"{n:,}" for n in self.states.values()))
         return table
