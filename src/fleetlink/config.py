@@ -128,6 +128,9 @@ class StackSettings(_Section):
     kafka_heap_mb: int = Field(default=512, ge=256, le=16384)
     # A gateway worker down for a minute at 10,000 msg/s leaves 600,000 messages queued for it.
     mqtt_max_queued_messages: int = Field(default=2_000_000, ge=1000)
+    # Above the gateway's max_payload_bytes: a big message reaches the dead-letter topic with a
+    # reason; a huge one is refused by the broker before it costs anyone memory.
+    mqtt_max_packet_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     start_timeout_s: float = Field(default=120.0, gt=0)
 
     @field_validator("brokers")
@@ -149,6 +152,11 @@ class StackSettings(_Section):
 
     def kafka_ports(self) -> list[int]:
         return [self.kafka_port + i for i in range(self.brokers)]
+
+    @property
+    def pki_dir(self) -> Path:
+        """The development PKI of this stack (CA, broker and client certificates, signing keys)."""
+        return self.state_dir / "pki"
 
     def controller_ports(self) -> list[int]:
         return [self.controller_port + i for i in range(self.brokers)]
@@ -244,6 +252,10 @@ class GatewaySettings(_Section):
     command_dispatch_topic: str = Field(
         default="fleet.command-dispatch", pattern=r"^[A-Za-z0-9._-]{1,249}$"
     )
+    # Per vehicle: a car flushing a tunnel backlog fits in the burst; a flooding one is
+    # throttled (its excess goes to the dead-letter topic, reason rate-limited).
+    vehicle_rate_per_s: float = Field(default=50.0, gt=0)
+    vehicle_burst: int = Field(default=3000, ge=1)
 
     @field_validator("mappings")
     @classmethod
@@ -273,6 +285,21 @@ class ApiSettings(_Section):
     port: Port = 8080
     kafka_timeout_s: float = Field(default=5.0, gt=0, le=120)
     cancel_wait_s: float = Field(default=5.0, ge=0, le=60)  # DELETE waits this long for the outcome
+    # per authenticated client (token subject): requests a second, and a burst
+    client_rate_per_s: float = Field(default=100.0, gt=0)
+    client_burst: int = Field(default=500, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    grants_topic: str = Field(default="fleet.grants", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    audit_topic: str = Field(default="fleet.audit", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class SecuritySettings(_Section):
+    """Keys and users. Unset files mean those of the local stack's PKI (``fleetlink pki init``)."""
+
+    vehicle_trust_key_file: FilePath | None = None  # Ed25519: signs commands and digital keys
+    api_token_key_file: FilePath | None = None  # Ed25519: signs API bearer tokens
+    users_file: Path | None = None  # default: <stack.state_dir>/users.json
+    token_ttl_s: int = Field(default=3600, ge=60, le=30 * 86400)
 
 
 _toml_file: ContextVar[Path | None] = ContextVar("fleetlink_toml_file", default=None)
@@ -294,6 +321,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     api: ApiSettings = ApiSettings()
     tracker: TrackerSettings = TrackerSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -345,6 +373,9 @@ class Settings(BaseSettings):
         }
         config.update({key: str(value) for key, value in optional.items() if value is not None})
         return config
+
+    def users_file(self) -> Path:
+        return self.security.users_file or self.stack.state_dir / "users.json"
 
     def mqtt_address(self) -> tuple[str, int]:
         host = self.mqtt.host or LOCALHOST

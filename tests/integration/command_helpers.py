@@ -19,12 +19,13 @@ import httpx
 from fleetlink.config import Settings, dump_toml
 from fleetlink.contracts.models import CommandState
 from fleetlink.gateway.supervisor import Supervisor
+from fleetlink.security.users import UserRole
 from fleetlink.stack.ports import free_port_block
 from fleetlink.stack.process import stop_children
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 from tests.integration.gateway_helpers import gateway_config, supervised_gateway
-from tests.integration.helpers import REPO
+from tests.integration.helpers import REPO, mqtt_tls, user_token, vehicle_verifier
 
 FINAL = {s.value for s in CommandState} - {"queued", "sent", "delivered"}
 
@@ -32,8 +33,8 @@ FINAL = {s.value for s in CommandState} - {"queued", "sent", "delivered"}
 class Garage:
     """Vehicle agents on an asyncio loop of their own thread; each can come and go."""
 
-    def __init__(self, mqtt_port: int) -> None:
-        self._port = mqtt_port
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -46,7 +47,15 @@ class Garage:
     def agent(self, vin: str) -> VehicleAgent:
         if vin not in self.agents:
             state = VehicleState(vin=vin, latitude=52.52, longitude=13.40)
-            self.agents[vin] = VehicleAgent(state, host="127.0.0.1", port=self._port)
+            host, port = self._settings.mqtt_address()
+            tls = mqtt_tls(self._settings, vin)
+            self.agents[vin] = VehicleAgent(
+                state,
+                host=host,
+                port=port,
+                tls_context=tls,
+                verifier=vehicle_verifier(self._settings),
+            )
         return self.agents[vin]
 
     def start(self, vin: str) -> VehicleAgent:
@@ -85,9 +94,12 @@ class Platform:
     supervisor: Supervisor
     garage: Garage
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    admin: dict[str, str] = field(default_factory=dict)  # the Authorization header of an admin
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=15)
+    def client(self, auth: dict[str, str] | None = None, timeout: float = 15) -> httpx.Client:
+        """An HTTP client of the API, as the test admin unless ``auth`` says otherwise."""
+        headers = self.admin if auth is None else auth
+        return httpx.Client(base_url=self.api_url, timeout=timeout, headers=headers)
 
     def start_process(self, name: str, *args: str) -> None:
         argv = [sys.executable, "-m", "fleetlink", "--config", str(self.config), *args]
@@ -127,8 +139,8 @@ class Platform:
 
         wait_until(seen, 15, f"{vin} {'online' if online else 'offline'} in the API")
 
-    def post(self, vin: str, **body: Any) -> httpx.Response:
-        with self.client() as client:
+    def post(self, vin: str, auth: dict[str, str] | None = None, **body: Any) -> httpx.Response:
+        with self.client(auth) as client:
             return client.post(f"/v1/vehicles/{vin}/commands", json=body)
 
     def command(self, command_id: str) -> dict[str, Any]:
@@ -170,9 +182,12 @@ def command_platform(
         }
     )
     config.write_text(dump_toml(settings))
-    garage = Garage(stack.stack.mqtt_port)
+    garage = Garage(stack)
     with supervised_gateway(config, workers=1) as supervisor:
-        platform = Platform(settings, config, f"http://127.0.0.1:{api_port}", supervisor, garage)
+        admin = user_token(settings, "test-admin", UserRole.FLEET_ADMIN)
+        platform = Platform(
+            settings, config, f"http://127.0.0.1:{api_port}", supervisor, garage, admin=admin
+        )
         try:
             platform.start_process("tracker", "tracker")
             platform.start_process("api", "api")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fleetlink.cli.gateway import worker_argv
+from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.config import Settings, dump_toml, load_settings
 from fleetlink.contracts import headers as h
 from fleetlink.gateway.isolated import isolated_gateway_settings, isolated_topics
@@ -69,6 +69,7 @@ def gateway_config(
 def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
     """Workers under the real supervisor, checked every 0.2 s; drained and gone on exit."""
     settings = load_settings(config)
+    ensure_worker_identities(settings, range(workers))
     supervisor = Supervisor(
         lambda index: worker_argv(config, index, drain_on_exit=True),
         workers,
@@ -99,6 +100,7 @@ def start_worker(
     config: Path, index: int, *, drain_on_exit: bool = True
 ) -> subprocess.Popen[bytes]:
     """One worker without a supervisor (for tests that decide themselves when it comes back)."""
+    ensure_worker_identities(load_settings(config), [index])
     return subprocess.Popen(worker_argv(config, index, drain_on_exit=drain_on_exit))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,17 @@ from confluent_kafka import Consumer, KafkaError, Message
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from fleetlink.config import Settings, load_settings
+from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.security.keys import signing_key
+from fleetlink.security.pki import DevPki, Role, SigningPurpose
+from fleetlink.security.signing import Signer, Verifier
+from fleetlink.security.tokens import issue_token
+from fleetlink.security.users import User, UserRegistry, UserRole
+from fleetlink.sim.flood import FloodBroker
+from fleetlink.stack.local import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +87,7 @@ class MqttInbox:
 
     messages: list[mqtt.MQTTMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    suback: list[int] = field(default_factory=list)  # reason codes of the last SUBACK
 
     def wait_for(self, count: int, timeout: float) -> list[mqtt.MQTTMessage]:
         deadline = time.monotonic() + timeout
@@ -89,21 +100,67 @@ class MqttInbox:
             return list(self.messages)
 
 
+TEST_PROXY = "fleetlink-test-proxy"  # publishes for many cars: the load generator (-0, -1 ...)
+TEST_MONITOR = "fleetlink-test-monitor"  # reads every vehicle topic, publishes nothing
+TEST_GATEWAY = "fleetlink-test-gateway"  # the bridge's rights: sends commands and warnings
+_TEST_SERVICES = {TEST_PROXY: Role.PROXY, TEST_MONITOR: Role.MONITOR, TEST_GATEWAY: Role.GATEWAY}
+
+
+def mqtt_tls(settings: Settings, identity: str) -> ssl.SSLContext:
+    """TLS with ``identity``'s certificate; a VIN or a test service is registered when new."""
+    if is_valid_vin(identity):
+        DevPki(settings.stack.pki_dir).ensure([identity], Role.VEHICLE)
+    elif identity in _TEST_SERVICES:
+        LocalStack(settings.stack).ensure_services([identity], _TEST_SERVICES[identity])
+    elif identity.startswith(f"{TEST_PROXY}-"):
+        LocalStack(settings.stack).ensure_services([identity], Role.PROXY)
+    return DevPki(settings.stack.pki_dir).client_tls(identity)
+
+
+def fleet_tls(settings: Settings) -> Callable[[str], ssl.SSLContext]:
+    """Each simulated car's TLS context (its certificate, registered when new)."""
+    return lambda vin: mqtt_tls(settings, vin)
+
+
+def platform_signer(settings: Settings) -> Signer:
+    """The platform's command signer of this stack (what the API uses), for tests that write
+    commands themselves."""
+    return Signer(DevPki(settings.stack.pki_dir).signing_key(SigningPurpose.VEHICLE_TRUST))
+
+
+def vehicle_verifier(settings: Settings) -> Verifier:
+    """What the stack's cars trust."""
+    return DevPki(settings.stack.pki_dir).vehicle_verifier()
+
+
+def user_token(
+    settings: Settings, name: str, role: UserRole, vins: list[str] | None = None
+) -> dict[str, str]:
+    """Register (or replace) an API user and return the Authorization header of a token."""
+    UserRegistry(settings.users_file()).put(User(name, role, vins=vins or []))
+    key = signing_key(settings, SigningPurpose.API_TOKENS)
+    return {"Authorization": f"Bearer {issue_token(key, name, role.value, ttl_s=3600)}"}
+
+
+def flood_brokers(settings: Settings, processes: int, first: int = 0) -> list[FloodBroker]:
+    """Where the load generator's processes publish, each as a test proxy identity of its own."""
+    names = [f"{TEST_PROXY}-{n}" for n in range(first, first + processes)]
+    LocalStack(settings.stack).ensure_services(names, Role.PROXY)
+    return [FloodBroker.of(settings, name) for name in names]
+
+
 @contextmanager
 def mqtt_client(
-    port: int,
+    settings: Settings,
+    identity: str = TEST_MONITOR,
     *,
-    client_id: str | None = None,
     clean_start: bool = True,
     session_expiry_s: int = 0,
     subscribe: str | None = None,
 ) -> Iterator[tuple[mqtt.Client, MqttInbox]]:
-    """A connected MQTT 5 client (QoS 1 subscription if asked); disconnects on exit."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
-        protocol=mqtt.MQTTv5,
-    )
+    """A client connected over TLS as ``identity`` (MQTT 5; QoS 1 subscription if asked)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=identity, protocol=mqtt.MQTTv5)
+    client.tls_set_context(mqtt_tls(settings, identity))
     inbox = MqttInbox()
     connected = threading.Event()
     subscribed = threading.Event()
@@ -111,7 +168,10 @@ def mqtt_client(
     def on_connect(*_args: object) -> None:
         connected.set()
 
-    def on_subscribe(*_args: object) -> None:
+    def on_subscribe(
+        _client: mqtt.Client, _userdata: object, _mid: int, codes: list[ReasonCode], *_: object
+    ) -> None:
+        inbox.suback = [code.value for code in codes]
         subscribed.set()
 
     def on_message(_client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
@@ -125,13 +185,15 @@ def mqtt_client(
     client.max_queued_messages_set(0)
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = session_expiry_s
-    client.connect("127.0.0.1", port, keepalive=30, clean_start=clean_start, properties=properties)
+    host, port = settings.mqtt_address()
+    client.connect(host, port, keepalive=30, clean_start=clean_start, properties=properties)
     client.loop_start()
     try:
         assert connected.wait(10), "no CONNACK from Mosquitto"
         if subscribe is not None:
             client.subscribe(subscribe, qos=1)
             assert subscribed.wait(10), "no SUBACK from Mosquitto"
+            assert inbox.suback[0] < 0x80, f"subscription to {subscribe} refused: {inbox.suback}"
         yield client, inbox
     finally:
         client.disconnect()

@@ -12,9 +12,11 @@ from fleetlink.api.app import create_app
 from fleetlink.config import Settings, load_settings
 from fleetlink.contracts import headers as h
 from fleetlink.kafka.reader import read_topic
+from fleetlink.security.users import UserRole
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
 from tests.integration.gateway_helpers import gateway_config, header
+from tests.integration.helpers import user_token
 
 VIN = "WVWZZZ1JZXW000042"
 
@@ -29,7 +31,8 @@ def test_http_ingest_answers_after_the_kafka_ack(
     tmp_path: Path, local_stack: LocalStack, stack_config: Settings
 ) -> None:
     _config, settings, topics = gateway_config(tmp_path, stack_config)
-    with TestClient(create_app(settings)) as client:
+    car = user_token(settings, VIN, UserRole.VEHICLE)
+    with TestClient(create_app(settings), headers=car) as client:
         accepted = client.post(
             f"/v1/vehicles/{VIN}/telemetry",
             content=body(1),
@@ -76,8 +79,11 @@ def test_http_ingest_says_503_with_retry_after_when_kafka_is_down(tmp_path: Path
     config = tmp_path / "down.toml"
     config.write_text(
         f'[kafka]\nbootstrap_servers = "127.0.0.1:{nothing_there}"\n[api]\nkafka_timeout_s = 2\n'
+        f'[stack]\nstate_dir = "{tmp_path}"\n'
     )
-    with TestClient(create_app(load_settings(config))) as client:
+    settings = load_settings(config)
+    car = user_token(settings, VIN, UserRole.VEHICLE)
+    with TestClient(create_app(settings), headers=car) as client:
         started = time.monotonic()
         reply = client.post(f"/v1/vehicles/{VIN}/telemetry", content=body(1))
         assert reply.status_code == 503

@@ -45,7 +45,7 @@ def test_success_seen_by_get_and_by_the_live_stream(platform: Platform) -> None:
 
     def follow() -> None:
         with (
-            httpx.Client(base_url=platform.api_url, timeout=30) as client,
+            platform.client(timeout=30) as client,
             client.stream("GET", "/v1/commands/events", params={"vin": vin(1)}) as stream,
         ):
             for line in stream.iter_lines():

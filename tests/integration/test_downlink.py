@@ -28,6 +28,7 @@ from fleetlink.stack import LocalStack
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 from tests.integration.gateway_helpers import gateway_config, supervised_gateway
+from tests.integration.helpers import mqtt_tls, platform_signer, vehicle_verifier
 
 VIN = "DWNZZZ1JZXW000001"
 
@@ -42,13 +43,28 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
         VehicleState(vin=VIN, latitude=52.52, longitude=13.40),
         host="127.0.0.1",
         port=stack_config.stack.mqtt_port,
+        tls_context=mqtt_tls(stack_config, VIN),
+        verifier=vehicle_verifier(stack_config),
     )
     now = time.time_ns() // 1_000_000
-    fresh = Command(
-        command_id="cmd-trunk", name=CommandName.TRUNK_OPEN, issued_at=now, expires_at=now + 60_000
+    signer = platform_signer(stack_config)
+    fresh = signer.sign_command(
+        Command(
+            command_id="cmd-trunk",
+            name=CommandName.TRUNK_OPEN,
+            issued_at=now,
+            expires_at=now + 60_000,
+            vin=VIN,
+        )
     )
-    stale = Command(
-        command_id="cmd-stale", name=CommandName.UNLOCK, issued_at=now - 9000, expires_at=now - 1
+    stale = signer.sign_command(
+        Command(
+            command_id="cmd-stale",
+            name=CommandName.UNLOCK,
+            issued_at=now - 9000,
+            expires_at=now - 1,
+            vin=VIN,
+        )
     )
     producer = Producer({"bootstrap.servers": bootstrap})
     for command in (stale, fresh, fresh):  # the second copy: a redelivery
@@ -122,10 +138,18 @@ def test_without_a_presence_mapping_commands_go_out_at_once(
         VehicleState(vin=vin, latitude=52.52, longitude=13.40),
         host="127.0.0.1",
         port=stack_config.stack.mqtt_port,
+        tls_context=mqtt_tls(stack_config, vin),
+        verifier=vehicle_verifier(stack_config),
     )
     now = time.time_ns() // 1_000_000
-    command = Command(
-        command_id="cmd-flash", name=CommandName.FLASH, issued_at=now, expires_at=now + 60_000
+    command = platform_signer(stack_config).sign_command(
+        Command(
+            command_id="cmd-flash",
+            name=CommandName.FLASH,
+            issued_at=now,
+            expires_at=now + 60_000,
+            vin=vin,
+        )
     )
 
     async def drive() -> None:

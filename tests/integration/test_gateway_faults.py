@@ -27,14 +27,17 @@ from tests.integration.gateway_helpers import (
     wait_for_ids,
     wait_ready,
 )
-from tests.integration.helpers import stack_settings
+from tests.integration.helpers import flood_brokers, stack_settings
 
 
 class Stream:
     """A flood of telemetry running in the background while a test breaks things."""
 
-    def __init__(self, port: int, prefix: str, vins: int, per_vin: int, rate: float) -> None:
-        plans = split_plans(port, vins_for(vins, prefix), per_vin, processes=2, rate_per_s=rate)
+    def __init__(
+        self, settings: Settings, prefix: str, vins: int, per_vin: int, rate: float
+    ) -> None:
+        brokers = flood_brokers(settings, 2)
+        plans = split_plans(brokers, vins_for(vins, prefix), per_vin, rate_per_s=rate)
         self.results: list[FloodResult] = []
         self.error: BaseException | None = None
         self.expected = vins * per_vin
@@ -77,7 +80,7 @@ def test_kill_9_a_worker_three_times_during_a_stream(
 ) -> None:
     config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
     with supervised_gateway(config, workers=2) as supervisor:
-        stream = Stream(stack_config.stack.mqtt_port, "KLL", vins=200, per_vin=100, rate=2000)
+        stream = Stream(stack_config, "KLL", vins=200, per_vin=100, rate=2000)
         for _ in range(3):
             time.sleep(3)
             victim = supervisor.handles[0]
@@ -104,7 +107,7 @@ def test_kafka_stopped_for_30_seconds_during_a_stream(tmp_path: Path) -> None:
         own = Settings(stack=stack.settings)
         config, settings, topics = gateway_config(tmp_path, own, workers=1)
         with supervised_gateway(config, workers=1) as supervisor:
-            stream = Stream(stack.settings.mqtt_port, "KFK", vins=300, per_vin=100, rate=700)
+            stream = Stream(settings, "KFK", vins=300, per_vin=100, rate=700)
             time.sleep(5)
             stack.stop_component("kafka-1")
             time.sleep(30)
@@ -125,7 +128,7 @@ def test_two_workers_one_killed_and_away_for_20_seconds(
     workers = [start_worker(config, 0), start_worker(config, 1)]
     try:
         wait_ready(settings, [0, 1])
-        stream = Stream(stack_config.stack.mqtt_port, "TWW", vins=200, per_vin=150, rate=1000)
+        stream = Stream(stack_config, "TWW", vins=200, per_vin=150, rate=1000)
         time.sleep(3)
         workers[1].kill()
         workers[1].wait(10)
@@ -151,7 +154,7 @@ def test_graceful_stop_loses_nothing(
     leaving = start_worker(config, 1, drain_on_exit=drain)
     try:
         wait_ready(settings, [0, 1])
-        stream = Stream(stack_config.stack.mqtt_port, "GRC", vins=100, per_vin=100, rate=1000)
+        stream = Stream(stack_config, "GRC", vins=100, per_vin=100, rate=1000)
         time.sleep(3)
         leaving.terminate()
         assert leaving.wait(40) == 0

@@ -25,18 +25,18 @@ from tests.integration.gateway_helpers import (
     supervised_gateway,
     wait_for_ids,
 )
-from tests.integration.helpers import mqtt_client
+from tests.integration.helpers import TEST_PROXY, flood_brokers, mqtt_client
 
 
 def test_100k_messages_from_1000_vins_reach_kafka_keyed_with_headers(
     tmp_path: Path, local_stack: LocalStack, stack_config: Settings
 ) -> None:
     config, settings, topics = gateway_config(tmp_path, stack_config, workers=2)
-    port = stack_config.stack.mqtt_port
+    brokers = flood_brokers(stack_config, 4)
     vins = vins_for(1000)
-    valid_plans = split_plans(port, vins, messages_per_vin=100, processes=3)
+    valid_plans = split_plans(brokers[:3], vins, messages_per_vin=100)
     bad_plan = FloodPlan(
-        port=port, vins=vins_for(5, "BAD"), messages_per_vin=100, malformed_every=1
+        broker=brokers[3], vins=vins_for(5, "BAD"), messages_per_vin=100, malformed_every=1
     )
     with supervised_gateway(config, workers=2):
         results = flood([*valid_plans, bad_plan], timeout=300)
@@ -81,7 +81,7 @@ def test_backlog_is_flagged_late_and_fresh_data_is_not(
     now = time.time_ns() // 1_000_000
     with (
         supervised_gateway(config, workers=1),
-        mqtt_client(stack_config.stack.mqtt_port) as (client, _),
+        mqtt_client(stack_config, f"{TEST_PROXY}-0") as (client, _),
     ):
         infos = []
         for seq in range(2000):
@@ -124,7 +124,7 @@ def test_a_record_kafka_refuses_becomes_a_dead_letter(
     small = msgspec.json.encode({"ts": now, "seq": 2, "data": {}})
     with (
         supervised_gateway(config, workers=1),
-        mqtt_client(stack_config.stack.mqtt_port) as (client, _),
+        mqtt_client(stack_config, vin) as (client, _),
     ):
         client.publish(MqttTopic.event(vin, "dtc"), big, qos=1).wait_for_publish(10)
         time.sleep(1)  # its own Kafka batch: a refused batch takes its neighbours with it

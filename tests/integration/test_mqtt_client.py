@@ -8,9 +8,18 @@ import time
 import paho.mqtt.client as mqtt
 
 from fleetlink.config import Settings
+from fleetlink.contracts import MqttTopic
 from fleetlink.mqtt.client import new_client
 from fleetlink.stack import LocalStack
-from tests.integration.helpers import mqtt_client
+from tests.integration.helpers import TEST_MONITOR, mqtt_client, mqtt_tls
+
+VIN = "WVWZZZ1JZXW000201"
+TOPIC = MqttTopic.telemetry(VIN)
+
+
+def monitor_client(settings: Settings) -> mqtt.Client:
+    mqtt_tls(settings, TEST_MONITOR)  # registered when new
+    return new_client(settings, TEST_MONITOR)
 
 
 def test_buffered_reads_deliver_every_message_intact_and_in_order(
@@ -20,7 +29,7 @@ def test_buffered_reads_deliver_every_message_intact_and_in_order(
     sizes = [1, 300, 65_000, 65_536, 70_000, 5, 200_000, *([300] * 3000), 131_072]
     received: list[bytes] = []
     done = threading.Event()
-    client = new_client(stack_config, "fast-client-test")
+    client = monitor_client(stack_config)
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         received.append(message.payload)
@@ -29,16 +38,16 @@ def test_buffered_reads_deliver_every_message_intact_and_in_order(
 
     subscribed = threading.Event()
     client.on_message = on_message
-    client.on_connect = lambda c, *_: c.subscribe("fast/test", qos=1)
+    client.on_connect = lambda c, *_: c.subscribe(TOPIC, qos=1)
     client.on_subscribe = lambda *_: subscribed.set()
-    client.connect("127.0.0.1", stack_config.stack.mqtt_port)
+    client.connect(*stack_config.mqtt_address())
     client.loop_start()
     try:
         assert subscribed.wait(10)
-        with mqtt_client(stack_config.stack.mqtt_port) as (publisher, _):
+        with mqtt_client(stack_config, VIN) as (publisher, _):
             payloads = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
             for payload in payloads:
-                publisher.publish("fast/test", payload, qos=1)
+                publisher.publish(TOPIC, payload, qos=1)
             assert done.wait(60), f"received {len(received)} of {len(sizes)}"
     finally:
         client.disconnect()
@@ -50,16 +59,16 @@ def test_reconnect_starts_from_a_clean_buffer(
     local_stack: LocalStack, stack_config: Settings
 ) -> None:
     received: list[bytes] = []
-    client = new_client(stack_config, "fast-client-reconnect")
+    client = monitor_client(stack_config)
     connected = threading.Event()
     client.on_message = lambda _c, _u, m: received.append(m.payload)
 
     def on_connect(c: mqtt.Client, *_: object) -> None:
-        c.subscribe("fast/reconnect", qos=1)
+        c.subscribe(TOPIC, qos=1)
         connected.set()
 
     client.on_connect = on_connect
-    client.connect("127.0.0.1", stack_config.stack.mqtt_port)
+    client.connect(*stack_config.mqtt_address())
     client.loop_start()
     try:
         assert connected.wait(10)
@@ -67,9 +76,9 @@ def test_reconnect_starts_from_a_clean_buffer(
         client._sock_close()  # the connection drops under the client; paho reconnects
         assert connected.wait(15)
         time.sleep(0.5)
-        with mqtt_client(stack_config.stack.mqtt_port) as (publisher, _):
+        with mqtt_client(stack_config, VIN) as (publisher, _):
             for n in range(100):
-                publisher.publish("fast/reconnect", str(n), qos=1).wait_for_publish(5)
+                publisher.publish(TOPIC, str(n), qos=1).wait_for_publish(5)
         deadline = time.monotonic() + 10
         while len(received) < 100 and time.monotonic() < deadline:
             time.sleep(0.05)

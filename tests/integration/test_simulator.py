@@ -27,7 +27,14 @@ from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.geo import cell_of
 from fleetlink.vehicle.state import VehicleState
 from tests.integration.gateway_helpers import gateway_config, supervised_gateway
-from tests.integration.helpers import mqtt_client
+from tests.integration.helpers import (
+    TEST_GATEWAY,
+    fleet_tls,
+    mqtt_client,
+    mqtt_tls,
+    platform_signer,
+    vehicle_verifier,
+)
 
 
 def latest_presence(bootstrap: str, topic: str) -> dict[str, Presence]:
@@ -45,6 +52,8 @@ def test_500_vehicles_for_60_s_with_50_forced_offline(
     simulation = FleetSimulation(
         host="127.0.0.1",
         port=stack_config.stack.mqtt_port,
+        tls_for=fleet_tls(stack_config),
+        verifier=vehicle_verifier(stack_config),
         vehicles=500,
         interval_s=2.0,
         seed=11,
@@ -82,27 +91,39 @@ def test_vehicles_execute_commands_once_and_hear_geo_warnings(
     a warning published to the cell a car is in reaches it."""
     port = stack_config.stack.mqtt_port
     simulation = FleetSimulation(
-        host="127.0.0.1", port=port, vehicles=5, interval_s=1.0, seed=5, vin_prefix="CMD"
+        host="127.0.0.1",
+        port=port,
+        tls_for=fleet_tls(stack_config),
+        verifier=vehicle_verifier(stack_config),
+        vehicles=5,
+        interval_s=1.0,
+        seed=5,
+        vin_prefix="CMD",
     )
     car = simulation.agents[0]
     now = time.time_ns() // 1_000_000
 
+    signer = platform_signer(stack_config)
+
     def command(command_id: str, name: CommandName, ttl_ms: int) -> bytes:
-        return encode(
-            Command(command_id=command_id, name=name, issued_at=now, expires_at=now + ttl_ms)
+        unsigned = Command(
+            command_id=command_id, name=name, issued_at=now, expires_at=now + ttl_ms, vin=car.vin
         )
+        return encode(signer.sign_command(unsigned))
 
     async def scenario() -> list[CommandResponse]:
         run = asyncio.create_task(simulation.run(12))
         await asyncio.sleep(3)
         answers: list[CommandResponse] = []
-        with mqtt_client(port, subscribe=f"vehicles/{car.vin}/command-responses/+") as (
+        responses = f"vehicles/{car.vin}/command-responses/+"
+        with mqtt_client(stack_config, TEST_GATEWAY, subscribe=responses) as (
             client,
             inbox,
         ):
+            flash = command("c-1", CommandName.FLASH, 60_000)
             for payload, command_id in (
-                (command("c-1", CommandName.FLASH, 60_000), "c-1"),
-                (command("c-1", CommandName.FLASH, 60_000), "c-1"),  # a redelivery
+                (flash, "c-1"),
+                (flash, "c-1"),  # a redelivery: the same signed bytes
                 (command("c-2", CommandName.UNLOCK, -1), "c-2"),  # already expired
             ):
                 client.publish(MqttTopic.command(car.vin, command_id), payload, qos=1)
@@ -134,7 +155,13 @@ def test_backlog_after_a_tunnel_is_flushed_in_order_and_marked_resent(
 ) -> None:
     port = stack_config.stack.mqtt_port
     state = VehicleState(vin="TNLZZZ1JZXW000001", latitude=52.52, longitude=13.40)
-    agent = VehicleAgent(state, host="127.0.0.1", port=port)
+    agent = VehicleAgent(
+        state,
+        host="127.0.0.1",
+        port=port,
+        tls_context=mqtt_tls(stack_config, state.vin),
+        verifier=vehicle_verifier(stack_config),
+    )
 
     async def drive() -> None:
         stop = asyncio.Event()
@@ -150,7 +177,7 @@ def test_backlog_after_a_tunnel_is_flushed_in_order_and_marked_resent(
         stop.set()
         await run
 
-    with mqtt_client(port, subscribe=MqttTopic.telemetry(state.vin)) as (_client, inbox):
+    with mqtt_client(stack_config, subscribe=MqttTopic.telemetry(state.vin)) as (_client, inbox):
         asyncio.run(drive())
         messages = inbox.wait_for(40, timeout=10)
     received = [msgspec.json.decode(m.payload, type=Telemetry) for m in messages]

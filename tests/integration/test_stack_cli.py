@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from fleetlink.config import Settings
+from fleetlink.contracts import MqttTopic
 from fleetlink.stack import LocalStack
 from fleetlink.stack.process import ProcessRecord, is_running
 from tests.integration.helpers import (
@@ -20,6 +22,8 @@ from tests.integration.helpers import (
     stack_env,
     stack_settings,
 )
+
+VIN = "WVWZZZ1JZXW000301"
 
 
 def pid_alive(pid: int) -> bool:
@@ -78,13 +82,15 @@ def test_data_survives_down_and_up(tmp_path: Path) -> None:
         producer = Producer({"bootstrap.servers": stack.bootstrap_servers(), "acks": "all"})
         producer.produce("test.persisted", key="k", value="kept")
         assert producer.flush(30) == 0
-        with mqtt_client(stack.settings.mqtt_port) as (client, _):
-            client.publish("vehicles/X/presence", "online", qos=1, retain=True).wait_for_publish(10)
+        settings = Settings(stack=stack.settings)
+        with mqtt_client(settings, VIN) as (client, _):
+            topic = MqttTopic.presence(VIN)
+            client.publish(topic, "online", qos=1, retain=True).wait_for_publish(10)
         stack.down()
         stack.up()
         records = consume(stack.bootstrap_servers(), "test.persisted", expected=1)
         assert [r.value() for r in records] == [b"kept"]
-        with mqtt_client(stack.settings.mqtt_port, subscribe="vehicles/+/presence") as (_, inbox):
+        with mqtt_client(settings, subscribe="vehicles/+/presence") as (_, inbox):
             retained = inbox.wait_for(1, timeout=10)
         assert [m.payload for m in retained] == [b"online"]
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fleetlink.stack.kafka import new_cluster_id, runtime_pom, server_properties
-from fleetlink.stack.mosquitto import mosquitto_config
+from fleetlink.stack.mosquitto import BrokerTls, mosquitto_config
 from fleetlink.stack.ports import free_port_block, port_is_free
 from fleetlink.stack.prereq import parse_java_version
 
@@ -56,7 +56,14 @@ def test_mosquitto_config_queues_deep_and_persists(tmp_path: Path) -> None:
         port=1999,
         data_dir=tmp_path,
         log_file=tmp_path / "m.log",
+        tls=BrokerTls(
+            ca_file=tmp_path / "ca.pem",
+            cert_file=tmp_path / "b.pem",
+            key_file=tmp_path / "b.key",
+            acl_file=tmp_path / "acl",
+        ),
         max_queued_messages=2_000_000,
+        max_packet_bytes=1 << 20,
     )
     lines = set(text.splitlines())
     assert "listener 1999 127.0.0.1" in lines
@@ -65,6 +72,32 @@ def test_mosquitto_config_queues_deep_and_persists(tmp_path: Path) -> None:
     assert "max_queued_messages 2000000" in lines
     assert "max_queued_bytes 0" in lines
     assert f"log_dest file {tmp_path / 'm.log'}" in lines
+
+
+def test_mosquitto_is_mutual_tls_only_with_identities_as_client_ids(tmp_path: Path) -> None:
+    files = [tmp_path / name for name in ("ca.pem", "b.pem", "b.key", "acl")]
+    text = mosquitto_config(
+        port=1999,
+        data_dir=tmp_path,
+        log_file=tmp_path / "m.log",
+        tls=BrokerTls(*files),
+        max_queued_messages=1000,
+        max_packet_bytes=4096,
+    )
+    lines = text.splitlines()
+    for line in (
+        "allow_anonymous false",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "use_username_as_clientid true",
+        f"acl_file {tmp_path / 'acl'}",
+        f"cafile {tmp_path / 'ca.pem'}",
+        "max_packet_size 4096",
+    ):
+        assert line in lines
+    # Listener options before the first ``listener`` line open a default listener on 1883.
+    assert lines.index("listener 1999 127.0.0.1") < lines.index("use_username_as_clientid true")
+    assert [line for line in lines if line.startswith("listener")] == ["listener 1999 127.0.0.1"]
 
 
 def test_runtime_pom_names_the_pinned_kafka() -> None:

@@ -31,7 +31,7 @@ def command(
 
 def test_trunk_open_changes_state_and_telemetry() -> None:
     vehicle = state()
-    executor = CommandExecutor(vehicle)
+    executor = CommandExecutor(vehicle, verifier=None)
     answers = executor.handle(command(CommandName.TRUNK_OPEN), NOW)
     assert [a.status for a in answers] == [ResponseStatus.ACCEPTED, ResponseStatus.SUCCEEDED]
     assert vehicle.signals()[vss.TRUNK_REAR_IS_OPEN] is True
@@ -40,7 +40,7 @@ def test_trunk_open_changes_state_and_telemetry() -> None:
 
 def test_a_replayed_command_is_answered_from_memory_not_executed_again() -> None:
     vehicle = state()
-    executor = CommandExecutor(vehicle)
+    executor = CommandExecutor(vehicle, verifier=None)
     first = executor.handle(command(CommandName.TRUNK_OPEN, "c7"), NOW)
     executor.handle(command(CommandName.TRUNK_CLOSE, "c8"), NOW + 1)
     replay = executor.handle(command(CommandName.TRUNK_OPEN, "c7"), NOW + 2)
@@ -52,7 +52,7 @@ def test_a_replayed_command_is_answered_from_memory_not_executed_again() -> None
 
 def test_expired_commands_are_rejected_and_never_executed() -> None:
     vehicle = state()
-    executor = CommandExecutor(vehicle)
+    executor = CommandExecutor(vehicle, verifier=None)
     answers = executor.handle(command(CommandName.UNLOCK, ttl_ms=1000), NOW + 1000)
     assert [(a.status, a.reason) for a in answers] == [(ResponseStatus.REJECTED, "expired")]
     assert vehicle.doors_locked is True
@@ -70,7 +70,7 @@ def test_expired_commands_are_rejected_and_never_executed() -> None:
     ],
 )
 def test_bad_parameters_are_rejected(cmd: Command, status: ResponseStatus, reason: str) -> None:
-    (answer,) = CommandExecutor(state()).handle(cmd, NOW)
+    (answer,) = CommandExecutor(state(), verifier=None).handle(cmd, NOW)
     assert answer.status is status
     assert answer.reason is not None
     assert answer.reason.startswith(reason)
@@ -79,7 +79,7 @@ def test_bad_parameters_are_rejected(cmd: Command, status: ResponseStatus, reaso
 def test_failures_are_reported_with_a_reason() -> None:
     vehicle = state()
     vehicle.speed_kmh = 30
-    answers = CommandExecutor(vehicle).handle(command(CommandName.TRUNK_OPEN), NOW)
+    answers = CommandExecutor(vehicle, verifier=None).handle(command(CommandName.TRUNK_OPEN), NOW)
     assert [(a.status, a.reason) for a in answers] == [
         (ResponseStatus.ACCEPTED, None),
         (ResponseStatus.FAILED, "vehicle-moving"),
@@ -89,7 +89,7 @@ def test_failures_are_reported_with_a_reason() -> None:
 
 def test_settings_commands_change_state() -> None:
     vehicle = state()
-    executor = CommandExecutor(vehicle)
+    executor = CommandExecutor(vehicle, verifier=None)
     executor.handle(command(CommandName.CLIMATE, "a", target_c=23, on=True), NOW)
     executor.handle(command(CommandName.FEATURE_ACTIVATE, "b", feature="heated-seats"), NOW)
     executor.handle(command(CommandName.CHARGING_START, "c"), NOW)

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,13 +14,18 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fleetlink.api import commands, ingest
+from fleetlink.api import commands, grants, ingest
+from fleetlink.api.auth import ApiError, Guard
 from fleetlink.commands.view import FleetView
 from fleetlink.config import Settings
 from fleetlink.gateway.routing import Router
 from fleetlink.kafka.admin import admin_client
 from fleetlink.kafka.delivery import AsyncDeliveries
 from fleetlink.kafka.producer import reliable_producer_config
+from fleetlink.security.keys import command_signer, signing_key
+from fleetlink.security.pki import SigningPurpose
+from fleetlink.security.ratelimit import RateLimiter
+from fleetlink.security.users import UserRegistry
 
 _READY_CACHE_S = 2.0
 
@@ -34,10 +40,19 @@ def create_app(settings: Settings) -> FastAPI:
     )
     commands_state = commands.CommandsState(
         view=FleetView(settings, logging.getLogger("fleetlink.api.view")),
+        signer=command_signer(settings),
         commands_topic=gateway.commands_topic,
+        grants_topic=settings.api.grants_topic,
+        audit_topic=settings.api.audit_topic,
         retry_after_s=state.retry_after_s,
         cancel_wait_s=settings.api.cancel_wait_s,
     )
+    guard = Guard(
+        signing_key(settings, SigningPurpose.API_TOKENS).public_key(),
+        UserRegistry(settings.users_file()),
+        RateLimiter(settings.api.client_rate_per_s, settings.api.client_burst),
+    )
+    max_body = settings.api.max_body_bytes
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -65,8 +80,29 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ingest = state
     app.state.commands = commands_state
+    app.state.guard = guard
     app.include_router(ingest.router)
     app.include_router(commands.router)
+    app.include_router(grants.router)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            return JSONResponse(
+                {"error": "too-large", "detail": f"the body may hold at most {max_body} bytes"},
+                status_code=413,
+            )
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(
+            {"error": error.error, "detail": error.detail},
+            status_code=error.status,
+            headers=error.headers,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:

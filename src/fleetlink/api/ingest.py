@@ -10,10 +10,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from fleetlink.api.auth import ApiError, Caller
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import MqttTopic
+from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.gateway.routing import DlqReason, Inbound, Router
 from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
+from fleetlink.security.access import Principal
+from fleetlink.security.users import UserRole
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -103,7 +107,8 @@ async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
     summary="Telemetry of one vehicle (the MQTT telemetry payload)",
     responses={400: {}, 413: {}, 422: {}, 503: {}},
 )
-async def post_telemetry(request: Request, vin: VinPath) -> JSONResponse:
+async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
+    _speaks_for(caller, vin)
     return await _ingest(request, MqttTopic.telemetry(vin), "telemetry")
 
 
@@ -113,5 +118,14 @@ async def post_telemetry(request: Request, vin: VinPath) -> JSONResponse:
     summary="An event of one vehicle (the MQTT event payload)",
     responses={400: {}, 413: {}, 422: {}, 503: {}},
 )
-async def post_event(request: Request, vin: VinPath, kind: EventKind) -> JSONResponse:
+async def post_event(
+    request: Request, vin: VinPath, kind: EventKind, caller: Caller
+) -> JSONResponse:
+    _speaks_for(caller, vin)
     return await _ingest(request, MqttTopic.event(vin, kind.value), "events")
+
+
+def _speaks_for(caller: Principal, vin: str) -> None:
+    """A vehicle sends only its own data: the VIN of the path is the token's identity."""
+    if is_valid_vin(vin) and (caller.role is not UserRole.VEHICLE or caller.name != vin):
+        raise ApiError(403, "forbidden", f"only vehicle {vin} itself sends its data")

@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +18,10 @@ from fleetlink.cli.stack import live_view
 from fleetlink.config import Settings
 from fleetlink.gateway.monitor import scrape
 from fleetlink.gateway.supervisor import Supervisor
-from fleetlink.gateway.worker import UplinkWorker
+from fleetlink.gateway.worker import UplinkWorker, worker_client_id
 from fleetlink.logs import configure
+from fleetlink.security.pki import Role
+from fleetlink.stack.local import LocalStack
 
 app = typer.Typer(help="The uplink gateway: every vehicle message from MQTT into Kafka.")
 
@@ -43,10 +46,19 @@ def worker_argv(config_file: Path | None, index: int, drain_on_exit: bool) -> li
     return argv + (["--drain-on-exit"] if drain_on_exit else [])
 
 
+def ensure_worker_identities(settings: Settings, indexes: Iterable[int]) -> None:
+    """Against the local stack each worker connects with a certificate of its own (its CN is
+    its client id); issue the missing ones and let the broker know their rights."""
+    if settings.uses_local_mqtt:
+        names = [worker_client_id(settings, index) for index in indexes]
+        LocalStack(settings.stack).ensure_services(names, Role.GATEWAY)
+
+
 def new_supervisor(
     ctx: typer.Context, settings: Settings, *, drain_on_exit: bool = False
 ) -> Supervisor:
     config_file: Path | None = ctx.find_root().obj
+    ensure_worker_identities(settings, range(settings.gateway.workers))
     return Supervisor(
         lambda index: worker_argv(config_file, index, drain_on_exit),
         settings.gateway.workers,

@@ -16,8 +16,10 @@ from rich.table import Table
 
 from fleetlink.cli.common import console, settings_from
 from fleetlink.errors import FleetlinkError
-from fleetlink.mqtt.client import tls_context
+from fleetlink.mqtt.client import identity_tls
+from fleetlink.security.pki import DevPki, Role
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
+from fleetlink.sim.flood import vins_for
 from fleetlink.stack.process import raise_open_file_limit
 
 
@@ -87,6 +89,16 @@ def simulate(
     raise_open_file_limit()
     if mode not in ("sumo", "kinematic"):
         raise FleetlinkError(f"--mode must be sumo or kinematic, not {mode!r}")
+    if not settings.uses_local_mqtt:
+        raise FleetlinkError(
+            "fleetlink simulate runs against the local stack: its cars need certificates of "
+            "its development CA and its platform key"
+        )
+    # simulated cars register themselves with the development CA, like a factory would
+    pki = DevPki(settings.stack.pki_dir)
+    enrolled = pki.ensure(vins_for(vehicles, vin_prefix), Role.VEHICLE)
+    if enrolled:
+        console.print(f"registered {len(enrolled)} simulated vehicle(s) with the dev CA")
     simulation = FleetSimulation(
         host=host,
         port=port,
@@ -96,8 +108,8 @@ def simulate(
         vin_prefix=vin_prefix,
         connect_rate=connect_rate,
         mode="kinematic" if mode == "kinematic" else "sumo",
-        tls_context=tls_context(settings.mqtt),
-        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
+        tls_for=lambda vin: identity_tls(settings, vin),
+        verifier=pki.vehicle_verifier(),
         faults=Faults(
             offline_share=offline_share,
             offline_at_s=offline_at,

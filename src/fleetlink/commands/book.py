@@ -77,6 +77,8 @@ class CommandBook:
         created_at: int,
         expires_at: int,
         idempotency_key: str | None = None,
+        actor: str | None = None,
+        grant_id: str | None = None,
     ) -> list[Transition]:
         """A new command is ``queued``; the same id read again changes nothing."""
         if command_id in self.records:
@@ -89,6 +91,8 @@ class CommandBook:
             created_at=created_at,
             expires_at=expires_at,
             idempotency_key=idempotency_key,
+            actor=actor,
+            grant_id=grant_id,
         )
         self.records[command_id] = record
         if _effect(record) is not None:

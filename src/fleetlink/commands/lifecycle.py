@@ -61,6 +61,8 @@ class CommandRecord(msgspec.Struct, omit_defaults=True):
     updated_at: int = 0
     reason: str | None = None
     idempotency_key: str | None = None
+    actor: str | None = None
+    grant_id: str | None = None
     sent_at: int | None = None
     history: list[Transition] = []
 
@@ -84,6 +86,8 @@ class CommandRecord(msgspec.Struct, omit_defaults=True):
             expires_at=self.expires_at,
             params=self.params,
             idempotency_key=self.idempotency_key,
+            actor=self.actor,
+            grant_id=self.grant_id,
         )
         self.history.append(step)
         return step
@@ -99,6 +103,8 @@ class CommandRecord(msgspec.Struct, omit_defaults=True):
         created_at: int,
         expires_at: int,
         idempotency_key: str | None = None,
+        actor: str | None = None,
+        grant_id: str | None = None,
     ) -> tuple[CommandRecord, Transition]:
         """A ``queued`` command and its first step."""
         record = cls(
@@ -110,6 +116,8 @@ class CommandRecord(msgspec.Struct, omit_defaults=True):
             expires_at=expires_at,
             updated_at=created_at,
             idempotency_key=idempotency_key,
+            actor=actor,
+            grant_id=grant_id,
         )
         return record, record._record_step()
 
@@ -127,6 +135,8 @@ class CommandRecord(msgspec.Struct, omit_defaults=True):
             updated_at=step.ts,
             reason=step.reason,
             idempotency_key=step.idempotency_key,
+            actor=step.actor,
+            grant_id=step.grant_id,
             sent_at=step.ts if step.state == CommandState.SENT else None,
             history=[step],
         )

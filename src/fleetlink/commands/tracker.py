@@ -128,6 +128,8 @@ class Tracker:
                     created_at=command.issued_at,
                     expires_at=command.expires_at,
                     idempotency_key=_idempotency_key(message),
+                    actor=command.actor,
+                    grant_id=command.grant_id,
                 )
             if topic == self._dispatch:
                 report = msgspec.json.decode(value, type=Transition)

@@ -1,6 +1,7 @@
-"""A read model of commands and vehicle presence for the API, followed from Kafka.
+"""A read model of commands, presence, digital keys and the audit trail, followed from Kafka.
 
-Reads the compacted ``fleet.command-status`` and ``fleet.presence`` from their beginning (no
+Reads the compacted ``fleet.command-status``, ``fleet.presence`` and ``fleet.grants`` and the
+``fleet.audit`` log from their beginning (no
 consumer group: every API instance holds the whole picture) in a thread, keeps the latest state
 and the transitions seen of every command, and passes each new transition to listeners (the
 Server-Sent Events streams). The tracker stays the only writer; this only reads.
@@ -19,11 +20,13 @@ import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from fleetlink.config import Settings
-from fleetlink.contracts.models import CommandState, Presence, Transition
+from fleetlink.contracts.models import AuditEvent, CommandState, GrantRecord, Presence, Transition
 from fleetlink.kafka.consume import take
 
 _transition_decoder = msgspec.json.Decoder(Transition)
 _presence_decoder = msgspec.json.Decoder(Presence)
+_grant_decoder = msgspec.json.Decoder(GrantRecord)
+_audit_decoder = msgspec.json.Decoder(AuditEvent)
 Listener = Callable[[list[Transition]], None]
 
 
@@ -54,6 +57,8 @@ class FleetView:
         gateway = settings.gateway
         self._status_topic = gateway.command_status_topic
         self._presence_topic = gateway.mapping_topic("presence")
+        self._grants_topic = settings.api.grants_topic
+        self._audit_topic = settings.api.audit_topic
         self._log = log
         self._consumer = Consumer(
             {
@@ -68,6 +73,8 @@ class FleetView:
         self.commands: dict[str, CommandView] = {}
         self.by_vin: dict[str, list[str]] = {}
         self.presence: dict[str, Presence] = {}
+        self.grants: dict[str, GrantRecord] = {}
+        self.audit: dict[str, list[AuditEvent]] = {}  # by VIN, in the order written
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-view", daemon=True)
@@ -81,7 +88,13 @@ class FleetView:
         """Assign every partition of both topics from the beginning; False while Kafka is away."""
         assignment = []
         try:
-            for topic in (self._status_topic, self._presence_topic):
+            topics = (
+                self._status_topic,
+                self._presence_topic,
+                self._grants_topic,
+                self._audit_topic,
+            )
+            for topic in topics:
                 if topic is None:
                     continue
                 metadata = self._consumer.list_topics(topic, timeout=2)
@@ -131,6 +144,44 @@ class FleetView:
         """Whether the car ever connected (without a presence mapping: assumed)."""
         return self._presence_topic is None or vin in self.presence
 
+    def grant(self, grant_id: str) -> GrantRecord | None:
+        with self._lock:
+            return self.grants.get(grant_id)
+
+    def all_grants(self) -> list[GrantRecord]:
+        with self._lock:
+            return list(self.grants.values())
+
+    def granted(self, record: GrantRecord) -> None:
+        """A key written (or revoked); a revocation is never undone by an older record."""
+        with self._lock:
+            known = self.grants.get(record.grant.grant_id)
+            if known is None or known.revoked_at is None:
+                self.grants[record.grant.grant_id] = record
+
+    def key_uses(self, grant_id: str) -> int:
+        """Commands sent with this key that the platform did not refuse or withdraw."""
+        spent = {CommandState.REJECTED, CommandState.CANCELLED, CommandState.EXPIRED}
+        with self._lock:
+            return sum(
+                1
+                for view in self.commands.values()
+                if view.latest.grant_id == grant_id and view.latest.state not in spent
+            )
+
+    def audit_of(self, vin: str) -> list[AuditEvent]:
+        with self._lock:
+            return list(self.audit.get(vin, []))
+
+    def audited(self, event: AuditEvent) -> None:
+        with self._lock:
+            self._audit_once(event)
+
+    def _audit_once(self, event: AuditEvent) -> None:
+        events = self.audit.setdefault(event.vin, [])
+        if event not in events[-50:]:  # written here, then read back from the topic
+            events.append(event)
+
     def submitted(self, step: Transition) -> None:
         """A command the API just wrote: visible at once, before the tracker's ``queued``."""
         with self._lock:
@@ -159,6 +210,10 @@ class FleetView:
                         step = _transition_decoder.decode(message.value())
                         if self._record(step):
                             fresh.append(step)
+                    elif message.topic() == self._grants_topic:
+                        self.granted(_grant_decoder.decode(message.value()))
+                    elif message.topic() == self._audit_topic:
+                        self.audited(_audit_decoder.decode(message.value()))
                     elif message.key():
                         vin = message.key().decode()
                         self.presence[vin] = _presence_decoder.decode(message.value())

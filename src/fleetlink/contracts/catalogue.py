@@ -32,6 +32,10 @@ class FeatureParams(msgspec.Struct, forbid_unknown_fields=True):
     feature: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 
 
+class RevokeParams(msgspec.Struct, forbid_unknown_fields=True):
+    grant_id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
 ConfigParams = Annotated[
     dict[Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")], SignalValue],
     Meta(min_length=1, max_length=64),
@@ -67,6 +71,8 @@ CATALOGUE: Final[dict[CommandName, CommandSpec]] = {
     ),
     CommandName.FEATURE_ACTIVATE: CommandSpec(FeatureParams, 7 * DAY, 30 * DAY),
     CommandName.CONFIG_CHANGE: CommandSpec(ConfigParams, 7 * DAY, 30 * DAY, latest_wins=True),
+    # sent by the platform when an owner revokes a key; waits for an offline car a long time
+    CommandName.GRANT_REVOKE: CommandSpec(RevokeParams, 30 * DAY, 30 * DAY),
 }
 
 

@@ -123,16 +123,75 @@ class CommandName(StrEnum):
     CHARGING_STOP = "charging.stop"
     FEATURE_ACTIVATE = "feature.activate"
     CONFIG_CHANGE = "config.change"
+    GRANT_REVOKE = "grant.revoke"  # a digital key the car must refuse from now on
 
 
 class Command(msgspec.Struct, frozen=True, omit_defaults=True):
-    """``vehicles/{vin}/commands/{command_id}``: an order valid until ``expires_at``."""
+    """``vehicles/{vin}/commands/{command_id}``: an order valid until ``expires_at``.
+
+    The platform signs every command (Ed25519 over the canonical JSON of every other field,
+    ``sig`` left out); the car verifies it with the platform keys it was given at registration.
+    ``counter`` rises with every command a signer signs: with the id memory it stops replays.
+    """
 
     command_id: Annotated[str, Meta(min_length=1, max_length=128)]
     name: CommandName
     issued_at: EpochMillis
     expires_at: EpochMillis
     params: dict[str, Any] = {}
+    vin: Vin | None = None
+    counter: Annotated[int, Meta(ge=0)] | None = None
+    actor: Annotated[str, Meta(max_length=128)] | None = None  # who asked: the audit trail
+    grant: Annotated[str, Meta(max_length=4096)] | None = None  # a digital key, when used
+    grant_id: Annotated[str, Meta(max_length=64)] | None = None  # its id, for the audit trail
+    kid: Annotated[str, Meta(max_length=64)] | None = None
+    sig: Annotated[str, Meta(max_length=128)] | None = None
+
+
+class GrantRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``fleet.grants`` (compacted, key grant id): a digital key and whether it was revoked."""
+
+    grant: Grant
+    token: str
+    revoked_at: EpochMillis | None = None
+    revoked_by: str | None = None
+
+
+class AuditEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``fleet.audit`` (key VIN): who did what to which car, and what the platform decided."""
+
+    ts: EpochMillis
+    vin: Vin
+    actor: str
+    action: str  # grant.issued, grant.revoked, command.requested, command.refused
+    grant_id: str | None = None
+    command_id: str | None = None
+    detail: str | None = None
+
+
+class Geofence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A circle the car must be in for a digital key to work."""
+
+    latitude: Annotated[float, Meta(ge=-90, le=90)]
+    longitude: Annotated[float, Meta(ge=-180, le=180)]
+    radius_m: Annotated[float, Meta(gt=0, le=100_000)]
+
+
+class Grant(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A delegated digital key: ``grantee`` may send ``commands`` to ``vin`` inside the window,
+    at most ``max_uses`` times, optionally only inside ``geofence``. Signed by the platform
+    (``fleetlink.security.signing``); the car checks it offline."""
+
+    grant_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    vin: Vin
+    grantee: Annotated[str, Meta(min_length=1, max_length=128)]
+    commands: Annotated[list[CommandName], Meta(min_length=1, max_length=16)]
+    not_before: EpochMillis
+    not_after: EpochMillis
+    max_uses: Annotated[int, Meta(ge=1, le=10_000)]
+    issued_by: Annotated[str, Meta(min_length=1, max_length=128)]
+    issued_at: EpochMillis
+    geofence: Geofence | None = None
 
 
 class CommandState(StrEnum):
@@ -166,6 +225,8 @@ class Transition(msgspec.Struct, frozen=True, omit_defaults=True):
     expires_at: EpochMillis | None = None
     params: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    actor: str | None = None  # the user who sent the command
+    grant_id: str | None = None  # the digital key it was sent with
 
 
 class CommandCancel(msgspec.Struct, frozen=True, omit_defaults=True):

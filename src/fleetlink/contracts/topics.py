@@ -112,6 +112,8 @@ class KafkaTopic(StrEnum):
     COMMAND_RESPONSES = "fleet.command-responses"
     COMMAND_STATUS = "fleet.command-status"
     COMMAND_DISPATCH = "fleet.command-dispatch"
+    GRANTS = "fleet.grants"
+    AUDIT = "fleet.audit"
     DLQ = "fleet.dlq"
     HAZARDS = "fleet.hazards"
     PARKING = "fleet.parking"
@@ -145,6 +147,8 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
         False,
         "downlink reports (sent, cancelled, expired), input of the tracker",
     ),
+    KafkaTopicSpec(KafkaTopic.GRANTS, "grant id", True, "digital keys: issued, revoked"),
+    KafkaTopicSpec(KafkaTopic.AUDIT, "VIN", False, "who did what: keys, commands, refusals"),
     KafkaTopicSpec(KafkaTopic.DLQ, "VIN or none", False, "rejected raw bytes with a reason header"),
     KafkaTopicSpec(KafkaTopic.HAZARDS, "H3 cell", False, "hazard warnings"),
     KafkaTopicSpec(KafkaTopic.PARKING, "H3 cell", False, "free parking spaces"),

@@ -35,7 +35,10 @@ def isolated_gateway_settings(
         }
     )
     tracker = base.tracker.model_copy(update={"group_id": f"tracker-{run}"})
-    return base.model_copy(update={"gateway": gateway, "tracker": tracker})
+    api = base.api.model_copy(
+        update={"grants_topic": f"{run}.grants", "audit_topic": f"{run}.audit"}
+    )
+    return base.model_copy(update={"gateway": gateway, "tracker": tracker, "api": api})
 
 
 def isolated_topics(settings: Settings) -> list[str]:
@@ -46,4 +49,6 @@ def isolated_topics(settings: Settings) -> list[str]:
         gateway.commands_topic,
         gateway.command_status_topic,
         gateway.command_dispatch_topic,
+        settings.api.grants_topic,
+        settings.api.audit_topic,
     ]

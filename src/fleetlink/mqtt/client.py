@@ -12,6 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleetlink.config import MqttSettings, Settings
+from fleetlink.security.pki import DevPki
 
 
 class FastMqttClient(mqtt.Client):
@@ -86,6 +87,7 @@ def disable_nagle(sock: object) -> None:
 
 
 def new_client(settings: Settings, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
+    """A client for ``client_id``; against the local stack the identity of that name connects."""
     client = FastMqttClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -96,11 +98,19 @@ def new_client(settings: Settings, client_id: str, *, manual_ack: bool = False) 
     if options.username is not None:
         password = options.password.get_secret_value() if options.password else None
         client.username_pw_set(options.username, password)
-    context = tls_context(options)
+    context = identity_tls(settings, client_id)
     if context is not None:
         client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     return client
+
+
+def identity_tls(settings: Settings, identity: str) -> ssl.SSLContext | None:
+    """TLS for ``identity``: its certificate of the local stack's PKI, or the configured files
+    (``mqtt.tls``, ``mqtt.ca_file``, ``mqtt.cert_file``) for another broker."""
+    if settings.uses_local_mqtt:
+        return DevPki(settings.stack.pki_dir).client_tls(identity)
+    return tls_context(settings.mqtt)
 
 
 def tls_context(options: MqttSettings) -> ssl.SSLContext | None:

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from fleetlink.contracts.models import EventKind
+from fleetlink.security.signing import Verifier
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.kinematic import Car, KinematicFleet
 from fleetlink.sim.sumo import SumoFleet
@@ -86,9 +87,12 @@ class FleetSimulation:
         vin_prefix: str = "SMV",
         connect_rate: float = 0.0,
         mode: Literal["sumo", "kinematic"] = "sumo",
-        tls_context: ssl.SSLContext | None = None,
+        verifier: Verifier | None,
+        tls_for: Callable[[str], ssl.SSLContext | None] = lambda _vin: None,
         password: str | None = None,
     ) -> None:
+        """``tls_for(vin)`` gives each car its TLS context (its own certificate); ``verifier``
+        holds the platform keys the cars trust (``None``: they run unsigned commands)."""
         self.interval_s = interval_s
         self.connect_rate = connect_rate
         self.faults = faults or Faults()
@@ -119,7 +123,8 @@ class FleetSimulation:
                     rng=agent_rng,
                     clock_skew_ms=skew_ms,
                     malformed_share=self.faults.malformed_share,
-                    tls_context=tls_context,
+                    tls_context=tls_for(vin),
+                    verifier=verifier,
                     password=password,
                 )
             )

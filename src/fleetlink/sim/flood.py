@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -20,17 +21,47 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from fleetlink.config import Settings
 from fleetlink.contracts import vss
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.security.pki import DevPki
 
 MALFORMED_KINDS = ("not-json", "schema", "missing-timestamp", "vin-mismatch", "invalid-vin")
+
+
+class FloodBroker(msgspec.Struct, frozen=True):
+    """Where publishers connect, and the certificate they show (a proxy identity, which may
+    publish for many vehicles)."""
+
+    host: str
+    port: int
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, identity: str) -> FloodBroker:
+        host, port = settings.mqtt_address()
+        if not settings.uses_local_mqtt:
+            return cls(host, port)
+        pki = DevPki(settings.stack.pki_dir)
+        found = pki.identity(identity)
+        return cls(host, port, str(pki.ca_file), str(found.cert_file), str(found.key_file))
+
+    def tls(self) -> ssl.SSLContext | None:
+        if self.ca_file is None:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file is not None and self.key_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
 
 
 class FloodPlan(msgspec.Struct, frozen=True):
     """What one publisher process sends."""
 
-    port: int
+    broker: FloodBroker
     vins: list[str]
     messages_per_vin: int
     rate_per_s: float = 0.0  # 0: as fast as the broker takes them
@@ -95,7 +126,10 @@ def _publish(plan: FloodPlan, results: Connection) -> None:
     client.max_queued_messages_set(0)
     connected = threading.Event()
     client.on_connect = lambda *_args: connected.set()
-    client.connect("127.0.0.1", plan.port, keepalive=60)
+    tls = plan.broker.tls()
+    if tls is not None:
+        client.tls_set_context(tls)
+    client.connect(plan.broker.host, plan.broker.port, keepalive=60)
     client.loop_start()
     if not connected.wait(15):
         raise RuntimeError("no CONNACK")
@@ -166,23 +200,24 @@ def flood(plans: Sequence[FloodPlan], timeout: float = 600) -> list[FloodResult]
 
 
 def split_plans(
-    port: int,
+    brokers: Sequence[FloodBroker],
     vins: Sequence[str],
     messages_per_vin: int,
-    processes: int,
     **options: float | int,
 ) -> list[FloodPlan]:
-    """Spread ``vins`` over ``processes`` publishers; rates are divided between them."""
+    """Spread ``vins`` over one publisher process per broker identity (the broker allows one
+    connection per identity); rates are divided between them."""
+    processes = len(brokers)
     rate = float(options.pop("rate_per_s", 0.0))
     chunks = [list(vins[i::processes]) for i in range(processes)]
     return [
         FloodPlan(
-            port=port,
+            broker=broker,
             vins=chunk,
             messages_per_vin=messages_per_vin,
             rate_per_s=rate / processes if rate else 0.0,
             **options,  # type: ignore[arg-type]
         )
-        for chunk in chunks
+        for broker, chunk in zip(brokers, chunks, strict=True)
         if chunk
     ]

@@ -5,7 +5,8 @@ Layout of the state directory::
     stack.json                 processes started by ``up`` (``down`` stops exactly these)
     kafka/cluster.id           kept across restarts, so data survives ``down`` / ``up``
     kafka/node-N/              server.properties and data/ of node N
-    mosquitto/                 mosquitto.conf and the persistence database
+    mosquitto/                 mosquitto.conf, the generated ACL and the persistence database
+    pki/                       the development CA and identities (see fleetlink.security.pki)
     logs/                      one log per process
 """
 
@@ -20,6 +21,8 @@ import msgspec
 
 from fleetlink.config import StackSettings
 from fleetlink.errors import StackError
+from fleetlink.security.broker_acl import acl_text
+from fleetlink.security.pki import DevPki, Role
 from fleetlink.stack import kafka, mosquitto, process
 from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free, wait_until
 from fleetlink.stack.prereq import find_java, find_mosquitto
@@ -30,6 +33,15 @@ from fleetlink.stack.state import StackState, clear_state, load_state, save_stat
 ProgressCallback = Callable[[str], None]
 
 MOSQUITTO = "mosquitto"
+# The identity of the stack's own probes: reads, never publishes.
+PROBE_IDENTITY = "fleetlink-probe"
+
+
+def _count_reloads(mosquitto_log: Path) -> int:
+    try:
+        return mosquitto_log.read_bytes().count(b"Reloading config")
+    except FileNotFoundError:
+        return 0
 
 
 def kafka_name(node_id: int) -> str:
@@ -66,6 +78,14 @@ class LocalStack:
     def _mosquitto_dir(self) -> Path:
         return self.state_dir / "mosquitto"
 
+    @property
+    def pki(self) -> DevPki:
+        return DevPki(self.settings.pki_dir)
+
+    @property
+    def _acl_file(self) -> Path:
+        return self._mosquitto_dir / "acl"
+
     # queries ----------------------------------------------------------------------------------
 
     def state(self) -> StackState | None:
@@ -88,7 +108,7 @@ class LocalStack:
         for record in state.processes:
             running = process.is_running(record)
             if record.name == MOSQUITTO:
-                answers = running and mqtt_answers(LOOPBACK, record.port)
+                answers = running and self._mqtt_answers()
             else:
                 node_id = int(record.name.split("-")[1])
                 answers = running and node_id in brokers and port_accepts(record.port)
@@ -129,6 +149,9 @@ class LocalStack:
         java = find_java()
         mosquitto_bin = find_mosquitto()
         self._check_ports_free()
+        if self.pki.init():
+            report(f"Created a development CA in {self.pki.directory}")
+        self.pki.ensure([PROBE_IDENTITY], Role.MONITOR)
         libs = kafka.ensure_kafka_jars(self.cache_dir, self.settings.kafka_version, report)
         cluster_id = self._cluster_id()
 
@@ -167,6 +190,35 @@ class LocalStack:
             for sub in ("kafka", "mosquitto", "logs"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
         return stopped
+
+    def ensure_services(self, names: list[str], role: Role) -> None:
+        """Issue identities for these services when missing and let a running broker know."""
+        if self.pki.ensure(names, role):
+            self.refresh_access()
+
+    def refresh_access(self, timeout: float = 10.0) -> None:
+        """Rewrite the ACL from the registered identities; a running broker reloads it (SIGHUP)
+        and this returns once it has, so a new identity may connect and subscribe at once."""
+        identities = self.pki.identities(vehicles=False)
+        self._acl_file.parent.mkdir(parents=True, exist_ok=True)
+        self._acl_file.write_text(acl_text((i.name, i.role) for i in identities))
+        state = self.state()
+        for record in state.mosquitto() if state is not None else []:
+            if not process.is_running(record):
+                continue
+            log = Path(record.log)
+            reloads = _count_reloads(log)
+            process.send_signal(record, signal.SIGHUP)
+            # The broker is single-threaded: a probe answered after the reload's log line was
+            # handled after the new rules took effect.
+            if not wait_until(
+                lambda log=log, before=reloads: _count_reloads(log) > before,  # type: ignore[misc]
+                timeout,
+                interval=0.05,
+            ):
+                raise StackError(f"Mosquitto did not reload its ACL within {timeout:.0f} s")
+            if not wait_until(self._mqtt_answers, timeout, interval=0.1):
+                raise StackError("Mosquitto did not answer after reloading its ACL")
 
     def stop_component(self, name: str) -> None:
         """Stop one component cleanly (fault tests: "stop Kafka"); ``start_component`` undoes it."""
@@ -241,12 +293,21 @@ class LocalStack:
         data_dir.mkdir(parents=True, exist_ok=True)
         config = self._mosquitto_dir / "mosquitto.conf"
         log = self.logs_dir / "mosquitto.log"
+        self.refresh_access()
+        pki = self.pki
         config.write_text(
             mosquitto.mosquitto_config(
                 port=self.settings.mqtt_port,
                 data_dir=data_dir,
                 log_file=log,
+                tls=mosquitto.BrokerTls(
+                    ca_file=pki.ca_file,
+                    cert_file=pki.broker_cert_file,
+                    key_file=pki.broker_key_file,
+                    acl_file=self._acl_file,
+                ),
                 max_queued_messages=self.settings.mqtt_max_queued_messages,
+                max_packet_bytes=self.settings.mqtt_max_packet_bytes,
             )
         )
         return process.spawn(
@@ -283,6 +344,9 @@ class LocalStack:
             port=self.settings.kafka_ports()[node_id - 1],
         )
 
+    def _mqtt_answers(self) -> bool:
+        return mqtt_answers(LOOPBACK, self.settings.mqtt_port, self.pki.client_tls(PROBE_IDENTITY))
+
     def _wait_until_ready(self, state: StackState) -> None:
         expected = set(range(1, state.brokers + 1))
         timeout = self.settings.start_timeout_s
@@ -297,9 +361,10 @@ class LocalStack:
                     )
             if not all(port_accepts(p) for p in self.settings.kafka_ports()):
                 return False
-            return kafka_broker_ids(
-                self.bootstrap_servers(), timeout=2.0
-            ) >= expected and mqtt_answers(LOOPBACK, self.settings.mqtt_port)
+            return (
+                kafka_broker_ids(self.bootstrap_servers(), timeout=2.0) >= expected
+                and self._mqtt_answers()
+            )
 
         if not wait_until(ready, timeout, interval=0.5):
             raise StackError(

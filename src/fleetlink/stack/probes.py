@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import uuid
 
@@ -27,13 +28,17 @@ def kafka_broker_ids(bootstrap_servers: str, timeout: float = 3.0) -> set[int]:
     return set(metadata.brokers)
 
 
-def mqtt_answers(host: str, port: int, timeout: float = 3.0) -> bool:
+def mqtt_answers(
+    host: str, port: int, tls: ssl.SSLContext | None = None, timeout: float = 3.0
+) -> bool:
     """True when the broker accepts an MQTT 5 connection (CONNACK with success)."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"fleetlink-probe-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5,
     )
+    if tls is not None:
+        client.tls_set_context(tls)
     connected = threading.Event()
     accepted: list[bool] = []
 
@@ -50,7 +55,7 @@ def mqtt_answers(host: str, port: int, timeout: float = 3.0) -> bool:
     client.on_connect = on_connect
     try:
         client.connect(host, port, keepalive=10)
-    except OSError:
+    except (OSError, ssl.SSLError):
         return False
     client.loop_start()
     try:

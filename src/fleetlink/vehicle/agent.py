@@ -34,6 +34,7 @@ from fleetlink.contracts.models import (
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
 from fleetlink.mqtt.client import disable_nagle
+from fleetlink.security.signing import Verifier
 from fleetlink.vehicle.commands import CommandExecutor
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.outbox import Outbox, Pending
@@ -67,6 +68,7 @@ class VehicleAgent:
         *,
         host: str,
         port: int,
+        verifier: Verifier | None,
         session_expiry_s: int = 3600,
         keepalive_s: int = 30,
         rng: random.Random | None = None,
@@ -77,7 +79,7 @@ class VehicleAgent:
     ) -> None:
         self.state = state
         self.vin = state.vin
-        self.executor = CommandExecutor(state)
+        self.executor = CommandExecutor(state, verifier=verifier)
         self.outbox = Outbox()
         self.stats = AgentStats()
         self.connected = False

@@ -1,8 +1,10 @@
-"""Command handling in the vehicle: expiry, at-most-once execution, answers.
+"""Command handling in the vehicle: signature, expiry, digital keys, at-most-once execution.
 
-An expired command is never executed. Parameters are checked again against the catalogue (the
-car trusts no sender). A command id is executed at most once: a replay or a redelivery is
-answered from memory with the answer it got the first time.
+The car trusts no sender: a command runs only when the platform's signature holds, it names this
+car, it has not expired, and (when it comes with a digital key) the key allows it now, here, one
+more time. Parameters are checked again against the catalogue. A command id is executed at most
+once: a redelivery is answered from memory with the answer it got the first time; a command
+older than what the car still remembers is refused as a replay.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from fleetlink.contracts.catalogue import InvalidParamsError, validate_params
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
+from fleetlink.security.grants import MAX_CLOCK_SKEW_MS, grant_refusal
+from fleetlink.security.signing import SignatureError, Verifier
 from fleetlink.vehicle.state import VehicleState
 
 Action = Callable[[VehicleState, dict[str, Any]], str | None]  # None: done; str: failure reason
@@ -75,6 +79,11 @@ def _config(state: VehicleState, params: dict[str, Any]) -> str | None:
     return None
 
 
+def _revoke(state: VehicleState, params: dict[str, Any]) -> str | None:
+    state.revoked_grants.add(str(params["grant_id"]))
+    return None
+
+
 ACTIONS: dict[CommandName, Action] = {
     CommandName.LOCK: _lock,
     CommandName.UNLOCK: _unlock,
@@ -87,27 +96,48 @@ ACTIONS: dict[CommandName, Action] = {
     CommandName.CHARGING_STOP: _charging(False),
     CommandName.FEATURE_ACTIVATE: _feature,
     CommandName.CONFIG_CHANGE: _config,
+    CommandName.GRANT_REVOKE: _revoke,
 }
 
 
 class CommandExecutor:
-    """Executes commands on a vehicle state, each id at most once."""
+    """Executes commands on a vehicle state, each id at most once.
 
-    def __init__(self, state: VehicleState, *, memory: int = 10_000) -> None:
+    ``verifier`` holds the platform keys the car trusts; ``None`` turns every check of origin
+    off and exists only for tests of the execution rules themselves.
+    """
+
+    def __init__(
+        self,
+        state: VehicleState,
+        *,
+        verifier: Verifier | None,
+        memory: int = 10_000,
+        skew_ms: int = MAX_CLOCK_SKEW_MS,
+    ) -> None:
         self.state = state
-        self._answers: OrderedDict[str, CommandResponse] = OrderedDict()
+        self._verifier = verifier
+        self._answers: OrderedDict[str, tuple[int, CommandResponse]] = OrderedDict()
         self._memory = memory
+        self._skew_ms = skew_ms
+        self._forgotten_counter = -1  # the highest counter of an answer no longer remembered
         self.executed = 0
         self.replays = 0
+        self.refused: dict[str, int] = {}  # reason -> count (signature, key, replay ...)
+        self.key_uses: list[tuple[str, str, int]] = []  # (grant id, command id, at): the audit
 
     def handle(self, command: Command, now_ms: int) -> list[CommandResponse]:
         """The answers to publish, in order: ``accepted`` then the outcome, or one rejection."""
         known = self._answers.get(command.command_id)
-        if known is not None:
+        if known is not None and known[0] == (command.counter or 0):
             self.replays += 1
-            return [known]
-        if now_ms >= command.expires_at:
-            return [self._remember(command, now_ms, ResponseStatus.REJECTED, "expired")]
+            return [known[1]]
+        refusal = self._refusal(command, now_ms)
+        if refusal is not None:
+            self.refused[refusal] = self.refused.get(refusal, 0) + 1
+            if known is not None:  # a forged copy of a known id never replaces the real answer
+                return [self._answer(command, now_ms, ResponseStatus.REJECTED, refusal)]
+            return [self._remember(command, now_ms, ResponseStatus.REJECTED, refusal)]
         action = ACTIONS[command.name]
         accepted = CommandResponse(
             ts=now_ms, status=ResponseStatus.ACCEPTED, command_id=command.command_id
@@ -120,17 +150,61 @@ class CommandExecutor:
             ]
         failure = action(self.state, params)
         self.executed += 1
+        if command.grant is not None and self._verifier is not None:
+            grant_id = self._verifier.read_grant(command.grant).grant_id
+            self.state.grant_uses[grant_id] = self.state.grant_uses.get(grant_id, 0) + 1
+            self.key_uses.append((grant_id, command.command_id, now_ms))
         if failure is not None:
             return [accepted, self._remember(command, now_ms, ResponseStatus.FAILED, failure)]
         return [accepted, self._remember(command, now_ms, ResponseStatus.SUCCEEDED, None)]
 
+    def _refusal(self, command: Command, now_ms: int) -> str | None:
+        """Why the car will not run this command, or None."""
+        if self._verifier is not None:
+            try:
+                self._verifier.check_command(command)
+            except SignatureError as error:
+                return str(error)
+            if command.vin != self.state.vin:
+                return "wrong-vehicle"
+            if command.command_id in self._answers or (
+                command.counter is not None and command.counter <= self._forgotten_counter
+            ):
+                return "replayed"
+        if now_ms >= command.expires_at:
+            return "expired"
+        if command.grant is not None:
+            if self._verifier is None:
+                return "key-unverifiable"
+            try:
+                grant = self._verifier.read_grant(command.grant)
+            except SignatureError as error:
+                return str(error)
+            return grant_refusal(
+                grant,
+                vin=self.state.vin,
+                command=command.name,
+                now_ms=now_ms,
+                uses=self.state.grant_uses.get(grant.grant_id, 0),
+                revoked=grant.grant_id in self.state.revoked_grants,
+                position=(self.state.latitude, self.state.longitude),
+                skew_ms=self._skew_ms,
+            )
+        return None
+
+    def _answer(
+        self, command: Command, now_ms: int, status: ResponseStatus, reason: str | None
+    ) -> CommandResponse:
+        return CommandResponse(
+            ts=now_ms, status=status, reason=reason, command_id=command.command_id
+        )
+
     def _remember(
         self, command: Command, now_ms: int, status: ResponseStatus, reason: str | None
     ) -> CommandResponse:
-        answer = CommandResponse(
-            ts=now_ms, status=status, reason=reason, command_id=command.command_id
-        )
-        self._answers[command.command_id] = answer
+        answer = self._answer(command, now_ms, status, reason)
+        self._answers[command.command_id] = (command.counter or 0, answer)
         if len(self._answers) > self._memory:
-            self._answers.popitem(last=False)
+            counter, _ = self._answers.popitem(last=False)[1]
+            self._forgotten_counter = max(self._forgotten_counter, counter)
         return answer

@@ -30,6 +30,9 @@ class VehicleState:
     charging: bool = False
     features: set[str] = field(default_factory=set)
     config: dict[str, Any] = field(default_factory=dict)
+    # digital keys: uses so far per grant id, and the grants the owner revoked
+    grant_uses: dict[str, int] = field(default_factory=dict)
+    revoked_grants: set[str] = field(default_factory=set)
 
     def signals(self) -> dict[str, SignalValue]:
         return {

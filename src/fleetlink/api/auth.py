@@ -1,0 +1,75 @@
+"""Bearer-token authentication and per-client rate limits for every endpoint that needs them."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Depends, Request
+
+from fleetlink.security.access import Principal
+from fleetlink.security.ratelimit import RateLimiter
+from fleetlink.security.tokens import TokenError, token_subject
+from fleetlink.security.users import UserRegistry
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error", "detail"}`` with its status (and headers)."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class Guard:
+    """Who is calling: a valid token of a registered, enabled user, within its rate."""
+
+    def __init__(
+        self, token_key: Ed25519PublicKey, users: UserRegistry, limiter: RateLimiter
+    ) -> None:
+        self._token_key = token_key
+        self.users = users
+        self._limiter = limiter
+
+    def principal(self, authorization: str | None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "send 'Authorization: Bearer <token>' (get one with `fleetlink token NAME`)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            name = token_subject(self._token_key, token.strip())
+        except TokenError as error:
+            raise ApiError(
+                401,
+                "invalid-token",
+                str(error),
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
+        user = self.users.get(name)
+        if user is None or user.disabled:
+            raise ApiError(401, "unknown-user", f"no enabled user {name!r}")
+        now = time.monotonic()
+        if not self._limiter.allow(name, now):
+            wait = max(1, round(self._limiter.retry_after(name, now) + 0.5))
+            raise ApiError(
+                429, "rate-limited", f"too many requests from {name}", {"Retry-After": str(wait)}
+            )
+        return Principal.of(user)
+
+
+def _caller(request: Request) -> Principal:
+    guard: Guard = request.app.state.guard
+    return guard.principal(request.headers.get("authorization"))
+
+
+Caller = Annotated[Principal, Depends(_caller)]

@@ -1,0 +1,128 @@
+"""``fleetlink pki``, ``vehicles``, ``users`` and ``token``: identities, users and their keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fleetlink.cli.common import console, settings_from
+from fleetlink.errors import FleetlinkError
+from fleetlink.security.keys import signing_key
+from fleetlink.security.pki import Role, SigningPurpose
+from fleetlink.security.tokens import issue_token
+from fleetlink.security.users import User, UserRegistry, UserRole
+from fleetlink.stack.local import LocalStack
+
+pki_app = typer.Typer(help="The development PKI: CA, broker and client certificates.")
+vehicles_app = typer.Typer(help="Vehicle identities: one client certificate per VIN.")
+users_app = typer.Typer(help="API users and their roles.")
+
+
+def _stack(ctx: typer.Context) -> LocalStack:
+    return LocalStack(settings_from(ctx).stack)
+
+
+@pki_app.command("init")
+def pki_init(ctx: typer.Context) -> None:
+    """Create the development CA, the broker certificate and the platform keys (once)."""
+    stack = _stack(ctx)
+    created = stack.pki.init()
+    for purpose in SigningPurpose:
+        stack.pki.signing_key(purpose)
+    state = "created" if created else "already there"
+    console.print(f"development PKI {state}: {stack.pki.directory}")
+
+
+@pki_app.command("issue")
+def pki_issue(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The identity (its CN, username and client id).")],
+    role: Annotated[Role, typer.Option("--role", help="What it may do on the broker.")],
+) -> None:
+    """Issue a service identity (gateway, monitor, proxy); the broker's ACL follows."""
+    stack = _stack(ctx)
+    if role is Role.VEHICLE:
+        raise FleetlinkError("register vehicles with `fleetlink vehicles add VIN`")
+    stack.pki.init()
+    stack.pki.issue(name, role)
+    stack.refresh_access()
+    identity = stack.pki.identity(name)
+    console.print(f"{role.value} identity {name}: {identity.cert_file} {identity.key_file}")
+
+
+@vehicles_app.command("add")
+def vehicles_add(
+    ctx: typer.Context,
+    vins: Annotated[list[str], typer.Argument(help="One VIN or more (17 characters, no I, O, Q).")],
+) -> None:
+    """Register vehicles: a client certificate each (CN = VIN) from the development CA."""
+    pki = _stack(ctx).pki
+    pki.init()
+    for vin in vins:
+        identity = pki.issue(vin, Role.VEHICLE)
+        console.print(f"{vin}: {identity.cert_file}")
+    console.print(f"CA to trust: {pki.ca_file}")
+
+
+@vehicles_app.command("list")
+def vehicles_list(ctx: typer.Context) -> None:
+    """The registered vehicles."""
+    identities = _stack(ctx).pki.identities(vehicles=True)
+    for identity in identities:
+        console.print(identity.name)
+    console.print(f"{len(identities)} vehicle(s)")
+
+
+def _registry(ctx: typer.Context) -> UserRegistry:
+    return UserRegistry(settings_from(ctx).users_file())
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name (a VIN for role vehicle).")],
+    role: Annotated[UserRole, typer.Option("--role", help="What the user may do.")],
+    vin: Annotated[
+        list[str] | None, typer.Option("--vin", help="An owner's car (repeat for more).")
+    ] = None,
+) -> None:
+    """Add or replace an API user."""
+    registry = _registry(ctx)
+    registry.put(User(name, role, vins=list(vin or [])))
+    console.print(f"user {name} ({role.value}) in {registry.path}")
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context) -> None:
+    """The API users."""
+    table = Table("user", "role", "vehicles", "disabled")
+    for user in _registry(ctx).all():
+        table.add_row(user.name, user.role.value, ", ".join(user.vins), str(user.disabled))
+    console.print(table)
+
+
+def token(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A registered user.")],
+    ttl: Annotated[
+        int | None, typer.Option("--ttl", min=60, help="Seconds (default security.token_ttl_s).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write it to this file.")] = None,
+) -> None:
+    """Print a bearer token for an API user (signed with the platform's token key)."""
+    settings = settings_from(ctx)
+    user = UserRegistry(settings.users_file()).get(name)
+    if user is None:
+        raise FleetlinkError(
+            f"no user {name!r}: add one with `fleetlink users add {name} --role ...`"
+        )
+    key = signing_key(settings, SigningPurpose.API_TOKENS)
+    text = issue_token(key, user.name, user.role.value, ttl or settings.security.token_ttl_s)
+    if out is not None:
+        out.write_text(text + "\n")
+        out.chmod(0o600)
+    else:
+        print(text)

@@ -1,0 +1,41 @@
+"""The platform's private keys, from the configured files or the local stack's PKI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fleetlink.config import Settings
+from fleetlink.errors import ConfigError
+from fleetlink.security.pki import DevPki, SigningPurpose
+from fleetlink.security.signing import Signer
+
+
+def _load(path: Path, key: str) -> Ed25519PrivateKey:
+    try:
+        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(f"security.{key}: cannot read {path}: {error}") from None
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ConfigError(f"security.{key}: {path} is not an Ed25519 private key")
+    return loaded
+
+
+def signing_key(settings: Settings, purpose: SigningPurpose) -> Ed25519PrivateKey:
+    configured = {
+        SigningPurpose.VEHICLE_TRUST: (
+            "vehicle_trust_key_file",
+            settings.security.vehicle_trust_key_file,
+        ),
+        SigningPurpose.API_TOKENS: ("api_token_key_file", settings.security.api_token_key_file),
+    }[purpose]
+    if configured[1] is not None:
+        return _load(configured[1], configured[0])
+    return DevPki(settings.stack.pki_dir).signing_key(purpose)
+
+
+def command_signer(settings: Settings) -> Signer:
+    """Signs commands and digital keys (the key cars trust)."""
+    return Signer(signing_key(settings, SigningPurpose.VEHICLE_TRUST))

@@ -1,0 +1,378 @@
+"""The development PKI: a local CA, the broker's certificate, one client certificate per identity.
+
+Layout of the PKI directory (inside the stack's state directory unless configured)::
+
+    ca.pem ca.key              the development CA (key readable by its owner only)
+    broker.pem broker.key      the MQTT broker's server certificate (127.0.0.1, localhost)
+    vehicles/VIN.pem .key      one client certificate per vehicle (CN = VIN)
+    services/NAME.pem .key     one per service identity (a gateway worker, a monitor)
+    signing/                   Ed25519 keys of the platform (commands, grants, API tokens)
+
+The certificate is the registry record: its CN is the identity (the broker takes it as the
+username and the client id) and its OU the role, from which the broker's ACL is generated.
+Nothing here is ever committed: ``fleetlink pki init`` generates it on each machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import os
+import re
+import ssl
+import tempfile
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.errors import FleetlinkError
+from fleetlink.security.signing import Verifier
+
+CA_DAYS = 3650
+LEAF_DAYS = 825
+_SERVICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,62}$")
+
+
+class Role(StrEnum):
+    """What an MQTT identity may do; the broker ACL is generated from it."""
+
+    VEHICLE = "vehicle"  # its own uplink topics, its own commands, geo warnings
+    GATEWAY = "gateway"  # the bridge: reads every uplink topic, publishes commands and warnings
+    MONITOR = "monitor"  # reads uplink topics and broker statistics, publishes nothing
+    PROXY = "proxy"  # publishes for many vehicles (a load generator, a legacy-device bridge)
+
+
+class SigningPurpose(StrEnum):
+    """One key per purpose: a leaked API token key cannot sign a command a car would take."""
+
+    VEHICLE_TRUST = "vehicle-trust"  # commands and digital keys, verified by cars
+    API_TOKENS = "api-tokens"  # bearer tokens, verified by the API
+
+
+class PkiError(FleetlinkError):
+    """The PKI is missing, incomplete or asked for something it must refuse."""
+
+
+class Identity:
+    """Paths of one identity's certificate and key."""
+
+    def __init__(self, name: str, role: Role, cert_file: Path, key_file: Path) -> None:
+        self.name = name
+        self.role = role
+        self.cert_file = cert_file
+        self.key_file = key_file
+
+
+def validate_identity_name(name: str, role: Role) -> None:
+    """Vehicles are named by a VIN, services by a lower-case name; nothing else reaches a CN."""
+    if role is Role.VEHICLE:
+        if not is_valid_vin(name):
+            raise PkiError(
+                f"{name!r} is not a VIN: 17 characters, digits and capitals without I, O or Q"
+            )
+    elif not _SERVICE_NAME.fullmatch(name) or is_valid_vin(name):
+        raise PkiError(
+            f"{name!r} is not a service name: a letter, then letters, digits, '-' or '_' "
+            "(and not a VIN)"
+        )
+
+
+class DevPki:
+    """Create and read the development PKI of one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory.resolve()
+
+    # paths ------------------------------------------------------------------------------------
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def ca_key_file(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def broker_cert_file(self) -> Path:
+        return self.directory / "broker.pem"
+
+    @property
+    def broker_key_file(self) -> Path:
+        return self.directory / "broker.key"
+
+    def identities_dir(self, role: Role) -> Path:
+        return self.directory / ("vehicles" if role is Role.VEHICLE else "services")
+
+    @property
+    def signing_dir(self) -> Path:
+        return self.directory / "signing"
+
+    def exists(self) -> bool:
+        return self.ca_file.is_file() and self.broker_cert_file.is_file()
+
+    # creation ---------------------------------------------------------------------------------
+
+    def init(self) -> bool:
+        """Create the CA and the broker certificate unless they exist; True when created."""
+        if self.exists():
+            return False
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetlink development CA")])
+        now = _now()
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_key(self.ca_key_file, ca_key)
+        _write_atomic(self.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM))
+        broker_key = ec.generate_private_key(ec.SECP256R1())
+        broker_cert = self._sign_leaf(
+            common_name="fleetlink broker",
+            organizational_unit="broker",
+            public_key=broker_key.public_key(),
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            alt_names=[
+                x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            ],
+        )
+        _write_key(self.broker_key_file, broker_key)
+        _write_atomic(self.broker_cert_file, broker_cert.public_bytes(serialization.Encoding.PEM))
+        return True
+
+    def issue(self, name: str, role: Role) -> Identity:
+        """A new client certificate for ``name`` (replacing an earlier one of the same name)."""
+        validate_identity_name(name, role)
+        return self.issue_unchecked(name, role)
+
+    def issue_unchecked(self, name: str, role: Role) -> Identity:
+        """Issue without validating the name. Only for tests that prove the broker copes with a
+        mis-issued certificate (a CN of ``#``); the CLI always goes through :meth:`issue`."""
+        self._require()
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._sign_leaf(
+            common_name=name,
+            organizational_unit=role.value,
+            public_key=key.public_key(),
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
+        directory = self.identities_dir(role)
+        stem = _file_stem(name)
+        key_file, cert_file = directory / f"{stem}.key", directory / f"{stem}.pem"
+        _write_key(key_file, key)
+        _write_atomic(cert_file, cert.public_bytes(serialization.Encoding.PEM))
+        return Identity(name, role, cert_file, key_file)
+
+    def ensure(self, names: Iterable[str], role: Role) -> list[str]:
+        """Issue certificates for those of ``names`` that have none; returns the new ones."""
+        issued = []
+        for name in names:
+            if self.find(name) is None:
+                self.issue(name, role)
+                issued.append(name)
+        return issued
+
+    def signing_key(self, purpose: SigningPurpose) -> Ed25519PrivateKey:
+        """The platform's Ed25519 key for ``purpose``, created on first use (owner-only file)."""
+        path = self.signing_dir / f"{purpose.value}.key"
+        if not path.is_file():
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            self.signing_dir.mkdir(parents=True, exist_ok=True)
+            _create_once(path, pem)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise PkiError(f"{path} is not an Ed25519 key")
+        return loaded
+
+    def vehicle_verifier(self) -> Verifier:
+        """What a car of this stack trusts: the platform's vehicle-trust public key."""
+        return Verifier.of(self.signing_key(SigningPurpose.VEHICLE_TRUST).public_key())
+
+    # reading ----------------------------------------------------------------------------------
+
+    def find(self, name: str) -> Identity | None:
+        stem = _file_stem(name)
+        for role in (Role.VEHICLE, Role.GATEWAY):
+            cert_file = self.identities_dir(role) / f"{stem}.pem"
+            key_file = cert_file.with_suffix(".key")
+            if cert_file.is_file() and key_file.is_file():
+                return _identity_from(cert_file, key_file)
+        return None
+
+    def identity(self, name: str) -> Identity:
+        """The identity ``name``, or an error that says how to create it."""
+        found = self.find(name)
+        if found is None:
+            raise PkiError(
+                f"no MQTT identity {name!r} in {self.directory}: register it with "
+                f"`fleetlink vehicles add {name}` (a vehicle) or `fleetlink pki issue {name}`"
+            )
+        return found
+
+    def client_tls(self, name: str) -> ssl.SSLContext:
+        """A TLS context that trusts the development CA and shows ``name``'s certificate."""
+        identity = self.identity(name)
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        context.load_cert_chain(str(identity.cert_file), str(identity.key_file))
+        return context
+
+    def identities(self, *, vehicles: bool) -> list[Identity]:
+        """The issued vehicle identities, or the service identities, sorted by name."""
+        directory = self.identities_dir(Role.VEHICLE if vehicles else Role.GATEWAY)
+        found = []
+        for cert_file in sorted(directory.glob("*.pem")):
+            key_file = cert_file.with_suffix(".key")
+            if key_file.is_file():
+                found.append(_identity_from(cert_file, key_file))
+        return sorted(found, key=lambda identity: identity.name)
+
+    # internals --------------------------------------------------------------------------------
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise PkiError(f"no development PKI in {self.directory}: run `fleetlink pki init`")
+        if not self.ca_key_file.is_file():
+            raise PkiError(f"the CA key {self.ca_key_file} is missing: this PKI cannot issue")
+
+    def _sign_leaf(
+        self,
+        *,
+        common_name: str,
+        organizational_unit: str,
+        public_key: ec.EllipticCurvePublicKey,
+        usage: x509.ObjectIdentifier,
+        alt_names: list[x509.GeneralName] | None = None,
+    ) -> x509.Certificate:
+        ca_key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"{self.ca_key_file} is not an EC key")
+        ca_cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
+        now = _now()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, organizational_unit),
+                        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                    ]
+                )
+            )
+            .issuer_name(ca_cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=LEAF_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+        )
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+
+def _identity_from(cert_file: Path, key_file: Path) -> Identity:
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    name = _attribute(cert, NameOID.COMMON_NAME)
+    role_text = _attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    try:
+        role = Role(role_text)
+    except ValueError:
+        raise PkiError(f"{cert_file}: unknown role {role_text!r}") from None
+    return Identity(name, role, cert_file, key_file)
+
+
+def _attribute(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
+    values = cert.subject.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else ""
+
+
+def _file_stem(name: str) -> str:
+    """A file name for any CN, even a hostile one (``#``, ``../x``) in the mis-issuance tests."""
+    if re.fullmatch(r"[A-Za-z0-9-]+", name):
+        return name
+    return "x-" + name.encode().hex()
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_atomic(path, pem, mode=0o600)
+
+
+def _create_once(path: Path, data: bytes) -> None:
+    """Write an owner-only file unless it exists; of two racing writers the first one wins
+    and readers never see it half written (a hard link publishes the finished file)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Readers (a broker reloading, a worker starting) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,120 @@
+"""Ed25519 signatures of the platform on commands and digital keys; cars check them offline.
+
+What is signed is the canonical JSON of the record (keys sorted, ``sig`` left out) after a
+context line, so a command signature can never pass as a key signature or the other way round.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from fleetlink.contracts.models import Command, Grant
+
+COMMAND_CONTEXT: Final = b"fleetlink/command/v1\n"
+GRANT_CONTEXT: Final = b"fleetlink/grant/v1\n"
+
+_grant_decoder = msgspec.json.Decoder(Grant)
+
+
+class SignatureError(ValueError):
+    """A record whose signature does not hold; ``str(error)`` is the reason code."""
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """A short, stable name of a public key: the first 8 bytes of its SHA-256, in hex."""
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def canonical(record: msgspec.Struct) -> bytes:
+    return msgspec.json.encode(record, order="sorted")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """Signs commands and digital keys with one platform key; thread-safe."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.kid = key_id(private_key.public_key())
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    def _next_counter(self) -> int:
+        # microseconds since the epoch, strictly rising: unique per signer even across restarts
+        with self._lock:
+            self._counter = max(self._counter + 1, time.time_ns() // 1000)
+            return self._counter
+
+    def sign_command(self, command: Command) -> Command:
+        unsigned = msgspec.structs.replace(
+            command, kid=self.kid, counter=self._next_counter(), sig=None
+        )
+        signature = self._key.sign(COMMAND_CONTEXT + canonical(unsigned))
+        return msgspec.structs.replace(unsigned, sig=_b64(signature))
+
+    def sign_grant(self, grant: Grant) -> str:
+        """The digital key as a compact token: ``body.kid.signature`` (base64url)."""
+        body = canonical(grant)
+        signature = self._key.sign(GRANT_CONTEXT + body)
+        return f"{_b64(body)}.{self.kid}.{_b64(signature)}"
+
+
+class Verifier:
+    """Checks signatures against the platform keys a car (or service) trusts, by key id."""
+
+    def __init__(self, trusted: Mapping[str, Ed25519PublicKey]) -> None:
+        self._trusted = dict(trusted)
+
+    @classmethod
+    def of(cls, *public_keys: Ed25519PublicKey) -> Verifier:
+        return cls({key_id(key): key for key in public_keys})
+
+    def check_command(self, command: Command) -> None:
+        """Raises ``SignatureError`` (unsigned, unknown-key, bad-signature) unless it holds."""
+        if command.sig is None or command.kid is None or command.counter is None:
+            raise SignatureError("unsigned")
+        key = self._trusted.get(command.kid)
+        if key is None:
+            raise SignatureError("unknown-key")
+        unsigned = msgspec.structs.replace(command, sig=None)
+        try:
+            key.verify(_unb64(command.sig), COMMAND_CONTEXT + canonical(unsigned))
+        except (InvalidSignature, ValueError):
+            raise SignatureError("bad-signature") from None
+
+    def read_grant(self, token: str) -> Grant:
+        """The digital key in ``token`` once its signature holds, else ``SignatureError``."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise SignatureError("key-malformed")
+        body_text, kid, signature_text = parts
+        key = self._trusted.get(kid)
+        if key is None:
+            raise SignatureError("key-unknown-signer")
+        try:
+            body = _unb64(body_text)
+            key.verify(_unb64(signature_text), GRANT_CONTEXT + body)
+        except (InvalidSignature, ValueError):
+            raise SignatureError("key-bad-signature") from None
+        try:
+            return _grant_decoder.decode(body)
+        except msgspec.ValidationError:
+            raise SignatureError("key-malformed") from None
