@@ -35,6 +35,7 @@ class Garage:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.trunk_relock_s = 30.0  # for agents created from now on
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -55,11 +56,14 @@ class Garage:
                 port=port,
                 tls_context=tls,
                 verifier=vehicle_verifier(self._settings),
+                trunk_relock_s=self.trunk_relock_s,
             )
         return self.agents[vin]
 
     def start(self, vin: str) -> VehicleAgent:
         agent = self.agent(vin)
+        if vin in self._running:  # already on the road
+            return agent
 
         async def begin() -> tuple[asyncio.Event, Future[None]]:
             stop = asyncio.Event()

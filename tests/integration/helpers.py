@@ -88,6 +88,8 @@ class MqttInbox:
     messages: list[mqtt.MQTTMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     suback: list[int] = field(default_factory=list)  # reason codes of the last SUBACK
+    puback: dict[int, int] = field(default_factory=dict)  # message id -> PUBACK reason code
+    disconnects: list[int] = field(default_factory=list)  # reason codes of lost connections
 
     def wait_for(self, count: int, timeout: float) -> list[mqtt.MQTTMessage]:
         deadline = time.monotonic() + timeout
@@ -178,6 +180,18 @@ def mqtt_client(
         with inbox.lock:
             inbox.messages.append(message)
 
+    def on_publish(
+        _client: mqtt.Client, _userdata: object, mid: int, code: ReasonCode, *_: object
+    ) -> None:
+        inbox.puback[mid] = code.value
+
+    def on_disconnect(
+        _client: mqtt.Client, _u: object, _f: object, code: ReasonCode, *_: object
+    ) -> None:
+        inbox.disconnects.append(code.value)
+
+    client.on_publish = on_publish
+    client.on_disconnect = on_disconnect
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message

@@ -57,6 +57,7 @@ class EventKind(StrEnum):
     DTC = "dtc"
     PARKING_GAP = "parking-gap"
     CRASH = "crash"
+    TRUNK_RELOCKED = "trunk-relocked"  # closed and locked by itself after a delivery
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):

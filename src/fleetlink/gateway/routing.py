@@ -7,7 +7,8 @@ and a reason, so nothing is ever dropped.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ from fleetlink.contracts import headers as h
 from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
 from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.security.ratelimit import RateLimiter
 
 DEFAULT_CONTENT_TYPE: Final = b"application/json"
 # Kafka's default message.max.bytes is about 1 MB; a dead letter must still fit.
@@ -43,6 +45,7 @@ class DlqReason(StrEnum):
     VIN_MISMATCH = "vin-mismatch"
     UNKNOWN_EVENT_KIND = "unknown-event-kind"
     KAFKA_REJECTED = "kafka-rejected"
+    RATE_LIMITED = "rate-limited"
 
 
 class Inbound(msgspec.Struct, frozen=True):
@@ -115,8 +118,14 @@ class Router:
         max_payload_bytes: int,
         late_after_ms: int,
         dlq_topic: str = KafkaTopic.DLQ,
+        vehicle_limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rules = [_CompiledRule(rule) for rule in rules]
+        # a flooding car is throttled alone: its excess is dead-lettered, others flow on
+        self._limiter = vehicle_limiter
+        self._clock = clock
+        self.throttled: dict[str, int] = {}  # VIN -> messages dead-lettered as rate-limited
         # topic -> matching rule; one entry per vehicle and channel, so it stays small
         self._rule_of_topic: dict[str, _CompiledRule | None] = {}
         self._max_payload = max_payload_bytes
@@ -130,6 +139,7 @@ class Router:
             max_payload_bytes=gateway.max_payload_bytes,
             late_after_ms=int(gateway.late_after_s * 1000),
             dlq_topic=gateway.dlq_topic,
+            vehicle_limiter=RateLimiter(gateway.vehicle_rate_per_s, gateway.vehicle_burst),
         )
 
     def route(self, message: Inbound) -> Record:
@@ -174,6 +184,13 @@ class Router:
         rule = compiled.rule
         if vin is not None and not is_valid_vin(vin):
             raise RejectedError(DlqReason.INVALID_VIN, f"topic level {rule.vin_level} is not a VIN")
+        if vin is not None and self._limiter is not None:
+            if not self._limiter.allow(vin, self._clock()):
+                self.throttled[vin] = self.throttled.get(vin, 0) + 1
+                raise RejectedError(
+                    DlqReason.RATE_LIMITED,
+                    f"over {self._limiter.rate:g} messages/s (burst {self._limiter.burst:g})",
+                )
         if len(message.payload) > self._max_payload:
             raise RejectedError(
                 DlqReason.TOO_LARGE,

@@ -282,6 +282,11 @@ class UplinkWorker:
             for tally in (self._received, self._late, self._produced, self._dead_letters):
                 tally.flush()
             self._acked.flush()
+            if self.router.throttled:  # reported once a second, not once per message
+                self.log.warning(
+                    "vehicles throttled", extra={"dead_lettered": self.router.throttled}
+                )
+                self.router.throttled = {}
             self.metrics.inflight.set(len(self.acks))
             if self._kafka_up:
                 self.metrics.kafka_up.set(1)

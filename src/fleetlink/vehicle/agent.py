@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     Command,
+    CommandName,
     CommandResponse,
     Event,
     EventKind,
@@ -76,6 +77,7 @@ class VehicleAgent:
         malformed_share: float = 0.0,
         tls_context: ssl.SSLContext | None = None,
         password: str | None = None,
+        trunk_relock_s: float = 30.0,
     ) -> None:
         self.state = state
         self.vin = state.vin
@@ -91,6 +93,8 @@ class VehicleAgent:
         self._tls_context = tls_context
         self._password = password
         self._malformed_share = malformed_share
+        # a trunk opened with a digital key (a courier's delivery) closes and locks by itself
+        self._trunk_relock_s = trunk_relock_s
         self._seq = 0
         self._wake = asyncio.Event()
         self._offline_until = 0.0
@@ -292,6 +296,12 @@ class VehicleAgent:
             else:
                 self.stats.commands += 1
                 answers = self.executor.handle(command, self.now_ms())
+                if (
+                    command.name is CommandName.TRUNK_OPEN
+                    and command.grant is not None
+                    and self.state.trunk_open
+                ):
+                    asyncio.get_running_loop().call_later(self._trunk_relock_s, self._relock)
             if self.lose_answers:
                 self.stats.answers_lost += len(answers)
             else:
@@ -299,6 +309,13 @@ class VehicleAgent:
                     self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
             if self.executor.executed > executed_before:
                 self.sample_telemetry()  # a state change is reported at once
+
+    def _relock(self) -> None:
+        if self.state.trunk_open:
+            self.state.trunk_open = False
+            self.state.trunk_locked = True
+            self.report_event(EventKind.TRUNK_RELOCKED, {"after_s": self._trunk_relock_s})
+            self.sample_telemetry()
 
 
 def _acknowledge_lost_link(client: aiomqtt.Client) -> None:

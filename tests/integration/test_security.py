@@ -1,0 +1,580 @@
+"""The attack suite: each attack against the real broker, car agents and API is refused, and
+nothing else is affected (the honest traffic beside it still flows)."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import paho.mqtt.client as mqtt
+import pytest
+from confluent_kafka import Producer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from fleetlink.config import Settings, dump_toml
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import (
+    Command,
+    CommandName,
+    CommandResponse,
+    Grant,
+    ResponseStatus,
+)
+from fleetlink.contracts.topics import MqttTopic
+from fleetlink.gateway.routing import DlqReason
+from fleetlink.kafka.headers import header_value
+from fleetlink.kafka.reader import read_topic
+from fleetlink.security.pki import DevPki, Role, SigningPurpose
+from fleetlink.security.signing import Signer
+from fleetlink.security.tokens import issue_token
+from fleetlink.security.users import UserRole
+from fleetlink.sim.flood import FloodPlan, flood
+from fleetlink.stack import LocalStack
+from tests.integration.command_helpers import Garage, Platform, command_platform, wait_until
+from tests.integration.gateway_helpers import gateway_config, supervised_gateway
+from tests.integration.helpers import (
+    TEST_GATEWAY,
+    flood_brokers,
+    mqtt_client,
+    mqtt_tls,
+    platform_signer,
+    user_token,
+)
+
+CAR_A = "SECZZZ1JZXW000001"
+CAR_B = "SECZZZ1JZXW000002"
+NOW_MS = lambda: time.time_ns() // 1_000_000  # noqa: E731
+
+
+def connects(settings: Settings, context: ssl.SSLContext | None, client_id: str) -> bool:
+    """Whether the broker accepts an MQTT 5 connection with this TLS (None: plain TCP)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if context is not None:
+        client.tls_set_context(context)
+    accepted = threading.Event()
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, code: ReasonCode, *_: object) -> None:
+        if not code.is_failure:
+            accepted.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(*settings.mqtt_address(), keepalive=10)
+    except (OSError, ssl.SSLError):
+        return False
+    client.loop_start()
+    try:
+        return accepted.wait(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# the broker: identities and topics ---------------------------------------------------------
+
+
+def test_no_connection_without_a_certificate_of_the_ca(
+    local_stack: LocalStack, stack_config: Settings, tmp_path: Path
+) -> None:
+    pki = DevPki(stack_config.stack.pki_dir)
+    assert connects(stack_config, mqtt_tls(stack_config, CAR_A), "honest")  # the control
+    anonymous = ssl.create_default_context(cafile=str(pki.ca_file))  # TLS, no client cert
+    assert not connects(stack_config, anonymous, "anonymous")
+    assert not connects(stack_config, None, "plain-tcp")
+    rogue = DevPki(tmp_path / "rogue-ca")  # a CA of the attacker's, issuing our VIN
+    rogue.init()
+    rogue.issue(CAR_A, Role.VEHICLE)
+    rogue_tls = ssl.create_default_context(cafile=str(pki.ca_file))
+    identity = rogue.identity(CAR_A)
+    rogue_tls.load_cert_chain(str(identity.cert_file), str(identity.key_file))
+    assert not connects(stack_config, rogue_tls, CAR_A)
+
+
+def test_a_car_cannot_speak_for_another_or_listen_to_its_commands(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    with (
+        mqtt_client(stack_config, subscribe="vehicles/+/telemetry") as (_m, seen),
+        mqtt_client(stack_config, CAR_B, subscribe=MqttTopic.commands_filter(CAR_B)) as (_b, b),
+        mqtt_client(stack_config, CAR_A) as (car_a, a),
+        mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _g),
+    ):
+        # publish as B: refused (MQTT 5 PUBACK 0x87 "not authorized"), never delivered
+        forged = car_a.publish(MqttTopic.telemetry(CAR_B), b'{"ts":1,"seq":1,"signals":{}}', 1)
+        forged.wait_for_publish(10)
+        own = car_a.publish(MqttTopic.telemetry(CAR_A), b'{"ts":1,"seq":2,"signals":{}}', 1)
+        own.wait_for_publish(10)
+        wait_until(lambda: own.mid in a.puback, 5, "PUBACKs")
+        assert a.puback[forged.mid] == 0x87
+        assert a.puback[own.mid] == 0x00
+        # subscribe wide: Mosquitto 2.0 grants it, then delivers only what A may read
+        for wide in ("#", "vehicles/+/commands/#", MqttTopic.commands_filter(CAR_B)):
+            car_a.subscribe(wide, qos=1)
+        time.sleep(0.5)
+        gateway.publish(MqttTopic.command(CAR_B, "for-b"), b"{}", qos=1).wait_for_publish(10)
+        gateway.publish(MqttTopic.command(CAR_A, "for-a"), b"{}", qos=1).wait_for_publish(10)
+        b.wait_for(1, 10)
+        time.sleep(1)
+    topics_seen = [m.topic for m in seen.messages]
+    assert MqttTopic.telemetry(CAR_A) in topics_seen
+    assert MqttTopic.telemetry(CAR_B) not in topics_seen
+    assert {m.topic for m in a.messages} == {MqttTopic.command(CAR_A, "for-a")}
+    assert [m.topic for m in b.messages] == [MqttTopic.command(CAR_B, "for-b")]
+
+
+def test_no_takeover_of_another_cars_client_id(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    with mqtt_client(stack_config, CAR_B, subscribe=MqttTopic.commands_filter(CAR_B)) as (_, b):
+        thief = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=CAR_B, protocol=mqtt.MQTTv5)
+        thief.tls_set_context(mqtt_tls(stack_config, CAR_A))  # A's certificate, B's client id
+        thief.connect(*stack_config.mqtt_address())
+        thief.loop_start()
+        time.sleep(1.5)
+        thief.disconnect()
+        thief.loop_stop()
+        with mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _):
+            gateway.publish(MqttTopic.command(CAR_B, "still-b"), b"{}", 1).wait_for_publish(10)
+        received = b.wait_for(1, 10)
+        assert b.disconnects == []  # B was never thrown off
+    assert [m.topic for m in received] == [MqttTopic.command(CAR_B, "still-b")]
+
+
+@pytest.mark.parametrize("wildcard", ["#", "+"])
+def test_a_mis_issued_wildcard_identity_reaches_nothing(
+    local_stack: LocalStack, stack_config: Settings, wildcard: str
+) -> None:
+    """Our CA refuses to issue a CN of + or # (unit tests); should one exist anyway, the
+    broker substitutes no pattern for it."""
+    pki = DevPki(stack_config.stack.pki_dir)
+    identity = pki.issue_unchecked(wildcard, Role.VEHICLE)
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    context.load_cert_chain(str(identity.cert_file), str(identity.key_file))
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="x", protocol=mqtt.MQTTv5)
+    client.tls_set_context(context)
+    received: list[str] = []
+    acks: dict[int, int] = {}
+    client.on_message = lambda _c, _u, m: received.append(m.topic)
+    client.on_publish = lambda _c, _u, mid, code, _p: acks.__setitem__(mid, code.value)
+    client.connect(*stack_config.mqtt_address())
+    client.loop_start()
+    try:
+        time.sleep(0.5)
+        client.subscribe("#", qos=1)
+        info = client.publish(MqttTopic.telemetry(CAR_A), b'{"ts":1,"seq":1,"signals":{}}', 1)
+        info.wait_for_publish(10)
+        with mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _):
+            gateway.publish(MqttTopic.command(CAR_A, "x"), b"{}", 1).wait_for_publish(10)
+            gateway.publish("geo/881f1d4a5ffffff/warnings", b"{}", 1).wait_for_publish(10)
+        time.sleep(1)
+        assert acks[info.mid] == 0x87
+        assert received == []
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_an_oversized_packet_costs_only_its_sender_the_connection(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    limit = stack_config.stack.mqtt_max_packet_bytes
+    with (
+        mqtt_client(stack_config, subscribe="vehicles/+/telemetry") as (_m, seen),
+        mqtt_client(stack_config, CAR_B) as (honest, _),
+        mqtt_client(stack_config, CAR_A) as (big, a),
+    ):
+        big.publish(MqttTopic.telemetry(CAR_A), b"x" * (limit + 1), qos=1)
+        wait_until(lambda: a.disconnects, 10, "the broker closing the oversized sender")
+        honest.publish(MqttTopic.telemetry(CAR_B), b"fine", qos=1).wait_for_publish(10)
+        messages = seen.wait_for(1, 10)
+    assert [(m.topic, m.payload) for m in messages] == [(MqttTopic.telemetry(CAR_B), b"fine")]
+
+
+# the car: signatures, replays, digital keys ------------------------------------------------
+
+
+@pytest.fixture
+def car(local_stack: LocalStack, stack_config: Settings) -> Iterator[Any]:
+    """A real agent for CAR_A; the test speaks to it as the bridge and hears its answers."""
+    garage = Garage(stack_config)
+    agent = garage.start(CAR_A)
+    topic = f"vehicles/{CAR_A}/command-responses/+"
+    with mqtt_client(stack_config, TEST_GATEWAY, subscribe=topic) as (bridge, inbox):
+
+        def send(command: Command) -> None:
+            bridge.publish(MqttTopic.command(CAR_A, command.command_id), encode(command), 1)
+
+        def answer(command_id: str) -> CommandResponse:
+            def final() -> CommandResponse | None:
+                for message in reversed(list(inbox.messages)):
+                    reply = msgspec.json.decode(message.payload, type=CommandResponse)
+                    if reply.command_id == command_id and reply.status != "accepted":
+                        return reply
+                return None
+
+            wait_until(lambda: final() is not None, 10, f"an answer to {command_id}")
+            result = final()
+            assert result is not None
+            return result
+
+        yield agent, send, answer
+    garage.close()
+
+
+def order(command_id: str, name: CommandName = CommandName.FLASH, **extra: Any) -> Command:
+    now = NOW_MS()
+    fields: dict[str, Any] = {"issued_at": now, "expires_at": now + 60_000, "vin": CAR_A}
+    fields.update(extra)
+    return Command(command_id=command_id, name=name, **fields)
+
+
+def test_the_car_refuses_unsigned_tampered_replayed_expired_and_misaddressed_commands(
+    car: Any, stack_config: Settings
+) -> None:
+    agent, send, answer = car
+    signer = platform_signer(stack_config)
+    honest = signer.sign_command(order("honest", CommandName.UNLOCK))
+    send(honest)
+    assert answer("honest").status is ResponseStatus.SUCCEEDED
+    executed = agent.executor.executed
+
+    attacks = {
+        "unsigned": order("unsigned", CommandName.UNLOCK),
+        "tampered": msgspec.structs.replace(
+            signer.sign_command(order("tampered", CommandName.FLASH)), name=CommandName.UNLOCK
+        ),
+        "forged": Signer(Ed25519PrivateKey.generate()).sign_command(order("forged")),
+        "expired": signer.sign_command(order("expired", expires_at=NOW_MS() - 1)),
+        "elsewhere": signer.sign_command(order("elsewhere", vin=CAR_B)),
+        # the honest command's id again, signed anew (a different counter): a replay
+        "honest": signer.sign_command(order("honest", CommandName.UNLOCK)),
+    }
+    reasons = {
+        "unsigned": "unsigned",
+        "tampered": "bad-signature",
+        "forged": "unknown-key",
+        "expired": "expired",
+        "elsewhere": "wrong-vehicle",
+        "honest": "replayed",
+    }
+    for command in attacks.values():
+        send(command)
+    time.sleep(1)
+    for name, reason in reasons.items():
+        if name == "honest":
+            continue
+        reply = answer(name)
+        assert (reply.status, reply.reason) == (ResponseStatus.REJECTED, reason), name
+    assert agent.executor.refused.get("replayed") == 1
+    send(honest)  # the very same signed bytes again: answered from memory, not run again
+    time.sleep(0.5)
+    assert agent.executor.executed == executed
+    assert agent.executor.replays >= 1
+
+
+def key(signer: Signer, **changes: Any) -> tuple[Grant, str]:
+    now = NOW_MS()
+    base = Grant(
+        grant_id="k-1",
+        vin=CAR_A,
+        grantee="courier",
+        commands=[CommandName.TRUNK_OPEN],
+        not_before=now - 1000,
+        not_after=now + 7_200_000,
+        max_uses=1,
+        issued_by="owner",
+        issued_at=now,
+    )
+    grant = msgspec.structs.replace(base, **changes)
+    return grant, signer.sign_grant(grant)
+
+
+def test_the_car_checks_digital_keys_offline(car: Any, stack_config: Settings) -> None:
+    """Commands signed by the platform but carrying bad keys, as a compromised app might send
+    them straight to Kafka: the car is the last line and refuses each."""
+    agent, send, answer = car
+    signer = platform_signer(stack_config)
+    rogue = Signer(Ed25519PrivateKey.generate())
+
+    def with_key(command_id: str, grant: Grant, token: str) -> Command:
+        return signer.sign_command(
+            order(command_id, CommandName.TRUNK_OPEN, grant=token, grant_id=grant.grant_id)
+        )
+
+    once, once_token = key(signer, grant_id="once")
+    cases = [
+        ("forged", *key(rogue, grant_id="forged"), "key-unknown-signer"),
+        ("expired", *key(signer, grant_id="old", not_after=NOW_MS() - 3_600_000), "key-expired"),
+        ("wrong-car", *key(signer, grant_id="b", vin=CAR_B), "key-wrong-vehicle"),
+        (
+            "not-allowed",
+            *key(signer, grant_id="n", commands=[CommandName.FLASH]),
+            "key-command-not-allowed",
+        ),
+    ]
+    for command_id, grant, token, reason in cases:
+        send(with_key(command_id, grant, token))
+        reply = answer(command_id)
+        assert (reply.status, reply.reason) == (ResponseStatus.REJECTED, reason), command_id
+    assert agent.state.trunk_open is False
+
+    send(with_key("first-use", once, once_token))
+    assert answer("first-use").status is ResponseStatus.SUCCEEDED
+    send(with_key("second-use", once, once_token))
+    assert answer("second-use").reason == "key-used-up"
+
+    revocable, revocable_token = key(signer, grant_id="revocable", max_uses=5)
+    revoke = signer.sign_command(
+        order("revoke", CommandName.GRANT_REVOKE, params={"grant_id": "revocable"})
+    )
+    send(revoke)
+    assert answer("revoke").status is ResponseStatus.SUCCEEDED
+    send(with_key("after-revoke", revocable, revocable_token))
+    assert answer("after-revoke").reason == "key-revoked"
+    assert agent.state.grant_uses == {"once": 1}
+
+
+# the API: tokens, roles, keys, limits ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, local_stack: LocalStack, stack_config: Settings
+) -> Iterator[Platform]:
+    with command_platform(tmp_path_factory.mktemp("security"), stack_config) as running:
+        running.garage.trunk_relock_s = 2.0
+        yield running
+
+
+OWNER_CAR = "SECZZZ1JZXW000101"
+OTHER_CAR = "SECZZZ1JZXW000102"
+
+
+def test_api_refuses_the_unauthenticated_and_the_unauthorised(platform: Platform) -> None:
+    settings = platform.settings
+    platform.start_car(OWNER_CAR)
+    platform.start_car(OTHER_CAR)
+    alice = user_token(settings, "alice", UserRole.OWNER, [OWNER_CAR])
+    viewer = user_token(settings, "vera", UserRole.VIEWER)
+    courier = user_token(settings, "courier-co", UserRole.SERVICE)
+    key_file = DevPki(settings.stack.pki_dir).signing_key(SigningPurpose.API_TOKENS)
+    expired = issue_token(key_file, "alice", "owner", ttl_s=-300)
+    forged = issue_token(Ed25519PrivateKey.generate(), "alice", "owner", ttl_s=300)
+    path = f"/v1/vehicles/{OWNER_CAR}/commands"
+    cases: list[tuple[dict[str, str], str, str, int, str]] = [
+        ({}, "POST", path, 401, "unauthenticated"),
+        ({"Authorization": "Basic YWxpY2U6eA=="}, "POST", path, 401, "unauthenticated"),
+        ({"Authorization": f"Bearer {expired}"}, "POST", path, 401, "invalid-token"),
+        ({"Authorization": f"Bearer {forged}"}, "POST", path, 401, "invalid-token"),
+        (viewer, "POST", path, 403, "forbidden"),
+        (courier, "POST", path, 403, "forbidden"),  # a service needs a key
+        (alice, "POST", f"/v1/vehicles/{OTHER_CAR}/commands", 403, "forbidden"),
+        (alice, "GET", f"/v1/vehicles/{OTHER_CAR}", 403, "forbidden"),
+        (alice, "GET", "/v1/commands/summary", 403, "forbidden"),
+        (courier, "POST", path, 403, "forbidden"),
+    ]
+    with httpx.Client(base_url=platform.api_url, timeout=15) as client:
+        for headers, method, url, status, error in cases:
+            body = {"name": "flash"} if method == "POST" else None
+            reply = client.request(method, url, json=body, headers=headers)
+            assert reply.status_code == status, (headers, url, reply.text)
+            assert reply.json()["error"] == error
+            if status == 401:
+                assert reply.headers["www-authenticate"].startswith("Bearer")
+        oversized = client.post(
+            path,
+            content=b"{" + b" " * 200_000 + b"}",
+            headers={**alice, "content-type": "application/json"},
+        )
+        assert oversized.status_code == 413
+        assert oversized.json()["error"] == "too-large"
+        # allowed: the owner's own car, and a viewer reading
+        mine = client.post(path, json={"name": "flash"}, headers=alice)
+        assert mine.status_code == 202, mine.text
+        assert (
+            client.get(f"/v1/commands/{mine.json()['command_id']}", headers=viewer).status_code
+            == 200
+        )
+        listed = client.get("/v1/vehicles", headers=alice).json()["vehicles"]
+        assert [row["vin"] for row in listed] == [OWNER_CAR]
+    done = platform.wait_state(mine.json()["command_id"], {"succeeded"})
+    assert done["actor"] == "alice"
+
+
+def test_a_flooding_api_client_is_limited_alone(platform: Platform) -> None:
+    greedy = user_token(platform.settings, "greedy", UserRole.VIEWER)
+    statuses: list[int] = []
+    with httpx.Client(base_url=platform.api_url, timeout=15, headers=greedy) as client:
+        for _ in range(1500):
+            reply = client.get("/v1/vehicles")
+            statuses.append(reply.status_code)
+            if reply.status_code == 429:
+                assert reply.json()["error"] == "rate-limited"
+                assert int(reply.headers["retry-after"]) >= 1
+                break
+        with platform.client() as admin:  # another client is served meanwhile
+            assert admin.get("/v1/vehicles").status_code == 200
+    assert statuses[-1] == 429
+    assert statuses.count(200) >= platform.settings.api.client_burst
+
+
+def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
+    """Owner grants a one-time trunk key for two hours -> the delivery service opens the trunk
+    -> the car relocks by itself -> a second use is refused (API and car) -> the audit trail
+    says who did what and when; a revoked key is refused too, by the API and by the car."""
+    settings = platform.settings
+    car = platform.start_car(OWNER_CAR)
+    alice = user_token(settings, "alice", UserRole.OWNER, [OWNER_CAR])
+    courier = user_token(settings, "parcelco", UserRole.SERVICE)
+    now = NOW_MS()
+    with httpx.Client(base_url=platform.api_url, timeout=15) as client:
+        refused = client.post(
+            "/v1/grants",
+            headers=courier,
+            json={
+                "grantee": "parcelco",
+                "vin": OWNER_CAR,
+                "commands": ["trunk.open"],
+                "not_after": now + 7_200_000,
+            },
+        )
+        assert refused.status_code == 403  # a service cannot grant itself a key
+        granted = client.post(
+            "/v1/grants",
+            headers=alice,
+            json={
+                "grantee": "parcelco",
+                "vin": OWNER_CAR,
+                "commands": ["trunk.open"],
+                "not_after": now + 7_200_000,
+                "max_uses": 1,
+            },
+        )
+        assert granted.status_code == 201, granted.text
+        grant = granted.json()
+        assert grant["token"].count(".") == 2
+        held = client.get("/v1/grants", headers=courier).json()["grants"]
+        assert [g["grant_id"] for g in held] == [grant["grant_id"]]
+
+        unlock = platform.post(OWNER_CAR, auth=courier, name="unlock", grant_id=grant["grant_id"])
+        assert (unlock.status_code, unlock.json()["error"]) == (403, "key-command-not-allowed")
+        opened = platform.post(
+            OWNER_CAR, auth=courier, name="trunk.open", grant_id=grant["grant_id"]
+        )
+        assert opened.status_code == 202, opened.text
+        done = platform.wait_state(opened.json()["command_id"], {"succeeded", "failed", "rejected"})
+        assert done["state"] == "succeeded"
+        assert done["actor"] == "parcelco"
+        assert car.state.trunk_open is True or car.state.trunk_locked is True
+        wait_until(lambda: car.state.trunk_open is False and car.state.trunk_locked, 10, "relock")
+
+        again = platform.post(
+            OWNER_CAR, auth=courier, name="trunk.open", grant_id=grant["grant_id"]
+        )
+        assert (again.status_code, again.json()["error"]) == (403, "key-used-up")
+
+        # the car holds the line too: the same key sent past the API, straight into Kafka
+        signer = platform_signer(settings)
+        sneaky = signer.sign_command(
+            Command(
+                command_id="sneaky-second-use",
+                name=CommandName.TRUNK_OPEN,
+                issued_at=NOW_MS(),
+                expires_at=NOW_MS() + 60_000,
+                vin=OWNER_CAR,
+                actor="parcelco",
+                grant=grant["token"],
+                grant_id=grant["grant_id"],
+            )
+        )
+        producer = Producer(settings.kafka_client_config())
+        producer.produce(
+            settings.gateway.commands_topic,
+            encode(sneaky),
+            OWNER_CAR.encode(),
+            headers=[("fl.kind", b"command")],
+        )
+        assert producer.flush(10) == 0
+        sneaky_done = platform.wait_state("sneaky-second-use", {"rejected", "succeeded"})
+        assert (sneaky_done["state"], sneaky_done["reason"]) == ("rejected", "key-used-up")
+
+        # revocation: the API refuses at once, the car learns it
+        second = client.post(
+            "/v1/grants",
+            headers=alice,
+            json={
+                "grantee": "parcelco",
+                "vin": OWNER_CAR,
+                "commands": ["trunk.open"],
+                "not_after": now + 7_200_000,
+                "max_uses": 3,
+            },
+        ).json()
+        revoked = client.delete(f"/v1/grants/{second['grant_id']}", headers=alice)
+        assert revoked.status_code == 200
+        assert revoked.json()["revoked_by"] == "alice"
+        late = platform.post(
+            OWNER_CAR, auth=courier, name="trunk.open", grant_id=second["grant_id"]
+        )
+        assert (late.status_code, late.json()["error"]) == (403, "key-revoked")
+        wait_until(lambda: second["grant_id"] in car.state.revoked_grants, 15, "the car told")
+
+        trail = client.get(f"/v1/vehicles/{OWNER_CAR}/audit", headers=alice).json()["trail"]
+        other_owner = user_token(settings, "bob", UserRole.OWNER, [OTHER_CAR])
+        assert client.get(f"/v1/vehicles/{OWNER_CAR}/audit", headers=other_owner).status_code == 403
+    actions = [(entry["actor"], entry["action"]) for entry in trail]
+    assert ("alice", "grant.issued") in actions
+    assert ("parcelco", "command.requested") in actions
+    assert ("parcelco", "command.succeeded") in actions
+    assert ("parcelco", "command.refused") in actions  # the second use, and the unlock
+    assert ("alice", "grant.revoked") in actions
+    assert all(entry["ts"] > 0 for entry in trail)
+    assert [e["ts"] for e in trail] == sorted(e["ts"] for e in trail)
+
+
+# the gateway: a flooding vehicle -----------------------------------------------------------
+
+
+def test_a_flooding_vehicle_is_throttled_and_the_fleet_is_not(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    config, settings, topics = gateway_config(tmp_path, stack_config, workers=1)
+    gateway = settings.gateway.model_copy(update={"vehicle_rate_per_s": 20, "vehicle_burst": 50})
+    settings = settings.model_copy(update={"gateway": gateway})
+    config.write_text(dump_toml(settings))
+    flooder = "FLDZZZ1JZXW000001"
+    fleet = [f"FLTZZZ1JZXW{n:06d}" for n in range(20)]
+    brokers = flood_brokers(stack_config, 2, first=10)
+    with supervised_gateway(config, workers=1):
+        started = time.monotonic()
+        results = flood(
+            [
+                FloodPlan(broker=brokers[0], vins=[flooder], messages_per_vin=3000),
+                FloodPlan(broker=brokers[1], vins=fleet, messages_per_vin=30, rate_per_s=200),
+            ],
+            timeout=120,
+        )
+        elapsed = time.monotonic() - started
+        # every message was acknowledged by the broker, so after Kafka's ack: all there now
+        bootstrap = settings.kafka_bootstrap_servers()
+        records = read_topic(bootstrap, topics.telemetry)
+        letters = read_topic(bootstrap, topics.dlq)
+    by_car: dict[str, int] = {}
+    for record in records:
+        by_car[record.key().decode()] = by_car.get(record.key().decode(), 0) + 1
+    assert all(by_car.get(vin) == 30 for vin in fleet), by_car  # the fleet: every message
+    limited = DlqReason.RATE_LIMITED.value.encode()
+    throttled = [r for r in letters if header_value(r.headers(), h.DLQ_REASON) == limited]
+    passed = by_car.get(flooder, 0)
+    assert passed + len(throttled) == len(results[0].ids) == 3000  # nothing lost, only parked
+    assert 50 <= passed <= 50 + 20 * (elapsed + 5)
+    print(f"flooder: {passed} passed, {len(throttled)} dead-lettered in {elapsed:.1f} s")
