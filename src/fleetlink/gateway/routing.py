@@ -184,13 +184,13 @@ class Router:
         rule = compiled.rule
         if vin is not None and not is_valid_vin(vin):
             raise RejectedError(DlqReason.INVALID_VIN, f"topic level {rule.vin_level} is not a VIN")
-        if vin is not None and self._limiter is not None:
-            if not self._limiter.allow(vin, self._clock()):
-                self.throttled[vin] = self.throttled.get(vin, 0) + 1
-                raise RejectedError(
-                    DlqReason.RATE_LIMITED,
-                    f"over {self._limiter.rate:g} messages/s (burst {self._limiter.burst:g})",
-                )
+        limiter = self._limiter
+        if vin is not None and limiter is not None and not limiter.allow(vin, self._clock()):
+            self.throttled[vin] = self.throttled.get(vin, 0) + 1
+            raise RejectedError(
+                DlqReason.RATE_LIMITED,
+                f"over {limiter.rate:g} messages/s (burst {limiter.burst:g})",
+            )
         if len(message.payload) > self._max_payload:
             raise RejectedError(
                 DlqReason.TOO_LARGE,
