@@ -11,8 +11,10 @@ First ``--warmup`` seconds of commands are sent unmeasured: Kafka's JIT compiler
 takes a good part of the 2 cores during the first minute.
 
 Baseline, measured in the same run with the same cars: the bare MQTT round trip, a client that
-publishes the command straight to ``vehicles/{vin}/commands/{id}`` and waits for the car's
-answer, without Kafka, the gateway, the tracker or the API.
+publishes the (signed) command straight to ``vehicles/{vin}/commands/{id}`` and waits for the
+car's answer, without Kafka, the gateway, the tracker or the API. Everything runs secured as
+by default (mutual TLS, signed commands, bearer tokens); the API's per-client rate limit is
+raised for the benchmark's one client.
 
     .venv/bin/python bench/commands.py --vehicles 5000 --rates 100,500 --seconds 30 --repeat 3
 """
@@ -43,13 +45,17 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetlink.cli.gateway import worker_argv
-from fleetlink.config import dump_toml, load_settings
+from fleetlink.config import Settings, dump_toml, load_settings
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import Command, CommandName
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.admin import ensure_topics
 from fleetlink.mqtt.client import disable_nagle
+from fleetlink.security.keys import command_signer, signing_key
+from fleetlink.security.pki import Role, SigningPurpose
+from fleetlink.security.tokens import issue_token
+from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block, stack_on_free_ports
 from fleetlink.stack.process import stop_children
@@ -87,7 +93,8 @@ class TransitionStream:
     else on 2 cores, and must not be what the benchmark measures.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, auth: dict[str, str]) -> None:
+        self._auth = auth
         self.ended: dict[str, tuple[str, float]] = {}
         self.lag_ms: dict[str, float] = {}  # the tracker's transition to the client
         self.ready = threading.Event()
@@ -97,7 +104,7 @@ class TransitionStream:
 
     def _follow(self) -> None:
         connection = http.client.HTTPConnection(*self._address, timeout=None)
-        connection.request("GET", "/v1/commands/events")
+        connection.request("GET", "/v1/commands/events", headers=self._auth)
         response = connection.getresponse()
         for raw in response:
             if raw.startswith(b"event: ready"):
@@ -112,7 +119,13 @@ _NOT_FINAL = (b'"state":"queued"', b'"state":"sent"', b'"state":"delivered"')
 
 
 def run_platform(
-    host: str, port: int, vins: list[str], rate: float, seconds: float, senders: int = 24
+    host: str,
+    port: int,
+    auth: dict[str, str],
+    vins: list[str],
+    rate: float,
+    seconds: float,
+    senders: int = 24,
 ) -> tuple[dict[str, float], list[float], float]:
     """POST on a fixed schedule from ``senders`` threads, each with a kept-alive connection;
     returns start times by command id, POST latencies (ms) and the sending span."""
@@ -123,7 +136,7 @@ def run_platform(
     due = [first + index / rate for index in range(int(rate * seconds))]
     targets = [rng.choice(vins) for _ in due]
     body = json.dumps({"name": "flash"}).encode()
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **auth}
     next_index = iter(range(len(due)))
     lock = threading.Lock()
 
@@ -153,7 +166,9 @@ def run_platform(
     return started, post_ms, time.monotonic() - first
 
 
-def run_mqtt(port: int, vins: list[str], rate: float, seconds: float) -> tuple[dict, dict, float]:
+def run_mqtt(
+    settings: Settings, vins: list[str], rate: float, seconds: float
+) -> tuple[dict, dict, float]:
     """The baseline: commands straight to the cars over MQTT, answers straight back."""
     started: dict[str, float] = {}
     ended: dict[str, tuple[str, float]] = {}
@@ -167,12 +182,16 @@ def run_mqtt(port: int, vins: list[str], rate: float, seconds: float) -> tuple[d
             with lock:
                 ended.setdefault(command_id, (status, time.monotonic()))
 
+    stack = LocalStack(settings.stack)
+    stack.ensure_services(["bench-bridge"], Role.GATEWAY)  # the rights of the gateway
+    signer = command_signer(settings)
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id="bench-bridge", protocol=mqtt.MQTTv5
     )
+    client.tls_set_context(stack.pki.client_tls("bench-bridge"))
     client.on_message = on_message
     client.on_subscribe = lambda *_: subscribed.set()
-    client.connect("127.0.0.1", port)
+    client.connect(*settings.mqtt_address())
     disable_nagle(client.socket())
     client.loop_start()
     client.subscribe(MqttTopic.COMMAND_RESPONSES_FILTER, qos=1)
@@ -185,9 +204,12 @@ def run_mqtt(port: int, vins: list[str], rate: float, seconds: float) -> tuple[d
             time.sleep(delay)
         now = time.time_ns() // 1_000_000
         command_id = f"mqtt-{uuid.uuid4().hex}"
-        command = Command(command_id, CommandName.FLASH, issued_at=now, expires_at=now + 60_000)
+        vin = rng.choice(vins)
         started[command_id] = time.monotonic()
-        client.publish(MqttTopic.command(rng.choice(vins), command_id), encode(command), qos=1)
+        command = signer.sign_command(
+            Command(command_id, CommandName.FLASH, issued_at=now, expires_at=now + 60_000, vin=vin)
+        )
+        client.publish(MqttTopic.command(vin, command_id), encode(command), qos=1)
     span = time.monotonic() - first
     deadline = time.monotonic() + 15
     while len(ended) < len(started) and time.monotonic() < deadline:
@@ -256,13 +278,14 @@ def main() -> None:
         api_port = free_port_block(1)
         settings = load_settings(
             stack=stack_on_free_ports(Path(tmp) / "stack"),
-            api={"port": api_port},
+            api={"port": api_port, "client_rate_per_s": 100_000, "client_burst": 100_000},
             gateway={"metrics_port": 0, "workers": args.workers},
         )
         config = Path(tmp) / "fleetlink.toml"
         config.write_text(dump_toml(settings))
         api_url = f"http://127.0.0.1:{api_port}"
         stack = LocalStack(settings.stack)
+        UserRegistry(settings.users_file()).put(User("bench", UserRole.FLEET_ADMIN))
         children: list[subprocess.Popen[bytes]] = []
         supervisor = Supervisor(
             lambda index: worker_argv(config, index, drain_on_exit=True),
@@ -293,6 +316,10 @@ def main() -> None:
         try:
             with console.status("starting the stack, gateway, tracker and API"):
                 state = stack.up()
+                key = signing_key(settings, SigningPurpose.API_TOKENS)
+                auth = {
+                    "Authorization": f"Bearer {issue_token(key, 'bench', 'fleet-admin', 86400)}"
+                }
                 ensure_topics(settings.kafka_client_config(), partitions=6)
                 supervisor.start()
                 child("tracker")
@@ -305,24 +332,24 @@ def main() -> None:
                     "--duration", "100000", "--seed", str(index + 1),
                     "--vin-prefix", PREFIXES[index], "--connect-rate", "500",
                 )  # fmt: skip
-            vins = wait_for_fleet(api_url, per_simulator * args.simulators)
+            vins = wait_for_fleet(api_url, auth, per_simulator * args.simulators)
             roles["gateway"] = [h.pid for h in supervisor.handles if h.pid]
             for process in state.processes:
                 roles["kafka" if process.name.startswith("kafka") else process.name] = [process.pid]
-            stream = TransitionStream("127.0.0.1", api_port)
+            stream = TransitionStream("127.0.0.1", api_port, auth)
             stream.ready.wait(10)
             with console.status(f"warming up for {args.warmup:.0f} s"):
-                run_platform("127.0.0.1", api_port, vins, rates[0], args.warmup)
+                run_platform("127.0.0.1", api_port, auth, vins, rates[0], args.warmup)
             for rate in [r for _ in range(args.repeat) for r in rates]:
                 time.sleep(3)
                 before = cpu_now()
-                started, ended, span = run_mqtt(settings.stack.mqtt_port, vins, rate, args.seconds)
+                started, ended, span = run_mqtt(settings, vins, rate, args.seconds)
                 results.append(summarise("mqtt", rate, started, ended, span, [], cpu_since(before)))
                 console.print(results[-1])
                 time.sleep(3)
                 before = cpu_now()
                 started_p, post_ms, span = run_platform(
-                    "127.0.0.1", api_port, vins, rate, args.seconds
+                    "127.0.0.1", api_port, auth, vins, rate, args.seconds
                 )
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and not set(started_p) <= set(stream.ended):
@@ -361,9 +388,11 @@ def main() -> None:
     console.print(f"wrote {args.out} and {args.plot}")
 
 
-def wait_for_fleet(api_url: str, expected: int, timeout: float = 180) -> list[str]:
+def wait_for_fleet(
+    api_url: str, auth: dict[str, str], expected: int, timeout: float = 240
+) -> list[str]:
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=api_url, timeout=5) as client:
+    with httpx.Client(base_url=api_url, timeout=5, headers=auth) as client:
         while True:
             try:
                 reply = client.get("/v1/vehicles", params={"online": True, "limit": 10_000})

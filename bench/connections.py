@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetlink.config import dump_toml, load_settings
+from fleetlink.security.pki import Role
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
 
@@ -60,10 +61,12 @@ def rss_mb(pid: int) -> float:
 class BrokerStats:
     """Mosquitto's own counters from $SYS."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, stack: LocalStack, port: int) -> None:
         self.connected = 0
         self.received = 0
+        stack.ensure_services(["bench-sys"], Role.MONITOR)  # reads $SYS, publishes nothing
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sys")
+        self._client.tls_set_context(stack.pki.client_tls("bench-sys"))
         self._client.on_message = self._on_message
         self._client.on_connect = lambda c, *_: c.subscribe(
             [("$SYS/broker/clients/connected", 0), ("$SYS/broker/messages/received", 0)]
@@ -110,7 +113,7 @@ def main() -> None:
             with console.status("starting the stack"):
                 state = stack.up()
             broker_pid = next(p.pid for p in state.processes if p.name == "mosquitto")
-            stats = BrokerStats(settings.stack.mqtt_port)
+            stats = BrokerStats(stack, settings.stack.mqtt_port)
             started = time.monotonic()
             for index in range(args.processes):
                 summary = Path(tmp) / f"summary-{index}.json"

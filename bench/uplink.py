@@ -45,7 +45,8 @@ from fleetlink.gateway.isolated import isolated_gateway_settings
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.dedup import message_id
 from fleetlink.kafka.reader import read_topic
-from fleetlink.sim.flood import flood, split_plans, vins_for
+from fleetlink.security.pki import Role
+from fleetlink.sim.flood import FloodBroker, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
 
@@ -79,6 +80,7 @@ import sys, time, json, threading
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 port, out, expected = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ca, cert, key = sys.argv[4:7]
 latencies, first, last, count = [], None, None, 0
 done = threading.Event()
 def on_message(client, userdata, message):
@@ -92,6 +94,7 @@ def on_message(client, userdata, message):
     if count >= expected:
         done.set()
 client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
 client.on_message = on_message
 client.on_connect = lambda c, *a: c.subscribe("vehicles/+/telemetry", qos=1)
 client.connect("127.0.0.1", port)
@@ -113,11 +116,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from confluent_kafka import Producer
 port, bootstrap, topic = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ca, cert, key = sys.argv[4:7]
 producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
 def on_message(client, userdata, message):
     producer.produce(topic, message.payload, key=message.topic.split("/")[1])
     producer.poll(0)
 client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive", protocol=mqtt.MQTTv5)
+client.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
 client.on_message = on_message
 client.on_connect = lambda c, *a: c.subscribe("vehicles/+/telemetry", qos=1)
 client.connect("127.0.0.1", port)
@@ -147,6 +152,18 @@ class Bench:
         self.bootstrap = self.settings.kafka_bootstrap_servers()
         self.processes = processes
 
+    def publishers(self) -> list[FloodBroker]:
+        """One proxy identity per publisher process (the broker allows one session each)."""
+        names = [f"bench-publisher-{n}" for n in range(self.processes)]
+        self.stack.ensure_services(names, Role.PROXY)
+        return [FloodBroker.of(self.settings, name) for name in names]
+
+    def monitor_files(self, name: str) -> list[str]:
+        """CA, certificate and key of a read-only identity, for the sink subprocesses."""
+        self.stack.ensure_services([name], Role.MONITOR)
+        identity = self.stack.pki.identity(name)
+        return [str(self.stack.pki.ca_file), str(identity.cert_file), str(identity.key_file)]
+
     def topic(self, name: str) -> str:
         topic = f"bench.{name}.{uuid.uuid4().hex[:6]}"
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
@@ -162,7 +179,7 @@ class Bench:
     def load(self, prefix: str, messages: int, rate: float = 0.0) -> tuple[set[str], float]:
         vins = vins_for(1000, prefix)
         per_vin = max(1, messages // len(vins))
-        plans = split_plans(self.port, vins, per_vin, self.processes, rate_per_s=rate)
+        plans = split_plans(self.publishers(), vins, per_vin, rate_per_s=rate)
         results = flood(plans, timeout=900)
         ids: set[str] = set()
         for result in results:
@@ -205,7 +222,15 @@ class Bench:
 def run_raw(bench: Bench, args: argparse.Namespace) -> Result:
     out = bench.workdir / "raw.json"
     subscriber = subprocess.Popen(
-        [sys.executable, "-c", RAW_SUBSCRIBER, str(bench.port), str(out), "0"],
+        [
+            sys.executable,
+            "-c",
+            RAW_SUBSCRIBER,
+            str(bench.port),
+            str(out),
+            "0",
+            *bench.monitor_files("bench-raw"),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -254,7 +279,15 @@ def run_naive(bench: Bench, args: argparse.Namespace) -> Result:
     results = []
     for topic in topics:
         bridge = subprocess.Popen(
-            [sys.executable, "-c", NAIVE_BRIDGE, str(bench.port), bench.bootstrap, topic],
+            [
+                sys.executable,
+                "-c",
+                NAIVE_BRIDGE,
+                str(bench.port),
+                bench.bootstrap,
+                topic,
+                *bench.monitor_files("bench-naive"),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -18,8 +18,14 @@ from fleetlink.cli.common import BrokersOption, console, settings_from
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
+from fleetlink.security.keys import signing_key
+from fleetlink.security.pki import SigningPurpose
+from fleetlink.security.tokens import issue_token
+from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.stack import LocalStack
 from fleetlink.stack.process import stop_children
+
+DEMO_USER = "demo-admin"
 
 
 def demo(
@@ -42,7 +48,12 @@ def demo(
     supervisor = new_supervisor(ctx, settings)
     children: list[subprocess.Popen[bytes]] = []
     api_url = f"http://{settings.api.host}:{settings.api.port}"
-    courier = DemoCourier(api_url)
+    # the demo's own API user: an admin, as a fleet operator's backend would be
+    UserRegistry(settings.users_file()).put(User(DEMO_USER, UserRole.FLEET_ADMIN))
+    token = issue_token(
+        signing_key(settings, SigningPurpose.API_TOKENS), DEMO_USER, "fleet-admin", 86_400
+    )
+    courier = DemoCourier(api_url, {"Authorization": f"Bearer {token}"})
     try:
         start(stack)
         ensure_platform_topics(settings)
@@ -54,7 +65,8 @@ def demo(
             children.append(_start_child(ctx, stack, "simulate", _fleet_args(vehicles)))
         console.print(
             f"[bold]fleetlink demo[/] is running. API: {api_url}/docs  "
-            f"(try: curl {api_url}/v1/vehicles?online=true). Ctrl-C stops it."
+            f'(try: curl -H "Authorization: Bearer $(fleetlink token {DEMO_USER})" '
+            f"{api_url}/v1/vehicles?online=true). Ctrl-C stops it."
         )
 
         def tick() -> None:
@@ -110,8 +122,8 @@ class DemoCourier:
         {"name": "feature.activate", "params": {"feature": "heated-seats"}},
     )
 
-    def __init__(self, api_url: str, every_s: float = 3.0) -> None:
-        self._client = httpx.Client(base_url=api_url, timeout=2)
+    def __init__(self, api_url: str, auth: dict[str, str], every_s: float = 3.0) -> None:
+        self._client = httpx.Client(base_url=api_url, timeout=2, headers=auth)
         self._every_s = every_s
         self._next = time.monotonic() + every_s
         self._rng = random.Random()

@@ -193,6 +193,7 @@ class LocalStack:
 
     def ensure_services(self, names: list[str], role: Role) -> None:
         """Issue identities for these services when missing and let a running broker know."""
+        self.pki.init()
         if self.pki.ensure(names, role):
             self.refresh_access()
 
