@@ -148,7 +148,13 @@ def test_json_schemas_describe_the_constraints() -> None:
         "command",
         "command-status",
         "command-cancel",
+        "grant",
+        "grant-record",
+        "audit-event",
     }
+    grant = schemas["grant"]["$defs"]["Grant"]
+    assert grant["properties"]["max_uses"]["minimum"] == 1
+    assert grant["properties"]["vin"]["pattern"].startswith("^[A-HJ-NPR-Z0-9]")
 
 
 def test_checked_in_contract_files_are_current() -> None:

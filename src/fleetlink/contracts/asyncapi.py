@@ -9,11 +9,13 @@ import msgspec
 from fleetlink import __version__
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.models import (
+    AuditEvent,
     Command,
     CommandCancel,
     CommandResponse,
     Event,
     EventKind,
+    GrantRecord,
     Presence,
     Telemetry,
     Transition,
@@ -149,7 +151,7 @@ def asyncapi_document() -> dict[str, Any]:
         }
     # downlink: commands to the vehicle, and the lifecycle applications follow
     command_schemas = msgspec.json.schema_components(
-        [Command, Transition, CommandCancel], ref_template=_SCHEMAS_REF
+        [Command, Transition, CommandCancel, GrantRecord, AuditEvent], ref_template=_SCHEMAS_REF
     )[1]
     schemas.update(command_schemas)
     messages["Command"] = {
@@ -233,6 +235,31 @@ def asyncapi_document() -> dict[str, Any]:
         "channel": {"$ref": "#/channels/kafkaCommandDispatch"},
         "summary": "The tracker reads the downlink's reports: sent, cancelled, expired",
     }
+    for channel_id, topic, name, model, key, summary in (
+        ("kafkaGrants", KafkaTopic.GRANTS, "GrantRecord", GrantRecord, "grant id",
+         "Digital keys as issued (Ed25519-signed token) and revoked; compacted"),
+        ("kafkaAudit", KafkaTopic.AUDIT, "AuditEvent", AuditEvent, "VIN",
+         "Who did what to which car: keys issued and revoked, key uses, refused requests"),
+    ):  # fmt: skip
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": summary,
+            "contentType": "application/json",
+            "payload": {"$ref": _SCHEMAS_REF.format(name=model.__name__)},
+            "bindings": {"kafka": {"key": {"type": "string", "description": key}}},
+        }
+        channels[channel_id] = {
+            "address": str(topic),
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "servers": [{"$ref": "#/servers/kafka"}],
+            "bindings": {"kafka": {"topic": str(topic)}},
+        }
+        operations[f"consume{name}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": "The API writes these; its read model and auditors follow them",
+        }
     messages["DeadLetter"] = {
         "name": "DeadLetter",
         "title": "Rejected message",

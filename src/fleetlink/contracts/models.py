@@ -250,4 +250,7 @@ MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "command": Command,
     "command-status": Transition,
     "command-cancel": CommandCancel,
+    "grant": Grant,
+    "grant-record": GrantRecord,
+    "audit-event": AuditEvent,
 }
