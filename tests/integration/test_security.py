@@ -427,6 +427,17 @@ def test_a_flooding_api_client_is_limited_alone(platform: Platform) -> None:
     assert statuses.count(200) >= platform.settings.api.client_burst
 
 
+def trunk_key(now: int, max_uses: int) -> dict[str, Any]:
+    """A grant request: parcelco may open OWNER_CAR's trunk for two hours."""
+    return {
+        "grantee": "parcelco",
+        "vin": OWNER_CAR,
+        "commands": ["trunk.open"],
+        "not_after": now + 7_200_000,
+        "max_uses": max_uses,
+    }
+
+
 def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
     """Owner grants a one-time trunk key for two hours -> the delivery service opens the trunk
     -> the car relocks by itself -> a second use is refused (API and car) -> the audit trail
@@ -440,24 +451,13 @@ def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
         refused = client.post(
             "/v1/grants",
             headers=courier,
-            json={
-                "grantee": "parcelco",
-                "vin": OWNER_CAR,
-                "commands": ["trunk.open"],
-                "not_after": now + 7_200_000,
-            },
+            json=trunk_key(now, max_uses=1),
         )
         assert refused.status_code == 403  # a service cannot grant itself a key
         granted = client.post(
             "/v1/grants",
             headers=alice,
-            json={
-                "grantee": "parcelco",
-                "vin": OWNER_CAR,
-                "commands": ["trunk.open"],
-                "not_after": now + 7_200_000,
-                "max_uses": 1,
-            },
+            json=trunk_key(now, max_uses=1),
         )
         assert granted.status_code == 201, granted.text
         grant = granted.json()
@@ -511,13 +511,7 @@ def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
         second = client.post(
             "/v1/grants",
             headers=alice,
-            json={
-                "grantee": "parcelco",
-                "vin": OWNER_CAR,
-                "commands": ["trunk.open"],
-                "not_after": now + 7_200_000,
-                "max_uses": 3,
-            },
+            json=trunk_key(now, max_uses=3),
         ).json()
         revoked = client.delete(f"/v1/grants/{second['grant_id']}", headers=alice)
         assert revoked.status_code == 200

@@ -34,6 +34,7 @@ from fleetlink.contracts.models import (
     CommandCancel,
     CommandName,
     CommandState,
+    GrantRecord,
     PresenceStatus,
     Transition,
 )
@@ -68,6 +69,13 @@ class CommandsState:
         assert self.deliveries is not None
         await self.deliveries.produce(self.audit_topic, encode(event), event.vin.encode(), [])
         self.view.audited(event)
+
+    async def store_grant(self, record: GrantRecord) -> None:
+        """A key (or its revocation) to ``fleet.grants``, then into this instance's view."""
+        assert self.deliveries is not None
+        key = record.grant.grant_id.encode()
+        await self.deliveries.produce(self.grants_topic, encode(record), key, [])
+        self.view.granted(record)
 
     async def send(
         self, command: Command, vin: str, extra_headers: list[tuple[str, bytes]]

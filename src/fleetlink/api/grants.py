@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.commands import CommandsState
-from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
@@ -112,11 +111,8 @@ async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> 
         geofence=Geofence(fence.latitude, fence.longitude, fence.radius_m) if fence else None,
     )
     record = GrantRecord(grant=grant, token=state.signer.sign_grant(grant))
-    assert state.deliveries is not None
     try:
-        await state.deliveries.produce(
-            state.grants_topic, encode(record), grant.grant_id.encode(), []
-        )
+        await state.store_grant(record)
         await state.audit(
             AuditEvent(
                 ts=now,
@@ -130,7 +126,6 @@ async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> 
         )
     except KafkaUnavailableError as error:
         return _unavailable(state, error)
-    state.view.granted(record)
     return JSONResponse(
         grant_json(record, with_token=True),
         status_code=201,
@@ -192,9 +187,8 @@ async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONR
             actor=caller.name,
         )
     )
-    assert state.deliveries is not None
     try:
-        await state.deliveries.produce(state.grants_topic, encode(revoked), grant_id.encode(), [])
+        await state.store_grant(revoked)
         await state.send(command, grant.vin, [])
         await state.audit(
             AuditEvent(
@@ -208,7 +202,6 @@ async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONR
         )
     except KafkaUnavailableError as error:
         return _unavailable(state, error)
-    state.view.granted(revoked)
     return JSONResponse(grant_json(revoked, with_token=False))
 
 
