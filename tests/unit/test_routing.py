@@ -4,6 +4,7 @@ import pytest
 from fleetlink.config import MappingRule, default_mappings
 from fleetlink.contracts import headers as h
 from fleetlink.gateway.routing import DLQ_MAX_PAYLOAD, DlqReason, Inbound, Router, content_hash
+from fleetlink.security.ratelimit import RateLimiter
 
 VIN = "WVWZZZ1JZXW000001"
 NOW = 1_764_000_000_000
@@ -145,3 +146,25 @@ def test_raw_rule_with_hash_wildcard_and_no_key() -> None:
 def test_bad_mapping_filters_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="mqtt_filter"):
         MappingRule(name="x", mqtt_filter=bad, kafka_topic="t")
+
+
+def test_a_flooding_vehicle_is_throttled_alone_and_nothing_is_dropped() -> None:
+    clock = [0.0]
+    limited = Router(
+        default_mappings(),
+        max_payload_bytes=4096,
+        late_after_ms=60_000,
+        vehicle_limiter=RateLimiter(rate=10, burst=5),
+        clock=lambda: clock[0],
+    )
+    other = "WVWZZZ1JZXW000002"
+    flood = [limited.route(inbound(f"vehicles/{VIN}/telemetry", telemetry(n))) for n in range(8)]
+    assert [r.dlq_reason for r in flood] == [None] * 5 + [DlqReason.RATE_LIMITED] * 3
+    assert all(r.value == telemetry(n) for n, r in enumerate(flood))  # parked, not lost
+    assert flood[-1].topic == "fleet.dlq"
+    assert dict(flood[-1].headers)[h.DLQ_REASON] == b"rate-limited"
+    calm = limited.route(inbound(f"vehicles/{other}/telemetry", telemetry(1)))
+    assert calm.dlq_reason is None  # another car has its own bucket
+    assert limited.throttled == {VIN: 3}
+    clock[0] = 0.1  # a tenth of a second later: one more token
+    assert limited.route(inbound(f"vehicles/{VIN}/telemetry", telemetry(9))).dlq_reason is None

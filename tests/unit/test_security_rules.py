@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlink.contracts.models import Command, CommandName, Geofence, Grant
+from fleetlink.security.access import Principal
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS, grant_refusal
 from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.security.signing import SignatureError, Signer, Verifier
@@ -215,3 +216,32 @@ def test_the_limiter_forgets_the_least_recent_key_beyond_its_bound() -> None:
     assert [limiter.allow(key, 0) for key in "abc"] == [True, True, True]
     assert limiter.allow("a", 0)  # forgotten, so full again
     assert not limiter.allow("c", 0)
+
+
+# roles -------------------------------------------------------------------------------------
+
+
+def test_roles_decide_who_reads_and_commands_what() -> None:
+    other = "WVWZZZ1JZXW000002"
+    admin = Principal("root", UserRole.FLEET_ADMIN, frozenset())
+    owner = Principal("alice", UserRole.OWNER, frozenset({VIN}))
+    courier = Principal("parcelco", UserRole.SERVICE, frozenset())
+    viewer = Principal("vera", UserRole.VIEWER, frozenset())
+    assert admin.command_refusal(other, with_grant=False) is None
+    assert owner.command_refusal(VIN, with_grant=False) is None
+    assert owner.command_refusal(other, with_grant=False) == f"{other} is not one of your vehicles"
+    assert courier.command_refusal(VIN, with_grant=False) is not None
+    assert courier.command_refusal(VIN, with_grant=True) is None  # the key decides the rest
+    assert viewer.command_refusal(VIN, with_grant=True) is not None
+    assert viewer.may_read_vehicle(other)
+    assert not viewer.may_cancel(other, None)
+    assert not owner.may_read_vehicle(other)
+    assert courier.may_read_command(VIN, "parcelco")
+    assert not courier.may_read_command(VIN, "x")
+    assert courier.may_cancel(VIN, "parcelco")
+    assert not courier.may_cancel(VIN, "alice")
+    assert [owner.may_grant(VIN), owner.may_grant(other), courier.may_grant(VIN)] == [
+        True,
+        False,
+        False,
+    ]

@@ -43,6 +43,7 @@ from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
 from fleetlink.security.access import Principal
 from fleetlink.security.grants import grant_refusal
 from fleetlink.security.signing import Signer
+from fleetlink.security.users import UserRole
 
 router = APIRouter(prefix="/v1", tags=["commands"])
 
@@ -407,7 +408,7 @@ async def list_commands(
         for view in _state(request).view.commands_of(vin)
         if caller.may_read_command(vin, view.latest.actor)
     ]
-    if not views and not caller.may_read_vehicle(vin) and caller.role != "service":
+    if not views and not caller.may_read_vehicle(vin) and caller.role is not UserRole.SERVICE:
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
     newest = sorted(views, key=lambda v: v.latest.created_at or 0, reverse=True)[:limit]
     return JSONResponse({"vin": vin, "commands": [command_json(v) for v in newest]})

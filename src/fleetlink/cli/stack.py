@@ -52,7 +52,7 @@ def status_view(stack: LocalStack, settings: Settings) -> Group:
         ("Kafka bootstrap ", "bold"),
         stack.bootstrap_servers(),
         ("   MQTT ", "bold"),
-        f"mqtt://{host}:{port}",
+        f"mqtts://{host}:{port} (client certificates of {stack.pki.directory})",
     )
     return Group(table, endpoints)
 
