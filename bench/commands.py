@@ -44,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
-from fleetlink.cli.gateway import worker_argv
+from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.config import Settings, dump_toml, load_settings
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import Command, CommandName
@@ -316,6 +316,7 @@ def main() -> None:
         try:
             with console.status("starting the stack, gateway, tracker and API"):
                 state = stack.up()
+                ensure_worker_identities(settings, range(args.workers))
                 key = signing_key(settings, SigningPurpose.API_TOKENS)
                 auth = {
                     "Authorization": f"Bearer {issue_token(key, 'bench', 'fleet-admin', 86400)}"

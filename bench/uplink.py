@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from fleetlink.cli.gateway import worker_argv
+from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.config import dump_toml, load_settings
 from fleetlink.gateway.isolated import isolated_gateway_settings
 from fleetlink.gateway.supervisor import Supervisor
@@ -338,6 +338,7 @@ def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
         telemetry = isolated.gateway.mappings[0].model_copy(update={"kafka_topic": topic})
         gateway = isolated.gateway.model_copy(update={"mappings": [telemetry]})
         config.write_text(dump_toml(isolated.model_copy(update={"gateway": gateway})))
+        ensure_worker_identities(isolated, range(workers))
         supervisor = Supervisor(
             lambda index, config=config: worker_argv(config, index, drain_on_exit=True),
             workers,
