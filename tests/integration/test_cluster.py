@@ -8,8 +8,9 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from fleetlink.kafka.admin import topic_configs
 from fleetlink.stack import LocalStack, process
 from tests.integration.helpers import consume, stack_settings
 
@@ -51,9 +52,8 @@ def test_three_brokers_replicate_and_survive_losing_one(tmp_path: Path) -> None:
             time.sleep(0.2)
         partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
         assert all(sorted(p.replicas) == [1, 2, 3] for p in partitions)
-        configs = admin.describe_configs([ConfigResource("topic", topic)])
-        (description,) = [future.result(10) for future in configs.values()]
-        assert description["min.insync.replicas"].value == "2"
+        configs = topic_configs(admin, [topic])
+        assert configs[topic]["min.insync.replicas"].value == "2"
 
         produce(bootstrap, topic, [f"before-{n}" for n in range(100)])
         stack.kill("kafka-3", signal.SIGKILL)  # kill -9 one broker

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 import msgspec
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigEntry, ConfigResource, NewTopic
 
 from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopicSpec
 from fleetlink.errors import FleetlinkError
@@ -87,8 +88,7 @@ def describe_topics(
     names = [str(spec.topic) for spec in specs if str(spec.topic) in metadata.topics]
     if not names:
         return []
-    futures = admin.describe_configs([ConfigResource("topic", name) for name in names])
-    configs = {resource.name: future.result(timeout) for resource, future in futures.items()}
+    configs = topic_configs(admin, names, timeout)
     infos = []
     for name in names:
         partitions = metadata.topics[name].partitions
@@ -102,3 +102,31 @@ def describe_topics(
             )
         )
     return infos
+
+
+def topic_configs(
+    admin: AdminClient, names: Iterable[str], timeout: float = 30.0
+) -> dict[str, dict[str, ConfigEntry]]:
+    """Each topic's configs; waits for a topic the answering broker does not know yet.
+
+    A topic just created is in the controller's metadata before every broker has it, and
+    ``describe_configs`` goes to any broker.
+    """
+    deadline = time.monotonic() + timeout
+    configs: dict[str, dict[str, ConfigEntry]] = {}
+    pending = list(names)
+    while pending:
+        futures = admin.describe_configs([ConfigResource("topic", name) for name in pending])
+        pending = []
+        for resource, future in futures.items():
+            try:
+                configs[resource.name] = future.result(max(deadline - time.monotonic(), 0.1))
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise FleetlinkError(f"no broker knows topic {resource.name}") from None
+                pending.append(resource.name)
+        if pending:
+            time.sleep(0.2)
+    return configs
