@@ -3,6 +3,7 @@ nothing else is affected (the honest traffic beside it still flows)."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
 import time
@@ -47,11 +48,14 @@ from tests.integration.helpers import (
     mqtt_client,
     mqtt_tls,
     platform_signer,
+    run_cli,
+    stack_env,
     user_token,
 )
 
 CAR_A = "SECZZZ1JZXW000001"
 CAR_B = "SECZZZ1JZXW000002"
+CAR_C = "SECZZZ1JZXW000003"
 NOW_MS = lambda: time.time_ns() // 1_000_000  # noqa: E731
 
 
@@ -197,6 +201,55 @@ def test_an_oversized_packet_costs_only_its_sender_the_connection(
         honest.publish(MqttTopic.telemetry(CAR_B), b"fine", qos=1).wait_for_publish(10)
         messages = seen.wait_for(1, 10)
     assert [(m.topic, m.payload) for m in messages] == [(MqttTopic.telemetry(CAR_B), b"fine")]
+
+
+def test_a_revoked_car_is_cut_off_at_once_and_a_new_unit_gets_back_in(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """A stolen telematics unit: its open session may do nothing from the moment the CLI
+    returns, its certificate no longer connects, and the car's new unit works."""
+    stolen = CAR_C
+    stolen_tls = mqtt_tls(stack_config, stolen)  # what the thief keeps
+    env = {**os.environ, **stack_env(stack_config)}
+    with (
+        mqtt_client(stack_config, subscribe="vehicles/+/telemetry") as (_m, seen),
+        mqtt_client(stack_config, CAR_B, subscribe=MqttTopic.commands_filter(CAR_B)) as (car_b, b),
+        mqtt_client(stack_config, stolen, subscribe=MqttTopic.commands_filter(stolen)) as (
+            thief,
+            t,
+        ),
+        mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _g),
+    ):
+        revoked = run_cli("vehicles", "revoke", stolen, env=env)
+        assert revoked.returncode == 0, revoked.stderr
+        assert f"{stolen}: certificate" in revoked.stdout
+
+        forged = thief.publish(MqttTopic.telemetry(stolen), b'{"ts":1,"seq":1,"signals":{}}', 1)
+        forged.wait_for_publish(10)
+        honest = car_b.publish(MqttTopic.telemetry(CAR_B), b'{"ts":1,"seq":1,"signals":{}}', 1)
+        honest.wait_for_publish(10)
+        gateway.publish(MqttTopic.command(stolen, "after"), b"{}", qos=1).wait_for_publish(10)
+        gateway.publish(MqttTopic.command(CAR_B, "for-b"), b"{}", qos=1).wait_for_publish(10)
+        wait_until(lambda: forged.mid in t.puback, 5, "the PUBACK to the revoked car")
+        b.wait_for(1, 10)
+        seen.wait_for(1, 10)
+        time.sleep(1)
+    assert t.puback[forged.mid] == 0x87
+    assert t.messages == []
+    assert [m.topic for m in b.messages] == [MqttTopic.command(CAR_B, "for-b")]
+    assert [m.topic for m in seen.messages] == [MqttTopic.telemetry(CAR_B)]
+    assert not connects(stack_config, stolen_tls, stolen)  # the CRL refuses the handshake
+
+    listed = run_cli("vehicles", "list", env=env)
+    assert f"{stolen} (revoked)" in listed.stdout
+    again = run_cli("vehicles", "revoke", stolen, env=env)  # nothing left to revoke
+    assert again.returncode != 0
+    assert f"no MQTT identity {stolen!r}" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    local_stack.add_vehicles([stolen])  # the car's new unit
+    assert connects(stack_config, mqtt_tls(stack_config, stolen), stolen)
+    assert not connects(stack_config, stolen_tls, stolen)  # the old one stays out
 
 
 # the car: signatures, replays, digital keys ------------------------------------------------

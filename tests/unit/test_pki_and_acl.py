@@ -87,3 +87,47 @@ def test_acl_gives_vehicles_their_own_topics_and_services_their_role() -> None:
     assert "topic write vehicles/+/commands/+" in gateway
     monitor = lines[lines.index("user fleetlink-monitor") + 1 :]
     assert not [line for line in monitor if line.startswith("topic write")]
+
+
+def test_a_revoked_certificate_is_in_the_crl_and_its_name_blocked_until_reissued(
+    pki: DevPki,
+) -> None:
+    vin, other = "WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"
+    pki.ensure([vin, other], Role.VEHICLE)
+    old = x509.load_pem_x509_certificate(pki.identity(vin).cert_file.read_bytes())
+
+    revocation = pki.revoke(vin)
+
+    assert (revocation.name, revocation.serial) == (vin, old.serial_number)
+    crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
+    ca = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
+    assert crl.is_signature_valid(ca.public_key())
+    assert crl.get_revoked_certificate_by_serial_number(old.serial_number) is not None
+    assert crl.next_update_utc == ca.not_valid_after_utc  # never stale while the CA lives
+    assert pki.find(vin) is None
+    assert pki.find(other) is not None
+    assert pki.blocked_names() == {vin}
+    with pytest.raises(PkiError, match=f"{vin} was revoked; `fleetlink vehicles add {vin}`"):
+        pki.ensure([vin], Role.VEHICLE)  # a simulator registering its cars cannot undo it
+
+    new = x509.load_pem_x509_certificate(pki.issue(vin, Role.VEHICLE).cert_file.read_bytes())
+    assert pki.blocked_names() == set()
+    pki.write_crl()
+    crl = x509.load_pem_x509_crl(pki.crl_file.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(old.serial_number) is not None
+    assert crl.get_revoked_certificate_by_serial_number(new.serial_number) is None
+
+
+def test_revoking_an_unknown_identity_says_how_to_register_it(pki: DevPki) -> None:
+    with pytest.raises(PkiError, match="no MQTT identity"):
+        pki.revoke("WVWZZZ1JZXW000009")
+    assert pki.revocations() == []
+
+
+def test_acl_denies_a_revoked_identity_every_topic() -> None:
+    lines = acl_text(
+        [("fleetlink-gateway-0", Role.GATEWAY)], revoked=["WVWZZZ1JZXW000001"]
+    ).splitlines()
+    revoked = lines.index("user WVWZZZ1JZXW000001")
+    assert lines[revoked + 1] == "topic deny #"
+    assert "user WVWZZZ1JZXW000001" not in acl_text([]).splitlines()

@@ -11,7 +11,7 @@ from rich.table import Table
 from fleetlink.cli.common import console, settings_from
 from fleetlink.errors import FleetlinkError
 from fleetlink.security.keys import signing_key
-from fleetlink.security.pki import Role, SigningPurpose
+from fleetlink.security.pki import Revocation, Role, SigningPurpose
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.stack.local import LocalStack
@@ -59,21 +59,50 @@ def vehicles_add(
     vins: Annotated[list[str], typer.Argument(help="One VIN or more (17 characters, no I, O, Q).")],
 ) -> None:
     """Register vehicles: a client certificate each (CN = VIN) from the development CA."""
-    pki = _stack(ctx).pki
-    pki.init()
-    for vin in vins:
-        identity = pki.issue(vin, Role.VEHICLE)
-        console.print(f"{vin}: {identity.cert_file}")
-    console.print(f"CA to trust: {pki.ca_file}")
+    stack = _stack(ctx)
+    for identity in stack.add_vehicles(vins):
+        console.print(f"{identity.name}: {identity.cert_file}")
+    console.print(f"CA to trust: {stack.pki.ca_file}")
+
+
+@vehicles_app.command("revoke")
+def vehicles_revoke(
+    ctx: typer.Context,
+    vins: Annotated[list[str], typer.Argument(help="One VIN or more.")],
+) -> None:
+    """Cut vehicles off (a stolen or retired unit): the broker refuses their certificates."""
+    _print_revocations(_stack(ctx).revoke(vins))
+
+
+@pki_app.command("revoke")
+def pki_revoke(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="One identity or more.")],
+) -> None:
+    """Revoke identities (a leaked service key): the broker refuses their certificates."""
+    _print_revocations(_stack(ctx).revoke(names))
+
+
+def _print_revocations(revocations: list[Revocation]) -> None:
+    for revocation in revocations:
+        console.print(
+            f"{revocation.name}: certificate {revocation.serial:x} revoked; the broker refuses "
+            "it at connect and denies an open session every topic"
+        )
 
 
 @vehicles_app.command("list")
 def vehicles_list(ctx: typer.Context) -> None:
-    """The registered vehicles."""
-    identities = _stack(ctx).pki.identities(vehicles=True)
+    """The registered vehicles, and the revoked ones."""
+    pki = _stack(ctx).pki
+    identities = pki.identities(vehicles=True)
     for identity in identities:
         console.print(identity.name)
-    console.print(f"{len(identities)} vehicle(s)")
+    vehicles = {r.name for r in pki.revocations() if r.role is Role.VEHICLE}
+    revoked = sorted(vehicles & pki.blocked_names())
+    for name in revoked:
+        console.print(f"{name} (revoked)")
+    console.print(f"{len(identities)} vehicle(s), {len(revoked)} revoked")
 
 
 def _registry(ctx: typer.Context) -> UserRegistry:

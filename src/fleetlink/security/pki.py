@@ -7,6 +7,7 @@ Layout of the PKI directory (inside the stack's state directory unless configure
     vehicles/VIN.pem .key      one client certificate per vehicle (CN = VIN)
     services/NAME.pem .key     one per service identity (a gateway worker, a monitor)
     signing/                   Ed25519 keys of the platform (commands, grants, API tokens)
+    revoked.json crl.pem       revoked certificates: the record, and the CRL the broker checks
 
 The certificate is the registry record: its CN is the identity (the broker takes it as the
 username and the client id) and its OU the role, from which the broker's ACL is generated.
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
+import msgspec
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -59,6 +61,15 @@ class SigningPurpose(StrEnum):
 
 class PkiError(FleetlinkError):
     """The PKI is missing, incomplete or asked for something it must refuse."""
+
+
+class Revocation(msgspec.Struct, frozen=True):
+    """One revoked certificate: whose, which serial, since when."""
+
+    name: str
+    role: Role
+    serial: int
+    revoked_at: datetime.datetime
 
 
 class Identity:
@@ -115,6 +126,14 @@ class DevPki:
     @property
     def signing_dir(self) -> Path:
         return self.directory / "signing"
+
+    @property
+    def revocations_file(self) -> Path:
+        return self.directory / "revoked.json"
+
+    @property
+    def crl_file(self) -> Path:
+        return self.directory / "crl.pem"
 
     def exists(self) -> bool:
         return self.ca_file.is_file() and self.broker_cert_file.is_file()
@@ -199,13 +218,76 @@ class DevPki:
         return Identity(name, role, cert_file, key_file)
 
     def ensure(self, names: Iterable[str], role: Role) -> list[str]:
-        """Issue certificates for those of ``names`` that have none; returns the new ones."""
+        """Issue certificates for those of ``names`` that have none; returns the new ones.
+
+        A revoked name is refused: only an explicit :meth:`issue` lets it back in.
+        """
+        blocked = self.blocked_names()
         issued = []
         for name in names:
             if self.find(name) is None:
+                if name in blocked:
+                    command = "vehicles add" if role is Role.VEHICLE else "pki issue"
+                    raise PkiError(
+                        f"{name} was revoked; `fleetlink {command} {name}` issues it a new "
+                        "certificate (the revoked one stays refused)"
+                    )
                 self.issue(name, role)
                 issued.append(name)
         return issued
+
+    def revoke(self, name: str) -> Revocation:
+        """Revoke ``name``'s certificate: its serial joins the CRL and its files are removed.
+
+        The name stays blocked (see :meth:`blocked_names`) until it is issued a new certificate.
+        """
+        self._require()
+        identity = self.identity(name)
+        cert = x509.load_pem_x509_certificate(identity.cert_file.read_bytes())
+        revocation = Revocation(name, identity.role, cert.serial_number, _now())
+        revocations = [*self.revocations(), revocation]
+        _write_atomic(self.revocations_file, msgspec.json.encode(revocations))
+        self.write_crl(revocations)
+        identity.key_file.unlink()
+        identity.cert_file.unlink()
+        return revocation
+
+    def revocations(self) -> list[Revocation]:
+        if not self.revocations_file.is_file():
+            return []
+        try:
+            return msgspec.json.decode(self.revocations_file.read_bytes(), type=list[Revocation])
+        except msgspec.ValidationError as exc:
+            raise PkiError(f"{self.revocations_file} is damaged: {exc}") from None
+
+    def blocked_names(self) -> set[str]:
+        """Revoked names that hold no newer certificate: the broker refuses them everything."""
+        return {r.name for r in self.revocations() if self.find(r.name) is None}
+
+    def write_crl(self, revocations: Iterable[Revocation] | None = None) -> Path:
+        """Write the CA's certificate revocation list (empty when nothing is revoked).
+
+        It is valid as long as the CA: an expired CRL would make the broker refuse every client.
+        """
+        self._require()
+        ca_key = self._ca_key()
+        ca_cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(_now() - datetime.timedelta(minutes=5))
+            .next_update(ca_cert.not_valid_after_utc)
+        )
+        for revocation in self.revocations() if revocations is None else revocations:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(revocation.serial)
+                .revocation_date(revocation.revoked_at)
+                .build()
+            )
+        crl = builder.sign(ca_key, hashes.SHA256())
+        _write_atomic(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
+        return self.crl_file
 
     def signing_key(self, purpose: SigningPurpose) -> Ed25519PrivateKey:
         """The platform's Ed25519 key for ``purpose``, created on first use (owner-only file)."""
@@ -274,6 +356,12 @@ class DevPki:
         if not self.ca_key_file.is_file():
             raise PkiError(f"the CA key {self.ca_key_file} is missing: this PKI cannot issue")
 
+    def _ca_key(self) -> ec.EllipticCurvePrivateKey:
+        ca_key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"{self.ca_key_file} is not an EC key")
+        return ca_key
+
     def _sign_leaf(
         self,
         *,
@@ -283,9 +371,7 @@ class DevPki:
         usage: x509.ObjectIdentifier,
         alt_names: list[x509.GeneralName] | None = None,
     ) -> x509.Certificate:
-        ca_key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise PkiError(f"{self.ca_key_file} is not an EC key")
+        ca_key = self._ca_key()
         ca_cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
         now = _now()
         builder = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
@@ -22,7 +22,7 @@ import msgspec
 from fleetlink.config import StackSettings
 from fleetlink.errors import StackError
 from fleetlink.security.broker_acl import acl_text
-from fleetlink.security.pki import DevPki, Role
+from fleetlink.security.pki import DevPki, Identity, Revocation, Role
 from fleetlink.stack import kafka, mosquitto, process
 from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free, wait_until
 from fleetlink.stack.prereq import find_java, find_mosquitto
@@ -197,12 +197,32 @@ class LocalStack:
         if self.pki.ensure(names, role):
             self.refresh_access()
 
+    def revoke(self, names: Iterable[str]) -> list[Revocation]:
+        """Revoke these identities; a running broker refuses them from the moment this returns."""
+        revocations = [self.pki.revoke(name) for name in names]
+        self.refresh_access()
+        return revocations
+
+    def add_vehicles(self, vins: Iterable[str]) -> list[Identity]:
+        """A certificate per VIN; a revoked VIN is let back in (its old certificate is not)."""
+        pki = self.pki
+        pki.init()
+        blocked = pki.blocked_names()
+        identities = [pki.issue(vin, Role.VEHICLE) for vin in vins]
+        if blocked & {identity.name for identity in identities}:
+            self.refresh_access()
+        return identities
+
     def refresh_access(self, timeout: float = 10.0) -> None:
         """Rewrite the ACL from the registered identities; a running broker reloads it (SIGHUP)
         and this returns once it has, so a new identity may connect and subscribe at once."""
-        identities = self.pki.identities(vehicles=False)
+        pki = self.pki
+        pki.write_crl()
+        identities = pki.identities(vehicles=False)
         self._acl_file.parent.mkdir(parents=True, exist_ok=True)
-        self._acl_file.write_text(acl_text((i.name, i.role) for i in identities))
+        self._acl_file.write_text(
+            acl_text(((i.name, i.role) for i in identities), revoked=pki.blocked_names())
+        )
         state = self.state()
         for record in state.mosquitto() if state is not None else []:
             if not process.is_running(record):
@@ -305,6 +325,7 @@ class LocalStack:
                     ca_file=pki.ca_file,
                     cert_file=pki.broker_cert_file,
                     key_file=pki.broker_key_file,
+                    crl_file=pki.crl_file,
                     acl_file=self._acl_file,
                 ),
                 max_queued_messages=self.settings.mqtt_max_queued_messages,

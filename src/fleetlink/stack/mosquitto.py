@@ -17,6 +17,7 @@ class BrokerTls(msgspec.Struct, frozen=True):
     ca_file: Path
     cert_file: Path
     key_file: Path
+    crl_file: Path
     acl_file: Path
 
 
@@ -47,6 +48,7 @@ def mosquitto_config(
         f"cafile {tls.ca_file}",
         f"certfile {tls.cert_file}",
         f"keyfile {tls.key_file}",
+        f"crlfile {tls.crl_file}",  # reread at SIGHUP with the ACL: revocation needs no restart
         "tls_version tlsv1.2",  # the oldest version accepted
         "require_certificate true",
         "use_identity_as_username true",
