@@ -60,6 +60,7 @@ def test_mosquitto_config_queues_deep_and_persists(tmp_path: Path) -> None:
             ca_file=tmp_path / "ca.pem",
             cert_file=tmp_path / "b.pem",
             key_file=tmp_path / "b.key",
+            crl_file=tmp_path / "crl.pem",
             acl_file=tmp_path / "acl",
         ),
         max_queued_messages=2_000_000,
@@ -75,7 +76,7 @@ def test_mosquitto_config_queues_deep_and_persists(tmp_path: Path) -> None:
 
 
 def test_mosquitto_is_mutual_tls_only_with_identities_as_client_ids(tmp_path: Path) -> None:
-    files = [tmp_path / name for name in ("ca.pem", "b.pem", "b.key", "acl")]
+    files = [tmp_path / name for name in ("ca.pem", "b.pem", "b.key", "crl.pem", "acl")]
     text = mosquitto_config(
         port=1999,
         data_dir=tmp_path,
@@ -92,6 +93,7 @@ def test_mosquitto_is_mutual_tls_only_with_identities_as_client_ids(tmp_path: Pa
         "use_username_as_clientid true",
         f"acl_file {tmp_path / 'acl'}",
         f"cafile {tmp_path / 'ca.pem'}",
+        f"crlfile {tmp_path / 'crl.pem'}",
         "max_packet_size 4096",
     ):
         assert line in lines
