@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -25,3 +27,8 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """``kill PID`` runs the benchmark's ``finally`` blocks, which stop what it started."""
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))

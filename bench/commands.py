@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
-from _common import cpu_seconds, percentile
+from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
@@ -256,6 +256,7 @@ def summarise(
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )

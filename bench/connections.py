@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from _common import cpu_seconds
+from _common import cpu_seconds, exit_cleanly_on_sigterm
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
@@ -87,6 +87,7 @@ class BrokerStats:
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import msgspec
-from _common import cpu_seconds, percentile
+from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.progress import Progress
@@ -416,6 +416,7 @@ def plot(results: list[Result], path: Path, title: str) -> None:
 
 
 def main() -> None:
+    exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )

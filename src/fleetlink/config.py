@@ -125,6 +125,9 @@ class StackSettings(_Section):
     kafka_port: Port = 9092
     controller_port: Port = 19093
     mqtt_port: Port = 1883
+    # A second listener, server-side TLS plus username (the VIN) and password, for vehicle units
+    # that cannot hold a client certificate (`fleetlink vehicles add VIN --password`); off if unset.
+    mqtt_password_port: Port | None = None
     kafka_heap_mb: int = Field(default=512, ge=256, le=16384)
     # A gateway worker down for a minute at 10,000 msg/s leaves 600,000 messages queued for it.
     mqtt_max_queued_messages: int = Field(default=2_000_000, ge=1000)
@@ -144,8 +147,15 @@ class StackSettings(_Section):
     def _ports_do_not_overlap(self) -> StackSettings:
         kafka = set(range(self.kafka_port, self.kafka_port + self.brokers))
         controller = set(range(self.controller_port, self.controller_port + self.brokers))
-        if kafka & controller or self.mqtt_port in kafka | controller:
-            raise ValueError("kafka_port, controller_port and mqtt_port ranges overlap")
+        mqtt = {self.mqtt_port, self.mqtt_password_port} - {None}
+        if (
+            kafka & controller
+            or mqtt & (kafka | controller)
+            or self.mqtt_port == self.mqtt_password_port
+        ):
+            raise ValueError(
+                "kafka_port, controller_port, mqtt_port and mqtt_password_port ranges overlap"
+            )
         if max(kafka | controller) > 65535:
             raise ValueError("a port range runs past 65535")
         return self

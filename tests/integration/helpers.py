@@ -159,10 +159,25 @@ def mqtt_client(
     clean_start: bool = True,
     session_expiry_s: int = 0,
     subscribe: str | None = None,
+    password: str | None = None,
+    client_id: str | None = None,
 ) -> Iterator[tuple[mqtt.Client, MqttInbox]]:
-    """A client connected over TLS as ``identity`` (MQTT 5; QoS 1 subscription if asked)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=identity, protocol=mqtt.MQTTv5)
-    client.tls_set_context(mqtt_tls(settings, identity))
+    """A client connected over TLS as ``identity`` (MQTT 5; QoS 1 subscription if asked).
+
+    With ``password`` it connects to the password listener, as username ``identity``, showing
+    no certificate."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id or identity, protocol=mqtt.MQTTv5
+    )
+    host, port = settings.mqtt_address()
+    if password is None:
+        client.tls_set_context(mqtt_tls(settings, identity))
+    else:
+        assert settings.stack.mqtt_password_port is not None
+        port = settings.stack.mqtt_password_port
+        pki = DevPki(settings.stack.pki_dir)
+        client.tls_set_context(ssl.create_default_context(cafile=str(pki.ca_file)))
+        client.username_pw_set(identity, password)
     inbox = MqttInbox()
     connected = threading.Event()
     subscribed = threading.Event()
@@ -199,7 +214,6 @@ def mqtt_client(
     client.max_queued_messages_set(0)
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = session_expiry_s
-    host, port = settings.mqtt_address()
     client.connect(host, port, keepalive=30, clean_start=clean_start, properties=properties)
     client.loop_start()
     try:

@@ -56,14 +56,26 @@ from tests.integration.helpers import (
 CAR_A = "SECZZZ1JZXW000001"
 CAR_B = "SECZZZ1JZXW000002"
 CAR_C = "SECZZZ1JZXW000003"
+CAR_P = "SECZZZ1JZXW000004"  # a car with a password
 NOW_MS = lambda: time.time_ns() // 1_000_000  # noqa: E731
 
 
-def connects(settings: Settings, context: ssl.SSLContext | None, client_id: str) -> bool:
-    """Whether the broker accepts an MQTT 5 connection with this TLS (None: plain TCP)."""
+def connects(
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    client_id: str,
+    login: tuple[str, str] | None = None,
+) -> bool:
+    """Whether the broker accepts an MQTT 5 connection with this TLS (None: plain TCP); with a
+    (username, password) ``login``, on the password listener."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if context is not None:
         client.tls_set_context(context)
+    host, port = settings.mqtt_address()
+    if login is not None:
+        assert settings.stack.mqtt_password_port is not None
+        port = settings.stack.mqtt_password_port
+        client.username_pw_set(*login)
     accepted = threading.Event()
 
     def on_connect(_c: mqtt.Client, _u: object, _f: object, code: ReasonCode, *_: object) -> None:
@@ -72,7 +84,7 @@ def connects(settings: Settings, context: ssl.SSLContext | None, client_id: str)
 
     client.on_connect = on_connect
     try:
-        client.connect(*settings.mqtt_address(), keepalive=10)
+        client.connect(host, port, keepalive=10)
     except (OSError, ssl.SSLError):
         return False
     client.loop_start()
@@ -250,6 +262,49 @@ def test_a_revoked_car_is_cut_off_at_once_and_a_new_unit_gets_back_in(
     local_stack.add_vehicles([stolen])  # the car's new unit
     assert connects(stack_config, mqtt_tls(stack_config, stolen), stolen)
     assert not connects(stack_config, stolen_tls, stolen)  # the old one stays out
+
+
+def test_a_car_with_a_password_is_held_to_its_own_topics(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """The alternative to a certificate: username = VIN, a generated password, server-side TLS."""
+    vin = CAR_P
+    password = local_stack.add_password_vehicles([vin])[vin]
+    server_only = ssl.create_default_context(cafile=str(DevPki(stack_config.stack.pki_dir).ca_file))
+    assert not connects(stack_config, server_only, vin, login=(vin, password + "x"))
+    assert not connects(stack_config, server_only, "a", login=(CAR_A, password))  # not its VIN
+    assert not connects(stack_config, None, vin, login=(vin, password))  # no plain TCP
+    assert not connects(stack_config, server_only, vin)  # no password on the certificate port
+    with (
+        mqtt_client(stack_config, subscribe="vehicles/+/telemetry") as (_m, seen),
+        mqtt_client(stack_config, CAR_B, subscribe=MqttTopic.commands_filter(CAR_B)) as (_b, b),
+        mqtt_client(
+            stack_config,
+            vin,
+            password=password,
+            client_id=CAR_B,  # asks for B's session: the broker names it by its username
+            subscribe="#",
+        ) as (car, mine),
+        mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _g),
+    ):
+        forged = car.publish(MqttTopic.telemetry(CAR_A), b'{"ts":1,"seq":1,"signals":{}}', 1)
+        own = car.publish(MqttTopic.telemetry(vin), b'{"ts":1,"seq":2,"signals":{}}', 1)
+        own.wait_for_publish(10)
+        gateway.publish(MqttTopic.command(CAR_B, "for-b"), b"{}", qos=1).wait_for_publish(10)
+        gateway.publish(MqttTopic.command(vin, "for-p"), b"{}", qos=1).wait_for_publish(10)
+        wait_until(lambda: own.mid in mine.puback, 5, "PUBACKs")
+        mine.wait_for(1, 10)
+        b.wait_for(1, 10)
+        seen.wait_for(1, 10)
+        time.sleep(1)
+        assert b.disconnects == []  # B kept its session
+    assert (mine.puback[forged.mid], mine.puback[own.mid]) == (0x87, 0x00)
+    assert [m.topic for m in mine.messages] == [MqttTopic.command(vin, "for-p")]
+    assert [m.topic for m in b.messages] == [MqttTopic.command(CAR_B, "for-b")]
+    assert [m.topic for m in seen.messages] == [MqttTopic.telemetry(vin)]
+
+    local_stack.revoke([vin])
+    assert not connects(stack_config, server_only, vin, login=(vin, password))
 
 
 # the car: signatures, replays, digital keys ------------------------------------------------

@@ -111,6 +111,10 @@ def test_bad_file_value_names_section_and_file(tmp_path: Path) -> None:
 def test_overlapping_ports_are_refused() -> None:
     with pytest.raises(ConfigError, match="overlap"):
         load_settings(stack={"brokers": 3, "kafka_port": 9000, "controller_port": 9002})
+    with pytest.raises(ConfigError, match="overlap"):
+        load_settings(stack={"mqtt_port": 8883, "mqtt_password_port": 8883})
+    with pytest.raises(ConfigError, match="overlap"):
+        load_settings(stack={"kafka_port": 9000, "mqtt_password_port": 9000})
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import stat
 from pathlib import Path
 
@@ -131,3 +133,38 @@ def test_acl_denies_a_revoked_identity_every_topic() -> None:
     revoked = lines.index("user WVWZZZ1JZXW000001")
     assert lines[revoked + 1] == "topic deny #"
     assert "user WVWZZZ1JZXW000001" not in acl_text([]).splitlines()
+
+
+def test_a_password_is_kept_as_mosquittos_pbkdf2_hash_only(pki: DevPki) -> None:
+    vin = "WVWZZZ1JZXW000001"
+    password = pki.set_passwords([vin])[vin]
+    line = pki.passwords_file.read_text().strip()
+    name, _, rounds, salt, digest = line.split("$")
+    assert name == f"{vin}:"
+    assert password not in line
+    expected = hashlib.pbkdf2_hmac(
+        "sha512", password.encode(), base64.b64decode(salt), int(rounds), 64
+    )
+    assert base64.b64decode(digest) == expected
+    assert len(password) >= 32
+    assert stat.S_IMODE(pki.passwords_file.stat().st_mode) == 0o600
+    assert pki.password_vehicles() == [vin]
+    assert pki.set_passwords([vin])[vin] != password  # a new one each time
+
+
+def test_revoking_a_password_car_removes_its_hash_and_blocks_it(pki: DevPki) -> None:
+    vin = "WVWZZZ1JZXW000001"
+    pki.set_passwords([vin, "WVWZZZ1JZXW000002"])
+    revocation = pki.revoke(vin)
+    assert revocation.serial is None
+    assert pki.password_vehicles() == ["WVWZZZ1JZXW000002"]
+    assert pki.blocked_names() == {vin}
+    pki.set_passwords([vin])
+    assert pki.blocked_names() == set()
+
+
+@pytest.mark.parametrize("name", ["#", "fleetlink-gateway-0", "WVWZZZ1JZXW00000O"])
+def test_only_a_vin_gets_a_password(pki: DevPki, name: str) -> None:
+    with pytest.raises(PkiError, match="is not a VIN"):
+        pki.set_passwords([name])
+    assert pki.password_vehicles() == []

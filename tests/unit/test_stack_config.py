@@ -62,6 +62,7 @@ def test_mosquitto_config_queues_deep_and_persists(tmp_path: Path) -> None:
             key_file=tmp_path / "b.key",
             crl_file=tmp_path / "crl.pem",
             acl_file=tmp_path / "acl",
+            password_file=tmp_path / "passwords",
         ),
         max_queued_messages=2_000_000,
         max_packet_bytes=1 << 20,
@@ -76,7 +77,8 @@ def test_mosquitto_config_queues_deep_and_persists(tmp_path: Path) -> None:
 
 
 def test_mosquitto_is_mutual_tls_only_with_identities_as_client_ids(tmp_path: Path) -> None:
-    files = [tmp_path / name for name in ("ca.pem", "b.pem", "b.key", "crl.pem", "acl")]
+    names = ("ca.pem", "b.pem", "b.key", "crl.pem", "acl", "passwords")
+    files = [tmp_path / name for name in names]
     text = mosquitto_config(
         port=1999,
         data_dir=tmp_path,
@@ -131,3 +133,25 @@ def test_java_version_parsing(banner: str, major: int) -> None:
 def test_free_port_block_is_free_and_consecutive() -> None:
     first = free_port_block(3)
     assert all(port_is_free(port) for port in range(first, first + 3))
+
+
+def test_the_password_listener_is_tls_with_usernames_as_client_ids(tmp_path: Path) -> None:
+    names = ("ca.pem", "b.pem", "b.key", "crl.pem", "acl", "passwords")
+    tls = BrokerTls(*[tmp_path / name for name in names])
+    common = {"data_dir": tmp_path, "log_file": tmp_path / "m.log", "tls": tls}
+    lines = mosquitto_config(
+        port=1999, password_port=2000, max_queued_messages=1000, max_packet_bytes=4096, **common
+    ).splitlines()
+    second = lines[lines.index("listener 2000 127.0.0.1") :]
+    for line in (
+        f"certfile {tmp_path / 'b.pem'}",
+        "require_certificate false",
+        "use_username_as_clientid true",
+        f"password_file {tmp_path / 'passwords'}",
+    ):
+        assert line in second
+    assert "allow_anonymous false" in lines
+    without = mosquitto_config(
+        port=1999, max_queued_messages=1000, max_packet_bytes=4096, **common
+    ).splitlines()
+    assert not [line for line in without if line.startswith(("password_file", "listener 2000"))]

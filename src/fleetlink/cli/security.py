@@ -57,11 +57,25 @@ def pki_issue(
 def vehicles_add(
     ctx: typer.Context,
     vins: Annotated[list[str], typer.Argument(help="One VIN or more (17 characters, no I, O, Q).")],
+    password: Annotated[
+        bool,
+        typer.Option(
+            "--password",
+            help="A password instead of a certificate, for the password listener "
+            "(stack.mqtt_password_port); shown once.",
+        ),
+    ] = False,
 ) -> None:
     """Register vehicles: a client certificate each (CN = VIN) from the development CA."""
     stack = _stack(ctx)
-    for identity in stack.add_vehicles(vins):
-        console.print(f"{identity.name}: {identity.cert_file}")
+    if password:
+        port = stack.settings.mqtt_password_port
+        for vin, secret in stack.add_password_vehicles(vins).items():
+            console.print(f"{vin}: username {vin} password {secret}", soft_wrap=True)
+        console.print(f"connect over TLS to port {port}; the passwords are not shown again")
+    else:
+        for identity in stack.add_vehicles(vins):
+            console.print(f"{identity.name}: {identity.cert_file}")
     console.print(f"CA to trust: {stack.pki.ca_file}")
 
 
@@ -85,9 +99,10 @@ def pki_revoke(
 
 def _print_revocations(revocations: list[Revocation]) -> None:
     for revocation in revocations:
+        what = "password" if revocation.serial is None else f"certificate {revocation.serial:x}"
         console.print(
-            f"{revocation.name}: certificate {revocation.serial:x} revoked; the broker refuses "
-            "it at connect and denies an open session every topic"
+            f"{revocation.name}: {what} revoked; the broker refuses it at connect and denies an "
+            "open session every topic"
         )
 
 
@@ -98,11 +113,17 @@ def vehicles_list(ctx: typer.Context) -> None:
     identities = pki.identities(vehicles=True)
     for identity in identities:
         console.print(identity.name)
+    with_password = pki.password_vehicles()
+    for vin in with_password:
+        console.print(f"{vin} (password)")
     vehicles = {r.name for r in pki.revocations() if r.role is Role.VEHICLE}
     revoked = sorted(vehicles & pki.blocked_names())
     for name in revoked:
         console.print(f"{name} (revoked)")
-    console.print(f"{len(identities)} vehicle(s), {len(revoked)} revoked")
+    console.print(
+        f"{len(identities)} with a certificate, {len(with_password)} with a password, "
+        f"{len(revoked)} revoked"
+    )
 
 
 def _registry(ctx: typer.Context) -> UserRegistry:

@@ -8,6 +8,7 @@ Layout of the PKI directory (inside the stack's state directory unless configure
     services/NAME.pem .key     one per service identity (a gateway worker, a monitor)
     signing/                   Ed25519 keys of the platform (commands, grants, API tokens)
     revoked.json crl.pem       revoked certificates: the record, and the CRL the broker checks
+    passwords                  VIN:hash lines of the cars without a certificate (Mosquitto's format)
 
 The certificate is the registry record: its CN is the identity (the broker takes it as the
 username and the client id) and its OU the role, from which the broker's ACL is generated.
@@ -16,11 +17,14 @@ Nothing here is ever committed: ``fleetlink pki init`` generates it on each mach
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
+import hashlib
 import ipaddress
 import os
 import re
+import secrets
 import ssl
 import tempfile
 from collections.abc import Iterable
@@ -41,6 +45,9 @@ from fleetlink.security.signing import Verifier
 CA_DAYS = 3650
 LEAF_DAYS = 825
 _SERVICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,62}$")
+# Mosquitto's own count (mosquitto_passwd). Generated passwords carry 192 random bits, so no
+# guessing is within reach however fast the hash; a slow one would cost the broker at each connect.
+_PASSWORD_ROUNDS = 101
 
 
 class Role(StrEnum):
@@ -64,11 +71,11 @@ class PkiError(FleetlinkError):
 
 
 class Revocation(msgspec.Struct, frozen=True):
-    """One revoked certificate: whose, which serial, since when."""
+    """One revoked identity: whose, which certificate serial (none for a password), since when."""
 
     name: str
     role: Role
-    serial: int
+    serial: int | None
     revoked_at: datetime.datetime
 
 
@@ -134,6 +141,10 @@ class DevPki:
     @property
     def crl_file(self) -> Path:
         return self.directory / "crl.pem"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.directory / "passwords"
 
     def exists(self) -> bool:
         return self.ca_file.is_file() and self.broker_cert_file.is_file()
@@ -237,20 +248,49 @@ class DevPki:
         return issued
 
     def revoke(self, name: str) -> Revocation:
-        """Revoke ``name``'s certificate: its serial joins the CRL and its files are removed.
-
-        The name stays blocked (see :meth:`blocked_names`) until it is issued a new certificate.
-        """
+        """Revoke ``name``: its certificate's serial joins the CRL and its files are removed; a
+        password of its is removed too. The name stays blocked (see :meth:`blocked_names`) until
+        it is issued a new certificate or password."""
         self._require()
-        identity = self.identity(name)
-        cert = x509.load_pem_x509_certificate(identity.cert_file.read_bytes())
-        revocation = Revocation(name, identity.role, cert.serial_number, _now())
+        passwords = self._password_hashes()
+        identity = self.find(name)
+        if identity is None and name not in passwords:
+            self.identity(name)  # raises the error that says how to register it
+        serial = None
+        if identity is not None:
+            serial = x509.load_pem_x509_certificate(identity.cert_file.read_bytes()).serial_number
+        role = identity.role if identity is not None else Role.VEHICLE
+        revocation = Revocation(name, role, serial, _now())
         revocations = [*self.revocations(), revocation]
         _write_atomic(self.revocations_file, msgspec.json.encode(revocations))
         self.write_crl(revocations)
-        identity.key_file.unlink()
-        identity.cert_file.unlink()
+        if identity is not None:
+            identity.key_file.unlink()
+            identity.cert_file.unlink()
+        if passwords.pop(name, None) is not None:
+            self._write_password_hashes(passwords)
         return revocation
+
+    def set_passwords(self, vins: Iterable[str]) -> dict[str, str]:
+        """A new random password per VIN, for the broker's password listener; the passwords are
+        returned once and only their hashes kept. A revoked VIN is let back in."""
+        vins = list(vins)
+        for vin in vins:
+            validate_identity_name(vin, Role.VEHICLE)
+        hashes = self._password_hashes()
+        passwords = {vin: secrets.token_urlsafe(24) for vin in vins}
+        hashes.update({vin: _password_hash(password) for vin, password in passwords.items()})
+        self._write_password_hashes(hashes)
+        return passwords
+
+    def password_vehicles(self) -> list[str]:
+        return sorted(self._password_hashes())
+
+    def ensure_passwords_file(self) -> Path:
+        """Mosquitto will not start with a ``password_file`` that is missing."""
+        if not self.passwords_file.is_file():
+            self._write_password_hashes({})
+        return self.passwords_file
 
     def revocations(self) -> list[Revocation]:
         if not self.revocations_file.is_file():
@@ -262,7 +302,12 @@ class DevPki:
 
     def blocked_names(self) -> set[str]:
         """Revoked names that hold no newer certificate: the broker refuses them everything."""
-        return {r.name for r in self.revocations() if self.find(r.name) is None}
+        passwords = self._password_hashes()
+        return {
+            r.name
+            for r in self.revocations()
+            if self.find(r.name) is None and r.name not in passwords
+        }
 
     def write_crl(self, revocations: Iterable[Revocation] | None = None) -> Path:
         """Write the CA's certificate revocation list (empty when nothing is revoked).
@@ -279,6 +324,8 @@ class DevPki:
             .next_update(ca_cert.not_valid_after_utc)
         )
         for revocation in self.revocations() if revocations is None else revocations:
+            if revocation.serial is None:
+                continue
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder()
                 .serial_number(revocation.serial)
@@ -356,6 +403,16 @@ class DevPki:
         if not self.ca_key_file.is_file():
             raise PkiError(f"the CA key {self.ca_key_file} is missing: this PKI cannot issue")
 
+    def _password_hashes(self) -> dict[str, str]:
+        if not self.passwords_file.is_file():
+            return {}
+        lines = self.passwords_file.read_text().splitlines()
+        return dict(line.split(":", 1) for line in lines if ":" in line)
+
+    def _write_password_hashes(self, hashes: dict[str, str]) -> None:
+        text = "".join(f"{vin}:{digest}\n" for vin, digest in sorted(hashes.items()))
+        _write_atomic(self.passwords_file, text.encode(), mode=0o600)
+
     def _ca_key(self) -> ec.EllipticCurvePrivateKey:
         ca_key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -422,6 +479,14 @@ def _file_stem(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9-]+", name):
         return name
     return "x-" + name.encode().hex()
+
+
+def _password_hash(password: str) -> str:
+    """Mosquitto's password-file hash: PBKDF2-SHA512, ``$7$rounds$salt$digest`` in base64."""
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PASSWORD_ROUNDS, 64)
+    encoded = [base64.b64encode(part).decode() for part in (salt, digest)]
+    return f"$7${_PASSWORD_ROUNDS}${encoded[0]}${encoded[1]}"
 
 
 def _now() -> datetime.datetime:

@@ -213,11 +213,25 @@ class LocalStack:
             self.refresh_access()
         return identities
 
+    def add_password_vehicles(self, vins: Iterable[str]) -> dict[str, str]:
+        """A new password per VIN (shown once; only its hash is kept); the broker reloads."""
+        if self.settings.mqtt_password_port is None:
+            raise StackError(
+                "vehicles with passwords need the password listener: set stack.mqtt_password_port "
+                "(FLEETLINK_STACK__MQTT_PASSWORD_PORT), e.g. 8883"
+            )
+        pki = self.pki
+        pki.init()
+        passwords = pki.set_passwords(vins)
+        self.refresh_access()
+        return passwords
+
     def refresh_access(self, timeout: float = 10.0) -> None:
         """Rewrite the ACL from the registered identities; a running broker reloads it (SIGHUP)
         and this returns once it has, so a new identity may connect and subscribe at once."""
         pki = self.pki
         pki.write_crl()
+        pki.ensure_passwords_file()
         identities = pki.identities(vehicles=False)
         self._acl_file.parent.mkdir(parents=True, exist_ok=True)
         self._acl_file.write_text(
@@ -281,6 +295,7 @@ class LocalStack:
     def _check_ports_free(self) -> None:
         wanted = {
             "stack.mqtt_port": [self.settings.mqtt_port],
+            "stack.mqtt_password_port": [p for p in [self.settings.mqtt_password_port] if p],
             "stack.kafka_port": self.settings.kafka_ports(),
             "stack.controller_port": self.settings.controller_ports(),
         }
@@ -319,6 +334,7 @@ class LocalStack:
         config.write_text(
             mosquitto.mosquitto_config(
                 port=self.settings.mqtt_port,
+                password_port=self.settings.mqtt_password_port,
                 data_dir=data_dir,
                 log_file=log,
                 tls=mosquitto.BrokerTls(
@@ -327,6 +343,7 @@ class LocalStack:
                     key_file=pki.broker_key_file,
                     crl_file=pki.crl_file,
                     acl_file=self._acl_file,
+                    password_file=pki.passwords_file,
                 ),
                 max_queued_messages=self.settings.mqtt_max_queued_messages,
                 max_packet_bytes=self.settings.mqtt_max_packet_bytes,

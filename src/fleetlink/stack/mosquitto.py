@@ -19,11 +19,13 @@ class BrokerTls(msgspec.Struct, frozen=True):
     key_file: Path
     crl_file: Path
     acl_file: Path
+    password_file: Path
 
 
 def mosquitto_config(
     *,
     port: int,
+    password_port: int | None = None,
     data_dir: Path,
     log_file: Path,
     tls: BrokerTls,
@@ -38,6 +40,10 @@ def mosquitto_config(
 
     ``max_queued_messages`` bounds what the broker holds for one offline persistent session (for
     example a gateway worker being restarted); the broker default of 1000 would drop the rest.
+
+    ``password_port`` adds a listener for cars without a certificate: server-side TLS, the
+    username (a VIN) and its password, checked against ``password_file``. The same ACL applies,
+    and there too the client id is the username.
     ``max_inflight_messages 0`` leaves the in-flight window to each MQTT 5 client's Receive
     Maximum, so the gateway decides how many unacknowledged messages it takes.
     """
@@ -53,6 +59,19 @@ def mosquitto_config(
         "require_certificate true",
         "use_identity_as_username true",
         "use_username_as_clientid true",
+        *(
+            [
+                f"listener {password_port} {LOOPBACK}",
+                f"certfile {tls.cert_file}",
+                f"keyfile {tls.key_file}",
+                "tls_version tlsv1.2",
+                "require_certificate false",
+                "use_username_as_clientid true",  # a listener setting: said once per listener
+                f"password_file {tls.password_file}",
+            ]
+            if password_port is not None
+            else []
+        ),
         "allow_anonymous false",
         f"acl_file {tls.acl_file}",
         f"max_packet_size {max_packet_bytes}",

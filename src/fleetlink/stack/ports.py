@@ -53,11 +53,12 @@ def free_port_block(size: int, low: int = 20000, high: int = 32000) -> int:
 
 def stack_on_free_ports(state_dir: Path, brokers: int = 1) -> dict[str, Any]:
     """The ``stack`` settings of a stack of its own: state under ``state_dir``, free ports."""
-    first = free_port_block(2 * brokers + 1)
+    first = free_port_block(2 * brokers + 2)
     return {
         "state_dir": state_dir,
         "brokers": brokers,
         "kafka_port": first,
         "controller_port": first + brokers,
         "mqtt_port": first + 2 * brokers,
+        "mqtt_password_port": first + 2 * brokers + 1,
     }
