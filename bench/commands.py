@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 import paho.mqtt.client as mqtt
 from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile
 from paho.mqtt.enums import CallbackAPIVersion
@@ -46,11 +47,14 @@ from rich.table import Table
 
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.config import Settings, dump_toml, load_settings
+from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import Command, CommandName
-from fleetlink.contracts.topics import MqttTopic
+from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.kafka.admin import ensure_topics
+from fleetlink.kafka.headers import header_value
+from fleetlink.kafka.reader import read_topic
 from fleetlink.mqtt.client import disable_nagle
 from fleetlink.security.keys import command_signer, signing_key
 from fleetlink.security.pki import Role, SigningPurpose
@@ -79,6 +83,18 @@ class Result:
     max_ms: float
     post_p50_ms: float  # POST until 202 (the record is in Kafka)
     post_p99_ms: float
+    # "queued" to "sent": API -> fleet.commands -> downlink -> the broker's PUBACK
+    downlink_p50_ms: float
+    downlink_p99_ms: float
+    # "sent" to the car's answer (its "ts"): broker -> car, which checks and runs it
+    car_p50_ms: float
+    car_p99_ms: float
+    # the car's answer to the gateway receiving it (header fl.ingest_time): car -> broker -> gateway
+    uplink_p50_ms: float
+    uplink_p99_ms: float
+    # the gateway receiving it to the tracker's "succeeded": Kafka ack, tracker
+    tracker_p50_ms: float
+    tracker_p99_ms: float
     # from the tracker writing "succeeded" to the client reading it (status topic, API, SSE)
     last_leg_p50_ms: float
     last_leg_p99_ms: float
@@ -96,6 +112,7 @@ class TransitionStream:
     def __init__(self, host: str, port: int, auth: dict[str, str]) -> None:
         self._auth = auth
         self.ended: dict[str, tuple[str, float]] = {}
+        self.steps: dict[str, dict[str, float]] = {}  # command id -> state -> its ts (epoch ms)
         self.lag_ms: dict[str, float] = {}  # the tracker's transition to the client
         self.ready = threading.Event()
         self._address = (host, port)
@@ -109,13 +126,33 @@ class TransitionStream:
         for raw in response:
             if raw.startswith(b"event: ready"):
                 self.ready.set()
-            elif raw.startswith(b'data: {"') and not any(s in raw for s in _NOT_FINAL):
+            elif raw.startswith(b'data: {"'):
                 step = json.loads(raw[6:])
-                self.ended.setdefault(step["command_id"], (step["state"], time.monotonic()))
-                self.lag_ms[step["command_id"]] = time.time() * 1000 - step["ts"]
+                command_id, state = step["command_id"], step["state"]
+                self.steps.setdefault(command_id, {})[state] = step["ts"]
+                if state not in _NOT_FINAL:
+                    self.ended.setdefault(command_id, (state, time.monotonic()))
+                    self.lag_ms[command_id] = time.time() * 1000 - step["ts"]
 
 
-_NOT_FINAL = (b'"state":"queued"', b'"state":"sent"', b'"state":"delivered"')
+_NOT_FINAL = ("queued", "sent", "delivered")
+
+
+def add_answer_times(steps: dict[str, dict[str, float]], bootstrap: str) -> None:
+    """Add when each car answered (its "ts") and when the gateway received the answer."""
+    for record in read_topic(bootstrap, str(KafkaTopic.COMMAND_RESPONSES)):
+        command_id = (record.key() or b"").decode()
+        ingested = header_value(record.headers(), h.INGEST_TIME)
+        if command_id not in steps or ingested is None:
+            continue
+        answer = msgspec.json.decode(record.value() or b"{}", type=CommandResponse)
+        if answer.status == ResponseStatus.SUCCEEDED:
+            steps[command_id].update(answered=answer.ts, ingested=int(ingested))
+
+
+def leg_ms(steps: dict[str, dict[str, float]], start: str, end: str) -> dict[str, float]:
+    """Per command, the time between two of its transitions, where both were seen."""
+    return {c: s[end] - s[start] for c, s in steps.items() if start in s and end in s}
 
 
 def run_platform(
@@ -228,8 +265,16 @@ def summarise(
     post_ms: list[float],
     cpu: dict[str, float],
     last_leg: dict[str, float] | None = None,
+    steps: dict[str, dict[str, float]] | None = None,
 ) -> Result:
-    legs = [last_leg[c] for c in started if last_leg and c in last_leg]
+    def leg(times: dict[str, float] | None) -> list[float]:
+        return [times[c] for c in started if times and c in times]
+
+    legs = leg(last_leg)
+    downlink = leg(leg_ms(steps or {}, "queued", "sent"))
+    car = leg(leg_ms(steps or {}, "sent", "answered"))
+    uplink = leg(leg_ms(steps or {}, "answered", "ingested"))
+    tracker = leg(leg_ms(steps or {}, "ingested", "succeeded"))
     latencies = [
         (ended[c][1] - t) * 1000
         for c, t in started.items()
@@ -248,6 +293,14 @@ def summarise(
         max_ms=round(max(latencies, default=float("nan")), 1),
         post_p50_ms=round(percentile(post_ms, 0.5), 1) if post_ms else float("nan"),
         post_p99_ms=round(percentile(post_ms, 0.99), 1) if post_ms else float("nan"),
+        downlink_p50_ms=round(percentile(downlink, 0.5), 1),
+        downlink_p99_ms=round(percentile(downlink, 0.99), 1),
+        car_p50_ms=round(percentile(car, 0.5), 1),
+        car_p99_ms=round(percentile(car, 0.99), 1),
+        uplink_p50_ms=round(percentile(uplink, 0.5), 1),
+        uplink_p99_ms=round(percentile(uplink, 0.99), 1),
+        tracker_p50_ms=round(percentile(tracker, 0.5), 1),
+        tracker_p99_ms=round(percentile(tracker, 0.99), 1),
         last_leg_p50_ms=round(percentile(legs, 0.5), 1),
         last_leg_p99_ms=round(percentile(legs, 0.99), 1),
         cpu_s=round(sum(v for k, v in cpu.items() if k != "client"), 1),
@@ -357,9 +410,18 @@ def main() -> None:
                 while time.monotonic() < deadline and not set(started_p) <= set(stream.ended):
                     time.sleep(0.2)
                 cpu = cpu_since(before)
+                add_answer_times(stream.steps, settings.kafka_client_config()["bootstrap.servers"])
                 results.append(
                     summarise(
-                        "platform", rate, started_p, stream.ended, span, post_ms, cpu, stream.lag_ms
+                        "platform",
+                        rate,
+                        started_p,
+                        stream.ended,
+                        span,
+                        post_ms,
+                        cpu,
+                        stream.lag_ms,
+                        stream.steps,
                     )
                 )
                 console.print(results[-1])
@@ -432,7 +494,8 @@ def show(results: list[Result], meta: dict[str, object]) -> None:
     title = f"command round trip, medians, {meta['cpus']} cores, {meta['date']}"
     table = Table(title=title)
     columns = ("path", "rate", "sent", "succeeded", "other", "achieved_rate", "p50_ms")
-    columns += ("p90_ms", "p99_ms", "max_ms", "post_p99_ms", "last_leg_p99_ms", "cpu_s")
+    columns += ("p90_ms", "p99_ms", "max_ms", "post_p99_ms", "downlink_p99_ms")
+    columns += ("car_p99_ms", "uplink_p99_ms", "tracker_p99_ms", "last_leg_p99_ms", "cpu_s")
     for column in columns:
         table.add_column(column, justify="right")
     for result in results:

@@ -6,13 +6,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetlink.api import commands, grants, ingest
 from fleetlink.api.auth import ApiError, Guard
@@ -28,6 +28,28 @@ from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.security.users import UserRegistry
 
 _READY_CACHE_S = 2.0
+
+
+class BodyLimit:
+    """413 for a request whose ``Content-Length`` is over the limit, before its body is read.
+
+    Plain ASGI: Starlette's ``@app.middleware("http")`` costs a task and a response stream per
+    request.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self._app = app
+        self._max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self._max_body):
+                detail = f"the body may hold at most {self._max_body} bytes"
+                response = JSONResponse({"error": "too-large", "detail": detail}, 413)
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,7 +74,6 @@ def create_app(settings: Settings) -> FastAPI:
         UserRegistry(settings.users_file()),
         RateLimiter(settings.api.client_rate_per_s, settings.api.client_burst),
     )
-    max_body = settings.api.max_body_bytes
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -85,16 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(grants.router)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return JSONResponse(
-                {"error": "too-large", "detail": f"the body may hold at most {max_body} bytes"},
-                status_code=413,
-            )
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError) -> JSONResponse:

@@ -67,7 +67,9 @@ class Guard:
         return Principal.of(user)
 
 
-def _caller(request: Request) -> Principal:
+async def _caller(request: Request) -> Principal:
+    # async, though it never awaits: a plain function would run in the thread pool, a thread
+    # hop per request for ~0.2 ms of work
     guard: Guard = request.app.state.guard
     return guard.principal(request.headers.get("authorization"))
 
