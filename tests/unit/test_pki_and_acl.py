@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 import stat
 from pathlib import Path
 
@@ -168,3 +169,10 @@ def test_only_a_vin_gets_a_password(pki: DevPki, name: str) -> None:
     with pytest.raises(PkiError, match="is not a VIN"):
         pki.set_passwords([name])
     assert pki.password_vehicles() == []
+
+
+def test_an_ephemeral_identity_leaves_no_key_behind(pki: DevPki) -> None:
+    before = sorted(path for path in pki.directory.rglob("*"))
+    context = pki.ephemeral_tls("WVWZZZ1JZXW000001", Role.VEHICLE)
+    assert sorted(path for path in pki.directory.rglob("*")) == before
+    assert context.verify_mode == ssl.CERT_REQUIRED

@@ -101,8 +101,8 @@ def _print_revocations(revocations: list[Revocation]) -> None:
     for revocation in revocations:
         what = "password" if revocation.serial is None else f"certificate {revocation.serial:x}"
         console.print(
-            f"{revocation.name}: {what} revoked; the broker refuses it at connect and denies an "
-            "open session every topic"
+            f"{revocation.name}: {what} revoked; the broker refuses it at connect, and an open "
+            "session of it was ended"
         )
 
 

@@ -385,6 +385,26 @@ class DevPki:
         context.load_cert_chain(str(identity.cert_file), str(identity.key_file))
         return context
 
+    def ephemeral_tls(self, name: str, role: Role) -> ssl.SSLContext:
+        """TLS as ``name`` with a certificate valid for two minutes whose key never stays on
+        disk: how the platform takes a revoked identity's session over to end it."""
+        self._require()
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._sign_leaf(
+            common_name=name,
+            organizational_unit=role.value,
+            public_key=key.public_key(),
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+            valid_for=datetime.timedelta(minutes=2),
+        )
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        with tempfile.TemporaryDirectory(dir=self.directory) as directory:
+            key_file, cert_file = Path(directory) / "key.pem", Path(directory) / "cert.pem"
+            _write_key(key_file, key)
+            cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            context.load_cert_chain(str(cert_file), str(key_file))
+        return context
+
     def identities(self, *, vehicles: bool) -> list[Identity]:
         """The issued vehicle identities, or the service identities, sorted by name."""
         directory = self.identities_dir(Role.VEHICLE if vehicles else Role.GATEWAY)
@@ -427,6 +447,7 @@ class DevPki:
         public_key: ec.EllipticCurvePublicKey,
         usage: x509.ObjectIdentifier,
         alt_names: list[x509.GeneralName] | None = None,
+        valid_for: datetime.timedelta = datetime.timedelta(days=LEAF_DAYS),
     ) -> x509.Certificate:
         ca_key = self._ca_key()
         ca_cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
@@ -445,7 +466,7 @@ class DevPki:
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=LEAF_DAYS))
+            .not_valid_after(now + valid_for)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(

@@ -197,10 +197,22 @@ class LocalStack:
         if self.pki.ensure(names, role):
             self.refresh_access()
 
-    def revoke(self, names: Iterable[str]) -> list[Revocation]:
-        """Revoke these identities; a running broker refuses them from the moment this returns."""
+    def revoke(self, names: Iterable[str], *, evict: bool = True) -> list[Revocation]:
+        """Revoke these identities; a running broker refuses them from the moment this returns.
+
+        ``evict`` also ends a session still open under a revoked identity: the platform connects
+        once as that identity (a certificate valid for two minutes), which takes the session
+        over and discards it. Without it, such a session stays connected but may do nothing.
+        """
         revocations = [self.pki.revoke(name) for name in names]
         self.refresh_access()
+        state = self.state()
+        running = [r for r in state.mosquitto() if process.is_running(r)] if state else []
+        if evict and running:
+            for revocation in revocations:
+                tls = self.pki.ephemeral_tls(revocation.name, revocation.role)
+                if not mqtt_answers(LOOPBACK, self.settings.mqtt_port, tls):
+                    raise StackError(f"could not end the open session of {revocation.name}")
         return revocations
 
     def add_vehicles(self, vins: Iterable[str]) -> list[Identity]:
