@@ -14,7 +14,7 @@ from fleetlink.security.access import Principal
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS, grant_refusal
 from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.security.signing import SignatureError, Signer, Verifier
-from fleetlink.security.tokens import TokenError, issue_token, token_subject
+from fleetlink.security.tokens import TokenError, TokenVerifier, issue_token
 from fleetlink.security.users import User, UserError, UserRegistry, UserRole
 
 VIN = "WVWZZZ1JZXW000001"
@@ -160,15 +160,27 @@ def test_geofence_is_checked_where_the_car_stands() -> None:
 
 
 def test_tokens_name_their_user_and_expire(key: Ed25519PrivateKey) -> None:
+    verifier = TokenVerifier(key.public_key())
     token = issue_token(key, "alice", "owner", ttl_s=60)
-    assert token_subject(key.public_key(), token) == "alice"
+    assert verifier.subject(token) == "alice"
     old = issue_token(key, "alice", "owner", ttl_s=-120)
     with pytest.raises(TokenError, match="expired"):
-        token_subject(key.public_key(), old)
+        verifier.subject(old)
     with pytest.raises(TokenError, match="invalid"):
-        token_subject(Ed25519PrivateKey.generate().public_key(), token)
-    with pytest.raises(TokenError, match="invalid"):
-        token_subject(key.public_key(), token[:-4] + "AAAA")
+        TokenVerifier(Ed25519PrivateKey.generate().public_key()).subject(token)
+    for _ in range(2):  # a refused token is never remembered as good
+        with pytest.raises(TokenError, match="invalid"):
+            verifier.subject(token[:-4] + "AAAA")
+
+
+def test_a_remembered_token_still_expires(key: Ed25519PrivateKey) -> None:
+    verifier = TokenVerifier(key.public_key(), leeway_s=0)
+    token = issue_token(key, "alice", "owner", ttl_s=2)
+    assert verifier.subject(token) == "alice"
+    assert verifier.subject(token) == "alice"  # remembered
+    time.sleep(3.1)  # "exp" counts whole seconds
+    with pytest.raises(TokenError, match="expired"):
+        verifier.subject(token)
 
 
 def test_an_unsigned_alg_none_token_is_refused(key: Ed25519PrivateKey) -> None:
@@ -178,7 +190,7 @@ def test_an_unsigned_alg_none_token_is_refused(key: Ed25519PrivateKey) -> None:
         {"iss": "fleetlink", "sub": "root", "iat": 1, "exp": 2**40}, None, algorithm="none"
     )
     with pytest.raises(TokenError):
-        token_subject(key.public_key(), forged)
+        TokenVerifier(key.public_key()).subject(forged)
 
 
 def test_the_user_registry_validates_and_reloads(tmp_path: Path) -> None:

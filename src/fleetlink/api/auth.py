@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from fleetlink.security.access import Principal
 from fleetlink.security.ratelimit import RateLimiter
-from fleetlink.security.tokens import TokenError, token_subject
+from fleetlink.security.tokens import TokenError, TokenVerifier
 from fleetlink.security.users import UserRegistry
 
 
@@ -33,7 +33,7 @@ class Guard:
     def __init__(
         self, token_key: Ed25519PublicKey, users: UserRegistry, limiter: RateLimiter
     ) -> None:
-        self._token_key = token_key
+        self._tokens = TokenVerifier(token_key)
         self.users = users
         self._limiter = limiter
 
@@ -47,7 +47,7 @@ class Guard:
                 {"WWW-Authenticate": "Bearer"},
             )
         try:
-            name = token_subject(self._token_key, token.strip())
+            name = self._tokens.subject(token.strip())
         except TokenError as error:
             raise ApiError(
                 401,

@@ -132,8 +132,15 @@ def ensure_kafka_jars(
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as Kafka makes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as Kafka makes).
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with ``-``: ``kafka-storage format
+    --cluster-id -x...`` would take the id for an option (one start in 64 failed so).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(
