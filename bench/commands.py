@@ -341,7 +341,7 @@ def main() -> None:
         stack = LocalStack(settings.stack)
         UserRegistry(settings.users_file()).put(User("bench", UserRole.FLEET_ADMIN))
         children: list[subprocess.Popen[bytes]] = []
-        supervisor = Supervisor(
+        supervisor = Supervisor.of_workers(
             lambda index: worker_argv(config, index, drain_on_exit=True),
             args.workers,
             backoff_s=0.5,

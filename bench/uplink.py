@@ -339,7 +339,7 @@ def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
         gateway = isolated.gateway.model_copy(update={"mappings": [telemetry]})
         config.write_text(dump_toml(isolated.model_copy(update={"gateway": gateway})))
         ensure_worker_identities(isolated, range(workers))
-        supervisor = Supervisor(
+        supervisor = Supervisor.of_workers(
             lambda index, config=config: worker_argv(config, index, drain_on_exit=True),
             workers,
             backoff_s=0.5,

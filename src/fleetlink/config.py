@@ -312,6 +312,16 @@ class SecuritySettings(_Section):
     token_ttl_s: int = Field(default=3600, ge=60, le=30 * 86400)
 
 
+class RuntimeSettings(_Section):
+    """How processes survive bad input: the poison journal, and a fault hook for tests."""
+
+    journal_dir: Path | None = None  # default: <stack.state_dir>/journal
+    # An input the process died handling this often is dead-lettered as poison, not handled.
+    poison_after_crashes: int = Field(default=3, ge=1, le=100)
+    # Test-only: the thread handling an input that holds this text raises (a crash on purpose).
+    crash_on: str | None = Field(default=None, min_length=4)
+
+
 _toml_file: ContextVar[Path | None] = ContextVar("fleetlink_toml_file", default=None)
 
 
@@ -332,6 +342,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     tracker: TrackerSettings = TrackerSettings()
     security: SecuritySettings = SecuritySettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -383,6 +394,9 @@ class Settings(BaseSettings):
         }
         config.update({key: str(value) for key, value in optional.items() if value is not None})
         return config
+
+    def journal_dir(self) -> Path:
+        return self.runtime.journal_dir or self.stack.state_dir / "journal"
 
     def users_file(self) -> Path:
         return self.security.users_file or self.stack.state_dir / "users.json"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import logging
 import sys
 import threading
 import time
@@ -18,14 +18,13 @@ import httpx
 
 from fleetlink.config import Settings, dump_toml
 from fleetlink.contracts.models import CommandState
-from fleetlink.gateway.supervisor import Supervisor
+from fleetlink.gateway.supervisor import Program, Supervisor, WorkerHandle
 from fleetlink.security.users import UserRole
 from fleetlink.stack.ports import free_port_block
-from fleetlink.stack.process import stop_children
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
-from tests.integration.gateway_helpers import gateway_config, supervised_gateway
-from tests.integration.helpers import REPO, mqtt_tls, user_token, vehicle_verifier
+from tests.integration.gateway_helpers import gateway_config, keep_running, supervised_gateway
+from tests.integration.helpers import mqtt_tls, user_token, vehicle_verifier
 
 FINAL = {s.value for s in CommandState} - {"queued", "sent", "delivered"}
 
@@ -95,9 +94,9 @@ class Platform:
     settings: Settings
     config: Path
     api_url: str
-    supervisor: Supervisor
+    supervisor: Supervisor  # the gateway workers
+    services: Supervisor  # the tracker and the API, restarted like the workers when they exit
     garage: Garage
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     admin: dict[str, str] = field(default_factory=dict)  # the Authorization header of an admin
 
     def client(self, auth: dict[str, str] | None = None, timeout: float = 15) -> httpx.Client:
@@ -105,12 +104,8 @@ class Platform:
         headers = self.admin if auth is None else auth
         return httpx.Client(base_url=self.api_url, timeout=timeout, headers=headers)
 
-    def start_process(self, name: str, *args: str) -> None:
-        argv = [sys.executable, "-m", "fleetlink", "--config", str(self.config), *args]
-        self.processes[name] = subprocess.Popen(argv, cwd=REPO)
-
-    def stop_process(self, name: str) -> None:
-        stop_children([self.processes.pop(name)], timeout=20)
+    def service(self, name: str) -> WorkerHandle:
+        return next(h for h in self.services.handles if h.program.name == name)
 
     def wait_api_ready(self, timeout: float = 30) -> None:
         def ready() -> bool:
@@ -173,7 +168,7 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 
 @contextmanager
 def command_platform(
-    tmp_path: Path, stack: Settings, *, grace_s: float = 1.0
+    tmp_path: Path, stack: Settings, *, grace_s: float = 1.0, runtime: dict[str, Any] | None = None
 ) -> Iterator[Platform]:
     """Gateway (supervised), ``fleetlink tracker`` and ``fleetlink api`` processes on topics of
     their own; every process is stopped by its pid on exit."""
@@ -183,21 +178,32 @@ def command_platform(
         update={
             "tracker": settings.tracker.model_copy(update={"response_grace_s": grace_s}),
             "api": settings.api.model_copy(update={"port": api_port, "kafka_timeout_s": 3}),
+            "runtime": settings.runtime.model_copy(update=runtime or {}),
         }
     )
     config.write_text(dump_toml(settings))
     garage = Garage(stack)
+    fleetlink = [sys.executable, "-m", "fleetlink", "--config", str(config)]
+    services = Supervisor(
+        [Program("tracker", [*fleetlink, "tracker"]), Program("api", [*fleetlink, "api"])],
+        backoff_s=settings.gateway.restart_backoff_s,
+        stop_timeout_s=20,
+        log=logging.getLogger("test.services"),
+    )
     with supervised_gateway(config, workers=1) as supervisor:
         admin = user_token(settings, "test-admin", UserRole.FLEET_ADMIN)
         platform = Platform(
-            settings, config, f"http://127.0.0.1:{api_port}", supervisor, garage, admin=admin
+            settings,
+            config,
+            f"http://127.0.0.1:{api_port}",
+            supervisor,
+            services,
+            garage,
+            admin=admin,
         )
         try:
-            platform.start_process("tracker", "tracker")
-            platform.start_process("api", "api")
-            platform.wait_api_ready()
-            yield platform
+            with keep_running(services):
+                platform.wait_api_ready()
+                yield platform
         finally:
             garage.close()
-            for name in list(platform.processes):
-                platform.stop_process(name)

@@ -66,17 +66,10 @@ def gateway_config(
 
 
 @contextmanager
-def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
-    """Workers under the real supervisor, checked every 0.2 s; drained and gone on exit."""
-    settings = load_settings(config)
-    ensure_worker_identities(settings, range(workers))
-    supervisor = Supervisor(
-        lambda index: worker_argv(config, index, drain_on_exit=True),
-        workers,
-        backoff_s=settings.gateway.restart_backoff_s,
-        stop_timeout_s=40,
-        log=logging.getLogger("test.supervisor"),
-    )
+def keep_running(supervisor: Supervisor, *, drain: bool = False) -> Iterator[Supervisor]:
+    """Start the supervisor's processes and check them every 0.2 s (restarting what exits);
+    on exit stop them all (``drain``: gateway workers leave their group) and make sure none is
+    left."""
     stop = threading.Event()
 
     def keep_checking() -> None:
@@ -87,13 +80,29 @@ def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
     checker = threading.Thread(target=keep_checking, daemon=True)
     checker.start()
     try:
-        wait_ready(settings, range(workers))
         yield supervisor
     finally:
         stop.set()
         checker.join(5)
-        supervisor.stop(drain=True)
+        supervisor.stop(drain=drain)
         assert all(not handle.running for handle in supervisor.handles)
+
+
+@contextmanager
+def supervised_gateway(config: Path, workers: int) -> Iterator[Supervisor]:
+    """Workers under the real supervisor, checked every 0.2 s; drained and gone on exit."""
+    settings = load_settings(config)
+    ensure_worker_identities(settings, range(workers))
+    supervisor = Supervisor.of_workers(
+        lambda index: worker_argv(config, index, drain_on_exit=True),
+        workers,
+        backoff_s=settings.gateway.restart_backoff_s,
+        stop_timeout_s=40,
+        log=logging.getLogger("test.supervisor"),
+    )
+    with keep_running(supervisor, drain=True):
+        wait_ready(settings, range(workers))
+        yield supervisor
 
 
 def start_worker(

@@ -237,10 +237,11 @@ def test_kill_9_gateway_and_tracker_mid_flow_loses_nothing_runs_nothing_twice(
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             wait_until(lambda v=victim, p=pid: v.pid != p and v.running, 15, "gateway restart")
-        tracker = platform.processes["tracker"]
-        os.kill(tracker.pid, signal.SIGKILL)
-        tracker.wait(10)
-        platform.start_process("tracker", "tracker")
+        tracker = platform.service("tracker")
+        pid = tracker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: tracker.pid != pid and tracker.running, 15, "tracker restart")
         time.sleep(2)  # commands keep coming while the tracker restores its state
     finally:
         stop.set()

@@ -1,7 +1,6 @@
 import re
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from fleetlink.contracts import (
@@ -17,7 +16,7 @@ from fleetlink.contracts import (
     vss,
 )
 from fleetlink.contracts.asyncapi import asyncapi_document
-from fleetlink.contracts.codec import decode, encode
+from fleetlink.contracts.codec import UndecodableError, decode, encode
 from fleetlink.contracts.schema import contract_files, json_schemas
 from fleetlink.contracts.topics import VehicleChannel, VehicleTopic
 
@@ -116,7 +115,7 @@ def test_telemetry_round_trip() -> None:
     ],
 )
 def test_invalid_telemetry_is_refused_with_a_reason(raw: bytes, error: str) -> None:
-    with pytest.raises(msgspec.MsgspecError) as caught:
+    with pytest.raises(UndecodableError) as caught:
         decode(Telemetry, raw)
     assert error in str(caught.value)
 
@@ -126,11 +125,11 @@ def test_event_and_presence_models() -> None:
         Event, b'{"ts":5,"seq":1,"data":{"code":"P0301"},"latitude":52.5,"longitude":13.4}'
     )
     assert event.data == {"code": "P0301"}
-    with pytest.raises(msgspec.ValidationError, match=r"\$.latitude"):
+    with pytest.raises(UndecodableError, match=r"schema: .*\$.latitude"):
         decode(Event, b'{"ts":5,"seq":1,"latitude":91}')
     presence = decode(Presence, b'{"status":"offline","ts":9,"reason":"last-will"}')
     assert presence.status is PresenceStatus.OFFLINE
-    with pytest.raises(msgspec.ValidationError, match=r"\$.status"):
+    with pytest.raises(UndecodableError, match=r"schema: .*\$.status"):
         decode(Presence, b'{"status":"sleeping","ts":9}')
     assert {kind.value for kind in EventKind} >= {"harsh-braking", "dtc", "parking-gap", "crash"}
 

@@ -87,7 +87,8 @@ def test_old_and_resent_data_is_flagged_late() -> None:
     [
         ("vehicles/NOTAVIN/telemetry", telemetry(), DlqReason.INVALID_VIN),
         ("vehicles/WVWZZZ1JZXW00000I/telemetry", telemetry(), DlqReason.INVALID_VIN),
-        (f"vehicles/{VIN}/telemetry", b"\xff\xfe not json", DlqReason.NOT_JSON),
+        (f"vehicles/{VIN}/telemetry", b"\xff\xfe not json", DlqReason.INVALID_UTF8),
+        (f"vehicles/{VIN}/telemetry", b"{not json", DlqReason.NOT_JSON),
         (f"vehicles/{VIN}/telemetry", b'{"seq":1,"signals":{}}', DlqReason.MISSING_TIMESTAMP),
         (f"vehicles/{VIN}/telemetry", b'{"ts":1,"seq":"x","signals":{}}', DlqReason.SCHEMA),
         (f"vehicles/{VIN}/telemetry", b'{"ts":1,"seq":1,"signals":{"x":1}}', DlqReason.SCHEMA),

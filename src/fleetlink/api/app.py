@@ -145,9 +145,12 @@ def create_app(settings: Settings) -> FastAPI:
             except Exception:  # any failure to fetch metadata means "not ready"
                 cached = (now, False)
             ready_cache["kafka"] = cached
-        ok = cached[1] and commands_state.view.ready.is_set()
+        view = commands_state.view
+        ok = cached[1] and view.ready.is_set() and view.alive
         detail = "ready"
-        if not cached[1]:
+        if not view.alive:
+            detail = "the fleet view's reader died"
+        elif not cached[1]:
             detail = "Kafka unreachable"
         elif not ok:
             detail = "reading the fleet's state"

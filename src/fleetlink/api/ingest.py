@@ -11,18 +11,22 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fleetlink.api.auth import ApiError, Caller
+from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.gateway.routing import DlqReason, Inbound, Router
+from fleetlink.gateway.routing import Inbound, Router
 from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
 from fleetlink.security.access import Principal
 from fleetlink.security.users import UserRole
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
+# the body cannot be read at all: 400; it reads but breaks the contract: 422
 _STATUS_FOR_REASON = {
     DlqReason.NOT_JSON: 400,
+    DlqReason.INVALID_UTF8: 400,
+    DlqReason.EMPTY: 400,
     DlqReason.TOO_LARGE: 413,
     DlqReason.NO_MAPPING: 404,
 }

@@ -10,6 +10,7 @@ import uvicorn
 from fleetlink.api.app import create_app
 from fleetlink.cli.common import settings_from
 from fleetlink.logs import configure
+from fleetlink.runtime.watchdog import exit_when_a_thread_dies
 
 
 def api(
@@ -19,7 +20,7 @@ def api(
 ) -> None:
     """Serve the HTTP API: commands (REST + live SSE), ingest, /healthz, /readyz, /metrics."""
     settings = settings_from(ctx, api={"host": host, "port": port})
-    configure("api")
+    exit_when_a_thread_dies(configure("api"))
     uvicorn.run(
         create_app(settings),
         host=settings.api.host,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,12 +17,13 @@ from fleetlink.cli.common import BrokersOption, console, settings_from
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
+from fleetlink.gateway.supervisor import Program, Supervisor
+from fleetlink.logs import configure
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.stack import LocalStack
-from fleetlink.stack.process import stop_children
 
 DEMO_USER = "demo-admin"
 
@@ -46,7 +46,16 @@ def demo(
     stack = LocalStack(settings.stack)
     started_here = not stack.is_up()
     supervisor = new_supervisor(ctx, settings)
-    children: list[subprocess.Popen[bytes]] = []
+    # restarted like the gateway workers when they exit (a process whose thread died exits)
+    programs = [_program(ctx, stack, "tracker", ["tracker"]), _program(ctx, stack, "api", ["api"])]
+    if vehicles:
+        programs.append(_program(ctx, stack, "simulate", _fleet_args(vehicles)))
+    services = Supervisor(
+        programs,
+        backoff_s=settings.gateway.restart_backoff_s,
+        stop_timeout_s=30,
+        log=configure("demo"),
+    )
     api_url = f"http://{settings.api.host}:{settings.api.port}"
     # the demo's own API user: an admin, as a fleet operator's backend would be
     UserRegistry(settings.users_file()).put(User(DEMO_USER, UserRole.FLEET_ADMIN))
@@ -59,10 +68,7 @@ def demo(
         ensure_platform_topics(settings)
         console.print(topics_table(settings))
         supervisor.start()
-        children.append(_start_child(ctx, stack, "tracker", ["tracker"]))
-        children.append(_start_child(ctx, stack, "api", ["api"]))
-        if vehicles:
-            children.append(_start_child(ctx, stack, "simulate", _fleet_args(vehicles)))
+        services.start()
         console.print(
             f"[bold]fleetlink demo[/] is running. API: {api_url}/docs  "
             f'(try: curl -H "Authorization: Bearer $(fleetlink token {DEMO_USER})" '
@@ -71,6 +77,7 @@ def demo(
 
         def tick() -> None:
             supervisor.check()
+            services.check()
             courier.tick()
 
         live_view(
@@ -83,7 +90,7 @@ def demo(
             tick=tick,
         )
     finally:
-        stop_children(children)
+        services.stop()
         supervisor.stop()
         if started_here and not keep:
             stopped = stack.down()
@@ -94,9 +101,7 @@ def _fleet_args(vehicles: int) -> list[str]:
     return ["simulate", "--vehicles", str(vehicles), "--interval", "2", "--duration", "864000"]
 
 
-def _start_child(
-    ctx: typer.Context, stack: LocalStack, name: str, args: list[str]
-) -> subprocess.Popen[bytes]:
+def _program(ctx: typer.Context, stack: LocalStack, name: str, args: list[str]) -> Program:
     """A fleetlink process of its own; its log goes beside the stack's logs."""
     config_file: Path | None = ctx.find_root().obj
     argv = [sys.executable, "-m", "fleetlink"]
@@ -105,9 +110,7 @@ def _start_child(
     argv += args
     if name == "simulate":
         argv.append("--quiet")
-    stack.logs_dir.mkdir(parents=True, exist_ok=True)
-    with (stack.logs_dir / f"{name}.log").open("ab") as log:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    return Program(name, argv, log=stack.logs_dir / f"{name}.log")
 
 
 class DemoCourier:

@@ -20,6 +20,7 @@ from fleetlink.gateway.monitor import scrape
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.gateway.worker import UplinkWorker, worker_client_id
 from fleetlink.logs import configure
+from fleetlink.runtime.watchdog import exit_when_a_thread_dies
 from fleetlink.security.pki import Role
 from fleetlink.stack.local import LocalStack
 
@@ -59,7 +60,7 @@ def new_supervisor(
 ) -> Supervisor:
     config_file: Path | None = ctx.find_root().obj
     ensure_worker_identities(settings, range(settings.gateway.workers))
-    return Supervisor(
+    return Supervisor.of_workers(
         lambda index: worker_argv(config_file, index, drain_on_exit),
         settings.gateway.workers,
         backoff_s=settings.gateway.restart_backoff_s,
@@ -133,6 +134,7 @@ def worker(
 ) -> None:
     """One worker process (the supervisor starts these)."""
     log = configure("gateway")
+    exit_when_a_thread_dies(log)
     settings = settings_from(ctx)
     stop, drain = threading.Event(), threading.Event()
     on_stop = drain if drain_on_exit else stop

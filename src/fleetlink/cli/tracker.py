@@ -10,6 +10,7 @@ import typer
 from fleetlink.cli.common import settings_from
 from fleetlink.commands.tracker import Tracker
 from fleetlink.logs import configure
+from fleetlink.runtime.watchdog import exit_when_a_thread_dies
 
 
 def tracker(ctx: typer.Context) -> None:
@@ -17,4 +18,6 @@ def tracker(ctx: typer.Context) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    Tracker(settings_from(ctx), configure("tracker")).run(stop)
+    log = configure("tracker")
+    exit_when_a_thread_dies(log)
+    Tracker(settings_from(ctx), log).run(stop)

@@ -19,13 +19,12 @@ import logging
 import threading
 import time
 
-import msgspec
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
 from fleetlink.commands.book import CommandBook
 from fleetlink.config import Settings
 from fleetlink.contracts import headers
-from fleetlink.contracts.codec import encode
+from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text, encode
 from fleetlink.contracts.models import (
     Command,
     CommandResponse,
@@ -35,10 +34,14 @@ from fleetlink.contracts.models import (
     Telemetry,
     Transition,
 )
+from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.kafka.consume import take
 from fleetlink.kafka.headers import header_value
 from fleetlink.kafka.producer import reliable_producer_config
 from fleetlink.kafka.reader import read_topic
+from fleetlink.kafka.skips import Headers, PoisonGuard, SkippedRecords
+from fleetlink.runtime.faults import FaultHook
+from fleetlink.runtime.poison import PoisonJournal
 
 _COMMIT_EVERY_S = 1.0
 
@@ -88,14 +91,30 @@ class Tracker:
         self._next_commit = 0.0
         self._uncommitted = False
         self.ready = threading.Event()
+        self.skipped = SkippedRecords(log)
+        journal = PoisonJournal(
+            settings.journal_dir(),
+            f"{tracker.group_id}.tracker",
+            max_crashes=settings.runtime.poison_after_crashes,
+            log=log,
+        )
+        self._guard = PoisonGuard(
+            journal, FaultHook(settings.runtime.crash_on), self._dead_letter, gateway.dlq_topic, log
+        )
+
+    def _dead_letter(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        self._producer.produce(topic, key=key, value=value, headers=headers)
 
     def _restore(self) -> None:
         bootstrap = self._settings.kafka_bootstrap_servers()
         latest: dict[str, Transition] = {}
         for record in read_topic(bootstrap, self._status):
             try:
-                step = msgspec.json.decode(record.value(), type=Transition)
-            except msgspec.MsgspecError:
+                step = decode(Transition, record.value())
+            except UndecodableError as unreadable:
+                self.skipped.skip(record, unreadable)
                 continue
             latest[step.command_id] = step
         for step in latest.values():
@@ -108,43 +127,50 @@ class Tracker:
             self._producer.produce(self._status, key=step.command_id, value=encode(step))
 
     def _apply(self, message: Message) -> list[Transition]:
-        topic, key, value = message.topic(), message.key(), message.value()
-        try:
-            if topic == self._telemetry:
-                vin = key.decode() if key else ""
-                if not self.book.watching(vin):
-                    return []
-                telemetry = msgspec.json.decode(value, type=Telemetry)
-                return self.book.telemetry(vin, telemetry.signals, telemetry.ts)
-            if topic == self._commands:
-                if header_value(message.headers(), headers.RECORD_KIND) == b"cancel":
-                    return []  # the downlink decides and reports it
-                command = msgspec.json.decode(value, type=Command)
-                return self.book.submit(
-                    command_id=command.command_id,
-                    vin=key.decode(),
-                    name=command.name,
-                    params=dict(command.params),
-                    created_at=command.issued_at,
-                    expires_at=command.expires_at,
-                    idempotency_key=_idempotency_key(message),
-                    actor=command.actor,
-                    grant_id=command.grant_id,
-                )
-            if topic == self._dispatch:
-                report = msgspec.json.decode(value, type=Transition)
-                return self.book.dispatched(report, now_ms())
-            if topic == self._responses:
-                answer = msgspec.json.decode(value, type=CommandResponse)
-                return self.book.answered(key.decode(), answer, now_ms())
-            presence = msgspec.json.decode(value, type=Presence)
-            online = presence.status == PresenceStatus.ONLINE
-            return self.book.presence(key.decode(), online, now_ms())
-        except (msgspec.MsgspecError, AttributeError, UnicodeDecodeError) as error:
-            self._log.warning(
-                "unreadable record skipped", extra={"topic": topic, "error": str(error)}
-            )
+        if self._guard.poisoned(message):
             return []
+        try:
+            steps = self._read(message)
+        except UndecodableError as unreadable:
+            self.skipped.skip(message, unreadable)
+            steps = []
+        self._guard.done()
+        return steps
+
+    def _read(self, message: Message) -> list[Transition]:
+        """The transitions one input record causes; ``UndecodableError`` when unreadable."""
+        topic, value = message.topic(), message.value()
+        # every input but the responses (keyed by command id) is keyed by VIN
+        key = decode_text(message.key(), "key")
+        if topic == self._telemetry:
+            if not self.book.watching(key):
+                return []
+            telemetry = decode(Telemetry, value)
+            return self.book.telemetry(key, telemetry.signals, telemetry.ts)
+        if topic == self._dispatch:
+            return self.book.dispatched(decode(Transition, value), now_ms())
+        if topic == self._responses:
+            return self.book.answered(key, decode(CommandResponse, value), now_ms())
+        if not is_valid_vin(key):
+            raise UndecodableError(DlqReason.INVALID_KEY, f"key {key[:40]!r} is not a VIN")
+        if topic == self._commands:
+            if header_value(message.headers(), headers.RECORD_KIND) == b"cancel":
+                return []  # the downlink decides and reports it
+            command = decode(Command, value)
+            return self.book.submit(
+                command_id=command.command_id,
+                vin=key,
+                name=command.name,
+                params=dict(command.params),
+                created_at=command.issued_at,
+                expires_at=command.expires_at,
+                idempotency_key=_idempotency_key(message),
+                actor=command.actor,
+                grant_id=command.grant_id,
+            )
+        presence = decode(Presence, value)
+        online = presence.status == PresenceStatus.ONLINE
+        return self.book.presence(key, online, now_ms())
 
     def step(self, timeout: float = 0.1) -> None:
         for message in take(self._consumer, 1000, timeout):

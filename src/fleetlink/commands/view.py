@@ -16,17 +16,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from fleetlink.config import Settings
+from fleetlink.contracts.codec import UndecodableError, decode, decode_text
 from fleetlink.contracts.models import AuditEvent, CommandState, GrantRecord, Presence, Transition
 from fleetlink.kafka.consume import take
+from fleetlink.kafka.skips import SkippedRecords
 
-_transition_decoder = msgspec.json.Decoder(Transition)
-_presence_decoder = msgspec.json.Decoder(Presence)
-_grant_decoder = msgspec.json.Decoder(GrantRecord)
-_audit_decoder = msgspec.json.Decoder(AuditEvent)
 Listener = Callable[[list[Transition]], None]
 
 
@@ -80,6 +84,12 @@ class FleetView:
         self._thread = threading.Thread(target=self._run, name="fleet-view", daemon=True)
         self._unread: set[tuple[str, int]] = set()
         self.ready = threading.Event()  # read every partition to its end once
+        self.skipped = SkippedRecords(log)
+
+    @property
+    def alive(self) -> bool:
+        """False once the reading thread has ended (the API is then no longer ready)."""
+        return self._thread.is_alive() or self._stop.is_set()
 
     def start(self) -> None:
         self._thread.start()
@@ -195,7 +205,13 @@ class FleetView:
                 return
         while not self._stop.is_set():
             fresh: list[Transition] = []
-            for message in take(self._consumer, 1000, 0.1):
+            try:
+                messages = take(self._consumer, 1000, 0.1)
+            except KafkaException as failure:  # the view must outlive a Kafka outage
+                self._log.warning("view Kafka error", extra={"error": str(failure)})
+                self._stop.wait(0.5)
+                continue
+            for message in messages:
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
@@ -206,24 +222,32 @@ class FleetView:
                         self._log.warning("view consume error", extra={"error": error.str()})
                     continue
                 try:
-                    if message.topic() == self._status_topic:
-                        step = _transition_decoder.decode(message.value())
-                        if self._record(step):
-                            fresh.append(step)
-                    elif message.topic() == self._grants_topic:
-                        self.granted(_grant_decoder.decode(message.value()))
-                    elif message.topic() == self._audit_topic:
-                        self.audited(_audit_decoder.decode(message.value()))
-                    elif message.key():
-                        vin = message.key().decode()
-                        self.presence[vin] = _presence_decoder.decode(message.value())
-                except (msgspec.MsgspecError, UnicodeDecodeError) as error:
-                    self._log.warning("unreadable record skipped", extra={"error": str(error)})
+                    step = self._read(message)
+                except UndecodableError as unreadable:
+                    self.skipped.skip(message, unreadable)
+                else:
+                    if step is not None:
+                        fresh.append(step)
             if fresh:
                 with self._lock:
                     listeners = list(self._listeners)
                 for listener in listeners:
                     listener(fresh)
+
+    def _read(self, message: Message) -> Transition | None:
+        """Take one record into the view; the transition when it is a new one."""
+        topic, value = message.topic(), message.value()
+        if topic == self._status_topic:
+            step = decode(Transition, value)
+            return step if self._record(step) else None
+        if topic == self._grants_topic:
+            self.granted(decode(GrantRecord, value))
+        elif topic == self._audit_topic:
+            self.audited(decode(AuditEvent, value))
+        else:
+            vin = decode_text(message.key(), "key (the VIN)")
+            self.presence[vin] = decode(Presence, value)
+        return None
 
     def _record(self, step: Transition) -> bool:
         """Take a step into the view; True when it is new."""

@@ -8,6 +8,7 @@ import msgspec
 
 from fleetlink import __version__
 from fleetlink.contracts import headers as h
+from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
@@ -84,9 +85,12 @@ _HEADER_DOCS: Final = {
     h.REDELIVERED: "1 when MQTT flagged the publish as a duplicate",
 }
 _DLQ_HEADER_DOCS: Final = {
-    h.DLQ_REASON: "why it was rejected (not-json, schema, missing-timestamp, ...)",
+    h.DLQ_REASON: "why it was rejected: " + ", ".join(reason.value for reason in DlqReason),
     h.DLQ_DETAIL: "the validation message",
     h.DLQ_ORIGINAL_SIZE: "size of the raw payload when it was truncated",
+    h.SOURCE_TOPIC: "a dead Kafka record (poison): the topic it is in",
+    h.SOURCE_PARTITION: "a dead Kafka record (poison): its partition",
+    h.SOURCE_OFFSET: "a dead Kafka record (poison): its offset",
 }
 
 

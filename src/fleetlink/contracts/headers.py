@@ -21,6 +21,10 @@ IDEMPOTENCY_KEY: Final = "fl.idempotency_key"  # on fleet.commands, as the clien
 DLQ_REASON: Final = "fl.dlq_reason"
 DLQ_DETAIL: Final = "fl.dlq_detail"
 DLQ_ORIGINAL_SIZE: Final = "fl.dlq_original_size"  # set when the raw payload was truncated
+# a dead letter of a Kafka record (poison): where the record is
+SOURCE_TOPIC: Final = "fl.source_topic"
+SOURCE_PARTITION: Final = "fl.source_partition"
+SOURCE_OFFSET: Final = "fl.source_offset"
 
 RESERVED_PREFIX: Final = "fl."
 USER_PROPERTY_RENAME_PREFIX: Final = "user."

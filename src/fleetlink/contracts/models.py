@@ -30,6 +30,10 @@ VssPath = Annotated[
     str, Meta(pattern=VSS_PATH_PATTERN, max_length=256, description="COVESA VSS signal path")
 ]
 SignalValue = bool | int | float | str | list[str]
+# a level of the command's MQTT topic: no "/", no wildcards, nothing a broker would refuse
+CommandId = Annotated[
+    str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="command id")
+]
 
 
 class Telemetry(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -135,7 +139,7 @@ class Command(msgspec.Struct, frozen=True, omit_defaults=True):
     ``counter`` rises with every command a signer signs: with the id memory it stops replays.
     """
 
-    command_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    command_id: CommandId
     name: CommandName
     issued_at: EpochMillis
     expires_at: EpochMillis
@@ -237,7 +241,7 @@ class CommandCancel(msgspec.Struct, frozen=True, omit_defaults=True):
     alone decides whether the command can still be withheld from the vehicle.
     """
 
-    command_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    command_id: CommandId
     ts: EpochMillis
     reason: str = "cancelled-by-client"
 

@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import msgspec
 import paho.mqtt.client as mqtt
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -40,7 +39,7 @@ from paho.mqtt.properties import Properties
 from fleetlink.commands.dispatch import DispatchQueue, Outcome, Pending
 from fleetlink.config import Settings
 from fleetlink.contracts import headers
-from fleetlink.contracts.codec import encode
+from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text, encode
 from fleetlink.contracts.models import (
     Command,
     CommandCancel,
@@ -52,11 +51,12 @@ from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.kafka.consume import take
 from fleetlink.kafka.headers import header_value
+from fleetlink.kafka.skips import Headers, PoisonGuard, SkippedRecords
+from fleetlink.runtime.faults import FaultHook
+from fleetlink.runtime.poison import PoisonJournal
 
-_command_decoder = msgspec.json.Decoder(Command)
-_cancel_decoder = msgspec.json.Decoder(CommandCancel)
-_presence_decoder = msgspec.json.Decoder(Presence)
 _MAX_UNSETTLED = 50_000
+_MAX_EXPIRY_S = 2**32 - 1  # MQTT's Message Expiry Interval is a four-byte integer
 
 
 def now_ms() -> int:
@@ -88,6 +88,7 @@ class Downlink:
         client_id: str,
         log: logging.Logger,
         mqtt_connected: Callable[[], bool],
+        on_skip: Callable[[str, str], None] | None = None,
     ) -> None:
         gateway = settings.gateway
         self._client = client
@@ -103,6 +104,16 @@ class Downlink:
         self._awaiting_ack: list[_Record] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="downlink", daemon=True)
+        self._skipped = SkippedRecords(log, on_skip)
+        journal = PoisonJournal(
+            settings.journal_dir(),
+            f"{client_id}.downlink",
+            max_crashes=settings.runtime.poison_after_crashes,
+            log=log,
+        )
+        self._guard = PoisonGuard(
+            journal, FaultHook(settings.runtime.crash_on), self._dead_letter, gateway.dlq_topic, log
+        )
         kafka = settings.kafka_client_config()
         self._consumer = Consumer(
             {
@@ -164,6 +175,19 @@ class Downlink:
     def held(self) -> int:
         return self._queue.held
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    @property
+    def skipped(self) -> SkippedRecords:
+        return self._skipped
+
+    def _dead_letter(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        self._producer.produce(topic, key=key, value=value, headers=headers)
+
     # the loop ----------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -190,15 +214,17 @@ class Downlink:
         if self._presence_topic is None:
             return
         for message in take(self._presence, 1000, 0):
-            key = message.key()
-            if message.error() is not None or not key:
+            if message.error() is not None or self._guard.poisoned(message):
                 continue
             try:
-                presence = _presence_decoder.decode(message.value())
-            except msgspec.MsgspecError:
-                continue  # the uplink validated it; a bad one here is not ours to judge
-            online = presence.status == PresenceStatus.ONLINE
-            self._apply(self._queue.presence(key.decode(), online))
+                vin = decode_text(message.key(), "key (the VIN)")
+                presence = decode(Presence, message.value())
+            except UndecodableError as unreadable:
+                self._skipped.skip(message, unreadable)
+            else:
+                online = presence.status == PresenceStatus.ONLINE
+                self._apply(self._queue.presence(vin, online))
+            self._guard.done()
 
     def _handle(self, message: Message) -> None:
         error = message.error()
@@ -217,25 +243,24 @@ class Downlink:
             return
         record = _Record(offset=message.offset())
         self._partitions.setdefault(partition, deque()).append(record)
-        key = message.key()
-        vin = key.decode() if key else ""
+        if self._guard.poisoned(message):
+            return  # no pending command: settled, its offset is committed
+        try:
+            self._take(message, record)
+        except UndecodableError as unreadable:
+            self._skipped.skip(message, unreadable)
+        self._guard.done()
+
+    def _take(self, message: Message, record: _Record) -> None:
+        vin = decode_text(message.key(), "key (the VIN)")
         if header_value(message.headers(), headers.RECORD_KIND) == b"cancel":
-            try:
-                cancel = _cancel_decoder.decode(message.value())
-            except msgspec.MsgspecError as error:
-                self._log.warning("invalid cancel record skipped", extra={"error": str(error)})
-                return
+            cancel = decode(CommandCancel, message.value())
             self._apply(self._queue.cancel(vin, cancel.command_id, now_ms(), cancel.reason))
             return
-        try:
-            command = _command_decoder.decode(message.value())
-        except msgspec.MsgspecError as error:
-            self._log.warning("invalid command record skipped", extra={"error": str(error)})
-            return
+        command = decode(Command, message.value())
         if not is_valid_vin(vin):
-            self._log.warning("command without a valid VIN key skipped", extra={"key": vin})
-            return
-        record.pending = Pending(vin, command, partition, record.offset)
+            raise UndecodableError(DlqReason.INVALID_KEY, f"key {vin[:40]!r} is not a VIN")
+        record.pending = Pending(vin, command, partition=message.partition(), offset=record.offset)
         self._records[record.pending] = record
         self._apply(self._queue.command(record.pending, now_ms()))
 
@@ -265,7 +290,7 @@ class Downlink:
             )
             return
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.MessageExpiryInterval = remaining_s
+        properties.MessageExpiryInterval = min(remaining_s, _MAX_EXPIRY_S)
         properties.ResponseTopic = MqttTopic.command_response(item.vin, command.command_id)
         properties.CorrelationData = command.command_id.encode()
         properties.ContentType = "application/json"

@@ -29,6 +29,12 @@ class GatewayMetrics:
         self.dlq = Counter(
             "fleetlink_gateway_dlq", "Dead letters by reason", ["reason"], registry=r
         )
+        self.skipped = Counter(
+            "fleetlink_gateway_skipped",
+            "Kafka records the downlink could not read, by topic and reason",
+            ["topic", "reason"],
+            registry=r,
+        )
         self.late = Counter(
             "fleetlink_gateway_late", "Messages flagged late", ["mapping"], registry=r
         )

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from typing import Any, Final
 
 import msgspec
 
 from fleetlink.config import GatewaySettings, MappingRule
 from fleetlink.contracts import headers as h
+from fleetlink.contracts.codec import DlqReason, UndecodableError, decode_with
 from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
 from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic
 from fleetlink.contracts.vin import is_valid_vin
@@ -34,18 +34,7 @@ _SCHEMAS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
 _EVENT_KINDS: Final = frozenset(kind.value for kind in EventKind)
 _RULE_CACHE_SIZE: Final = 500_000
 
-
-class DlqReason(StrEnum):
-    NO_MAPPING = "no-mapping"
-    INVALID_VIN = "invalid-vin"
-    TOO_LARGE = "too-large"
-    NOT_JSON = "not-json"
-    SCHEMA = "schema"
-    MISSING_TIMESTAMP = "missing-timestamp"
-    VIN_MISMATCH = "vin-mismatch"
-    UNKNOWN_EVENT_KIND = "unknown-event-kind"
-    KAFKA_REJECTED = "kafka-rejected"
-    RATE_LIMITED = "rate-limited"
+__all__ = ["DlqReason", "Inbound", "Record", "RejectedError", "Router", "content_hash"]
 
 
 class Inbound(msgspec.Struct, frozen=True):
@@ -85,14 +74,19 @@ class RejectedError(Exception):
 
 
 class _CompiledRule:
-    __slots__ = ("decoder", "levels", "rule")
+    __slots__ = ("decoder", "levels", "min_levels", "rule")
 
     def __init__(self, rule: MappingRule) -> None:
         self.rule = rule
         self.levels = rule.mqtt_filter.split("/")
         self.decoder = _SCHEMAS.get(rule.schema_name)
+        # "vehicles/#" matches "vehicles" too: a rule applies only where its key and VIN are
+        used = [level for level in (rule.key_level, rule.vin_level) if level is not None]
+        self.min_levels = max(used, default=-1) + 1
 
     def matches(self, levels: list[str]) -> bool:
+        if len(levels) < self.min_levels:
+            return False
         pattern = self.levels
         for index, want in enumerate(pattern):
             if want == "#":
@@ -105,7 +99,7 @@ class _CompiledRule:
 
 
 def content_hash(topic: str, payload: bytes) -> str:
-    return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=16).hexdigest()
+    return hashlib.blake2b(_utf8(topic) + b"\0" + payload, digest_size=16).hexdigest()
 
 
 class Router:
@@ -200,7 +194,10 @@ class Router:
         message_id: str | None = None
         resent = False
         if compiled.decoder is not None:
-            parsed = _decode(compiled.decoder, message.payload)
+            try:
+                parsed = decode_with(compiled.decoder, message.payload)
+            except UndecodableError as error:
+                raise RejectedError(error.reason, error.detail) from None
             event_time = parsed.ts
             payload_vin = getattr(parsed, "vin", None)
             if payload_vin is not None and payload_vin != vin:
@@ -224,7 +221,7 @@ class Router:
             headers.append((h.LATE, b"1"))
         return Record(
             topic=rule.kafka_topic,
-            key=key.encode() if key is not None else None,
+            key=_utf8(key) if key is not None else None,
             value=message.payload,
             headers=headers,
             mapping=rule.name,
@@ -245,7 +242,7 @@ class Router:
         return self._letter(
             Record(
                 topic=self._dlq_topic,
-                key=key.encode() if key is not None else None,
+                key=_utf8(key) if key is not None else None,
                 value=message.payload,
                 headers=self._headers(message, mapping, message_id),
                 mapping=mapping,
@@ -283,13 +280,13 @@ class Router:
     @staticmethod
     def _headers(message: Inbound, mapping: str, message_id: str) -> list[tuple[str, bytes]]:
         headers = [
-            (h.MESSAGE_ID, message_id.encode()),
-            (h.MQTT_TOPIC, message.topic.encode()),
+            (h.MESSAGE_ID, _utf8(message_id)),
+            (h.MQTT_TOPIC, _utf8(message.topic)),
             (h.QOS, b"1" if message.qos == 1 else str(message.qos).encode()),
             (h.INGEST_TIME, str(message.received_ms).encode()),
             (
                 h.CONTENT_TYPE,
-                message.content_type.encode() if message.content_type else DEFAULT_CONTENT_TYPE,
+                _utf8(message.content_type) if message.content_type else DEFAULT_CONTENT_TYPE,
             ),
             (h.MAPPING, mapping.encode()),
             (h.SOURCE, message.source.encode()),
@@ -297,17 +294,10 @@ class Router:
         if message.redelivered:
             headers.append((h.REDELIVERED, b"1"))
         for name, value in message.user_properties:
-            headers.append((h.user_property_header(name), value.encode()))
+            headers.append((h.user_property_header(name), _utf8(value)))
         return headers
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], payload: bytes) -> Any:
-    try:
-        return decoder.decode(payload)
-    except msgspec.ValidationError as error:
-        text = str(error)
-        if "missing required field `ts`" in text:
-            raise RejectedError(DlqReason.MISSING_TIMESTAMP, text) from None
-        raise RejectedError(DlqReason.SCHEMA, text) from None
-    except msgspec.DecodeError as error:
-        raise RejectedError(DlqReason.NOT_JSON, str(error)) from None
+def _utf8(text: str) -> bytes:
+    # text from an HTTP path or header may hold lone surrogates, which strict UTF-8 refuses
+    return text.encode(errors="backslashreplace")

@@ -1,4 +1,5 @@
-"""Run N gateway worker processes; restart a crashed one with the same index (same client id)."""
+"""Run child processes and restart any that exits: gateway workers (a crashed one comes back
+with the same index, so the same client id), and the demo's tracker and API."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleetlink.runtime.watchdog import EXIT_THREAD_DIED
 
 _PR_SET_PDEATHSIG = 1
 _MAX_BACKOFF_S = 10.0
@@ -20,9 +24,19 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+@dataclass(frozen=True)
+class Program:
+    """One process to keep running: its name, command line and (optionally) its log file."""
+
+    name: str
+    argv: list[str]
+    log: Path | None = None  # output appended here; None: the supervisor's own
+
+
 @dataclass
 class WorkerHandle:
     index: int
+    program: Program
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     crashes_in_a_row: int = 0
@@ -42,34 +56,58 @@ class WorkerHandle:
 class Supervisor:
     def __init__(
         self,
+        programs: Sequence[Program],
+        *,
+        backoff_s: float,
+        stop_timeout_s: float,
+        log: logging.Logger,
+    ) -> None:
+        self._backoff_s = backoff_s
+        self._stop_timeout_s = stop_timeout_s
+        self._log = log
+        self.handles = [WorkerHandle(index, program) for index, program in enumerate(programs)]
+        self._stopping = False
+
+    @classmethod
+    def of_workers(
+        cls,
         argv_for: Callable[[int], list[str]],
         workers: int,
         *,
         backoff_s: float,
         stop_timeout_s: float,
         log: logging.Logger,
-    ) -> None:
-        self._argv_for = argv_for
-        self._backoff_s = backoff_s
-        self._stop_timeout_s = stop_timeout_s
-        self._log = log
-        self.handles = [WorkerHandle(index) for index in range(workers)]
-        self._stopping = False
+    ) -> Supervisor:
+        """``workers`` copies of one program, told apart by their index."""
+        programs = [Program(f"worker-{index}", argv_for(index)) for index in range(workers)]
+        return cls(programs, backoff_s=backoff_s, stop_timeout_s=stop_timeout_s, log=log)
 
     def start(self) -> None:
         for handle in self.handles:
             self._spawn(handle)
 
     def _spawn(self, handle: WorkerHandle) -> None:
-        handle.process = subprocess.Popen(
-            self._argv_for(handle.index),
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops workers in order
-            preexec_fn=_die_with_parent,
-        )
+        program = handle.program
+        if program.log is None:
+            handle.process = self._popen(program.argv, None)
+        else:
+            program.log.parent.mkdir(parents=True, exist_ok=True)
+            with program.log.open("ab") as output:
+                handle.process = self._popen(program.argv, output.fileno())
         handle.started_at = time.monotonic()
         handle.restart_at = None
-        self._log.info("worker started", extra={"index": handle.index, "pid": handle.pid})
+        self._log.info("process started", extra={"program": program.name, "pid": handle.pid})
+
+    @staticmethod
+    def _popen(argv: list[str], output: int | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them in order
+            preexec_fn=_die_with_parent,
+        )
 
     def check(self) -> None:
         """Restart workers that exited, with exponential backoff for one that keeps crashing."""
@@ -85,11 +123,12 @@ class Supervisor:
                 delay = min(_MAX_BACKOFF_S, self._backoff_s * 2 ** (handle.crashes_in_a_row - 1))
                 handle.restart_at = now + delay
                 self._log.warning(
-                    "worker exited; restarting",
+                    "process exited; restarting",
                     extra={
-                        "index": handle.index,
+                        "program": handle.program.name,
                         "pid": process.pid,
                         "exit": process.returncode,
+                        "why": _exit_meaning(process.returncode),
                         "delay_s": delay,
                     },
                 )
@@ -109,6 +148,17 @@ class Supervisor:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._log.warning("worker did not stop; killing it", extra={"pid": process.pid})
+                self._log.warning("process did not stop; killing it", extra={"pid": process.pid})
                 process.kill()
                 process.wait(timeout=10)
+
+
+def _exit_meaning(code: int) -> str:
+    if code == EXIT_THREAD_DIED:
+        return "a thread it needs died"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return "exited" if code == 0 else "failed"

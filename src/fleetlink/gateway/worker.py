@@ -26,12 +26,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleetlink.config import Settings
+from fleetlink.contracts.codec import DlqReason
 from fleetlink.gateway.acks import OrderedAcks, Slot
 from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
-from fleetlink.gateway.routing import DlqReason, Inbound, Record, Router
+from fleetlink.gateway.routing import Inbound, Record, Router
 from fleetlink.kafka.producer import reliable_producer_config
 from fleetlink.mqtt.client import connect_properties, end_session_properties, new_client
+from fleetlink.runtime.faults import FaultHook
+from fleetlink.runtime.poison import PoisonJournal, digest
+from fleetlink.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 
 # Errors that will not go away by retrying this record: it goes to the DLQ instead.
 _RECORD_REJECTED = frozenset(
@@ -80,6 +84,13 @@ class UplinkWorker:
             | {"client.id": self.client_id, "error_cb": self._kafka_error, "logger": log}
         )
         self.client = new_client(settings, self.client_id, manual_ack=True)
+        self.journal = PoisonJournal(
+            settings.journal_dir(),
+            f"{self.client_id}.uplink",
+            max_crashes=settings.runtime.poison_after_crashes,
+            log=log,
+        )
+        self.faults = FaultHook(settings.runtime.crash_on)
         self.downlink = (
             Downlink(
                 settings,
@@ -88,6 +99,7 @@ class UplinkWorker:
                 self.client_id,
                 log,
                 mqtt_connected=lambda: self._connected and self._accepting,
+                on_skip=lambda topic, reason: metrics.skipped.labels(topic, reason).inc(),
             )
             if gateway.downlink
             else None
@@ -106,16 +118,26 @@ class UplinkWorker:
         self._fatal: str | None = None
         self._last_message = time.monotonic()
         self._last_loop = time.monotonic()
+        self.lifelines = Lifelines()
+        # paho keeps its network thread private; it is the one every message passes through
+        self.lifelines.watch("mqtt", lambda: getattr(self.client, "_thread", None))
+        downlink = self.downlink
+        if downlink is not None:
+            self.lifelines.watch("downlink", lambda: downlink.thread)
 
     # health ----------------------------------------------------------------------------------
 
     def healthy(self) -> tuple[bool, str]:
         stalled = time.monotonic() - self._last_loop > 10
-        if self._fatal is not None or stalled:
-            return False, self._fatal or "main loop stalled"
+        dead = self.lifelines.dead()
+        if self._fatal is not None or stalled or dead:
+            return False, self._fatal or (f"thread {dead} died" if dead else "main loop stalled")
         return True, "running"
 
     def ready(self) -> tuple[bool, str]:
+        healthy, why = self.healthy()
+        if not healthy:
+            return False, why
         if not self._connected:
             return False, "not connected to the MQTT broker"
         if not self._subscribed:
@@ -185,21 +207,43 @@ class UplinkWorker:
             return  # stopping: not acknowledged, so the broker delivers it again later
         self._last_message = started = time.monotonic()
         properties = message.properties
+        raw_topic: bytes = message._topic  # paho raises on .topic when it is not UTF-8
+        payload = bytes(message.payload)
+        try:
+            topic: str | None = message.topic
+        except UnicodeDecodeError:
+            topic = None
         inbound = Inbound(
-            topic=message.topic,
-            payload=bytes(message.payload),
+            topic=topic if topic is not None else raw_topic.decode(errors="backslashreplace"),
+            payload=payload,
             qos=message.qos,
             received_ms=time.time_ns() // 1_000_000,
             user_properties=getattr(properties, "UserProperty", ()),
             content_type=getattr(properties, "ContentType", None),
             redelivered=bool(message.dup),
         )
-        record = self.router.route(inbound)
+        key = digest(raw_topic, payload)
+        journal = self.journal
+        if journal.is_poison(key):
+            crashes = journal.crashes(key)
+            record = self.router.dead_letter(
+                inbound, DlqReason.POISON, f"the worker died {crashes} times handling it"
+            )
+        else:
+            journal.holding(key)
+            self.faults.check(payload)
+            if topic is None:
+                record = self.router.dead_letter(
+                    inbound, DlqReason.INVALID_UTF8, "the MQTT topic is not valid UTF-8"
+                )
+            else:
+                record = self.router.route(inbound)
         slot = self.acks.track(message.mid, message.qos) if message.qos > 0 else None
         self._received.add(record.mapping)
         if record.late:
             self._late.add(record.mapping)
         self._produce(record, slot, started)
+        journal.done()
 
     # Kafka -------------------------------------------------------------------------------------
 
@@ -326,6 +370,13 @@ class UplinkWorker:
         try:
             while not (stop.is_set() or drain.is_set() or self._fatal):
                 self._serve_deliveries(0.05)
+                dead = self.lifelines.dead()
+                if dead is not None:
+                    self.log.critical(
+                        "a thread ended; the worker exits so that it is restarted",
+                        extra={"dead_thread": dead, "exit_code": EXIT_THREAD_DIED},
+                    )
+                    return EXIT_THREAD_DIED
             if self._fatal:
                 # Exit without DISCONNECT: the session and its un-acked messages stay at the broker.
                 self.log.error("gateway worker failed", extra={"error": self._fatal})

@@ -18,12 +18,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of
 from fleetlink.contracts.models import Command, Grant
 
 COMMAND_CONTEXT: Final = b"fleetlink/command/v1\n"
 GRANT_CONTEXT: Final = b"fleetlink/grant/v1\n"
 
-_grant_decoder = msgspec.json.Decoder(Grant)
+_grant_decoder = decoder_of(Grant)
 
 
 class SignatureError(ValueError):
@@ -115,6 +116,7 @@ class Verifier:
         except (InvalidSignature, ValueError):
             raise SignatureError("key-bad-signature") from None
         try:
-            return _grant_decoder.decode(body)
-        except msgspec.ValidationError:
+            grant: Grant = decode_with(_grant_decoder, body)
+        except UndecodableError:
             raise SignatureError("key-malformed") from None
+        return grant

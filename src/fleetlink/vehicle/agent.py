@@ -17,11 +17,10 @@ import time
 from dataclasses import dataclass
 
 import aiomqtt
-import msgspec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.contracts.codec import encode
+from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of, encode
 from fleetlink.contracts.models import (
     Command,
     CommandName,
@@ -41,7 +40,7 @@ from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
-_command_decoder = msgspec.json.Decoder(Command)
+_command_decoder = decoder_of(Command)
 _FINAL_FLUSH_S = 5.0
 
 
@@ -282,14 +281,14 @@ class VehicleAgent:
             command_id = topic.rsplit("/", 1)[-1]
             executed_before = self.executor.executed
             try:
-                command = _command_decoder.decode(message.payload)
-            except msgspec.MsgspecError as error:
+                command = _read_command(message.payload)
+            except UndecodableError as error:
                 self.stats.errors += 1
                 answers = [
                     CommandResponse(
                         ts=self.now_ms(),
                         status=ResponseStatus.REJECTED,
-                        reason=f"malformed: {str(error)[:200]}",
+                        reason=f"malformed: {error.reason.value}: {error.detail[:180]}",
                         command_id=command_id,
                     )
                 ]
@@ -316,6 +315,13 @@ class VehicleAgent:
             self.state.trunk_locked = True
             self.report_event(EventKind.TRUNK_RELOCKED, {"after_s": self._trunk_relock_s})
             self.sample_telemetry()
+
+
+def _read_command(payload: object) -> Command:
+    """The command in an MQTT payload (aiomqtt types payloads loosely; paho gives bytes)."""
+    raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+    command: Command = decode_with(_command_decoder, raw)
+    return command
 
 
 def _acknowledge_lost_link(client: aiomqtt.Client) -> None:
