@@ -19,6 +19,8 @@ from tests.integration.gateway_helpers import gateway_config, header
 from tests.integration.helpers import user_token
 
 VIN = "WVWZZZ1JZXW000042"
+# the body that stopped the uplink: a string holding the UTF-8 bytes of a lone surrogate
+LONE_SURROGATE_TELEMETRY = b'{"ts":1764000000000,"seq":1,"signals":{"Vehicle.X":"\xed\xa0\x80"}}'
 
 
 def body(seq: int) -> bytes:
@@ -47,6 +49,8 @@ def test_http_ingest_answers_after_the_kafka_ack(
 
         cases = [
             (f"/v1/vehicles/{VIN}/telemetry", b"{not json", 400, "not-json"),
+            (f"/v1/vehicles/{VIN}/telemetry", LONE_SURROGATE_TELEMETRY, 400, "invalid-utf8"),
+            (f"/v1/vehicles/{VIN}/telemetry", b"", 400, "empty"),
             (f"/v1/vehicles/{VIN}/telemetry", b'{"seq":1,"signals":{}}', 422, "missing-timestamp"),
             ("/v1/vehicles/NOT-A-VIN/telemetry", body(3), 422, "invalid-vin"),
             (f"/v1/vehicles/{VIN}/telemetry", b"x" * (300 * 1024), 413, "too-large"),

@@ -205,8 +205,21 @@ def test_bad_requests_get_4xx_with_a_json_error(platform: Platform) -> None:
     for target, body, status, error in cases:
         reply = platform.post(target, **body)
         assert (reply.status_code, reply.json()["error"]) == (status, error), reply.text
+    surrogate = b'{"name": "honk", "idempotency_key": "\xed\xa0\x80"}'
+    bodies = [
+        (b"{", 400, "not-json"),
+        (b"\xff\xfe{", 400, "invalid-utf8"),
+        (surrogate, 400, "invalid-utf8"),
+    ]
     with platform.client() as client:
-        assert client.post(f"/v1/vehicles/{vin(9)}/commands", content=b"{").status_code == 422
+        for raw, status, error in bodies:
+            reply = client.post(
+                f"/v1/vehicles/{vin(9)}/commands",
+                content=raw,
+                headers={"content-type": "application/json"},
+            )
+            assert reply.status_code == status, (raw, reply.text)
+            assert error in reply.json()["error"], (raw, reply.text)
         missing = client.get("/v1/commands/does-not-exist")
         assert (missing.status_code, missing.json()["error"]) == (404, "unknown-command-id")
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetlink.api import commands, grants, ingest
 from fleetlink.api.auth import ApiError, Guard
+from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.commands.view import FleetView
 from fleetlink.config import Settings
 from fleetlink.gateway.routing import Router
@@ -118,9 +119,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"error": "http", "detail": error.detail}, status_code=error.status_code
-        )
+        name = "http"
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            name = "invalid-utf8"  # FastAPI's answer to a JSON body that is not UTF-8
+        return JSONResponse({"error": name, "detail": error.detail}, status_code=error.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -128,6 +130,10 @@ def create_app(settings: Settings) -> FastAPI:
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))}
             for e in error.errors()
         ]
+        # a body that cannot be read at all is a bad request, not a semantic error
+        for kind, name in (("json_invalid", "not-json"), (INVALID_UTF8, "invalid-utf8")):
+            if any(problem["type"] == kind for problem in problems):
+                return JSONResponse({"error": name, "detail": problems}, status_code=400)
         return JSONResponse({"error": "invalid-request", "detail": problems}, status_code=422)
 
     @app.get("/healthz", tags=["operations"])

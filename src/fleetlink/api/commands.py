@@ -21,9 +21,10 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.bodies import ApiBody
 from fleetlink.commands.view import CommandView, FleetView
 from fleetlink.contracts import headers
 from fleetlink.contracts.catalogue import InvalidParamsError, ttl_limits, validate_params
@@ -88,7 +89,7 @@ class CommandsState:
         )
 
 
-class CommandRequest(BaseModel):
+class CommandRequest(ApiBody):
     name: str = Field(description="command name, e.g. trunk.open, climate, feature.activate")
     params: dict[str, Any] = Field(default_factory=dict)
     ttl_s: int | None = Field(

@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import CommandsState
 from fleetlink.contracts.models import (
     AuditEvent,
@@ -37,13 +38,13 @@ router = APIRouter(prefix="/v1", tags=["digital keys"])
 MAX_WINDOW_MS = 30 * 86_400_000
 
 
-class GeofenceRequest(BaseModel):
+class GeofenceRequest(ApiBody):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     radius_m: float = Field(gt=0, le=100_000)
 
 
-class GrantRequest(BaseModel):
+class GrantRequest(ApiBody):
     grantee: str = Field(min_length=1, max_length=128, description="a user of role service")
     vin: str = Field(min_length=1, max_length=64)
     commands: list[str] = Field(min_length=1, max_length=16, description="e.g. trunk.open")
