@@ -39,9 +39,7 @@ from fleetlink.kafka.consume import take
 from fleetlink.kafka.headers import header_value
 from fleetlink.kafka.producer import reliable_producer_config
 from fleetlink.kafka.reader import read_topic
-from fleetlink.kafka.skips import Headers, PoisonGuard, SkippedRecords
-from fleetlink.runtime.faults import FaultHook
-from fleetlink.runtime.poison import PoisonJournal
+from fleetlink.kafka.skips import PoisonGuard, SkippedRecords
 
 _COMMIT_EVERY_S = 1.0
 
@@ -92,20 +90,7 @@ class Tracker:
         self._uncommitted = False
         self.ready = threading.Event()
         self.skipped = SkippedRecords(log)
-        journal = PoisonJournal(
-            settings.journal_dir(),
-            f"{tracker.group_id}.tracker",
-            max_crashes=settings.runtime.poison_after_crashes,
-            log=log,
-        )
-        self._guard = PoisonGuard(
-            journal, FaultHook(settings.runtime.crash_on), self._dead_letter, gateway.dlq_topic, log
-        )
-
-    def _dead_letter(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> None:
-        self._producer.produce(topic, key=key, value=value, headers=headers)
+        self._guard = PoisonGuard.of(settings, f"{tracker.group_id}.tracker", self._producer, log)
 
     def _restore(self) -> None:
         bootstrap = self._settings.kafka_bootstrap_servers()

@@ -35,7 +35,6 @@ class DlqReason(StrEnum):
     TOMBSTONE = "tombstone"  # a Kafka record without a value where one is needed
     INVALID_KEY = "invalid-key"  # a Kafka key missing, not UTF-8, or not what the topic keys by
     POISON = "poison"  # the process died handling it again and again
-    MALFORMED_PACKET = "malformed-packet"  # an MQTT PUBLISH breaking MQTT's own encoding rules
 
 
 class UndecodableError(Exception):

@@ -51,9 +51,7 @@ from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.kafka.consume import take
 from fleetlink.kafka.headers import header_value
-from fleetlink.kafka.skips import Headers, PoisonGuard, SkippedRecords
-from fleetlink.runtime.faults import FaultHook
-from fleetlink.runtime.poison import PoisonJournal
+from fleetlink.kafka.skips import PoisonGuard, SkippedRecords
 
 _MAX_UNSETTLED = 50_000
 _MAX_EXPIRY_S = 2**32 - 1  # MQTT's Message Expiry Interval is a four-byte integer
@@ -105,15 +103,7 @@ class Downlink:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="downlink", daemon=True)
         self._skipped = SkippedRecords(log, on_skip)
-        journal = PoisonJournal(
-            settings.journal_dir(),
-            f"{client_id}.downlink",
-            max_crashes=settings.runtime.poison_after_crashes,
-            log=log,
-        )
-        self._guard = PoisonGuard(
-            journal, FaultHook(settings.runtime.crash_on), self._dead_letter, gateway.dlq_topic, log
-        )
+        self._guard = PoisonGuard.of(settings, f"{client_id}.downlink", producer, log)
         kafka = settings.kafka_client_config()
         self._consumer = Consumer(
             {
@@ -182,11 +172,6 @@ class Downlink:
     @property
     def skipped(self) -> SkippedRecords:
         return self._skipped
-
-    def _dead_letter(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> None:
-        self._producer.produce(topic, key=key, value=value, headers=headers)
 
     # the loop ----------------------------------------------------------------------------------
 

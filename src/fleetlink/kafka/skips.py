@@ -11,10 +11,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Self
 
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 
+from fleetlink.config import Settings
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, UndecodableError
 from fleetlink.runtime.faults import FaultHook
@@ -87,15 +88,27 @@ class PoisonGuard:
         self,
         journal: PoisonJournal,
         faults: FaultHook,
-        produce: Callable[[str, bytes | None, bytes | None, Headers], None],
+        producer: Producer,
         dlq_topic: str,
         log: logging.Logger,
+        who: str = "the consumer",
     ) -> None:
+        self._who = who
         self._journal = journal
         self._faults = faults
-        self._produce = produce
+        self._producer = producer
         self._dlq_topic = dlq_topic
         self._log = log
+
+    @classmethod
+    def of(cls, settings: Settings, name: str, producer: Producer, log: logging.Logger) -> Self:
+        """The guard of the consumer ``name`` (unique per process identity), as configured."""
+        runtime = settings.runtime
+        journal = PoisonJournal(
+            settings.journal_dir(), name, max_crashes=runtime.poison_after_crashes, log=log
+        )
+        faults = FaultHook(runtime.crash_on)
+        return cls(journal, faults, producer, settings.gateway.dlq_topic, log, who=name)
 
     def poisoned(self, message: Message) -> bool:
         """True when ``message`` was dead-lettered as poison; else it is now in hand."""
@@ -105,13 +118,15 @@ class PoisonGuard:
             self._faults.check(message.value())
             return False
         crashes = self._journal.crashes(key)
-        detail = f"the consumer died {crashes} times handling it"
+        detail = f"{self._who} died {crashes} times handling it"
         self._log.error(
             "poison record dead-lettered",
             extra={"topic": message.topic(), "offset": message.offset(), "crashes": crashes},
         )
         headers = dead_letter_headers(message, DlqReason.POISON, detail)
-        self._produce(self._dlq_topic, message.key(), message.value(), headers)
+        self._producer.produce(
+            self._dlq_topic, key=message.key(), value=message.value(), headers=headers
+        )
         return True
 
     def done(self) -> None:
