@@ -84,12 +84,7 @@ class UplinkWorker:
             | {"client.id": self.client_id, "error_cb": self._kafka_error, "logger": log}
         )
         self.client = new_client(settings, self.client_id, manual_ack=True)
-        self.journal = PoisonJournal(
-            settings.journal_dir(),
-            f"{self.client_id}.uplink",
-            max_crashes=settings.runtime.poison_after_crashes,
-            log=log,
-        )
+        self.journal = PoisonJournal.of(settings, f"{self.client_id}.uplink", log)
         self.faults = FaultHook(settings.runtime.crash_on)
         self.downlink = (
             Downlink(

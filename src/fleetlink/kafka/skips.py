@@ -103,11 +103,8 @@ class PoisonGuard:
     @classmethod
     def of(cls, settings: Settings, name: str, producer: Producer, log: logging.Logger) -> Self:
         """The guard of the consumer ``name`` (unique per process identity), as configured."""
-        runtime = settings.runtime
-        journal = PoisonJournal(
-            settings.journal_dir(), name, max_crashes=runtime.poison_after_crashes, log=log
-        )
-        faults = FaultHook(runtime.crash_on)
+        journal = PoisonJournal.of(settings, name, log)
+        faults = FaultHook(settings.runtime.crash_on)
         return cls(journal, faults, producer, settings.gateway.dlq_topic, log, who=name)
 
     def poisoned(self, message: Message) -> bool:

@@ -21,9 +21,12 @@ import mmap
 import os
 import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
+
+if TYPE_CHECKING:
+    from fleetlink.config import Settings as RuntimeOwner
 
 DIGEST_SIZE: Final = 16
 _EMPTY: Final = bytes(DIGEST_SIZE)
@@ -66,6 +69,16 @@ class PoisonJournal:
         if left != _EMPTY:
             self._count_crash(left.hex())
             self._slot[:DIGEST_SIZE] = _EMPTY
+
+    @classmethod
+    def of(cls, settings: RuntimeOwner, name: str, log: logging.Logger) -> PoisonJournal:
+        """The journal of the process identity ``name``, where the settings keep journals."""
+        return cls(
+            settings.journal_dir(),
+            name,
+            max_crashes=settings.runtime.poison_after_crashes,
+            log=log,
+        )
 
     def _load(self) -> dict[str, _Crashes]:
         with contextlib.suppress(FileNotFoundError):
