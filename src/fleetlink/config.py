@@ -107,6 +107,9 @@ class MqttSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # the platform's clients wait this long before reconnecting, doubling up to the max
+    reconnect_min_s: int = Field(default=1, ge=1, le=60)
+    reconnect_max_s: int = Field(default=10, ge=1, le=600)
 
     @model_validator(mode="after")
     def _client_cert_has_key(self) -> MqttSettings:
@@ -266,6 +269,8 @@ class GatewaySettings(_Section):
     # throttled (its excess goes to the dead-letter topic, reason rate-limited).
     vehicle_rate_per_s: float = Field(default=50.0, gt=0)
     vehicle_burst: int = Field(default=3000, ge=1)
+    # cars that stamp their messages are told every this often which ones are in Kafka
+    confirm_interval_s: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("mappings")
     @classmethod

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from fleetlink.contracts.models import MODELS
 
 VIN = "WVWZZZ1JZXW000001"
 NOW = 1_764_000_000_000
+# the examples each property test draws
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # The byte sequence that stopped the uplink: a UTF-8-encoded lone surrogate.
 LONE_SURROGATE = b"\xed\xa0\x80"

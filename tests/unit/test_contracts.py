@@ -150,6 +150,7 @@ def test_json_schemas_describe_the_constraints() -> None:
         "grant",
         "grant-record",
         "audit-event",
+        "delivered",
     }
     grant = schemas["grant"]["$defs"]["Grant"]
     assert grant["properties"]["max_uses"]["minimum"] == 1

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -42,6 +42,7 @@ from tests.unit.strategies import (
     LONE_SURROGATE,
     NOW,
     PAYLOADS,
+    PROPERTY,
     RAW_VALUES,
     VALID,
     VALID_OF,
@@ -49,7 +50,6 @@ from tests.unit.strategies import (
     with_bad_bytes,
 )
 
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOWHERE = "127.0.0.1:9"  # the discard port: clients are built, nothing is ever sent
 
 

@@ -7,7 +7,6 @@ from fleetlink.contracts.models import Command, CommandName, ResponseStatus
 from fleetlink.sim.kinematic import KinematicFleet, to_lat_lon
 from fleetlink.vehicle.commands import CommandExecutor
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
-from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
 NOW = 1_764_000_000_000
@@ -96,17 +95,6 @@ def test_settings_commands_change_state() -> None:
     assert (vehicle.climate_on, vehicle.climate_target_c) == (True, 23.0)
     assert vehicle.features == {"heated-seats"}
     assert vehicle.charging is True
-
-
-def test_outbox_keeps_order_and_counts_what_it_had_to_drop() -> None:
-    outbox = Outbox(capacity=3)
-    for n in range(5):
-        outbox.put(Pending("t", str(n).encode()))
-    assert outbox.dropped == 2
-    sent = []
-    while outbox.peek() is not None:
-        sent.append(outbox.pop().payload)
-    assert sent == [b"2", b"3", b"4"]
 
 
 def test_kinematic_fleet_is_deterministic_for_a_seed() -> None:

@@ -12,14 +12,18 @@ from typing import Annotated
 import msgspec
 import typer
 from rich.live import Live
+from rich.progress import Progress
 from rich.table import Table
 
 from fleetlink.cli.common import console, settings_from
+from fleetlink.config import Settings
 from fleetlink.errors import FleetlinkError
+from fleetlink.kafka.reader import read_topic
 from fleetlink.mqtt.client import identity_tls
 from fleetlink.security.pki import DevPki, Role
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
 from fleetlink.sim.flood import vins_for
+from fleetlink.sim.truth import Gaps, Truth, compare, stamps_in
 from fleetlink.stack.process import raise_open_file_limit
 
 
@@ -28,7 +32,7 @@ def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Tab
     table = Table(title=f"fleetlink simulate — {elapsed:,.0f} s", title_justify="left")
     for column in ("vehicles", "connected", "msgs/s", "published", "resent", "events"):
         table.add_column(column, justify="right")
-    for column in ("commands", "reconnects", "errors"):
+    for column in ("unconfirmed", "commands", "reconnects", "errors"):
         table.add_column(column, justify="right")
     table.add_row(
         str(len(simulation.agents)),
@@ -37,6 +41,7 @@ def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Tab
         f"{sum(s.published for s in stats):,}",
         f"{sum(s.resent for s in stats):,}",
         f"{simulation.events:,}",
+        f"{sum(agent.outbox.unconfirmed for agent in simulation.agents):,}",
         f"{sum(s.commands for s in stats):,}",
         f"{sum(max(0, s.connects - 1) for s in stats):,}",
         f"{sum(s.errors for s in stats):,}",
@@ -82,6 +87,23 @@ def simulate(
     connect_rate: Annotated[
         float, typer.Option("--connect-rate", min=0, help="Connections per second (0: all).")
     ] = 0.0,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm/--no-confirm",
+            help="Cars keep each message until the platform confirms it is in Kafka.",
+        ),
+    ] = True,
+    confirm_timeout: Annotated[
+        float, typer.Option("--confirm-timeout", min=0.1, help="Resend unconfirmed after (s).")
+    ] = 15.0,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Afterwards, look up every message the cars sent in Kafka."),
+    ] = False,
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="Write what each car sent (VIN, boot, last seq).")
+    ] = None,
 ) -> None:
     """Run simulated vehicles against the MQTT broker (kinematic movement over Berlin)."""
     settings = settings_from(ctx)
@@ -118,6 +140,8 @@ def simulate(
             clock_skew_s=clock_skew,
             malformed_share=malformed,
         ),
+        confirm=confirm,
+        confirm_timeout_s=confirm_timeout,
     )
     result = asyncio.run(_run(simulation, duration, view=not quiet))
     text = json.dumps(msgspec.structs.asdict(result), indent=2)
@@ -125,6 +149,27 @@ def simulate(
     console.print_json(text)
     if summary is not None:
         summary.write_text(text + "\n")
+    if truth is not None:
+        truth.write_text(json.dumps(simulation.truth(), indent=1) + "\n")
+    if check:
+        gaps = check_in_kafka(settings, simulation.truth())
+        console.print_json(json.dumps(msgspec.structs.asdict(gaps)))
+        if gaps.missing:
+            raise typer.Exit(1)
+
+
+def check_in_kafka(settings: Settings, truth: Truth) -> Gaps:
+    """Every message of ``truth`` looked up in the gateway's topics and its dead-letter topic."""
+    gateway = settings.gateway
+    topics = sorted({rule.kafka_topic for rule in gateway.mappings} | {gateway.dlq_topic})
+    bootstrap = settings.kafka_bootstrap_servers()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("reading Kafka", total=len(topics))
+        seen: list[tuple[str, str, int]] = []
+        for topic in topics:
+            seen.extend(stamps_in(read_topic(bootstrap, topic)))
+            progress.advance(task)
+    return compare(truth, seen)
 
 
 async def _run(simulation: FleetSimulation, duration: float, *, view: bool) -> FleetSummary:

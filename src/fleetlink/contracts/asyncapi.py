@@ -9,11 +9,13 @@ import msgspec
 from fleetlink import __version__
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason
+from fleetlink.contracts.delivery import BOOT_PROPERTY, RESEND_PROPERTY, SEQ_PROPERTY
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
     CommandCancel,
     CommandResponse,
+    Delivered,
     Event,
     EventKind,
     GrantRecord,
@@ -83,6 +85,9 @@ _HEADER_DOCS: Final = {
     h.SOURCE: "mqtt or http",
     h.LATE: "1 when event time is older than the late threshold, or the vehicle resent it",
     h.REDELIVERED: "1 when MQTT flagged the publish as a duplicate",
+    BOOT_PROPERTY: "the car's boot id (MQTT 5 user property of a stamped message)",
+    SEQ_PROPERTY: "the message's sequence number within that boot (user property)",
+    RESEND_PROPERTY: "how many times the car sent it before (user property; absent: never)",
 }
 _DLQ_HEADER_DOCS: Final = {
     h.DLQ_REASON: "why it was rejected: " + ", ".join(reason.value for reason in DlqReason),
@@ -176,6 +181,28 @@ def asyncapi_document() -> dict[str, Any]:
         "action": "receive",
         "channel": {"$ref": "#/channels/vehicleCommands"},
         "summary": "The vehicle executes a command at most once and never after it expired.",
+    }
+    schemas.update(msgspec.json.schema_components([Delivered], ref_template=_SCHEMAS_REF)[1])
+    messages["Delivered"] = {
+        "name": "Delivered",
+        "title": "Delivered",
+        "summary": "Which of the car's stamped messages (user properties fl-boot, fl-seq) are "
+        "durably in Kafka; the car drops a message only then",
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS_REF.format(name="Delivered")},
+    }
+    channels["vehicleDelivered"] = {
+        "address": "vehicles/{vin}/delivered",
+        "messages": {"Delivered": {"$ref": "#/components/messages/Delivered"}},
+        "parameters": {"vin": _VIN_PARAMETER},
+        "servers": [{"$ref": "#/servers/mqtt"}],
+        "bindings": {"mqtt": {"qos": 1}},
+    }
+    operations["receiveDelivered"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/vehicleDelivered"},
+        "summary": "The gateway worker that wrote a car's messages confirms them, batched; "
+        "a car reads only its own",
     }
     messages["CommandStatus"] = {
         "name": "CommandStatus",

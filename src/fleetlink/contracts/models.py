@@ -246,6 +246,24 @@ class CommandCancel(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str = "cancelled-by-client"
 
 
+SeqRange = Annotated[
+    tuple[SequenceNumber, SequenceNumber], Meta(description="first and last seq, both included")
+]
+
+
+class Delivered(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``vehicles/{vin}/delivered``: these of the car's messages are durably in Kafka.
+
+    The gateway worker that wrote them (as records or dead letters) says so, batched; ``boot``
+    and the ranges of ``seq`` are the ones the car stamped on the messages (MQTT 5 user
+    properties ``fl-boot`` and ``fl-seq``). A car keeps every message until it is confirmed.
+    """
+
+    ts: EpochMillis
+    boot: Annotated[str, Meta(min_length=1, max_length=64)]
+    ranges: Annotated[list[SeqRange], Meta(max_length=65_536)]
+
+
 MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "telemetry": Telemetry,
     "event": Event,
@@ -257,4 +275,5 @@ MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "grant": Grant,
     "grant-record": GrantRecord,
     "audit-event": AuditEvent,
+    "delivered": Delivered,
 }

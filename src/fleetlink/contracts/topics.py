@@ -25,6 +25,7 @@ class VehicleChannel(StrEnum):
     PRESENCE = "presence"
     COMMANDS = "commands"
     COMMAND_RESPONSES = "command-responses"
+    DELIVERED = "delivered"  # down: which of the car's messages are durably in Kafka
 
 
 UPLINK_CHANNELS: Final = frozenset(
@@ -76,6 +77,10 @@ class MqttTopic:
     @staticmethod
     def command_response(vin: str, command_id: str) -> str:
         return f"{VEHICLES_ROOT}/{vin}/{VehicleChannel.COMMAND_RESPONSES}/{command_id}"
+
+    @staticmethod
+    def delivered(vin: str) -> str:
+        return f"{VEHICLES_ROOT}/{vin}/{VehicleChannel.DELIVERED}"
 
     @staticmethod
     def geo_warnings(cell: str) -> str:

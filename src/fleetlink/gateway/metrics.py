@@ -60,6 +60,27 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.confirmations = Counter(
+            "fleetlink_gateway_confirmations",
+            "Delivered messages sent to cars (vehicles/{vin}/delivered)",
+            registry=r,
+        )
+        self.confirmed = Counter(
+            "fleetlink_gateway_confirmed",
+            "Uplink messages confirmed to their car as durably in Kafka",
+            registry=r,
+        )
+        self.confirm_seconds = Histogram(
+            "fleetlink_gateway_confirm_seconds",
+            "From MQTT receipt to the confirmation sent to the car (oldest of a batch)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sessions_lost = Counter(
+            "fleetlink_gateway_sessions_lost",
+            "Reconnects where the broker no longer had this worker's session",
+            registry=r,
+        )
         self._children: dict[tuple[str, str], Any] = {}
 
     def child(self, metric: str, label: str) -> Any:

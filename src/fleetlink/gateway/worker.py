@@ -5,6 +5,10 @@ Kafka delivery reports (``poll``) and from them sends the PUBACKs, in arrival or
 sends at most Receive Maximum unacknowledged messages, so when Kafka is down the worker stops
 acknowledging, holds a bounded window, and the broker queues the rest in the persistent session.
 
+Cars that stamp their messages (boot id, seq) are told, batched, which of them are now in Kafka
+(``gateway/confirm.py``); they keep every message until then, so a broker that crashes after
+acknowledging them loses nothing.
+
 Stopping: ``stop`` (SIGTERM) finishes what is in flight, acknowledges it and disconnects keeping
 the session, so the broker keeps queueing for this client id and nothing is lost even when this
 is the only worker. ``drain`` (SIGUSR1, or ``--drain-on-exit``) is for removing a worker for good:
@@ -27,7 +31,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleetlink.config import Settings
 from fleetlink.contracts.codec import DlqReason
+from fleetlink.contracts.delivery import Stamp, stamp_of
 from fleetlink.gateway.acks import OrderedAcks, Slot
+from fleetlink.gateway.confirm import Confirmations
 from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
 from fleetlink.gateway.routing import Inbound, Record, Router
@@ -72,7 +78,9 @@ class UplinkWorker:
         self._dead_letters = Tally(metrics.dlq)
         self._acked = Tally(metrics.acked)
         self._next_flush = 0.0
+        self._next_confirm = 0.0
         self.acks = OrderedAcks()
+        self.confirmations = Confirmations()
         self.producer = Producer(
             reliable_producer_config(
                 settings.kafka_client_config(),
@@ -104,11 +112,12 @@ class UplinkWorker:
         self.client.on_message = self._on_message
         self.client.on_unsubscribe = self._on_unsubscribe
         self.client.on_subscribe = self._on_subscribe
-        self._retry: deque[tuple[float, Record, Slot | None]] = deque()
+        self._retry: deque[tuple[float, Record, Slot | None, Stamp | None]] = deque()
         self._unsubscribed = threading.Event()
         self._accepting = True
         self._connected = False
         self._subscribed = False
+        self._had_session = False
         self._kafka_up = True
         self._fatal: str | None = None
         self._last_message = time.monotonic()
@@ -157,6 +166,12 @@ class UplinkWorker:
         self.acks.new_connection()
         self._connected = True
         self.metrics.mqtt_connected.set(1)
+        if self._had_session and not flags.session_present:
+            # wiped or restarted without its database: what it queued for us is gone, and
+            # cars' messages it acknowledged meanwhile too; stamped ones will be sent again
+            self.metrics.sessions_lost.inc()
+            self.log.warning("the broker lost this worker's session; subscribing again")
+        self._had_session = True
         if self._accepting:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
         self.log.info(
@@ -234,17 +249,20 @@ class UplinkWorker:
             else:
                 record = self.router.route(inbound)
         slot = self.acks.track(message.mid, message.qos) if message.qos > 0 else None
+        stamp = stamp_of(inbound.topic, inbound.user_properties)
         self._received.add(record.mapping)
         if record.late:
             self._late.add(record.mapping)
-        self._produce(record, slot, started)
+        self._produce(record, slot, started, stamp)
         journal.done()
 
     # Kafka -------------------------------------------------------------------------------------
 
-    def _produce(self, record: Record, slot: Slot | None, started: float) -> None:
+    def _produce(
+        self, record: Record, slot: Slot | None, started: float, stamp: Stamp | None
+    ) -> None:
         def on_delivery(error: KafkaError | None, _message: Any) -> None:
-            self._delivered(error, record, slot, started)
+            self._delivered(error, record, slot, started, stamp)
 
         while True:
             try:
@@ -266,7 +284,12 @@ class UplinkWorker:
                 record = self.router.reject(record, DlqReason.KAFKA_REJECTED, error.str())
 
     def _delivered(
-        self, error: KafkaError | None, record: Record, slot: Slot | None, started: float
+        self,
+        error: KafkaError | None,
+        record: Record,
+        slot: Slot | None,
+        started: float,
+        stamp: Stamp | None,
     ) -> None:
         if error is None:
             self._kafka_up = True
@@ -279,6 +302,8 @@ class UplinkWorker:
             )
             if slot is not None:
                 self.acks.complete(slot, self._ack)
+            if stamp is not None:
+                self.confirmations.add(stamp, started)
             return
         self.metrics.child("kafka_errors", error.name()).inc()
         if error.fatal():
@@ -290,10 +315,19 @@ class UplinkWorker:
                 extra={"topic": record.topic, "error": error.str()},
             )
             letter = self.router.reject(record, DlqReason.KAFKA_REJECTED, error.str())
-            self._produce(letter, slot, started)
+            self._produce(letter, slot, started, stamp)
             return
         self.log.warning("kafka delivery failed; retrying", extra={"error": error.str()})
-        self._retry.append((time.monotonic() + 1.0, record, slot))
+        self._retry.append((time.monotonic() + 1.0, record, slot, stamp))
+
+    def _send_confirmations(self, now: float) -> None:
+        """Publish what Kafka holds since the last batch (while disconnected it waits)."""
+        metrics = self.metrics
+        for confirmation in self.confirmations.take():
+            self.client.publish(confirmation.topic, confirmation.payload, qos=1)
+            metrics.confirmations.inc()
+            metrics.confirmed.inc(confirmation.messages)
+            metrics.confirm_seconds.observe(now - confirmation.oldest_received)
 
     def _ack(self, mid: int, qos: int) -> None:
         self.client.ack(mid, qos)
@@ -314,8 +348,11 @@ class UplinkWorker:
         self.producer.poll(timeout)
         self._last_loop = now = time.monotonic()
         while self._retry and self._retry[0][0] <= now:
-            _due, record, slot = self._retry.popleft()
-            self._produce(record, slot, now)
+            _due, record, slot, stamp = self._retry.popleft()
+            self._produce(record, slot, now, stamp)
+        if now >= self._next_confirm and self._connected:
+            self._next_confirm = now + self.settings.gateway.confirm_interval_s
+            self._send_confirmations(now)
         if now >= self._next_flush:
             self._next_flush = now + 1.0
             for tally in (self._received, self._late, self._produced, self._dead_letters):

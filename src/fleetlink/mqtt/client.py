@@ -101,7 +101,10 @@ def new_client(settings: Settings, client_id: str, *, manual_ack: bool = False) 
     context = identity_tls(settings, client_id)
     if context is not None:
         client.tls_set_context(context)
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.reconnect_delay_set(
+        min_delay=options.reconnect_min_s,
+        max_delay=max(options.reconnect_min_s, options.reconnect_max_s),
+    )
     return client
 
 

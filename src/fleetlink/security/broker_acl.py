@@ -24,6 +24,7 @@ VEHICLE_PATTERNS = (
     f"pattern write {_V}/%u/{VehicleChannel.PRESENCE}",
     f"pattern write {_V}/%u/{VehicleChannel.COMMAND_RESPONSES}/+",
     f"pattern read {_V}/%u/{VehicleChannel.COMMANDS}/+",
+    f"pattern read {_V}/%u/{VehicleChannel.DELIVERED}",
     # a pattern holds for every authenticated client (a ``topic`` line before the first
     # ``user`` line would hold only for anonymous ones); Mosquitto warns it lacks %u: harmless
     f"pattern read {GEO_ROOT}/+/warnings",
@@ -34,6 +35,7 @@ ROLE_RULES: dict[Role, tuple[str, ...]] = {
     Role.GATEWAY: (
         f"topic read {_V}/#",
         f"topic write {_V}/+/{VehicleChannel.COMMANDS}/+",
+        f"topic write {_V}/+/{VehicleChannel.DELIVERED}",
         f"topic write {GEO_ROOT}/+/warnings",
         "topic read $SYS/#",
     ),

@@ -18,6 +18,7 @@ from fleetlink.security.signing import Verifier
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.kinematic import Car, KinematicFleet
 from fleetlink.sim.sumo import SumoFleet
+from fleetlink.sim.truth import Truth
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 
@@ -72,6 +73,14 @@ class FleetSummary(msgspec.Struct):
     malformed: int
     outbox_dropped: int
     forced_offline: list[str]
+    # end-to-end confirmation (cars keep each message until it is durably in Kafka)
+    confirm: bool = True
+    confirmed: int = 0
+    sent_again: int = 0  # after a lost link or an overdue confirmation
+    unconfirmed_max: int = 0  # the largest backlog one car held
+    held_at_exit: int = 0  # still held when the cars stopped
+    confirm_p50_ms: float | None = None  # PUBACK to confirmation
+    confirm_p99_ms: float | None = None
 
 
 class FleetSimulation:
@@ -90,10 +99,13 @@ class FleetSimulation:
         verifier: Verifier | None,
         tls_for: Callable[[str], ssl.SSLContext | None] = lambda _vin: None,
         password: str | None = None,
+        confirm: bool = True,
+        confirm_timeout_s: float = 15.0,
     ) -> None:
         """``tls_for(vin)`` gives each car its TLS context (its own certificate); ``verifier``
         holds the platform keys the cars trust (``None``: they run unsigned commands)."""
         self.interval_s = interval_s
+        self.confirm = confirm
         self.connect_rate = connect_rate
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
@@ -126,12 +138,18 @@ class FleetSimulation:
                     tls_context=tls_for(vin),
                     verifier=verifier,
                     password=password,
+                    confirm=confirm,
+                    confirm_timeout_s=confirm_timeout_s,
                 )
             )
         self.sampled = 0
         self.events = 0
         self.forced_offline: list[str] = []
         self._open_dtcs: dict[str, set[str]] = {}
+
+    def truth(self) -> Truth:
+        """What the cars sent: per VIN and boot, the last seq (each boot sent 1..last)."""
+        return {agent.vin: {agent.boot: agent.last_seq} for agent in self.agents}
 
     def connected(self) -> int:
         return sum(agent.connected for agent in self.agents)
@@ -260,4 +278,20 @@ class FleetSimulation:
             malformed=sum(s.malformed for s in stats),
             outbox_dropped=sum(agent.outbox.dropped for agent in self.agents),
             forced_offline=self.forced_offline,
+            confirm=self.confirm,
+            confirmed=sum(agent.outbox.confirmed_count for agent in self.agents),
+            sent_again=sum(agent.outbox.resends for agent in self.agents),
+            unconfirmed_max=max((s.unconfirmed_max for s in stats), default=0),
+            held_at_exit=sum(s.held_at_exit for s in stats),
+            **_lag_percentiles([lag for agent in self.agents for lag in agent.outbox.lags]),
         )
+
+
+def _lag_percentiles(lags: list[float]) -> dict[str, float | None]:
+    if not lags:
+        return {"confirm_p50_ms": None, "confirm_p99_ms": None}
+    lags.sort()
+    return {
+        "confirm_p50_ms": round(lags[len(lags) // 2] * 1000, 1),
+        "confirm_p99_ms": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000, 1),
+    }

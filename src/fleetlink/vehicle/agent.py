@@ -5,12 +5,21 @@ expiry), so commands sent while the car is offline wait at the broker. Last will
 ``offline`` (retained); on connect a retained ``online`` birth message. Everything the car sends
 goes through an ordered outbox that survives disconnects: telemetry sampled while offline is
 marked ``resent`` and flushed in order after the reconnect.
+
+Every message is stamped with the agent's boot id and a sequence number (MQTT 5 user
+properties), the platform's way to name it. With ``confirm`` (the default) the car keeps each
+message until the platform confirms it is durably in Kafka
+(``vehicles/{vin}/delivered``): what is unconfirmed when the link dies, or for longer than
+``confirm_timeout_s``, is sent again. So a crashed or wiped broker loses nothing. The outbox is
+in memory: what it holds when the agent stops is counted (``held_at_exit``), not kept; a
+telematics unit would keep it in flash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import socket
 import ssl
 import time
@@ -21,10 +30,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of, encode
+from fleetlink.contracts.delivery import CAPABILITY_PROPERTY, CAPABILITY_VALUE, stamp_properties
 from fleetlink.contracts.models import (
     Command,
     CommandName,
     CommandResponse,
+    Delivered,
     Event,
     EventKind,
     Presence,
@@ -41,7 +52,8 @@ from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
 _command_decoder = decoder_of(Command)
-_FINAL_FLUSH_S = 5.0
+_delivered_decoder = decoder_of(Delivered)
+_MAX_RESEND_AFTER_S = 300.0
 
 
 def now_ms() -> int:
@@ -50,8 +62,11 @@ def now_ms() -> int:
 
 @dataclass
 class AgentStats:
-    published: int = 0
-    resent: int = 0
+    published: int = 0  # PUBACKs received, re-sends included
+    resent: int = 0  # telemetry sampled while offline (marked ``resent`` in the payload)
+    unconfirmed_max: int = 0
+    held_at_exit: int = 0  # still in the outbox when the agent stopped: lost with the process
+    bad_confirmations: int = 0
     connects: int = 0
     disconnects: int = 0
     commands: int = 0
@@ -77,11 +92,21 @@ class VehicleAgent:
         tls_context: ssl.SSLContext | None = None,
         password: str | None = None,
         trunk_relock_s: float = 30.0,
+        confirm: bool = True,
+        confirm_timeout_s: float = 15.0,
+        final_flush_s: float = 5.0,
+        outbox_capacity: int = 50_000,
     ) -> None:
         self.state = state
         self.vin = state.vin
         self.executor = CommandExecutor(state, verifier=verifier)
-        self.outbox = Outbox()
+        self.outbox = Outbox(outbox_capacity, confirmed=confirm)
+        # new at every start: the platform confirms (boot, seq), and seq restarts at 1
+        self.boot = secrets.token_hex(6)
+        self._confirm_timeout_s = confirm_timeout_s
+        self._resend_after_s = confirm_timeout_s  # doubles while nothing is confirmed
+        self._final_flush_s = final_flush_s
+        self._delivered_topic = MqttTopic.delivered(state.vin)
         self.stats = AgentStats()
         self.connected = False
         self._host, self._port = host, port
@@ -110,8 +135,13 @@ class VehicleAgent:
         self._seq += 1
         return self._seq
 
-    def _send(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        self.outbox.put(Pending(topic, payload, retain))
+    @property
+    def last_seq(self) -> int:
+        """The last sequence number this boot used: it sent 1..last_seq (the ground truth)."""
+        return self._seq
+
+    def _send(self, topic: str, payload: bytes, seq: int) -> None:
+        self.outbox.put(Pending(topic, payload, seq=seq), time.monotonic())
         self._wake.set()
 
     def now_ms(self) -> int:
@@ -121,7 +151,8 @@ class VehicleAgent:
     def sample_telemetry(self) -> None:
         if self._malformed_share and self._rng.random() < self._malformed_share:
             self.stats.malformed += 1  # a firmware bug: the gateway must dead-letter it
-            self._send(MqttTopic.telemetry(self.vin), b'{"seq": ' + str(self._next_seq()).encode())
+            seq = self._next_seq()
+            self._send(MqttTopic.telemetry(self.vin), b'{"seq": ' + str(seq).encode(), seq)
             return
         telemetry = Telemetry(
             ts=self.now_ms(),
@@ -131,7 +162,7 @@ class VehicleAgent:
         )
         if telemetry.resent:
             self.stats.resent += 1
-        self._send(MqttTopic.telemetry(self.vin), encode(telemetry))
+        self._send(MqttTopic.telemetry(self.vin), encode(telemetry), telemetry.seq)
 
     def report_event(self, kind: EventKind, data: dict[str, object]) -> None:
         event = Event(
@@ -142,7 +173,7 @@ class VehicleAgent:
             longitude=round(self.state.longitude, 6),
             resent=not self.connected,
         )
-        self._send(MqttTopic.event(self.vin, kind), encode(event))
+        self._send(MqttTopic.event(self.vin, kind), encode(event), event.seq)
 
     def _presence(self, status: PresenceStatus, reason: str) -> bytes:
         return encode(Presence(status=status, ts=self.now_ms(), reason=reason))
@@ -181,10 +212,13 @@ class VehicleAgent:
             if not stop.is_set() and time.monotonic() >= self._offline_until:
                 await _sleep_unless(stop, backoff * self._rng.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 30.0)
+        self.stats.held_at_exit = len(self.outbox)
 
     async def _session(self, stop: asyncio.Event) -> None:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._session_expiry_s
+        if self.outbox.confirmed:
+            properties.UserProperty = [(CAPABILITY_PROPERTY, CAPABILITY_VALUE)]
         will = aiomqtt.Will(
             MqttTopic.presence(self.vin),
             self._presence(PresenceStatus.OFFLINE, "connection-lost"),
@@ -210,15 +244,21 @@ class VehicleAgent:
             self.connected = True
             self.stats.connects += 1
             self._geo_cells = frozenset()
-            await client.subscribe(MqttTopic.commands_filter(self.vin), qos=1)
-            await client.publish(
-                MqttTopic.presence(self.vin),
-                self._presence(PresenceStatus.ONLINE, "connected"),
-                qos=1,
-                retain=True,
-            )
+            # reading first: confirmations the broker kept for this session arrive at once
             receiver = asyncio.create_task(self._receive(client))
             try:
+                await client.subscribe(MqttTopic.commands_filter(self.vin), qos=1)
+                if self.outbox.confirmed:
+                    await client.subscribe(self._delivered_topic, qos=1)
+                await client.publish(
+                    MqttTopic.presence(self.vin),
+                    self._presence(PresenceStatus.ONLINE, "connected"),
+                    qos=1,
+                    retain=True,
+                )
+                # unconfirmed on the lost link: the platform may never have had them
+                self.outbox.resend_awaiting()
+                self._resend_after_s = self._confirm_timeout_s
                 await self._flush(client, stop)
             finally:
                 receiver.cancel()
@@ -231,32 +271,75 @@ class VehicleAgent:
                 )
 
     async def _flush(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        """Send the outbox in order, each message once the broker acknowledged the one before.
+        """Send the outbox in order, each message once the broker acknowledged the one before;
+        send again what stays unconfirmed for too long.
 
-        On ``stop`` what is still queued is sent first (for at most ``_FINAL_FLUSH_S``).
+        On ``stop`` what is still held is sent (and confirmed) first, for at most
+        ``final_flush_s``.
         """
+        outbox = self.outbox
         deadline: float | None = None
         while time.monotonic() >= self._offline_until:
+            now = time.monotonic()
             if stop.is_set():
-                deadline = deadline or time.monotonic() + _FINAL_FLUSH_S
-                if time.monotonic() > deadline:
+                deadline = deadline or now + self._final_flush_s
+                if now > deadline:
                     break
             await self._follow_geo_cells(client)
-            pending = self.outbox.peek()
+            self._resend_overdue(now)
+            pending = outbox.peek()
             if pending is None:
-                if stop.is_set():
+                if stop.is_set() and not outbox.unconfirmed:
                     break
                 self._wake.clear()
                 # everything that gives the loop work sets the event; the timeout is a backstop
-                await _wait_event(self._wake, stop, 30.0)
+                await _wait_event(self._wake, stop, self._idle_wait(now, deadline))
                 continue
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.UserProperty = stamp_properties(self.boot, pending.seq, pending.sends)
             await client.publish(
-                pending.topic, pending.payload, qos=1, retain=pending.retain, timeout=15
+                pending.topic,
+                pending.payload,
+                qos=1,
+                retain=pending.retain,
+                properties=properties,
+                timeout=15,
             )
-            self.outbox.pop()
+            outbox.acknowledged(pending, time.monotonic())
             self.stats.published += 1
+            self.stats.unconfirmed_max = max(self.stats.unconfirmed_max, outbox.unconfirmed)
         if time.monotonic() < self._offline_until:
             raise aiomqtt.MqttError("link cut by the simulator")
+
+    def _resend_overdue(self, now: float) -> None:
+        """Unconfirmed for longer than the timeout: the broker acknowledged a message the
+        platform never got (no subscriber at that moment, a crash before it was written).
+        Each time nothing came back the wait doubles, so a platform outage costs few resends."""
+        oldest = self.outbox.oldest_awaiting()
+        if oldest is not None and now - oldest >= self._resend_after_s:
+            self.outbox.resend_awaiting(older_than=now - self._resend_after_s)
+            self._resend_after_s = min(self._resend_after_s * 2, _MAX_RESEND_AFTER_S)
+
+    def _idle_wait(self, now: float, deadline: float | None) -> float:
+        wait = 30.0
+        oldest = self.outbox.oldest_awaiting()
+        if oldest is not None:
+            wait = min(wait, max(0.01, oldest + self._resend_after_s - now))
+        if deadline is not None:
+            wait = min(wait, max(0.01, deadline - now))
+        return wait
+
+    def _confirmed(self, payload: bytes) -> None:
+        try:
+            delivered: Delivered = decode_with(_delivered_decoder, payload)
+        except UndecodableError:
+            self.stats.bad_confirmations += 1
+            return
+        if delivered.boot != self.boot:
+            return  # for an earlier start of this agent: those messages are gone already
+        if self.outbox.confirm(delivered.ranges, time.monotonic()):
+            self._resend_after_s = self._confirm_timeout_s
+            self._wake.set()
 
     async def _follow_geo_cells(self, client: aiomqtt.Client) -> None:
         position = (self.state.latitude, self.state.longitude)
@@ -274,6 +357,9 @@ class VehicleAgent:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             topic = str(message.topic)
+            if topic == self._delivered_topic:
+                self._confirmed(_payload_bytes(message.payload))
+                continue
             if topic.startswith(f"{GEO_ROOT}/"):
                 self.stats.warnings += 1
                 self.last_warning = bytes(message.payload)
@@ -305,7 +391,11 @@ class VehicleAgent:
                 self.stats.answers_lost += len(answers)
             else:
                 for answer in answers:
-                    self._send(MqttTopic.command_response(self.vin, command_id), encode(answer))
+                    self._send(
+                        MqttTopic.command_response(self.vin, command_id),
+                        encode(answer),
+                        self._next_seq(),
+                    )
             if self.executor.executed > executed_before:
                 self.sample_telemetry()  # a state change is reported at once
 
@@ -319,9 +409,12 @@ class VehicleAgent:
 
 def _read_command(payload: object) -> Command:
     """The command in an MQTT payload (aiomqtt types payloads loosely; paho gives bytes)."""
-    raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-    command: Command = decode_with(_command_decoder, raw)
+    command: Command = decode_with(_command_decoder, _payload_bytes(payload))
     return command
+
+
+def _payload_bytes(payload: object) -> bytes:
+    return bytes(payload) if isinstance(payload, bytes | bytearray) else b""
 
 
 def _acknowledge_lost_link(client: aiomqtt.Client) -> None:
