@@ -38,15 +38,22 @@ class GatewayTopics:
 
 
 def gateway_config(
-    tmp_path: Path, stack: Settings, *, workers: int = 1
+    tmp_path: Path,
+    stack: Settings,
+    *,
+    workers: int = 1,
+    mqtt: dict[str, object] | None = None,
 ) -> tuple[Path, Settings, GatewayTopics]:
-    """A config file for a gateway with its own share group, client ids and Kafka topics."""
+    """A config file for a gateway with its own share group, client ids and Kafka topics
+    (``mqtt``: settings of the ``[mqtt]`` section to change)."""
     run = f"t{uuid.uuid4().hex[:8]}"
     isolated = isolated_gateway_settings(
         stack, run, workers=workers, metrics_port=free_port_block(8)
     )
     gateway = isolated.gateway.model_copy(update={"drain_timeout_s": 20, "restart_backoff_s": 0.2})
-    settings = isolated.model_copy(update={"gateway": gateway})
+    settings = isolated.model_copy(
+        update={"gateway": gateway, "mqtt": isolated.mqtt.model_copy(update=mqtt or {})}
+    )
     config = tmp_path / f"gateway-{run}.toml"
     config.write_text(dump_toml(settings))
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers()})

@@ -77,6 +77,19 @@ def test_only_overdue_messages_are_sent_again_and_a_late_confirmation_saves_a_re
     assert send_all(outbox, 22.0) == [2]
 
 
+def test_a_confirmation_that_overtakes_its_resend_ends_it() -> None:
+    outbox = Outbox(confirmed=True)
+    outbox.put(stamped(1))
+    send_all(outbox, 1.0)
+    outbox.resend_awaiting()
+    resend = outbox.peek()
+    assert resend is not None
+    outbox.confirm([(1, 1)], now=2.0)  # the first send's confirmation, late
+    outbox.acknowledged(resend, 3.0)  # then the resend's PUBACK
+    assert len(outbox) == 0
+    assert outbox.oldest_awaiting() is None
+
+
 def test_a_full_outbox_drops_the_oldest_even_when_it_awaits_confirmation() -> None:
     outbox = Outbox(capacity=3, confirmed=True)
     for n in (1, 2, 3):

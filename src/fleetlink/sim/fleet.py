@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from fleetlink.contracts.models import EventKind
+from fleetlink.errors import FleetlinkError
 from fleetlink.security.signing import Verifier
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.kinematic import Car, KinematicFleet
@@ -56,6 +57,10 @@ class Faults(msgspec.Struct, frozen=True):
     storm_at_s: float | None = None
     clock_skew_s: float = 0.0
     malformed_share: float = 0.0
+
+
+class SimulationError(FleetlinkError):
+    """A simulated car's task ended with an error: the run is not to be trusted."""
 
 
 class FleetSummary(msgspec.Struct):
@@ -101,6 +106,7 @@ class FleetSimulation:
         password: str | None = None,
         confirm: bool = True,
         confirm_timeout_s: float = 15.0,
+        reconnect_max_s: float = 30.0,
     ) -> None:
         """``tls_for(vin)`` gives each car its TLS context (its own certificate); ``verifier``
         holds the platform keys the cars trust (``None``: they run unsigned commands)."""
@@ -140,11 +146,13 @@ class FleetSimulation:
                     password=password,
                     confirm=confirm,
                     confirm_timeout_s=confirm_timeout_s,
+                    reconnect_max_s=reconnect_max_s,
                 )
             )
         self.sampled = 0
         self.events = 0
         self.forced_offline: list[str] = []
+        self._samples: list[asyncio.TimerHandle] = []  # of the last tick, still to come
         self._open_dtcs: dict[str, set[str]] = {}
 
     def truth(self) -> Truth:
@@ -163,6 +171,7 @@ class FleetSimulation:
         self.movement.step(self.interval_s)
         loop = asyncio.get_running_loop()
         spread = self.interval_s / _REPORT_SLICES
+        self._samples = []
         for index, (agent, car) in enumerate(zip(self.agents, self.movement.cars, strict=True)):
             state = agent.state
             state.latitude, state.longitude = self.movement.position(index)
@@ -172,7 +181,9 @@ class FleetSimulation:
             state.battery_soc = max(
                 5.0, state.battery_soc - car.speed_ms * self.interval_s / 50_000
             )
-            loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
+            self._samples.append(
+                loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
+            )
             self.sampled += 1
             self._maybe_events(agent, car.last_decel_ms2)
 
@@ -238,11 +249,20 @@ class FleetSimulation:
             asyncio.create_task(self._start_agent(agent, index, agent_stop))
             for index, agent in enumerate(self.agents)
         ]
+        car_failed = asyncio.Event()
+        for task in tasks:
+            task.add_done_callback(
+                lambda done: car_failed.set() if not done.cancelled() and done.exception() else None
+            )
         started = time.monotonic()
         next_tick = started + self.interval_s
         faulted = stormed = False
         try:
-            while not stop.is_set() and time.monotonic() - started < duration_s:
+            while (
+                not stop.is_set()
+                and not car_failed.is_set()
+                and time.monotonic() - started < duration_s
+            ):
                 await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
                 next_tick += self.interval_s
                 self.tick()
@@ -259,9 +279,17 @@ class FleetSimulation:
                     on_tick(self, elapsed)
         finally:
             connected_at_end = self.connected()
+            for sample in self._samples:  # a car that stopped samples nothing more
+                sample.cancel()
             agent_stop.set()
             await asyncio.wait(tasks, timeout=30)
             self.movement.close()
+        failed = [
+            task for task in tasks if task.done() and not task.cancelled() and task.exception()
+        ]
+        if failed:  # a car whose task died would be silent for the rest of the run
+            error = failed[0].exception()
+            raise SimulationError(f"{len(failed)} car(s) failed: {error!r}") from error
         stats = [agent.stats for agent in self.agents]
         return FleetSummary(
             vehicles=len(self.agents),

@@ -302,6 +302,14 @@ class LocalStack:
         process.send_signal(record, signum)
         return record
 
+    def wipe_broker_state(self) -> None:
+        """Delete Mosquitto's persistence database (fault tests: a broker that comes back with
+        no sessions, queues or retained messages). Only while it is stopped."""
+        record = self._record(MOSQUITTO)
+        if process.is_running(record):
+            raise StackError("stop Mosquitto before wiping its state")
+        (self._mosquitto_dir / "data" / "mosquitto.db").unlink(missing_ok=True)
+
     # internals --------------------------------------------------------------------------------
 
     def _check_ports_free(self) -> None:

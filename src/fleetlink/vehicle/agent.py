@@ -23,7 +23,9 @@ import secrets
 import socket
 import ssl
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -96,6 +98,7 @@ class VehicleAgent:
         confirm_timeout_s: float = 15.0,
         final_flush_s: float = 5.0,
         outbox_capacity: int = 50_000,
+        reconnect_max_s: float = 30.0,
     ) -> None:
         self.state = state
         self.vin = state.vin
@@ -106,6 +109,7 @@ class VehicleAgent:
         self._confirm_timeout_s = confirm_timeout_s
         self._resend_after_s = confirm_timeout_s  # doubles while nothing is confirmed
         self._final_flush_s = final_flush_s
+        self._reconnect_max_s = reconnect_max_s  # the wait before reconnecting doubles to this
         self._delivered_topic = MqttTopic.delivered(state.vin)
         self.stats = AgentStats()
         self.connected = False
@@ -193,7 +197,7 @@ class VehicleAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until ``stop``; reconnect with backoff; say goodbye on stop."""
-        backoff = 1.0
+        backoff = min(1.0, self._reconnect_max_s)
         while not stop.is_set():
             wait = self._offline_until - time.monotonic()
             if wait > 0:
@@ -201,7 +205,7 @@ class VehicleAgent:
                 continue
             try:
                 await self._session(stop)
-                backoff = 1.0
+                backoff = min(1.0, self._reconnect_max_s)
             except aiomqtt.MqttError:
                 self.stats.disconnects += 1
             finally:
@@ -211,7 +215,7 @@ class VehicleAgent:
                 self._client = None
             if not stop.is_set() and time.monotonic() >= self._offline_until:
                 await _sleep_unless(stop, backoff * self._rng.uniform(0.5, 1.5))
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, self._reconnect_max_s)
         self.stats.held_at_exit = len(self.outbox)
 
     async def _session(self, stop: asyncio.Event) -> None:
@@ -282,7 +286,9 @@ class VehicleAgent:
         while time.monotonic() >= self._offline_until:
             now = time.monotonic()
             if stop.is_set():
-                deadline = deadline or now + self._final_flush_s
+                if deadline is None:  # the last chance: no backing off now
+                    deadline = now + self._final_flush_s
+                    self._resend_after_s = self._confirm_timeout_s
                 if now > deadline:
                     break
             await self._follow_geo_cells(client)
@@ -293,11 +299,13 @@ class VehicleAgent:
                     break
                 self._wake.clear()
                 # everything that gives the loop work sets the event; the timeout is a backstop
-                await _wait_event(self._wake, stop, self._idle_wait(now, deadline))
+                await _wait_event(
+                    self._wake, stop, self._idle_wait(now, deadline), _link_lost(client)
+                )
                 continue
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.UserProperty = stamp_properties(self.boot, pending.seq, pending.sends)
-            await client.publish(
+            publish = client.publish(
                 pending.topic,
                 pending.payload,
                 qos=1,
@@ -305,6 +313,7 @@ class VehicleAgent:
                 properties=properties,
                 timeout=15,
             )
+            await _unless_link_lost(client, publish)
             outbox.acknowledged(pending, time.monotonic())
             self.stats.published += 1
             self.stats.unconfirmed_max = max(self.stats.unconfirmed_max, outbox.unconfirmed)
@@ -432,10 +441,33 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-async def _wait_event(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+async def _wait_event(
+    event: asyncio.Event, stop: asyncio.Event, timeout: float, lost: asyncio.Future[None]
+) -> None:
+    waiters: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(event.wait()),
+        asyncio.ensure_future(stop.wait()),
+    ]
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*waiters, lost], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    if lost.done():
+        raise aiomqtt.MqttError("the link was lost")
+
+
+def _link_lost(client: aiomqtt.Client) -> asyncio.Future[None]:
+    """Done when paho reports the connection gone. aiomqtt does not end a pending publish
+    then: it would wait for a PUBACK that cannot come until its timeout."""
+    return client._disconnected
+
+
+async def _unless_link_lost(client: aiomqtt.Client, call: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(call)
+    lost = _link_lost(client)
+    await asyncio.wait([task, lost], return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        raise aiomqtt.MqttError("the link was lost before the broker acknowledged")
+    task.result()

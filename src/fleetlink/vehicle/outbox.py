@@ -74,8 +74,10 @@ class Outbox:
         if self._queue and self._queue[0] == message.seq:
             self._queue.popleft()
         message.sends += 1
+        if self._entries.get(message.seq) is not message:
+            return  # confirmed while this resend was on its way
         if not self.confirmed or message.seq < 0:
-            self._entries.pop(message.seq, None)
+            del self._entries[message.seq]
             return
         message.sent_at = now
         self._awaiting[message.seq] = None
