@@ -26,8 +26,8 @@ from tests.integration.helpers import fleet_tls, vehicle_verifier
 
 CARS = 40
 INTERVAL_S = 0.2
-RUN_S = 13.0
-CRASH_AT_S = 3.0
+RUN_S = 10.0
+CRASH_AT_S = 2.5
 DOWN_S = 2.0
 # the worker's first reconnect comes after the broker is back, and after most cars
 GATEWAY_RECONNECT_S = 5

@@ -20,11 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import KafkaError, KafkaException, Producer
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -37,22 +35,13 @@ from fleetlink.gateway.confirm import Confirmations
 from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
 from fleetlink.gateway.routing import Inbound, Record, Router
+from fleetlink.gateway.writer import RecordWriter
 from fleetlink.kafka.producer import reliable_producer_config
 from fleetlink.mqtt.client import connect_properties, end_session_properties, new_client
 from fleetlink.runtime.faults import FaultHook
 from fleetlink.runtime.poison import PoisonJournal, digest
 from fleetlink.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 
-# Errors that will not go away by retrying this record: it goes to the DLQ instead.
-_RECORD_REJECTED = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.INVALID_RECORD,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    }
-)
 _QUIET_S = 1.0  # a drain ends once no message arrived for this long and nothing is in flight
 
 
@@ -74,14 +63,12 @@ class UplinkWorker:
         metrics = self.metrics
         self._received = Tally(metrics.received)
         self._late = Tally(metrics.late)
-        self._produced = Tally(metrics.produced)
-        self._dead_letters = Tally(metrics.dlq)
         self._acked = Tally(metrics.acked)
         self._next_flush = 0.0
         self._next_confirm = 0.0
         self.acks = OrderedAcks()
         self.confirmations = Confirmations()
-        self.producer = Producer(
+        self.writer = RecordWriter(
             reliable_producer_config(
                 settings.kafka_client_config(),
                 linger_ms=gateway.linger_ms,
@@ -89,8 +76,13 @@ class UplinkWorker:
                 message_timeout_ms=0,  # never give up: Kafka coming back resumes the flow
                 queue_max_messages=max(100_000, 4 * gateway.receive_maximum),
             )
-            | {"client.id": self.client_id, "error_cb": self._kafka_error, "logger": log}
+            | {"client.id": self.client_id},
+            self.router,
+            metrics,
+            log,
+            on_durable=self._durable,
         )
+        self.producer = self.writer.producer
         self.client = new_client(settings, self.client_id, manual_ack=True)
         self.journal = PoisonJournal.of(settings, f"{self.client_id}.uplink", log)
         self.faults = FaultHook(settings.runtime.crash_on)
@@ -112,14 +104,11 @@ class UplinkWorker:
         self.client.on_message = self._on_message
         self.client.on_unsubscribe = self._on_unsubscribe
         self.client.on_subscribe = self._on_subscribe
-        self._retry: deque[tuple[float, Record, Slot | None, Stamp | None]] = deque()
         self._unsubscribed = threading.Event()
         self._accepting = True
         self._connected = False
         self._subscribed = False
         self._had_session = False
-        self._kafka_up = True
-        self._fatal: str | None = None
         self._last_message = time.monotonic()
         self._last_loop = time.monotonic()
         self.lifelines = Lifelines()
@@ -134,8 +123,9 @@ class UplinkWorker:
     def healthy(self) -> tuple[bool, str]:
         stalled = time.monotonic() - self._last_loop > 10
         dead = self.lifelines.dead()
-        if self._fatal is not None or stalled or dead:
-            return False, self._fatal or (f"thread {dead} died" if dead else "main loop stalled")
+        fatal = self.writer.fatal
+        if fatal is not None or stalled or dead:
+            return False, fatal or (f"thread {dead} died" if dead else "main loop stalled")
         return True, "running"
 
     def ready(self) -> tuple[bool, str]:
@@ -146,7 +136,7 @@ class UplinkWorker:
             return False, "not connected to the MQTT broker"
         if not self._subscribed:
             return False, "waiting for the broker to grant the subscriptions"
-        if not self._kafka_up:
+        if not self.writer.kafka_up:
             return False, "Kafka unreachable"
         return True, "ready"
 
@@ -253,72 +243,18 @@ class UplinkWorker:
         self._received.add(record.mapping)
         if record.late:
             self._late.add(record.mapping)
-        self._produce(record, slot, started, stamp)
+        self.writer.produce(record, slot, started, stamp)
         journal.done()
 
-    # Kafka -------------------------------------------------------------------------------------
+    # Kafka has it ------------------------------------------------------------------------------
 
-    def _produce(
+    def _durable(
         self, record: Record, slot: Slot | None, started: float, stamp: Stamp | None
     ) -> None:
-        def on_delivery(error: KafkaError | None, _message: Any) -> None:
-            self._delivered(error, record, slot, started, stamp)
-
-        while True:
-            try:
-                self.producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=record.headers,
-                    on_delivery=on_delivery,
-                )
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: let deliveries drain it
-            except KafkaException as exc:  # refused before sending, e.g. larger than allowed
-                error = exc.args[0]
-                if record.dlq_reason is not None:
-                    self._fatal = f"cannot write a dead letter: {error.str()}"
-                    return
-                record = self.router.reject(record, DlqReason.KAFKA_REJECTED, error.str())
-
-    def _delivered(
-        self,
-        error: KafkaError | None,
-        record: Record,
-        slot: Slot | None,
-        started: float,
-        stamp: Stamp | None,
-    ) -> None:
-        if error is None:
-            self._kafka_up = True
-            if record.dlq_reason is not None:
-                self._dead_letters.add(record.dlq_reason.value)
-            else:
-                self._produced.add(record.mapping)
-            self.metrics.child("delivery_seconds", record.mapping).observe(
-                time.monotonic() - started
-            )
-            if slot is not None:
-                self.acks.complete(slot, self._ack)
-            if stamp is not None:
-                self.confirmations.add(stamp, started)
-            return
-        self.metrics.child("kafka_errors", error.name()).inc()
-        if error.fatal():
-            self._fatal = f"fatal Kafka error: {error.str()}"
-            return
-        if record.dlq_reason is None and error.code() in _RECORD_REJECTED:
-            self.log.warning(
-                "kafka rejected a record; sending it to the DLQ",
-                extra={"topic": record.topic, "error": error.str()},
-            )
-            letter = self.router.reject(record, DlqReason.KAFKA_REJECTED, error.str())
-            self._produce(letter, slot, started, stamp)
-            return
-        self.log.warning("kafka delivery failed; retrying", extra={"error": error.str()})
-        self._retry.append((time.monotonic() + 1.0, record, slot, stamp))
+        if slot is not None:
+            self.acks.complete(slot, self._ack)
+        if stamp is not None:
+            self.confirmations.add(stamp, started)
 
     def _send_confirmations(self, now: float) -> None:
         """Publish what Kafka holds since the last batch (while disconnected it waits)."""
@@ -333,39 +269,24 @@ class UplinkWorker:
         self.client.ack(mid, qos)
         self._acked.add("")
 
-    def _kafka_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._ALL_BROKERS_DOWN:
-            if self._kafka_up:
-                self.log.warning("kafka unreachable; holding acknowledgements")
-            self._kafka_up = False
-            self.metrics.kafka_up.set(0)
-        elif error.fatal():
-            self._fatal = f"fatal Kafka error: {error.str()}"
-
     # main loop ---------------------------------------------------------------------------------
 
     def _serve_deliveries(self, timeout: float) -> None:
-        self.producer.poll(timeout)
-        self._last_loop = now = time.monotonic()
-        while self._retry and self._retry[0][0] <= now:
-            _due, record, slot, stamp = self._retry.popleft()
-            self._produce(record, slot, now, stamp)
+        self._last_loop = now = self.writer.serve(timeout)
         if now >= self._next_confirm and self._connected:
             self._next_confirm = now + self.settings.gateway.confirm_interval_s
             self._send_confirmations(now)
         if now >= self._next_flush:
             self._next_flush = now + 1.0
-            for tally in (self._received, self._late, self._produced, self._dead_letters):
+            for tally in (self._received, self._late, self._acked):
                 tally.flush()
-            self._acked.flush()
+            self.writer.flush_metrics()
             if self.router.throttled:  # reported once a second, not once per message
                 self.log.warning(
                     "vehicles throttled", extra={"dead_lettered": self.router.throttled}
                 )
                 self.router.throttled = {}
             self.metrics.inflight.set(len(self.acks))
-            if self._kafka_up:
-                self.metrics.kafka_up.set(1)
 
     def run(self, stop: threading.Event, drain: threading.Event) -> int:
         """Work until ``stop`` or ``drain`` is set; return the process exit code."""
@@ -400,7 +321,7 @@ class UplinkWorker:
             self.downlink.start()
         self.log.info("gateway worker started", extra={"client_id": self.client_id})
         try:
-            while not (stop.is_set() or drain.is_set() or self._fatal):
+            while not (stop.is_set() or drain.is_set() or self.writer.fatal):
                 self._serve_deliveries(0.05)
                 dead = self.lifelines.dead()
                 if dead is not None:
@@ -409,9 +330,9 @@ class UplinkWorker:
                         extra={"dead_thread": dead, "exit_code": EXIT_THREAD_DIED},
                     )
                     return EXIT_THREAD_DIED
-            if self._fatal:
+            if self.writer.fatal:
                 # Exit without DISCONNECT: the session and its un-acked messages stay at the broker.
-                self.log.error("gateway worker failed", extra={"error": self._fatal})
+                self.log.error("gateway worker failed", extra={"error": self.writer.fatal})
                 return 1
             return 0 if self._finish(leave_group=drain.is_set()) else 1
         finally:
@@ -431,7 +352,7 @@ class UplinkWorker:
         while time.monotonic() < deadline:
             self._serve_deliveries(0.05)
             quiet = time.monotonic() - self._last_message > _QUIET_S
-            if len(self.acks) == 0 and not self._retry and (quiet or not leave_group):
+            if len(self.acks) == 0 and not self.writer.retrying and (quiet or not leave_group):
                 break
         finished = len(self.acks) == 0
         self._accepting = False
