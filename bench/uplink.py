@@ -6,7 +6,11 @@ Scenarios, all in one run on one local stack (Kafka 4.1 KRaft + Mosquitto 2.0):
             of MQTT delivery to one Python client on this machine);
 - naive:    the common blog bridge: paho auto-ack, ``produce`` per message (acknowledges the
             broker before Kafka has the record, so a crash loses data);
-- gateway:  fleetlink with 1 and with 2 workers (PUBACK only after the Kafka ack).
+- gateway:  fleetlink with 1 and with 2 workers (PUBACK only after the Kafka ack);
+- gateway-1-confirm: 1 worker, the publishers stamp every message (fl-boot / fl-seq) as cars
+            that keep messages until confirmed do, so the worker also sends the confirmations
+            on vehicles/{vin}/delivered (counted from its metrics: downlink messages per
+            uplink message).
 
 For each: saturation throughput (N messages as fast as the generator sends them, counted at the
 sink, zero-loss check by message id), CPU-seconds of the consumer side per message, and latency
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -176,10 +181,12 @@ class Bench:
         self.load("WRM", 3000, rate=1000)
         time.sleep(2)
 
-    def load(self, prefix: str, messages: int, rate: float = 0.0) -> tuple[set[str], float]:
+    def load(
+        self, prefix: str, messages: int, rate: float = 0.0, *, stamp: bool = False
+    ) -> tuple[set[str], float]:
         vins = vins_for(1000, prefix)
         per_vin = max(1, messages // len(vins))
-        plans = split_plans(self.publishers(), vins, per_vin, rate_per_s=rate)
+        plans = split_plans(self.publishers(), vins, per_vin, rate_per_s=rate, stamp=stamp)
         results = flood(plans, timeout=900)
         ids: set[str] = set()
         for result in results:
@@ -323,17 +330,38 @@ def run_naive(bench: Bench, args: argparse.Namespace) -> Result:
     )
 
 
-def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
+def scrape(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """Counters of one worker's /metrics (``name`` without the ``_total`` suffix)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        metric, _, value = line.partition(" ")
+        if metric.endswith("_total") and metric[: -len("_total")] in found:
+            found[metric[: -len("_total")]] += float(value)
+    return found
+
+
+def run_gateway(
+    bench: Bench, workers: int, args: argparse.Namespace, *, confirm: bool = False
+) -> Result:
     topics = []
     cpu_total = 0.0
     sat: dict[str, float] = {}
+    counters = ("fleetlink_gateway_confirmations", "fleetlink_gateway_confirmed")
+    confirmations: dict[str, float] = {}
     for phase in ("saturation", "latency"):
         topic = bench.topic(f"gw{workers}-{phase}")
         topics.append(topic)
         config = bench.workdir / f"gateway-{workers}-{phase}.toml"
         run = f"bench{workers}{phase[0]}{uuid.uuid4().hex[:4]}"
+        metrics_port = free_port_block(8)
         isolated = isolated_gateway_settings(
-            bench.settings, run, workers=workers, receive_maximum=args.receive_maximum
+            bench.settings,
+            run,
+            workers=workers,
+            receive_maximum=args.receive_maximum,
+            metrics_port=metrics_port,
         )
         telemetry = isolated.gateway.mappings[0].model_copy(update={"kafka_topic": topic})
         gateway = isolated.gateway.model_copy(update={"mappings": [telemetry]})
@@ -353,9 +381,16 @@ def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
         try:
             if phase == "saturation":
                 before = cpu_seconds(pids)
-                published, _ = bench.load(f"SG{workers}", args.messages)
+                sent_before = [scrape(metrics_port + i, counters) for i in range(workers)]
+                published, _ = bench.load(f"SG{workers}", args.messages, stamp=confirm)
                 delivered, ids, _lat, span = bench.kafka_sink(topic, published, by_header=True)
+                time.sleep(2 * bench.settings.gateway.confirm_interval_s)  # the last batch
                 cpu_total = cpu_seconds(pids) - before
+                for index, earlier in enumerate(sent_before):
+                    now = scrape(metrics_port + index, counters)
+                    for name in counters:
+                        confirmations[name] = confirmations.get(name, 0.0) + now[name]
+                        confirmations[name] -= earlier[name]
                 sat = {
                     "messages": len(published),
                     "delivered": delivered,
@@ -365,13 +400,14 @@ def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
                 }
             else:
                 fixed, _ = bench.load(
-                    f"LG{workers}", int(args.rate * args.duration), rate=args.rate
+                    f"LG{workers}", int(args.rate * args.duration), rate=args.rate, stamp=confirm
                 )
                 _n, _ids, latencies, _span = bench.kafka_sink(topic, fixed, by_header=True)
         finally:
             supervisor.stop(drain=True)
+    uplink = sat["messages"]
     return Result(
-        scenario=f"gateway-{workers}w",
+        scenario=f"gateway-{workers}w" + ("-confirm" if confirm else ""),
         messages=int(sat["messages"]),
         delivered=int(sat["delivered"]),
         distinct=int(sat["distinct"]),
@@ -383,7 +419,12 @@ def run_gateway(bench: Bench, workers: int, args: argparse.Namespace) -> Result:
         p50_ms=percentile(latencies, 0.5),
         p99_ms=percentile(latencies, 0.99),
         lost=int(sat["lost"]),
-        notes="PUBACK after the Kafka ack (acks=all, idempotent)",
+        notes="PUBACK after the Kafka ack (acks=all, idempotent)"
+        + ("; stamped messages confirmed to the cars" if confirm else ""),
+        extra={
+            "downlink_per_uplink": confirmations.get(counters[0], 0.0) / uplink,
+            "confirmed_share": confirmations.get(counters[1], 0.0) / uplink,
+        },
     )
 
 
@@ -449,7 +490,9 @@ def main() -> None:
                         elif name == "naive":
                             results.append(run_naive(bench, args))
                         elif name.startswith("gateway-"):
-                            results.append(run_gateway(bench, int(name.split("-")[1]), args))
+                            workers = int(name.split("-")[1])
+                            confirm = name.endswith("-confirm")
+                            results.append(run_gateway(bench, workers, args, confirm=confirm))
                         progress.advance(task)
                     runs.append(results)
         finally:
@@ -462,7 +505,7 @@ def main() -> None:
     )
     table = Table(title=title)
     columns = ["scenario", "msgs/s", "% of raw", "msgs/CPU-s", "us CPU/msg", "p50 ms", "p99 ms"]
-    for column in [*columns, "lost (all runs)", "dups"]:
+    for column in [*columns, "lost (all runs)", "dups", "down/up", "confirmed"]:
         table.add_column(column, justify="right")
     for r in medians:
         share = f"{100 * r.throughput / raw.throughput:.0f}%" if raw else "-"
@@ -476,6 +519,8 @@ def main() -> None:
             f"{r.p99_ms:.0f}",
             str(r.lost),
             str(r.delivered - r.distinct),
+            f"{r.extra['downlink_per_uplink']:.3f}" if "downlink_per_uplink" in r.extra else "-",
+            f"{r.extra['confirmed_share']:.1%}" if "confirmed_share" in r.extra else "-",
         )
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -513,6 +558,9 @@ def median_result(results: list[Result]) -> Result:
         p99_ms=med("p99_ms"),
         lost=sum(r.lost for r in results),
         notes=first.notes,
+        extra={
+            key: statistics.median(r.extra.get(key, 0.0) for r in results) for key in first.extra
+        },
     )
 
 

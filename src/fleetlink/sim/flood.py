@@ -20,9 +20,12 @@ from multiprocessing.connection import Connection
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from fleetlink.config import Settings
 from fleetlink.contracts import vss
+from fleetlink.contracts.delivery import stamp_properties
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.pki import DevPki
@@ -68,6 +71,7 @@ class FloodPlan(msgspec.Struct, frozen=True):
     malformed_every: int = 0  # every Nth message is malformed (0: none)
     first_seq: int = 0
     max_inflight: int = 500
+    stamp: bool = False  # MQTT 5 user properties fl-boot / fl-seq: the platform confirms them
 
 
 class FloodResult(msgspec.Struct):
@@ -137,6 +141,7 @@ def _publish(plan: FloodPlan, results: Connection) -> None:
     infos: list[tuple[str | None, mqtt.MQTTMessageInfo]] = []
     malformed: dict[str, int] = {}
     publish_times: list[int] = []
+    boot = uuid.uuid4().hex[:12]
     started = time.monotonic()
     count = 0
     interval = 1.0 / plan.rate_per_s if plan.rate_per_s else 0.0
@@ -156,9 +161,12 @@ def _publish(plan: FloodPlan, results: Connection) -> None:
                 infos.append((None, client.publish(topic, payload, qos=1)))
                 continue
             payload = telemetry_payload(vin, seq, ts, rng)
-            infos.append(
-                (f"{vin}-{seq}-{ts}", client.publish(MqttTopic.telemetry(vin), payload, qos=1))
-            )
+            properties = None
+            if plan.stamp:
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.UserProperty = stamp_properties(boot, seq + 1)
+            info = client.publish(MqttTopic.telemetry(vin), payload, qos=1, properties=properties)
+            infos.append((f"{vin}-{seq}-{ts}", info))
             publish_times.append(ts)
     for _id, info in infos:
         info.wait_for_publish(120)

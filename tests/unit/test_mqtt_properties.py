@@ -1,0 +1,53 @@
+"""The fast PUBLISH-properties parser gives what paho's gives, for any properties or bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fleetlink.mqtt.client import FastPublishProperties
+from tests.unit.strategies import PROPERTY
+
+TEXT = st.text(max_size=12)  # NUL, U+FEFF and every plane included
+
+
+def outcome(cls: type[Properties], buffer: bytes) -> tuple[str, Any]:
+    try:
+        parsed, length = cls(PacketTypes.PUBLISH).unpack(buffer)
+    except Exception as error:  # the type of paho's error is the contract here
+        return "error", type(error)
+    return "ok", (parsed.json(), length)
+
+
+@st.composite
+def packed(draw: st.DrawFn) -> bytes:
+    properties = Properties(PacketTypes.PUBLISH)
+    for name, value in draw(st.lists(st.tuples(TEXT, TEXT), max_size=3)):
+        properties.UserProperty = (name, value)
+    if draw(st.booleans()):
+        properties.ContentType = draw(TEXT)
+    if draw(st.booleans()):
+        properties.MessageExpiryInterval = draw(st.integers(0, 2**32 - 1))
+    if draw(st.booleans()):
+        properties.ResponseTopic = draw(TEXT)
+    return bytes(properties.pack()) + draw(st.binary(max_size=4))
+
+
+@given(buffer=packed() | st.binary(max_size=40))
+@PROPERTY
+def test_the_fast_parser_agrees_with_paho(buffer: bytes) -> None:
+    assert outcome(FastPublishProperties, buffer) == outcome(Properties, buffer)
+
+
+def test_it_reads_a_stamp_and_a_content_type_without_paho() -> None:
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = [("fl-boot", "b1"), ("fl-seq", "7")]
+    properties.ContentType = "application/json"
+    parsed, length = FastPublishProperties(PacketTypes.PUBLISH).unpack(properties.pack())
+    assert parsed.UserProperty == [("fl-boot", "b1"), ("fl-seq", "7")]
+    assert parsed.ContentType == "application/json"
+    assert length == len(properties.pack())
