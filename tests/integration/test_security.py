@@ -130,21 +130,35 @@ def test_a_car_cannot_speak_for_another_or_listen_to_its_commands(
         forged.wait_for_publish(10)
         own = car_a.publish(MqttTopic.telemetry(CAR_A), b'{"ts":1,"seq":2,"signals":{}}', 1)
         own.wait_for_publish(10)
+        # no car may confirm deliveries, not even to itself: that is the gateway's word
+        fake_confirmations = [
+            car_a.publish(MqttTopic.delivered(vin), b'{"ts":1,"boot":"b","ranges":[[1,9]]}', 1)
+            for vin in (CAR_A, CAR_B)
+        ]
+        for fake in fake_confirmations:
+            fake.wait_for_publish(10)
         wait_until(lambda: own.mid in a.puback, 5, "PUBACKs")
+        wait_until(lambda: all(f.mid in a.puback for f in fake_confirmations), 5, "PUBACKs")
         assert a.puback[forged.mid] == 0x87
         assert a.puback[own.mid] == 0x00
+        assert [a.puback[f.mid] for f in fake_confirmations] == [0x87, 0x87]
         # subscribe wide: Mosquitto 2.0 grants it, then delivers only what A may read
         for wide in ("#", "vehicles/+/commands/#", MqttTopic.commands_filter(CAR_B)):
             car_a.subscribe(wide, qos=1)
         time.sleep(0.5)
         gateway.publish(MqttTopic.command(CAR_B, "for-b"), b"{}", qos=1).wait_for_publish(10)
         gateway.publish(MqttTopic.command(CAR_A, "for-a"), b"{}", qos=1).wait_for_publish(10)
+        for vin in (CAR_B, CAR_A):
+            gateway.publish(MqttTopic.delivered(vin), b"{}", qos=1).wait_for_publish(10)
         b.wait_for(1, 10)
         time.sleep(1)
     topics_seen = [m.topic for m in seen.messages]
     assert MqttTopic.telemetry(CAR_A) in topics_seen
     assert MqttTopic.telemetry(CAR_B) not in topics_seen
-    assert {m.topic for m in a.messages} == {MqttTopic.command(CAR_A, "for-a")}
+    assert {m.topic for m in a.messages} == {
+        MqttTopic.command(CAR_A, "for-a"),
+        MqttTopic.delivered(CAR_A),  # its own confirmations, no other car's
+    }
     assert [m.topic for m in b.messages] == [MqttTopic.command(CAR_B, "for-b")]
 
 

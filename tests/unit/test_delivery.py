@@ -77,6 +77,26 @@ def test_only_overdue_messages_are_sent_again_and_a_late_confirmation_saves_a_re
     assert send_all(outbox, 22.0) == [2]
 
 
+def test_resends_back_off_while_the_platform_is_silent_and_not_once_it_answers() -> None:
+    outbox = Outbox(confirmed=True, resend_after_s=2.0, max_resend_after_s=5.0)
+    outbox.put(stamped(1))
+    send_all(outbox, 0.0)
+    assert outbox.overdue_in(1.0) == 1.0
+    assert outbox.resend_overdue(1.9) == 0
+    assert outbox.resend_overdue(2.0) == 1  # the timeout is now 4 s
+    send_all(outbox, 2.0)
+    assert outbox.resend_overdue(5.9) == 0
+    assert outbox.resend_overdue(6.0) == 1  # then 5 s, the maximum
+    send_all(outbox, 6.0)
+    assert outbox.resend_overdue(10.9) == 0
+    assert outbox.resend_overdue(11.0) == 1
+    outbox.put(stamped(2))
+    send_all(outbox, 11.0)
+    assert outbox.confirm([(2, 2)], now=11.5) == 1  # an answer: back to 2 s
+    assert outbox.resend_overdue(13.0) == 1
+    assert outbox.overdue_in(13.0) is None
+
+
 def test_a_confirmation_that_overtakes_its_resend_ends_it() -> None:
     outbox = Outbox(confirmed=True)
     outbox.put(stamped(1))

@@ -80,6 +80,8 @@ def test_acl_gives_vehicles_their_own_topics_and_services_their_role() -> None:
     lines = text.splitlines()
     assert "pattern write vehicles/%u/telemetry" in lines
     assert "pattern read vehicles/%u/commands/+" in lines
+    assert "pattern read vehicles/%u/delivered" in lines
+    assert not [line for line in lines if line.startswith("pattern write") and "delivered" in line]
     # no rule before the first user line may open vehicle topics to everyone
     first_user = lines.index("user fleetlink-gateway-0")
     assert not [
@@ -88,6 +90,7 @@ def test_acl_gives_vehicles_their_own_topics_and_services_their_role() -> None:
     gateway = lines[first_user + 1 : lines.index("user fleetlink-monitor")]
     assert "topic read vehicles/#" in gateway
     assert "topic write vehicles/+/commands/+" in gateway
+    assert "topic write vehicles/+/delivered" in gateway
     monitor = lines[lines.index("user fleetlink-monitor") + 1 :]
     assert not [line for line in monitor if line.startswith("topic write")]
 

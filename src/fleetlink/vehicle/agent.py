@@ -6,13 +6,11 @@ expiry), so commands sent while the car is offline wait at the broker. Last will
 goes through an ordered outbox that survives disconnects: telemetry sampled while offline is
 marked ``resent`` and flushed in order after the reconnect.
 
-Every message is stamped with the agent's boot id and a sequence number (MQTT 5 user
-properties), the platform's way to name it. With ``confirm`` (the default) the car keeps each
-message until the platform confirms it is durably in Kafka
-(``vehicles/{vin}/delivered``): what is unconfirmed when the link dies, or for longer than
-``confirm_timeout_s``, is sent again. So a crashed or wiped broker loses nothing. The outbox is
-in memory: what it holds when the agent stops is counted (``held_at_exit``), not kept; a
-telematics unit would keep it in flash.
+Every message is stamped with a boot id and a sequence number (MQTT 5 user properties). With
+``confirm`` (the default) the car keeps each message until the platform confirms it is in
+Kafka (``vehicles/{vin}/delivered``) and sends again what is unconfirmed when the link dies or
+too long after the PUBACK (``vehicle/outbox.py``). The outbox is in memory: what it holds when
+the agent stops is counted (``held_at_exit``); a telematics unit would keep it in flash.
 """
 
 from __future__ import annotations
@@ -23,9 +21,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -50,12 +46,12 @@ from fleetlink.mqtt.client import disable_nagle
 from fleetlink.security.signing import Verifier
 from fleetlink.vehicle.commands import CommandExecutor
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
+from fleetlink.vehicle.link import acknowledge_lost_link, sleep_unless, unless_link_lost, wait_event
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
 _command_decoder = decoder_of(Command)
 _delivered_decoder = decoder_of(Delivered)
-_MAX_RESEND_AFTER_S = 300.0
 
 
 def now_ms() -> int:
@@ -103,11 +99,9 @@ class VehicleAgent:
         self.state = state
         self.vin = state.vin
         self.executor = CommandExecutor(state, verifier=verifier)
-        self.outbox = Outbox(outbox_capacity, confirmed=confirm)
+        self.outbox = Outbox(outbox_capacity, confirmed=confirm, resend_after_s=confirm_timeout_s)
         # new at every start: the platform confirms (boot, seq), and seq restarts at 1
         self.boot = secrets.token_hex(6)
-        self._confirm_timeout_s = confirm_timeout_s
-        self._resend_after_s = confirm_timeout_s  # doubles while nothing is confirmed
         self._final_flush_s = final_flush_s
         self._reconnect_max_s = reconnect_max_s  # the wait before reconnecting doubles to this
         self._delivered_topic = MqttTopic.delivered(state.vin)
@@ -201,7 +195,7 @@ class VehicleAgent:
         while not stop.is_set():
             wait = self._offline_until - time.monotonic()
             if wait > 0:
-                await _sleep_unless(stop, wait)
+                await sleep_unless(stop, wait)
                 continue
             try:
                 await self._session(stop)
@@ -210,11 +204,11 @@ class VehicleAgent:
                 self.stats.disconnects += 1
             finally:
                 if self._client is not None:
-                    _acknowledge_lost_link(self._client)
+                    acknowledge_lost_link(self._client)
                 self.connected = False
                 self._client = None
             if not stop.is_set() and time.monotonic() >= self._offline_until:
-                await _sleep_unless(stop, backoff * self._rng.uniform(0.5, 1.5))
+                await sleep_unless(stop, backoff * self._rng.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, self._reconnect_max_s)
         self.stats.held_at_exit = len(self.outbox)
 
@@ -262,7 +256,7 @@ class VehicleAgent:
                 )
                 # unconfirmed on the lost link: the platform may never have had them
                 self.outbox.resend_awaiting()
-                self._resend_after_s = self._confirm_timeout_s
+                self.outbox.restart_resend_clock()
                 await self._flush(client, stop)
             finally:
                 receiver.cancel()
@@ -288,20 +282,18 @@ class VehicleAgent:
             if stop.is_set():
                 if deadline is None:  # the last chance: no backing off now
                     deadline = now + self._final_flush_s
-                    self._resend_after_s = self._confirm_timeout_s
+                    outbox.restart_resend_clock()
                 if now > deadline:
                     break
             await self._follow_geo_cells(client)
-            self._resend_overdue(now)
+            outbox.resend_overdue(now)
             pending = outbox.peek()
             if pending is None:
                 if stop.is_set() and not outbox.unconfirmed:
                     break
                 self._wake.clear()
                 # everything that gives the loop work sets the event; the timeout is a backstop
-                await _wait_event(
-                    self._wake, stop, self._idle_wait(now, deadline), _link_lost(client)
-                )
+                await wait_event(self._wake, stop, self._idle_wait(now, deadline), client)
                 continue
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.UserProperty = stamp_properties(self.boot, pending.seq, pending.sends)
@@ -313,27 +305,18 @@ class VehicleAgent:
                 properties=properties,
                 timeout=15,
             )
-            await _unless_link_lost(client, publish)
+            await unless_link_lost(client, publish)
             outbox.acknowledged(pending, time.monotonic())
             self.stats.published += 1
             self.stats.unconfirmed_max = max(self.stats.unconfirmed_max, outbox.unconfirmed)
         if time.monotonic() < self._offline_until:
             raise aiomqtt.MqttError("link cut by the simulator")
 
-    def _resend_overdue(self, now: float) -> None:
-        """Unconfirmed for longer than the timeout: the broker acknowledged a message the
-        platform never got (no subscriber at that moment, a crash before it was written).
-        Each time nothing came back the wait doubles, so a platform outage costs few resends."""
-        oldest = self.outbox.oldest_awaiting()
-        if oldest is not None and now - oldest >= self._resend_after_s:
-            self.outbox.resend_awaiting(older_than=now - self._resend_after_s)
-            self._resend_after_s = min(self._resend_after_s * 2, _MAX_RESEND_AFTER_S)
-
     def _idle_wait(self, now: float, deadline: float | None) -> float:
         wait = 30.0
-        oldest = self.outbox.oldest_awaiting()
-        if oldest is not None:
-            wait = min(wait, max(0.01, oldest + self._resend_after_s - now))
+        overdue_in = self.outbox.overdue_in(now)
+        if overdue_in is not None:
+            wait = min(wait, max(0.01, overdue_in))
         if deadline is not None:
             wait = min(wait, max(0.01, deadline - now))
         return wait
@@ -347,7 +330,6 @@ class VehicleAgent:
         if delivered.boot != self.boot:
             return  # for an earlier start of this agent: those messages are gone already
         if self.outbox.confirm(delivered.ranges, time.monotonic()):
-            self._resend_after_s = self._confirm_timeout_s
             self._wake.set()
 
     async def _follow_geo_cells(self, client: aiomqtt.Client) -> None:
@@ -424,50 +406,3 @@ def _read_command(payload: object) -> Command:
 
 def _payload_bytes(payload: object) -> bytes:
     return bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-
-
-def _acknowledge_lost_link(client: aiomqtt.Client) -> None:
-    """aiomqtt keeps the cause of a lost link in a future only it awaits; read it so asyncio
-    does not report it as never retrieved (the agent already counted the disconnect)."""
-    future = client._disconnected
-    if future.done() and not future.cancelled():
-        future.exception()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-    except TimeoutError:
-        return
-
-
-async def _wait_event(
-    event: asyncio.Event, stop: asyncio.Event, timeout: float, lost: asyncio.Future[None]
-) -> None:
-    waiters: list[asyncio.Future[Any]] = [
-        asyncio.ensure_future(event.wait()),
-        asyncio.ensure_future(stop.wait()),
-    ]
-    try:
-        await asyncio.wait([*waiters, lost], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    if lost.done():
-        raise aiomqtt.MqttError("the link was lost")
-
-
-def _link_lost(client: aiomqtt.Client) -> asyncio.Future[None]:
-    """Done when paho reports the connection gone. aiomqtt does not end a pending publish
-    then: it would wait for a PUBACK that cannot come until its timeout."""
-    return client._disconnected
-
-
-async def _unless_link_lost(client: aiomqtt.Client, call: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(call)
-    lost = _link_lost(client)
-    await asyncio.wait([task, lost], return_when=asyncio.FIRST_COMPLETED)
-    if not task.done():
-        task.cancel()
-        raise aiomqtt.MqttError("the link was lost before the broker acknowledged")
-    task.result()

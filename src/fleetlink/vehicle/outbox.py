@@ -28,9 +28,18 @@ class Pending(msgspec.Struct):
 class Outbox:
     """A bounded queue; when full the oldest message goes first and is counted, never silently."""
 
-    def __init__(self, capacity: int = 50_000, *, confirmed: bool = False) -> None:
+    def __init__(
+        self,
+        capacity: int = 50_000,
+        *,
+        confirmed: bool = False,
+        resend_after_s: float = 15.0,
+        max_resend_after_s: float = 300.0,
+    ) -> None:
         self.confirmed = confirmed
         self._capacity = capacity
+        self._base_resend_after_s = self._resend_after_s = resend_after_s
+        self._max_resend_after_s = max(resend_after_s, max_resend_after_s)
         self._entries: dict[int, Pending] = {}  # seq -> message, in or out of the queue
         self._queue: deque[int] = deque()  # seqs to send, in order (may hold stale ones)
         self._awaiting: dict[int, None] = {}  # seqs acknowledged by the broker, not confirmed
@@ -100,14 +109,37 @@ class Outbox:
                 self.lags.append(now - message.sent_at)
                 count += 1
         self.confirmed_count += count
+        if count:
+            self.restart_resend_clock()  # the platform answers again
         return count
+
+    def resend_overdue(self, now: float) -> int:
+        """Queue again what waits longer than the resend timeout for its confirmation: the
+        broker acknowledged a message the platform never got (no subscriber at that moment, a
+        crash before it was written). Each time that happens the timeout doubles until a
+        confirmation comes, so a platform outage costs few resends."""
+        oldest = self.oldest_awaiting()
+        if oldest is None or now - oldest < self._resend_after_s:
+            return 0
+        count = self.resend_awaiting(older_than=now - self._resend_after_s)
+        self._resend_after_s = min(self._resend_after_s * 2, self._max_resend_after_s)
+        return count
+
+    def overdue_in(self, now: float) -> float | None:
+        """Seconds until ``resend_overdue`` has work, or None while nothing awaits."""
+        oldest = self.oldest_awaiting()
+        return None if oldest is None else oldest + self._resend_after_s - now
+
+    def restart_resend_clock(self) -> None:
+        """Back to the first timeout (a new link, a confirmation, the last chance at stop)."""
+        self._resend_after_s = self._base_resend_after_s
 
     def resend_awaiting(self, older_than: float | None = None) -> int:
         """Queue again, ahead of the rest and in ``seq`` order, what awaits confirmation (all
-        of it after a reconnect, or what was acknowledged before ``older_than``)."""
+        of it after a reconnect, or what was acknowledged at ``older_than`` or before)."""
         overdue: list[int] = []
         for seq in self._awaiting:  # in acknowledgement order, oldest first
-            if older_than is not None and self._entries[seq].sent_at >= older_than:
+            if older_than is not None and self._entries[seq].sent_at > older_than:
                 break
             overdue.append(seq)
         if not overdue:
