@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from tests.integration.helpers import (
     mqtt_client,
     mqtt_tls,
     platform_signer,
+    run_cli,
     vehicle_verifier,
 )
 
@@ -188,3 +191,33 @@ def test_backlog_after_a_tunnel_is_flushed_in_order_and_marked_resent(
     resent = [t.seq for t in received if t.resent]
     assert 8 <= len(resent) <= 16  # about 3 s of samples were taken offline
     assert resent == list(range(resent[0], resent[0] + len(resent)))  # one contiguous stretch
+
+
+def test_simulate_check_looks_every_message_up_in_kafka(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """`fleetlink simulate --check`: 0 missing through a running gateway (exit 0); with the
+    gateway gone nothing reaches Kafka and the check says so (exit 1)."""
+    config, _settings, _topics = gateway_config(tmp_path, stack_config)
+    env = dict(os.environ)
+
+    def simulate(prefix: str) -> tuple[int, dict[str, int]]:
+        result = run_cli(
+            *("--config", str(config), "simulate", "-n", "5", "--interval", "0.5"),
+            *("--duration", "4", "--mode", "kinematic", "--quiet", "--check"),
+            *("--vin-prefix", prefix, "--confirm-timeout", "2"),
+            env=env,
+            timeout=120,
+        )
+        check = result.stdout[result.stdout.rindex('"expected"') :]  # the last JSON printed
+        gaps = {key: int(value) for key, value in re.findall(r'"(\w+)": (\d+)', check)}
+        return result.returncode, gaps
+
+    with supervised_gateway(config, workers=1):
+        code, gaps = simulate("CLK")
+    assert code == 0, gaps
+    assert gaps["missing"] == 0
+    assert gaps["expected"] >= 5 * 6  # about 8 samples per car in 4 s
+    code, gaps = simulate("CLN")  # the gateway is gone: cars keep it all, Kafka has nothing
+    assert code == 1
+    assert gaps["missing"] == gaps["expected"] > 0

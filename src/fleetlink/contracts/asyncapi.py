@@ -196,13 +196,13 @@ def asyncapi_document() -> dict[str, Any]:
         "messages": {"Delivered": {"$ref": "#/components/messages/Delivered"}},
         "parameters": {"vin": _VIN_PARAMETER},
         "servers": [{"$ref": "#/servers/mqtt"}],
-        "bindings": {"mqtt": {"qos": 1}},
+        "bindings": {"mqtt": {"qos": 0}},
     }
     operations["receiveDelivered"] = {
         "action": "receive",
         "channel": {"$ref": "#/channels/vehicleDelivered"},
-        "summary": "The gateway worker that wrote a car's messages confirms them, batched; "
-        "a car reads only its own",
+        "summary": "The gateway worker that wrote a car's messages confirms them, batched, "
+        "at QoS 0 (a lost confirmation costs a resend, never data); a car reads only its own",
     }
     messages["CommandStatus"] = {
         "name": "CommandStatus",
