@@ -399,9 +399,11 @@ def run_gateway(
                     "lost": len(published - ids),
                 }
             else:
+                before = cpu_seconds(pids)
                 fixed, _ = bench.load(
                     f"LG{workers}", int(args.rate * args.duration), rate=args.rate, stamp=confirm
                 )
+                fixed_cpu = cpu_seconds(pids) - before
                 _n, _ids, latencies, _span = bench.kafka_sink(topic, fixed, by_header=True)
         finally:
             supervisor.stop(drain=True)
@@ -422,6 +424,8 @@ def run_gateway(
         notes="PUBACK after the Kafka ack (acks=all, idempotent)"
         + ("; stamped messages confirmed to the cars" if confirm else ""),
         extra={
+            # the same offered load with and without confirmation: CPU per message compares
+            "us_per_message_at_rate": fixed_cpu / max(1, len(fixed)) * 1e6,
             "downlink_per_uplink": confirmations.get(counters[0], 0.0) / uplink,
             "confirmed_share": confirmations.get(counters[1], 0.0) / uplink,
         },
@@ -505,7 +509,7 @@ def main() -> None:
     )
     table = Table(title=title)
     columns = ["scenario", "msgs/s", "% of raw", "msgs/CPU-s", "us CPU/msg", "p50 ms", "p99 ms"]
-    for column in [*columns, "lost (all runs)", "dups", "down/up", "confirmed"]:
+    for column in [*columns, "lost (all runs)", "dups", "us/msg at rate", "down/up", "confirmed"]:
         table.add_column(column, justify="right")
     for r in medians:
         share = f"{100 * r.throughput / raw.throughput:.0f}%" if raw else "-"
@@ -519,8 +523,9 @@ def main() -> None:
             f"{r.p99_ms:.0f}",
             str(r.lost),
             str(r.delivered - r.distinct),
-            f"{r.extra['downlink_per_uplink']:.3f}" if "downlink_per_uplink" in r.extra else "-",
-            f"{r.extra['confirmed_share']:.1%}" if "confirmed_share" in r.extra else "-",
+            extra(r, "us_per_message_at_rate", "{:.0f}"),
+            extra(r, "downlink_per_uplink", "{:.3f}"),
+            extra(r, "confirmed_share", "{:.1%}"),
         )
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -535,6 +540,10 @@ def main() -> None:
     args.out.write_text(json.dumps(meta, indent=2))
     plot(medians, args.plot, f"fleetlink uplink, {os.cpu_count()} cores, {meta['date']}")
     console.print(f"wrote {args.out} and {args.plot}")
+
+
+def extra(result: Result, key: str, spec: str) -> str:
+    return spec.format(result.extra[key]) if key in result.extra else "-"
 
 
 def median_result(results: list[Result]) -> Result:

@@ -24,6 +24,7 @@ from fleetlink.contracts.models import (
     Transition,
 )
 from fleetlink.kafka.reader import read_topic
+from fleetlink.sim.truth import stamps_in
 from fleetlink.stack import LocalStack
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
@@ -108,6 +109,12 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
         (b"cmd-trunk", ResponseStatus.ACCEPTED),
         (b"cmd-trunk", ResponseStatus.SUCCEEDED),
     }
+    # the answers are stamped like everything a car sends, and confirmed once in Kafka
+    stamps = set(stamps_in(responses))
+    assert {(vin, boot) for vin, boot, _seq in stamps} == {(VIN, agent.boot)}
+    assert len(stamps) == 2
+    assert agent.stats.held_at_exit == 0
+    assert agent.outbox.confirmed_count >= 2
     steps = [msgspec.json.decode(r.value(), type=Transition) for r in status]
     lifecycle = {
         command_id: [t.state for t in steps if t.command_id == command_id]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.mqtt.client import FastPublishProperties
+from fleetlink.mqtt.client import FastPublishProperties, UserProperties
 from tests.unit.strategies import PROPERTY
 
 TEXT = st.text(max_size=12)  # NUL, U+FEFF and every plane included
@@ -51,3 +51,12 @@ def test_it_reads_a_stamp_and_a_content_type_without_paho() -> None:
     assert parsed.UserProperty == [("fl-boot", "b1"), ("fl-seq", "7")]
     assert parsed.ContentType == "application/json"
     assert length == len(properties.pack())
+
+
+@given(pairs=st.lists(st.tuples(TEXT, st.text(max_size=300)), min_size=1, max_size=4))
+@PROPERTY
+def test_user_properties_packed_once_are_the_bytes_paho_packs(pairs: list[tuple[str, str]]) -> None:
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = pairs
+    assert UserProperties(pairs).pack() == bytes(properties.pack())
+    assert UserProperties(pairs).UserProperty == pairs

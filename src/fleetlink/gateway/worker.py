@@ -360,6 +360,8 @@ class UplinkWorker:
                 break
         finished = len(self.acks) == 0
         self._accepting = False
+        if self._connected:
+            self._send_confirmations(time.monotonic())  # what is in Kafka: spare the resends
         if self.downlink is not None:
             self.downlink.stop()  # waits for the broker's acks, commits what it acknowledged
         if finished and leave_group:

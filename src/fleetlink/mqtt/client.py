@@ -145,6 +145,35 @@ class FastPublishProperties(Properties):
         return self, end
 
 
+class UserProperties(FastPublishProperties):
+    """PUBLISH properties holding only user properties, packed once: paho packs through its
+    name tables on every send (about 30 µs for a stamp)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        super().__init__(PacketTypes.PUBLISH)
+        body = b"".join(b"\x26" + _utf8_field(name) + _utf8_field(value) for name, value in pairs)
+        object.__setattr__(self, "UserProperty", pairs)
+        object.__setattr__(self, "_packed", _varint_bytes(len(body)) + body)
+
+    def pack(self) -> bytes:
+        packed: bytes = object.__getattribute__(self, "_packed")
+        return packed
+
+
+def _utf8_field(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def _varint(buffer: bytes) -> tuple[int, int]:
     value = shift = 0
     for index in range(min(4, len(buffer))):

@@ -20,14 +20,13 @@ from multiprocessing.connection import Connection
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from fleetlink.config import Settings
 from fleetlink.contracts import vss
 from fleetlink.contracts.delivery import stamp_properties
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.mqtt.client import UserProperties
 from fleetlink.security.pki import DevPki
 
 MALFORMED_KINDS = ("not-json", "schema", "missing-timestamp", "vin-mismatch", "invalid-vin")
@@ -161,10 +160,7 @@ def _publish(plan: FloodPlan, results: Connection) -> None:
                 infos.append((None, client.publish(topic, payload, qos=1)))
                 continue
             payload = telemetry_payload(vin, seq, ts, rng)
-            properties = None
-            if plan.stamp:
-                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                properties.UserProperty = stamp_properties(boot, seq + 1)
+            properties = UserProperties(stamp_properties(boot, seq + 1)) if plan.stamp else None
             info = client.publish(MqttTopic.telemetry(vin), payload, qos=1, properties=properties)
             infos.append((f"{vin}-{seq}-{ts}", info))
             publish_times.append(ts)

@@ -42,7 +42,7 @@ from fleetlink.contracts.models import (
     Telemetry,
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
-from fleetlink.mqtt.client import disable_nagle
+from fleetlink.mqtt.client import UserProperties, disable_nagle
 from fleetlink.security.signing import Verifier
 from fleetlink.vehicle.commands import CommandExecutor
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
@@ -295,8 +295,7 @@ class VehicleAgent:
                 # everything that gives the loop work sets the event; the timeout is a backstop
                 await wait_event(self._wake, stop, self._idle_wait(now, deadline), client)
                 continue
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.UserProperty = stamp_properties(self.boot, pending.seq, pending.sends)
+            properties = UserProperties(stamp_properties(self.boot, pending.seq, pending.sends))
             publish = client.publish(
                 pending.topic,
                 pending.payload,
