@@ -139,7 +139,7 @@ class VehicleAgent:
         return self._seq
 
     def _send(self, topic: str, payload: bytes, seq: int) -> None:
-        self.outbox.put(Pending(topic, payload, seq=seq), time.monotonic())
+        self.outbox.put(Pending(topic, payload, seq=seq))
         self._wake.set()
 
     def now_ms(self) -> int:

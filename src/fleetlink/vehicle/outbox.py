@@ -22,7 +22,6 @@ class Pending(msgspec.Struct):
     seq: int = 0
     sends: int = 0  # how many times it went out (0: never)
     sent_at: float = 0.0  # clock of the last PUBACK
-    queued_at: float = 0.0
 
 
 class Outbox:
@@ -49,13 +48,12 @@ class Outbox:
         self.confirmed_count = 0
         self.lags: deque[float] = deque(maxlen=4096)  # recent PUBACK-to-confirmation, seconds
 
-    def put(self, message: Pending, now: float = 0.0) -> None:
+    def put(self, message: Pending) -> None:
         if len(self._entries) >= self._capacity:
             self._drop_oldest()
         if not message.seq:
             self._next_key -= 1  # unstamped messages are keyed below every seq
             message.seq = self._next_key
-        message.queued_at = now
         self._entries[message.seq] = message
         self._queue.append(message.seq)
 
