@@ -162,12 +162,12 @@ def check_in_kafka(settings: Settings, truth: Truth) -> Gaps:
     """Every message of ``truth`` looked up in the gateway's topics and its dead-letter topic."""
     gateway = settings.gateway
     topics = sorted({rule.kafka_topic for rule in gateway.mappings} | {gateway.dlq_topic})
-    bootstrap = settings.kafka_bootstrap_servers()
+    client = settings.kafka_client_config()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("reading Kafka", total=len(topics))
         seen: list[tuple[str, str, int]] = []
         for topic in topics:
-            seen.extend(stamps_in(read_topic(bootstrap, topic)))
+            seen.extend(stamps_in(read_topic(client, topic)))
             progress.advance(task)
     return compare(truth, seen)
 

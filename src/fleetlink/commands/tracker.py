@@ -93,9 +93,9 @@ class Tracker:
         self._guard = PoisonGuard.of(settings, f"{tracker.group_id}.tracker", self._producer, log)
 
     def _restore(self) -> None:
-        bootstrap = self._settings.kafka_bootstrap_servers()
         latest: dict[str, Transition] = {}
-        for record in read_topic(bootstrap, self._status):
+        # with the cluster's credentials: a bare bootstrap address fails against SASL or TLS
+        for record in read_topic(self._settings.kafka_client_config(), self._status):
             try:
                 step = decode(Transition, record.value())
             except UndecodableError as unreadable:

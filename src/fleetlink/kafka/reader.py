@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from fleetlink.errors import FleetlinkError
 
 
-def read_topic(bootstrap_servers: str, topic: str, timeout: float = 60.0) -> list[Message]:
+def reader_config(client: str | Mapping[str, str]) -> dict[str, Any]:
+    """A whole-topic reader's consumer settings: over ``client``, the settings' Kafka client
+    configuration (credentials and TLS included), or a bare bootstrap address (tests)."""
+    base = {"bootstrap.servers": client} if isinstance(client, str) else dict(client)
+    return base | {
+        "group.id": f"fleetlink-reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    }
+
+
+def read_topic(client: str | Mapping[str, str], topic: str, timeout: float = 60.0) -> list[Message]:
     """Every record now in ``topic`` (a fresh consumer, no group offsets committed)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"fleetlink-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = Consumer(reader_config(client))
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = list(metadata.topics[topic].partitions)
