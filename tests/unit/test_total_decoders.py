@@ -31,8 +31,7 @@ from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.isolated import isolated_gateway_settings
 from fleetlink.gateway.routing import DLQ_MAX_PAYLOAD, Inbound, Router
 from fleetlink.security.signing import Signer, Verifier
-from fleetlink.vehicle.agent import _read_command
-from fleetlink.vehicle.commands import CommandExecutor
+from fleetlink.vehicle.commands import CommandExecutor, read_command
 from fleetlink.vehicle.state import VehicleState
 from tests.unit.fakes import FakeMessage
 from tests.unit.strategies import (
@@ -330,7 +329,7 @@ _KEY = Ed25519PrivateKey.generate()
 def test_the_vehicle_answers_any_payload_and_any_signed_command(
     payload: bytes | None, command: Command, now: int
 ) -> None:
-    assert isinstance(outcome(lambda: _read_command(payload)), Command | DlqReason)
+    assert isinstance(outcome(lambda: read_command(payload or b"")), Command | DlqReason)
     state = VehicleState(vin=VIN, latitude=52.52, longitude=13.40)
     executor = CommandExecutor(state, verifier=Verifier.of(_KEY.public_key()))
     signed = Signer(_KEY).sign_command(msgspec.structs.replace(command, vin=VIN))

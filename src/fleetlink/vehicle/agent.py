@@ -3,10 +3,8 @@
 Identity: client id and username are the VIN. Persistent session (``clean_start=False``, session
 expiry), so commands sent while the car is offline wait at the broker. Last will: presence
 ``offline`` (retained); on connect a retained ``online`` birth message. Everything the car sends
-goes through an ordered outbox that survives disconnects: telemetry sampled while offline is
-marked ``resent`` and flushed in order after the reconnect.
-
-Every message is stamped with a boot id and a sequence number (MQTT 5 user properties). With
+goes through an ordered outbox: telemetry sampled offline is marked ``resent``. Every message is
+stamped with a boot id and a sequence number (MQTT 5 user properties). With
 ``confirm`` (the default) the car keeps each message until the platform confirms it is in
 Kafka (``vehicles/{vin}/delivered``) and sends again what is unconfirmed when the link dies or
 too long after the PUBACK (``vehicle/outbox.py``). The outbox is in memory: what it holds when
@@ -30,7 +28,6 @@ from paho.mqtt.properties import Properties
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of, encode
 from fleetlink.contracts.delivery import CAPABILITY_PROPERTY, CAPABILITY_VALUE, stamp_properties
 from fleetlink.contracts.models import (
-    Command,
     CommandName,
     CommandResponse,
     Delivered,
@@ -44,13 +41,18 @@ from fleetlink.contracts.models import (
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
 from fleetlink.mqtt.client import UserProperties, disable_nagle
 from fleetlink.security.signing import Verifier
-from fleetlink.vehicle.commands import CommandExecutor
+from fleetlink.vehicle.commands import CommandExecutor, read_command
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
-from fleetlink.vehicle.link import acknowledge_lost_link, sleep_unless, unless_link_lost, wait_event
+from fleetlink.vehicle.link import (
+    acknowledge_lost_link,
+    payload_bytes,
+    sleep_unless,
+    unless_link_lost,
+    wait_event,
+)
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
 
-_command_decoder = decoder_of(Command)
 _delivered_decoder = decoder_of(Delivered)
 
 
@@ -348,7 +350,7 @@ class VehicleAgent:
         async for message in client.messages:
             topic = str(message.topic)
             if topic == self._delivered_topic:
-                self._confirmed(_payload_bytes(message.payload))
+                self._confirmed(payload_bytes(message.payload))
                 continue
             if topic.startswith(f"{GEO_ROOT}/"):
                 self.stats.warnings += 1
@@ -357,7 +359,7 @@ class VehicleAgent:
             command_id = topic.rsplit("/", 1)[-1]
             executed_before = self.executor.executed
             try:
-                command = _read_command(message.payload)
+                command = read_command(payload_bytes(message.payload))
             except UndecodableError as error:
                 self.stats.errors += 1
                 answers = [
@@ -395,13 +397,3 @@ class VehicleAgent:
             self.state.trunk_locked = True
             self.report_event(EventKind.TRUNK_RELOCKED, {"after_s": self._trunk_relock_s})
             self.sample_telemetry()
-
-
-def _read_command(payload: object) -> Command:
-    """The command in an MQTT payload (aiomqtt types payloads loosely; paho gives bytes)."""
-    command: Command = decode_with(_command_decoder, _payload_bytes(payload))
-    return command
-
-
-def _payload_bytes(payload: object) -> bytes:
-    return bytes(payload) if isinstance(payload, bytes | bytearray) else b""

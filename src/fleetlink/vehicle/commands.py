@@ -14,10 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetlink.contracts.catalogue import InvalidParamsError, validate_params
+from fleetlink.contracts.codec import decode_with, decoder_of
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS, grant_refusal
 from fleetlink.security.signing import SignatureError, Verifier
 from fleetlink.vehicle.state import VehicleState
+
+_command_decoder = decoder_of(Command)
+
+
+def read_command(payload: bytes) -> Command:
+    """The command in an MQTT payload, or ``UndecodableError`` with the reason."""
+    command: Command = decode_with(_command_decoder, payload)
+    return command
+
 
 Action = Callable[[VehicleState, dict[str, Any]], str | None]  # None: done; str: failure reason
 

@@ -54,6 +54,11 @@ async def wait_event(
         raise aiomqtt.MqttError("the link was lost")
 
 
+def payload_bytes(payload: object) -> bytes:
+    """An MQTT payload as bytes (aiomqtt types payloads loosely; paho gives bytes)."""
+    return bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+
+
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
