@@ -45,24 +45,25 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
+from fleetlink.adapters.kafka.admin import ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.headers import header_value
+from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.mqtt.client import disable_nagle
+from fleetlink.adapters.runner import stop_children
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
-from fleetlink.config import Settings, dump_toml, load_settings
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
-from fleetlink.contracts.topics import KafkaTopic, MqttTopic
+from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic, MqttTopic, VehicleChannel
 from fleetlink.gateway.supervisor import Supervisor
-from fleetlink.kafka.admin import ensure_topics
-from fleetlink.kafka.headers import header_value
-from fleetlink.kafka.reader import read_topic
-from fleetlink.mqtt.client import disable_nagle
 from fleetlink.security.keys import command_signer, signing_key
 from fleetlink.security.pki import Role, SigningPurpose
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
+from fleetlink.settings import Settings, dump_toml, load_settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block, stack_on_free_ports
-from fleetlink.stack.process import stop_children
 
 console = Console(width=120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,9 +139,10 @@ class TransitionStream:
 _NOT_FINAL = ("queued", "sent", "delivered")
 
 
-def add_answer_times(steps: dict[str, dict[str, float]], bootstrap: str) -> None:
+def add_answer_times(steps: dict[str, dict[str, float]], settings: Settings) -> None:
     """Add when each car answered (its "ts") and when the gateway received the answer."""
-    for record in read_topic(bootstrap, str(KafkaTopic.COMMAND_RESPONSES)):
+    topic = settings.topic_map()[KafkaTopic.COMMAND_RESPONSES]
+    for record in read_topic(KafkaClients.of(settings), topic):
         command_id = (record.key() or b"").decode()
         ingested = header_value(record.headers(), h.INGEST_TIME)
         if command_id not in steps or ingested is None:
@@ -231,7 +233,7 @@ def run_mqtt(
     client.connect(*settings.mqtt_address())
     disable_nagle(client.socket())
     client.loop_start()
-    client.subscribe(MqttTopic.COMMAND_RESPONSES_FILTER, qos=1)
+    client.subscribe(f"{VEHICLES_ROOT}/+/{VehicleChannel.COMMAND_RESPONSES}/+", qos=1)
     subscribed.wait(10)
     rng = random.Random(int(rate) + 1)
     first = time.monotonic()
@@ -375,7 +377,7 @@ def main() -> None:
                 auth = {
                     "Authorization": f"Bearer {issue_token(key, 'bench', 'fleet-admin', 86400)}"
                 }
-                ensure_topics(settings.kafka_client_config(), partitions=6)
+                ensure_topics(KafkaClients.of(settings), settings.topic_map(), partitions=6)
                 supervisor.start()
                 child("tracker")
                 child("api")
@@ -410,7 +412,7 @@ def main() -> None:
                 while time.monotonic() < deadline and not set(started_p) <= set(stream.ended):
                     time.sleep(0.2)
                 cpu = cpu_since(before)
-                add_answer_times(stream.steps, settings.kafka_client_config()["bootstrap.servers"])
+                add_answer_times(stream.steps, settings)
                 results.append(
                     summarise(
                         "platform",

@@ -27,8 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
-from fleetlink.config import dump_toml, load_settings
 from fleetlink.security.pki import Role
+from fleetlink.settings import dump_toml, load_settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.config import load_settings
+from fleetlink.adapters.mqtt.client import FastPublishProperties, UserProperties, new_client
 from fleetlink.contracts.delivery import stamp_properties
-from fleetlink.mqtt.client import FastPublishProperties, UserProperties, new_client
 from fleetlink.security.pki import Role
+from fleetlink.settings import load_settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
 

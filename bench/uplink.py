@@ -39,21 +39,22 @@ from pathlib import Path
 
 import msgspec
 from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.dedup import message_id
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
-from fleetlink.config import dump_toml, load_settings
-from fleetlink.gateway.isolated import isolated_gateway_settings
 from fleetlink.gateway.supervisor import Supervisor
-from fleetlink.kafka.dedup import message_id
-from fleetlink.kafka.reader import read_topic
 from fleetlink.security.pki import Role
+from fleetlink.settings import dump_toml, load_settings
 from fleetlink.sim.flood import FloodBroker, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
+from fleetlink.testing.isolated import isolated_gateway_settings
 
 console = Console(width=120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +172,7 @@ class Bench:
 
     def topic(self, name: str) -> str:
         topic = f"bench.{name}.{uuid.uuid4().hex[:6]}"
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = KafkaClients.at(self.bootstrap).admin()
         new = NewTopic(topic, 6, config={"message.timestamp.type": "LogAppendTime"})
         admin.create_topics([new])[topic].result(30)
         return topic
@@ -201,7 +202,7 @@ class Bench:
     ) -> tuple[int, set[str], list[float], float]:
         deadline = time.monotonic() + timeout
         while True:
-            records = read_topic(self.bootstrap, topic, timeout=120)
+            records = read_topic(KafkaClients.at(self.bootstrap), topic, timeout=120)
             ids = set()
             matched = 0
             latencies = []

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from fleetlink.config import Settings, dump_toml
 from fleetlink.contracts.models import CommandState
 from fleetlink.gateway.supervisor import Program, Supervisor, WorkerHandle
 from fleetlink.security.users import UserRole
+from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack.ports import free_port_block
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetlink.config import Settings
-from fleetlink.stack import LocalStack, process
+from fleetlink.adapters import runner
+from fleetlink.settings import Settings
+from fleetlink.stack import LocalStack
 from tests.integration.helpers import stack_settings
 
 
@@ -22,7 +23,7 @@ def local_stack(stack_config: Settings) -> Iterator[LocalStack]:
     state = stack.up()
     yield stack
     stack.down()
-    left = [record for record in state.processes if process.is_running(record)]
+    left = [record for record in state.processes if runner.is_running(record)]
     assert not left, f"processes left running: {left}"
 
 

@@ -13,19 +13,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
+from fleetlink.adapters.kafka.admin import ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.dedup import Deduplicator, message_id
+from fleetlink.adapters.kafka.headers import header_value
+from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.runner import stop_children
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
-from fleetlink.config import Settings, dump_toml, load_settings
 from fleetlink.contracts import headers as h
-from fleetlink.gateway.isolated import isolated_gateway_settings, isolated_topics
+from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.gateway.supervisor import Supervisor
-from fleetlink.kafka.dedup import Deduplicator, message_id
-from fleetlink.kafka.headers import header_value
-from fleetlink.kafka.reader import read_topic
+from fleetlink.settings import Settings, dump_toml, load_settings
 from fleetlink.sim.flood import FloodResult
 from fleetlink.stack.ports import free_port_block
-from fleetlink.stack.process import stop_children
+from fleetlink.testing.isolated import RUNNING_TOPICS, isolated_gateway_settings
 
 
 @dataclass
@@ -35,6 +36,8 @@ class GatewayTopics:
     presence: str
     responses: str
     dlq: str
+    commands: str
+    status: str
 
 
 def gateway_config(
@@ -56,20 +59,25 @@ def gateway_config(
     )
     config = tmp_path / f"gateway-{run}.toml"
     config.write_text(dump_toml(settings))
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers()})
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=6) for name in isolated_topics(settings)]
-    )
-    for future in futures.values():
-        future.result(30)
+    create_topics(settings)
+    names = settings.topic_map()
     topics = GatewayTopics(
-        telemetry=f"{run}.telemetry",
-        events=f"{run}.events",
-        presence=f"{run}.presence",
-        responses=f"{run}.command-responses",
-        dlq=f"{run}.dlq",
+        telemetry=names[KafkaTopic.TELEMETRY],
+        events=names[KafkaTopic.EVENTS],
+        presence=names[KafkaTopic.PRESENCE],
+        responses=names[KafkaTopic.COMMAND_RESPONSES],
+        dlq=names[KafkaTopic.DLQ],
+        commands=names[KafkaTopic.COMMANDS],
+        status=names[KafkaTopic.COMMAND_STATUS],
     )
     return config, settings, topics
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """The running platform's topics under ``settings``' names, as the contract declares them."""
+    return ensure_topics(
+        KafkaClients.of(settings), settings.topic_map(), partitions=6, only=RUNNING_TOPICS
+    )
 
 
 @contextmanager
@@ -151,7 +159,7 @@ def wait_for_ids(bootstrap: str, topic: str, expected: set[str], timeout: float 
     """Read ``topic`` until every expected id is in it (or time runs out); count duplicates."""
     deadline = time.monotonic() + timeout
     while True:
-        records = read_topic(bootstrap, topic)
+        records = read_topic(KafkaClients.at(bootstrap), topic)
         dedup = Deduplicator(capacity=10_000_000)
         seen: set[str] = set()
         for record in records:

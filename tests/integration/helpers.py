@@ -20,13 +20,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from fleetlink.config import Settings, load_settings
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import DevPki, Role, SigningPurpose
 from fleetlink.security.signing import Signer, Verifier
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
+from fleetlink.settings import Settings, load_settings
 from fleetlink.sim.flood import FloodBroker
 from fleetlink.stack.local import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports

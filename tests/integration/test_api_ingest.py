@@ -8,11 +8,12 @@ from pathlib import Path
 import msgspec
 from fastapi.testclient import TestClient
 
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.api.app import create_app
-from fleetlink.config import Settings, load_settings
 from fleetlink.contracts import headers as h
-from fleetlink.kafka.reader import read_topic
 from fleetlink.security.users import UserRole
+from fleetlink.settings import Settings, load_settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
 from tests.integration.gateway_helpers import gateway_config, header
@@ -69,13 +70,13 @@ def test_http_ingest_answers_after_the_kafka_ack(
             'fleetlink_api_ingest_requests_total{channel="telemetry",status="202"} 1.0' in metrics
         )
 
-    records = read_topic(settings.kafka_bootstrap_servers(), topics.telemetry)
+    records = read_topic(KafkaClients.of(settings), topics.telemetry)
     assert len(records) == 1  # bad requests were answered, never written
     record = records[0]
     assert record.key() == VIN.encode()
     assert header(record, h.SOURCE) == b"http"
     assert header(record, h.MESSAGE_ID).decode() == answer["message_id"]
-    assert len(read_topic(settings.kafka_bootstrap_servers(), topics.events)) == 1
+    assert len(read_topic(KafkaClients.of(settings), topics.events)) == 1
 
 
 def test_http_ingest_says_503_with_retry_after_when_kafka_is_down(tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Producer
 
-from fleetlink.config import Settings, dump_toml
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED
 from fleetlink.contracts import headers as h
-from fleetlink.contracts.topics import MqttTopic
-from fleetlink.kafka.reader import read_topic
-from fleetlink.runtime.watchdog import EXIT_THREAD_DIED
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic
+from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack import LocalStack
 from tests.integration.command_helpers import FINAL, command_platform
 from tests.integration.gateway_helpers import gateway_config, header, supervised_gateway
@@ -47,7 +47,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def dead_letters(settings: Settings, topic: str) -> dict[str, list[bytes | None]]:
     """Payloads in the dead-letter topic, by reason."""
     found: dict[str, list[bytes | None]] = {}
-    for record in read_topic(settings.kafka_bootstrap_servers(), topic):
+    for record in read_topic(KafkaClients.of(settings), topic):
         reason = (header(record, h.DLQ_REASON) or b"?").decode()
         found.setdefault(reason, []).append(record.value())
     return found
@@ -76,7 +76,7 @@ def test_malformed_mqtt_messages_are_dead_letters_and_the_uplink_keeps_flowing(
         client.publish(MqttTopic.telemetry(vin), telemetry(2), qos=1).wait_for_publish(10)
 
         def arrived() -> bool:
-            return bool(read_topic(settings.kafka_bootstrap_servers(), topics.telemetry))
+            return bool(read_topic(KafkaClients.of(settings), topics.telemetry))
 
         wait_for(arrived, 30, "the valid message after the hostile ones")
         letters = dead_letters(settings, topics.dlq)
@@ -113,7 +113,7 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_as_poison_after_bounde
         assert worker.restarts == 2  # the bound: it crashed twice, the third delivery is a letter
         client.publish(MqttTopic.telemetry(vin), telemetry(2), qos=1).wait_for_publish(10)
         wait_for(
-            lambda: bool(read_topic(settings.kafka_bootstrap_servers(), topics.telemetry)),
+            lambda: bool(read_topic(KafkaClients.of(settings), topics.telemetry)),
             30,
             "the next message",
         )
@@ -127,21 +127,21 @@ def test_bad_records_in_every_topic_a_service_reads_are_skipped_and_poison_is_bo
     runtime = {"crash_on": MARK, "poison_after_crashes": 2}
     with command_platform(tmp_path, stack_config, runtime=runtime) as platform:
         settings = platform.settings
-        gateway = settings.gateway
+        topics = settings.topic_map()
         vin = "PSNZZZ1JZXW000003"
         car = platform.start_car(vin)
-        consumed = [
-            gateway.commands_topic,
-            gateway.command_dispatch_topic,
-            gateway.command_status_topic,
-            settings.api.grants_topic,
-            settings.api.audit_topic,
-            *(
-                topic
-                for name in ("presence", "telemetry", "command-responses")
-                if (topic := gateway.mapping_topic(name)) is not None
-            ),
-        ]
+        consumed = topics.names(
+            (
+                KafkaTopic.COMMANDS,
+                KafkaTopic.COMMAND_DISPATCH,
+                KafkaTopic.COMMAND_STATUS,
+                KafkaTopic.GRANTS,
+                KafkaTopic.AUDIT,
+                KafkaTopic.PRESENCE,
+                KafkaTopic.TELEMETRY,
+                KafkaTopic.COMMAND_RESPONSES,
+            )
+        )
         wrong_shape = msgspec.json.encode({"ts": "yesterday", "status": 7, "command_id": []})
         bad: list[tuple[bytes | None, bytes | None]] = [
             (vin.encode(), b'{"command_id":"' + LONE_SURROGATE + b'","name":"honk"}'),
@@ -152,7 +152,7 @@ def test_bad_records_in_every_topic_a_service_reads_are_skipped_and_poison_is_bo
             (None, b'{"status":"online","ts":1}'),  # no key
             (LONE_SURROGATE, b'{"status":"online","ts":1}'),  # a key that is not UTF-8
         ]
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers()})
+        producer = KafkaClients.of(settings).producer()
         for topic in consumed:
             for key, value in bad:
                 producer.produce(topic, key=key, value=value)
@@ -170,11 +170,11 @@ def test_bad_records_in_every_topic_a_service_reads_are_skipped_and_poison_is_bo
             {"command_id": "pill-1", "name": "flash", "issued_at": now_ms(), "actor": MARK}
             | {"expires_at": now_ms() + 600_000}
         )
-        producer.produce(gateway.commands_topic, key=vin.encode(), value=pill)
+        producer.produce(topics[KafkaTopic.COMMANDS], key=vin.encode(), value=pill)
         assert producer.flush(30) == 0
 
         def both_dead_lettered() -> bool:
-            return len(dead_letters(settings, gateway.dlq_topic).get("poison", [])) >= 2
+            return len(dead_letters(settings, topics[KafkaTopic.DLQ]).get("poison", [])) >= 2
 
         wait_for(both_dead_lettered, 80, "the pill dead-lettered by the downlink and the tracker")
         worker, tracker = platform.supervisor.handles[0], platform.service("tracker")
@@ -190,8 +190,10 @@ def test_bad_records_in_every_topic_a_service_reads_are_skipped_and_poison_is_bo
         assert car.executor.executed == 2  # the pill never reached the car
         letters = [
             r
-            for r in read_topic(settings.kafka_bootstrap_servers(), gateway.dlq_topic)
+            for r in read_topic(KafkaClients.of(settings), topics[KafkaTopic.DLQ])
             if header(r, h.DLQ_REASON) == b"poison"
         ]
-        assert {header(r, h.SOURCE_TOPIC) for r in letters} == {gateway.commands_topic.encode()}
+        assert {header(r, h.SOURCE_TOPIC) for r in letters} == {
+            topics[KafkaTopic.COMMANDS].encode()
+        }
         assert all(r.value() == pill for r in letters)

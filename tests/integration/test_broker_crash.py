@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fleetlink.config import Settings
-from fleetlink.kafka.reader import read_topic
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.settings import Settings
 from fleetlink.sim.fleet import FleetSimulation, FleetSummary
 from fleetlink.sim.truth import Gaps, compare, stamps_in
 from fleetlink.stack import LocalStack
@@ -55,7 +56,7 @@ def gaps_in_kafka(settings: Settings, topics: GatewayTopics, simulation: FleetSi
     seen = [
         stamp
         for topic in (topics.telemetry, topics.events, topics.responses, topics.dlq)
-        for stamp in stamps_in(read_topic(bootstrap, topic))
+        for stamp in stamps_in(read_topic(KafkaClients.at(bootstrap), topic))
     ]
     truth = simulation.truth()
     return compare(truth, [stamp for stamp in seen if stamp[0] in truth])

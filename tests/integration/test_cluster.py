@@ -10,8 +10,9 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fleetlink.kafka.admin import topic_configs
-from fleetlink.stack import LocalStack, process
+from fleetlink.adapters import runner
+from fleetlink.adapters.kafka.admin import topic_configs
+from fleetlink.stack import LocalStack
 from tests.integration.helpers import consume, stack_settings
 
 
@@ -58,11 +59,11 @@ def test_three_brokers_replicate_and_survive_losing_one(tmp_path: Path) -> None:
         produce(bootstrap, topic, [f"before-{n}" for n in range(100)])
         stack.kill("kafka-3", signal.SIGKILL)  # kill -9 one broker
         killed = next(r for r in state.processes if r.name == "kafka-3")
-        assert process.wait_for_exit([killed], timeout=10)
+        assert runner.wait_for_exit([killed], timeout=10)
         produce(bootstrap, topic, [f"after-{n}" for n in range(100)])  # ISR 2 >= min 2
 
         values = {r.value().decode() for r in consume(bootstrap, topic, expected=200)}
         assert values == {f"before-{n}" for n in range(100)} | {f"after-{n}" for n in range(100)}
     finally:
         stack.down()
-    assert not any(process.is_running(record) for record in started)
+    assert not any(runner.is_running(record) for record in started)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fleetlink.config import Settings
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.integration.command_helpers import FINAL, Platform, command_platform, wait_until
 

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Producer
 
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.commands.lifecycle import TERMINAL
 from fleetlink.commands.tracker import Tracker
-from fleetlink.config import Settings, dump_toml
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     Command,
@@ -23,7 +23,7 @@ from fleetlink.contracts.models import (
     ResponseStatus,
     Transition,
 )
-from fleetlink.kafka.reader import read_topic
+from fleetlink.settings import Settings, dump_toml
 from fleetlink.sim.truth import stamps_in
 from fleetlink.stack import LocalStack
 from fleetlink.vehicle.agent import VehicleAgent
@@ -38,7 +38,6 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
     tmp_path: Path, local_stack: LocalStack, stack_config: Settings
 ) -> None:
     config, settings, topics = gateway_config(tmp_path, stack_config)
-    gateway = settings.gateway
     bootstrap = settings.kafka_bootstrap_servers()
     agent = VehicleAgent(
         VehicleState(vin=VIN, latitude=52.52, longitude=13.40),
@@ -67,9 +66,9 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
             vin=VIN,
         )
     )
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = KafkaClients.at(bootstrap).producer()
     for command in (stale, fresh, fresh):  # the second copy: a redelivery
-        producer.produce(gateway.commands_topic, key=VIN, value=encode(command))
+        producer.produce(topics.commands, key=VIN, value=encode(command))
     assert producer.flush(10) == 0
 
     async def drive() -> None:
@@ -95,11 +94,11 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
                 tracker.state_of(c) in TERMINAL for c in ("cmd-trunk", "cmd-stale")
             ):
                 time.sleep(0.2)
-            responses = read_topic(bootstrap, topics.responses)
+            responses = read_topic(KafkaClients.at(bootstrap), topics.responses)
     finally:
         stop_tracker.set()
         tracking.join(15)
-    status = read_topic(bootstrap, gateway.command_status_topic)
+    status = read_topic(KafkaClients.at(bootstrap), topics.status)
 
     assert agent.executor.executed == 1  # the trunk opened once; the stale unlock never ran
     assert agent.state.trunk_open is True
@@ -133,7 +132,7 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
 def test_without_a_presence_mapping_commands_go_out_at_once(
     tmp_path: Path, local_stack: LocalStack, stack_config: Settings
 ) -> None:
-    config, settings, _topics = gateway_config(tmp_path, stack_config)
+    config, settings, topics = gateway_config(tmp_path, stack_config)
     gateway = settings.gateway
     kept = [rule for rule in gateway.mappings if rule.name != "presence"]
     settings = settings.model_copy(
@@ -165,8 +164,8 @@ def test_without_a_presence_mapping_commands_go_out_at_once(
         deadline = time.monotonic() + 20
         while not agent.connected and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers()})
-        producer.produce(gateway.commands_topic, key=vin, value=encode(command))
+        producer = KafkaClients.of(settings).producer()
+        producer.produce(topics.commands, key=vin, value=encode(command))
         assert producer.flush(10) == 0
         while agent.executor.executed < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

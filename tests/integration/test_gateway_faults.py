@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlink.config import Settings
+from fleetlink.settings import Settings
 from fleetlink.sim.flood import FloodResult, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
 from tests.integration.gateway_helpers import (

@@ -11,10 +11,11 @@ from pathlib import Path
 import msgspec
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from fleetlink.config import Settings
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.contracts import MqttTopic
 from fleetlink.contracts import headers as h
-from fleetlink.kafka.reader import read_topic
+from fleetlink.settings import Settings
 from fleetlink.sim.flood import FloodPlan, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
 from tests.integration.gateway_helpers import (
@@ -59,7 +60,7 @@ def test_100k_messages_from_1000_vins_reach_kafka_keyed_with_headers(
         body = msgspec.json.decode(record.value())
         assert header(record, h.EVENT_TIME) == str(body["ts"]).encode()
 
-    letters = read_topic(settings.kafka_bootstrap_servers(), topics.dlq)
+    letters = read_topic(KafkaClients.of(settings), topics.dlq)
     reasons = Counter(header(r, h.DLQ_REASON).decode() for r in letters)
     expected = Counter(results[-1].malformed)
     assert sum(expected.values()) == 500
@@ -132,9 +133,9 @@ def test_a_record_kafka_refuses_becomes_a_dead_letter(
         deadline = time.monotonic() + 30
         letters: list = []  # type: ignore[type-arg]
         while not letters and time.monotonic() < deadline:
-            letters = read_topic(settings.kafka_bootstrap_servers(), topics.dlq)
+            letters = read_topic(KafkaClients.of(settings), topics.dlq)
             time.sleep(0.5)
-        events = read_topic(settings.kafka_bootstrap_servers(), topics.events)
+        events = read_topic(KafkaClients.of(settings), topics.events)
     assert [header(r, h.DLQ_REASON) for r in letters] == [b"kafka-rejected"]
     assert letters[0].value() == big
     assert [r.value() for r in events] == [small]

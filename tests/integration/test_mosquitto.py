@@ -3,8 +3,8 @@
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.config import Settings
 from fleetlink.contracts import MqttTopic
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.integration.helpers import mqtt_client
 

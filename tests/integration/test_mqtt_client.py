@@ -7,9 +7,9 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from fleetlink.config import Settings
+from fleetlink.adapters.mqtt.client import new_client
 from fleetlink.contracts import MqttTopic
-from fleetlink.mqtt.client import new_client
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.integration.helpers import TEST_MONITOR, mqtt_client, mqtt_tls
 

@@ -15,12 +15,13 @@ import httpx
 import msgspec
 import paho.mqtt.client as mqtt
 import pytest
-from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from fleetlink.config import Settings, dump_toml
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.headers import header_value
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
@@ -30,14 +31,13 @@ from fleetlink.contracts.models import (
     Grant,
     ResponseStatus,
 )
-from fleetlink.contracts.topics import MqttTopic
-from fleetlink.gateway.routing import DlqReason
-from fleetlink.kafka.headers import header_value
-from fleetlink.kafka.reader import read_topic
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic
+from fleetlink.ingest.routing import DlqReason
 from fleetlink.security.pki import DevPki, Role, SigningPurpose
 from fleetlink.security.signing import Signer
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import UserRole
+from fleetlink.settings import Settings, dump_toml
 from fleetlink.sim.flood import FloodPlan, flood
 from fleetlink.stack import LocalStack
 from tests.integration.command_helpers import Garage, Platform, command_platform, wait_until
@@ -644,9 +644,9 @@ def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
                 grant_id=grant["grant_id"],
             )
         )
-        producer = Producer(settings.kafka_client_config())
+        producer = KafkaClients.of(settings).producer()
         producer.produce(
-            settings.gateway.commands_topic,
+            settings.topic_map()[KafkaTopic.COMMANDS],
             encode(sneaky),
             OWNER_CAR.encode(),
             headers=[("fl.kind", b"command")],
@@ -708,8 +708,8 @@ def test_a_flooding_vehicle_is_throttled_and_the_fleet_is_not(
         elapsed = time.monotonic() - started
         # every message was acknowledged by the broker, so after Kafka's ack: all there now
         bootstrap = settings.kafka_bootstrap_servers()
-        records = read_topic(bootstrap, topics.telemetry)
-        letters = read_topic(bootstrap, topics.dlq)
+        records = read_topic(KafkaClients.at(bootstrap), topics.telemetry)
+        letters = read_topic(KafkaClients.at(bootstrap), topics.dlq)
     by_car: dict[str, int] = {}
     for record in records:
         by_car[record.key().decode()] = by_car.get(record.key().decode(), 0) + 1

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import msgspec
 
-from fleetlink.config import Settings
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     Command,
@@ -22,7 +23,7 @@ from fleetlink.contracts.models import (
     Telemetry,
 )
 from fleetlink.contracts.topics import MqttTopic
-from fleetlink.kafka.reader import read_topic
+from fleetlink.settings import Settings
 from fleetlink.sim.fleet import Faults, FleetSimulation
 from fleetlink.stack import LocalStack
 from fleetlink.vehicle.agent import VehicleAgent
@@ -42,7 +43,9 @@ from tests.integration.helpers import (
 
 def latest_presence(bootstrap: str, topic: str) -> dict[str, Presence]:
     latest: dict[str, Presence] = {}
-    for record in read_topic(bootstrap, topic):  # per key in offset order: the last one wins
+    for record in read_topic(
+        KafkaClients.at(bootstrap), topic
+    ):  # per key in offset order: the last one wins
         latest[record.key().decode()] = msgspec.json.decode(record.value(), type=Presence)
     return latest
 
@@ -74,7 +77,7 @@ def test_500_vehicles_for_60_s_with_50_forced_offline(
 
     with supervised_gateway(config, workers=1):
         presence = asyncio.run(scenario())
-        telemetry = read_topic(bootstrap, topics.telemetry)
+        telemetry = read_topic(KafkaClients.at(bootstrap), topics.telemetry)
 
     assert {record.key().decode() for record in telemetry} == vins
     offline = set(simulation.forced_offline)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from fleetlink.config import Settings
+from fleetlink.adapters.runner import ProcessRecord, is_running
 from fleetlink.contracts import MqttTopic
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from fleetlink.stack.process import ProcessRecord, is_running
 from tests.integration.helpers import (
     consume,
     mqtt_client,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fleetlink.config import Settings
+from fleetlink.adapters.kafka.admin import describe_topics, ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic
-from fleetlink.kafka.admin import describe_topics, ensure_topics
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
 from tests.integration.helpers import processes_using, run_cli, stack_env, stack_settings
@@ -16,12 +17,13 @@ from tests.integration.helpers import processes_using, run_cli, stack_env, stack
 def test_ensure_topics_creates_the_contract_once(
     local_stack: LocalStack, stack_config: Settings
 ) -> None:
-    client = stack_config.kafka_client_config()
+    client = KafkaClients.of(stack_config)
     created = ensure_topics(client, partitions=4)
     assert sorted(created) == sorted(str(spec.topic) for spec in KAFKA_TOPICS)
     assert ensure_topics(client, partitions=4) == []  # idempotent
 
     infos = {info.name: info for info in describe_topics(client)}
+    assert infos[KafkaTopic.ENTITLEMENTS].cleanup_policy == "compact"
     assert set(infos) == set(created)
     assert infos[KafkaTopic.PRESENCE].cleanup_policy == "compact"
     assert infos[KafkaTopic.COMMAND_STATUS].cleanup_policy == "compact"

@@ -1,5 +1,5 @@
+from fleetlink.adapters.kafka.dedup import Deduplicator, message_id
 from fleetlink.gateway.acks import OrderedAcks
-from fleetlink.kafka.dedup import Deduplicator, message_id
 
 
 def test_acks_go_out_in_arrival_order_whatever_order_kafka_answers() -> None:

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from fleetlink.config import dump_toml, load_settings
+from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.errors import ConfigError
+from fleetlink.settings import dump_toml, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +148,27 @@ def test_dump_toml_round_trips_and_masks_secrets(tmp_path: Path) -> None:
     assert "hunter2" not in masked
     path = write(tmp_path / "dumped.toml", dump_toml(settings, reveal_secrets=True))
     assert load_settings(path) == settings
+
+
+def test_topic_keys_of_earlier_versions_stop_with_their_replacement(tmp_path: Path) -> None:
+    config = tmp_path / "old.toml"
+    config.write_text('[gateway]\ncommands_topic = "acme.commands"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    message = str(error.value)
+    assert "gateway.commands_topic is gone" in message
+    assert '[topics] names = {"fleet.commands" = "..."}' in message
+    with pytest.raises(ConfigError, match="api.audit_topic is gone"):
+        load_settings(api={"audit_topic": "x"})
+
+
+def test_topics_are_renamed_one_by_one_or_prefixed_all_together() -> None:
+    renamed = load_settings(topics={"names": {"fleet.commands": "acme.car-commands"}})
+    assert renamed.topic_map()[KafkaTopic.COMMANDS] == "acme.car-commands"
+    assert renamed.topic_map()[KafkaTopic.TELEMETRY] == "fleet.telemetry"
+    prefixed = load_settings(topics={"prefix": "staging"})
+    assert prefixed.topic_map()[KafkaTopic.TELEMETRY] == "staging.fleet.telemetry"
+    with pytest.raises(ConfigError, match="share one Kafka name"):
+        load_settings(topics={"names": {"fleet.commands": "fleet.telemetry"}})
+    with pytest.raises(ConfigError, match=r"topics\.names"):
+        load_settings(topics={"names": {"fleet.nonsense": "x"}})

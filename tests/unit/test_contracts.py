@@ -18,7 +18,7 @@ from fleetlink.contracts import (
 from fleetlink.contracts.asyncapi import asyncapi_document
 from fleetlink.contracts.codec import UndecodableError, decode, encode
 from fleetlink.contracts.schema import contract_files, json_schemas
-from fleetlink.contracts.topics import VehicleChannel, VehicleTopic
+from fleetlink.contracts.topics import Site, TopicMap, VehicleChannel, VehicleTopic, spec_of
 
 VIN = "WVWZZZ1JZXW000001"
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -79,8 +79,27 @@ def test_parse_vehicle_topic(topic: str, parsed: VehicleTopic | None) -> None:
 def test_every_kafka_topic_has_one_spec() -> None:
     assert sorted(spec.topic for spec in KAFKA_TOPICS) == sorted(KafkaTopic)
     compacted = {spec.topic for spec in KAFKA_TOPICS if spec.compacted}
-    assert {KafkaTopic.PRESENCE, KafkaTopic.COMMAND_STATUS} <= compacted
+    assert {KafkaTopic.PRESENCE, KafkaTopic.COMMAND_STATUS, KafkaTopic.ENTITLEMENTS} <= compacted
     assert KafkaTopic.TELEMETRY not in compacted
+    # compacted by VIN alone, compaction would keep one feature per car
+    assert spec_of(KafkaTopic.ENTITLEMENTS).key == "{vin}/{feature}"
+    assert spec_of(KafkaTopic.TELEMETRY).written_at is Site.EDGE
+    assert spec_of(KafkaTopic.COMMANDS).written_at is Site.CLOUD
+
+
+def test_a_topic_map_names_each_contract_topic_once_and_prefixes_them_all() -> None:
+    production = TopicMap()
+    assert production.names() == [str(topic) for topic in KafkaTopic]
+    run = production.prefixed("t1")
+    assert run[KafkaTopic.DLQ] == "t1.fleet.dlq"
+    assert run.prefixed("a")[KafkaTopic.DLQ] == "t1.a.fleet.dlq"
+    assert run.topic_of("t1.fleet.dlq") is KafkaTopic.DLQ
+    assert run.topic_of("fleet.dlq") is None
+    assert run.resolve("fleet.events") == "t1.fleet.events"  # a contract topic named in settings
+    assert run.resolve("diag.raw") == "diag.raw"  # any other topic is taken as it is
+    renamed = TopicMap({KafkaTopic.AUDIT: "acme.audit"}).prefixed("t2")
+    assert renamed[KafkaTopic.AUDIT] == "t2.acme.audit"
+    assert len(set(run.names())) == len(KafkaTopic)
 
 
 def test_telemetry_round_trip() -> None:

@@ -1,10 +1,10 @@
 import msgspec
 import pytest
 
-from fleetlink.config import MappingRule, default_mappings
 from fleetlink.contracts import headers as h
-from fleetlink.gateway.routing import DLQ_MAX_PAYLOAD, DlqReason, Inbound, Router, content_hash
+from fleetlink.ingest.routing import DLQ_MAX_PAYLOAD, DlqReason, Inbound, Router, content_hash
 from fleetlink.security.ratelimit import RateLimiter
+from fleetlink.settings import MappingRule, default_mappings
 
 VIN = "WVWZZZ1JZXW000001"
 NOW = 1_764_000_000_000

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from fleetlink.adapters.runtime.faults import FaultHook, InjectedFaultError
+from fleetlink.adapters.runtime.poison import PoisonJournal, digest
+from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 from fleetlink.gateway.supervisor import Program, Supervisor
-from fleetlink.runtime.faults import FaultHook, InjectedFaultError
-from fleetlink.runtime.poison import PoisonJournal, digest
-from fleetlink.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 
 LOG = logging.getLogger("test.runtime")
 
@@ -55,7 +55,7 @@ def test_the_slot_survives_kill_9_of_the_process_that_wrote_it(tmp_path: Path) -
     script = (
         "import logging, os, signal, sys\n"
         "from pathlib import Path\n"
-        "from fleetlink.runtime.poison import PoisonJournal, digest\n"
+        "from fleetlink.adapters.runtime.poison import PoisonJournal, digest\n"
         "j = PoisonJournal(Path(sys.argv[1]), 'worker-0', max_crashes=1, "
         "log=logging.getLogger())\n"
         "j.holding(digest(b'pill'))\n"
@@ -79,7 +79,7 @@ def test_a_thread_that_dies_ends_the_process_at_once_with_its_exit_code(tmp_path
     script = (
         "import threading, time\n"
         "from fleetlink.logs import configure\n"
-        "from fleetlink.runtime.watchdog import exit_when_a_thread_dies\n"
+        "from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies\n"
         "exit_when_a_thread_dies(configure('test'))\n"
         "def work():\n"
         "    raise UnicodeDecodeError('utf-8', b'\\xed', 0, 1, 'invalid continuation byte')\n"

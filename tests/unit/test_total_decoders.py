@@ -23,14 +23,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetlink.commands.tracker import Tracker
 from fleetlink.commands.view import FleetView
-from fleetlink.config import MappingRule, Settings, default_mappings, load_settings
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text
 from fleetlink.contracts.models import MODELS, Command, CommandName, Telemetry, Transition
+from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.gateway.downlink import Downlink
-from fleetlink.gateway.isolated import isolated_gateway_settings
-from fleetlink.gateway.routing import DLQ_MAX_PAYLOAD, Inbound, Router
+from fleetlink.ingest.routing import DLQ_MAX_PAYLOAD, Inbound, Router
 from fleetlink.security.signing import Signer, Verifier
+from fleetlink.settings import MappingRule, Settings, default_mappings, load_settings
+from fleetlink.testing.isolated import isolated_gateway_settings
 from fleetlink.vehicle.commands import CommandExecutor, read_command
 from fleetlink.vehicle.state import VehicleState
 from tests.unit.fakes import FakeMessage
@@ -189,24 +190,26 @@ def tracker(isolated: Settings) -> Tracker:
 
 
 def _inputs(settings: Settings) -> list[str]:
-    gateway = settings.gateway
-    named = [gateway.mapping_topic(n) for n in ("telemetry", "presence", "command-responses")]
-    return [
-        gateway.commands_topic,
-        gateway.command_dispatch_topic,
-        *[topic for topic in named if topic is not None],
-    ]
+    return settings.topic_map().names(
+        (
+            KafkaTopic.COMMANDS,
+            KafkaTopic.COMMAND_DISPATCH,
+            KafkaTopic.TELEMETRY,
+            KafkaTopic.PRESENCE,
+            KafkaTopic.COMMAND_RESPONSES,
+        )
+    )
 
 
 def matching(settings: Settings) -> dict[str, str]:
     """Each topic the consumers read, with the model its records hold."""
-    gateway = settings.gateway
+    topics = settings.topic_map()
     return {
-        gateway.commands_topic: "command",
-        gateway.command_dispatch_topic: "transition",
-        gateway.command_status_topic: "transition",
-        "unit.presence": "presence",
-        "unit.command-responses": "response",
+        topics[KafkaTopic.COMMANDS]: "command",
+        topics[KafkaTopic.COMMAND_DISPATCH]: "transition",
+        topics[KafkaTopic.COMMAND_STATUS]: "transition",
+        topics[KafkaTopic.PRESENCE]: "presence",
+        topics[KafkaTopic.COMMAND_RESPONSES]: "response",
     }
 
 
@@ -271,7 +274,7 @@ def downlink(isolated: Settings) -> Downlink:
 def test_the_downlink_takes_any_record_or_skips_it_with_a_reason(
     downlink: Downlink, isolated: Settings, data: st.DataObject
 ) -> None:
-    topic = isolated.gateway.commands_topic
+    topic = isolated.topic_map()[KafkaTopic.COMMANDS]
     if data.draw(st.booleans()):  # a well-formed command for an online car: it is published
         value = msgspec.json.encode(data.draw(COMMANDS))
         message = FakeMessage(topic, VIN.encode(), value, data.draw(HEADERS))
@@ -282,17 +285,20 @@ def test_the_downlink_takes_any_record_or_skips_it_with_a_reason(
     assert downlink.skipped.total in (skipped, skipped + 1)
 
 
-def test_the_downlink_publishes_a_well_formed_command(downlink: Downlink) -> None:
+def test_the_downlink_publishes_a_well_formed_command(
+    downlink: Downlink, isolated: Settings
+) -> None:
     """The property test's happy path is real: a valid command reaches the MQTT client."""
+    topic = isolated.topic_map()[KafkaTopic.COMMANDS]
     before = len(downlink._awaiting_ack)
     command = Command("unit-ok", CommandName.FLASH, NOW, 4_102_444_800_000)
-    message = FakeMessage("unit.commands", VIN.encode(), msgspec.json.encode(command))
+    message = FakeMessage(topic, VIN.encode(), msgspec.json.encode(command))
     downlink._handle(message)  # type: ignore[arg-type]
     assert len(downlink._awaiting_ack) == before + 1
-    unreadable = FakeMessage("unit.commands", VIN.encode(), b"\xed\xa0\x80")
-    skipped = downlink.skipped.counts[("unit.commands", "invalid-utf8")]
+    unreadable = FakeMessage(topic, VIN.encode(), b"\xed\xa0\x80")
+    skipped = downlink.skipped.counts[(topic, "invalid-utf8")]
     downlink._handle(unreadable)  # type: ignore[arg-type]
-    assert downlink.skipped.counts[("unit.commands", "invalid-utf8")] == skipped + 1
+    assert downlink.skipped.counts[(topic, "invalid-utf8")] == skipped + 1
 
 
 @pytest.fixture(scope="module")
@@ -305,12 +311,9 @@ def view(isolated: Settings) -> FleetView:
 def test_the_api_read_model_takes_any_record_or_skips_it(
     view: FleetView, isolated: Settings, data: st.DataObject
 ) -> None:
-    topics = [
-        isolated.gateway.command_status_topic,
-        isolated.api.grants_topic,
-        isolated.api.audit_topic,
-        "unit.presence",
-    ]
+    topics = isolated.topic_map().names(
+        (KafkaTopic.COMMAND_STATUS, KafkaTopic.GRANTS, KafkaTopic.AUDIT, KafkaTopic.PRESENCE)
+    )
     kafka_topics = [t for t in topics if t in matching(isolated)]
     message = data.draw(records(topics) | broken_records(isolated, kafka_topics))
     result = outcome(lambda: view._read(message))  # type: ignore[arg-type]

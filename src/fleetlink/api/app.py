@@ -14,19 +14,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.api import commands, grants, ingest
 from fleetlink.api.auth import ApiError, Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.commands.view import FleetView
-from fleetlink.config import Settings
-from fleetlink.gateway.routing import Router
-from fleetlink.kafka.admin import admin_client
-from fleetlink.kafka.delivery import AsyncDeliveries
-from fleetlink.kafka.producer import reliable_producer_config
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.ingest.routing import Router
 from fleetlink.security.keys import command_signer, signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.security.users import UserRegistry
+from fleetlink.settings import Settings
 
 _READY_CACHE_S = 2.0
 
@@ -55,18 +54,20 @@ class BodyLimit:
 
 def create_app(settings: Settings) -> FastAPI:
     gateway = settings.gateway
+    topics = settings.topic_map()
+    kafka = KafkaClients.of(settings)
     registry = CollectorRegistry()
     state = ingest.IngestState(
-        router=Router.from_settings(gateway),
+        router=Router.from_settings(gateway, settings.topic_map()),
         retry_after_s=max(1, round(settings.api.kafka_timeout_s)),
         metrics=ingest.IngestMetrics(registry),
     )
     commands_state = commands.CommandsState(
         view=FleetView(settings, logging.getLogger("fleetlink.api.view")),
         signer=command_signer(settings),
-        commands_topic=gateway.commands_topic,
-        grants_topic=settings.api.grants_topic,
-        audit_topic=settings.api.audit_topic,
+        commands_topic=topics[KafkaTopic.COMMANDS],
+        grants_topic=topics[KafkaTopic.GRANTS],
+        audit_topic=topics[KafkaTopic.AUDIT],
         retry_after_s=state.retry_after_s,
         cancel_wait_s=settings.api.cancel_wait_s,
     )
@@ -79,14 +80,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.deliveries = AsyncDeliveries(
-            reliable_producer_config(
-                settings.kafka_client_config(),
-                linger_ms=1,  # a request waits for its ack: batching would only add latency
-                compression=gateway.compression,
-                message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
-            )
-            | {"logger": logging.getLogger("fleetlink.api.kafka")}
+        state.deliveries = kafka.deliveries(
+            linger_ms=1,  # a request waits for its ack: batching would only add latency
+            compression=gateway.compression,
+            message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
+            log=logging.getLogger("fleetlink.api.kafka"),
         )
         commands_state.deliveries = state.deliveries
         commands_state.view.start()
@@ -146,7 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         cached = ready_cache.get("kafka")
         if cached is None or now - cached[0] > _READY_CACHE_S:
             try:
-                admin_client(settings.kafka_client_config()).list_topics(timeout=1.0)
+                kafka.admin().list_topics(timeout=1.0)
                 cached = (now, True)
             except Exception:  # any failure to fetch metadata means "not ready"
                 cached = (now, False)

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
+from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.commands.view import CommandView, FleetView
@@ -40,7 +41,6 @@ from fleetlink.contracts.models import (
     Transition,
 )
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
 from fleetlink.security.access import Principal
 from fleetlink.security.grants import grant_refusal
 from fleetlink.security.signing import Signer

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import CommandsState
@@ -29,7 +30,6 @@ from fleetlink.contracts.models import (
     GrantRecord,
 )
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.kafka.delivery import KafkaUnavailableError
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS
 from fleetlink.security.users import UserRole
 

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.gateway.routing import Inbound, Router
-from fleetlink.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
+from fleetlink.ingest.routing import Inbound, Router
 from fleetlink.security.access import Principal
 from fleetlink.security.users import UserRole
 

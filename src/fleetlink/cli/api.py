@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies
 from fleetlink.api.app import create_app
 from fleetlink.cli.common import settings_from
 from fleetlink.logs import configure
-from fleetlink.runtime.watchdog import exit_when_a_thread_dies
 
 
 def api(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from fleetlink.config import Settings, load_settings
+from fleetlink.settings import Settings, load_settings
 
 console = Console()
 err_console = Console(stderr=True)

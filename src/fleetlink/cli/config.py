@@ -6,7 +6,7 @@ import typer
 from rich.syntax import Syntax
 
 from fleetlink.cli.common import console, settings_from
-from fleetlink.config import dump_toml
+from fleetlink.settings import dump_toml
 
 app = typer.Typer(help="The effective settings.", no_args_is_help=True)
 

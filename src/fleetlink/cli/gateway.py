@@ -13,15 +13,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies
 from fleetlink.cli.common import console, settings_from
 from fleetlink.cli.stack import live_view
-from fleetlink.config import Settings
 from fleetlink.gateway.monitor import scrape
 from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.gateway.worker import UplinkWorker, worker_client_id
 from fleetlink.logs import configure
-from fleetlink.runtime.watchdog import exit_when_a_thread_dies
 from fleetlink.security.pki import Role
+from fleetlink.settings import Settings
 from fleetlink.stack.local import LocalStack
 
 app = typer.Typer(help="The uplink gateway: every vehicle message from MQTT into Kafka.")

@@ -15,16 +15,18 @@ from rich.live import Live
 from rich.progress import Progress
 from rich.table import Table
 
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.mqtt.client import identity_tls
+from fleetlink.adapters.runner import raise_open_file_limit
 from fleetlink.cli.common import console, settings_from
-from fleetlink.config import Settings
+from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.errors import FleetlinkError
-from fleetlink.kafka.reader import read_topic
-from fleetlink.mqtt.client import identity_tls
 from fleetlink.security.pki import DevPki, Role
+from fleetlink.settings import Settings
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.truth import Gaps, Truth, compare, stamps_in
-from fleetlink.stack.process import raise_open_file_limit
 
 
 def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Table:
@@ -160,9 +162,10 @@ def simulate(
 
 def check_in_kafka(settings: Settings, truth: Truth) -> Gaps:
     """Every message of ``truth`` looked up in the gateway's topics and its dead-letter topic."""
-    gateway = settings.gateway
-    topics = sorted({rule.kafka_topic for rule in gateway.mappings} | {gateway.dlq_topic})
-    client = settings.kafka_client_config()
+    names = settings.topic_map()
+    routed = {names.resolve(rule.kafka_topic) for rule in settings.gateway.mappings}
+    topics = sorted(routed | {names[KafkaTopic.DLQ]})
+    client = KafkaClients.of(settings)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("reading Kafka", total=len(topics))
         seen: list[tuple[str, str, int]] = []

@@ -15,12 +15,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from fleetlink.adapters.runner import tail
 from fleetlink.cli.common import BrokersOption, StateDirOption, console, settings_from
-from fleetlink.config import Settings
 from fleetlink.errors import FleetlinkError
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.kafka import ensure_kafka_jars
-from fleetlink.stack.process import tail
 
 app = typer.Typer(help="The local Kafka + Mosquitto stack.", no_args_is_help=True)
 

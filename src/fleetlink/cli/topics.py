@@ -5,35 +5,40 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from fleetlink.adapters.kafka.admin import describe_topics, ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.cli.common import console, settings_from
-from fleetlink.config import Settings
-from fleetlink.contracts.topics import KAFKA_TOPICS
-from fleetlink.kafka.admin import describe_topics, ensure_topics
+from fleetlink.contracts.topics import spec_of
+from fleetlink.settings import Settings
 
 app = typer.Typer(help="The platform's Kafka topics.", no_args_is_help=True)
 
 
 def ensure_platform_topics(settings: Settings) -> list[str]:
     return ensure_topics(
-        settings.kafka_client_config(),
+        KafkaClients.of(settings),
+        settings.topic_map(),
         partitions=settings.kafka.topic_partitions,
         replication_factor=settings.kafka.topic_replication_factor,
     )
 
 
 def topics_table(settings: Settings) -> Table:
-    keys = {str(spec.topic): spec for spec in KAFKA_TOPICS}
+    topics = settings.topic_map()
     table = Table(title="Kafka topics of the contract", title_justify="left")
-    for column in ("topic", "key", "partitions", "replicas", "min ISR", "cleanup"):
+    for column in ("topic", "key", "partitions", "replicas", "min ISR", "cleanup", "written at"):
         table.add_column(column)
-    for info in describe_topics(settings.kafka_client_config()):
+    for info in describe_topics(KafkaClients.of(settings), topics):
+        topic = topics.topic_of(info.name)
+        spec = spec_of(topic) if topic is not None else None
         table.add_row(
             info.name,
-            keys[info.name].key,
+            spec.key if spec else "",
             str(info.partitions),
             str(info.replication_factor),
             info.min_insync_replicas,
             info.cleanup_policy,
+            spec.written_at if spec else "",
         )
     return table
 

@@ -7,10 +7,10 @@ import threading
 
 import typer
 
+from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies
 from fleetlink.cli.common import settings_from
 from fleetlink.commands.tracker import Tracker
 from fleetlink.logs import configure
-from fleetlink.runtime.watchdog import exit_when_a_thread_dies
 
 
 def tracker(ctx: typer.Context) -> None:

@@ -19,10 +19,14 @@ import logging
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer
+from confluent_kafka import KafkaException, Message
 
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.consume import take
+from fleetlink.adapters.kafka.headers import header_value
+from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.kafka.skips import PoisonGuard, SkippedRecords
 from fleetlink.commands.book import CommandBook
-from fleetlink.config import Settings
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text, encode
 from fleetlink.contracts.models import (
@@ -34,12 +38,9 @@ from fleetlink.contracts.models import (
     Telemetry,
     Transition,
 )
+from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.kafka.consume import take
-from fleetlink.kafka.headers import header_value
-from fleetlink.kafka.producer import reliable_producer_config
-from fleetlink.kafka.reader import read_topic
-from fleetlink.kafka.skips import PoisonGuard, SkippedRecords
+from fleetlink.settings import Settings
 
 _COMMIT_EVERY_S = 1.0
 
@@ -50,40 +51,33 @@ def now_ms() -> int:
 
 class Tracker:
     def __init__(self, settings: Settings, log: logging.Logger) -> None:
-        gateway = settings.gateway
+        topics = settings.topic_map()
         tracker = settings.tracker
-        self._commands = gateway.commands_topic
-        self._status = gateway.command_status_topic
-        self._dispatch = gateway.command_dispatch_topic
-        self._responses = gateway.mapping_topic("command-responses")
-        self._presence = gateway.mapping_topic("presence")
-        self._telemetry = gateway.mapping_topic("telemetry")
+        self._commands = topics[KafkaTopic.COMMANDS]
+        self._status = topics[KafkaTopic.COMMAND_STATUS]
+        self._dispatch = topics[KafkaTopic.COMMAND_DISPATCH]
+        self._responses = settings.routed_topic(KafkaTopic.COMMAND_RESPONSES)
+        self._presence = settings.routed_topic(KafkaTopic.PRESENCE)
+        self._telemetry = settings.routed_topic(KafkaTopic.TELEMETRY)
         self.book = CommandBook(
             grace_ms=int(tracker.response_grace_s * 1000),
             reconcile_window_ms=int(tracker.reconcile_window_s * 1000),
         )
         self._log = log
         self._settings = settings
-        self._consumer = Consumer(
-            {
-                **settings.kafka_client_config(),
-                "group.id": tracker.group_id,
+        self._kafka = KafkaClients.of(settings)
+        self._consumer = self._kafka.consumer(
+            tracker.group_id,
+            log=log,
+            extra={
                 # static membership: a restarted tracker resumes at once (one tracker per group)
                 "group.instance.id": f"{tracker.group_id}-1",
                 "session.timeout.ms": 10_000,
                 "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "logger": log,
-            }
+            },
         )
-        self._producer = Producer(
-            reliable_producer_config(
-                settings.kafka_client_config(),
-                linger_ms=1,
-                compression=gateway.compression,
-                message_timeout_ms=0,
-            )
-            | {"logger": log}
+        self._producer = self._kafka.producer(
+            log=log, linger_ms=1, compression=settings.gateway.compression, message_timeout_ms=0
         )
         self._next_expiry = 0.0
         self._next_commit = 0.0
@@ -95,7 +89,7 @@ class Tracker:
     def _restore(self) -> None:
         latest: dict[str, Transition] = {}
         # with the cluster's credentials: a bare bootstrap address fails against SASL or TLS
-        for record in read_topic(self._settings.kafka_client_config(), self._status):
+        for record in read_topic(self._kafka, self._status):
             try:
                 step = decode(Transition, record.value())
             except UndecodableError as unreadable:

@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
-    TopicPartition,
 )
 
-from fleetlink.config import Settings
+from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
+from fleetlink.adapters.kafka.consume import take
+from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts.codec import UndecodableError, decode, decode_text
 from fleetlink.contracts.models import AuditEvent, CommandState, GrantRecord, Presence, Transition
-from fleetlink.kafka.consume import take
-from fleetlink.kafka.skips import SkippedRecords
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.settings import Settings
 
 Listener = Callable[[list[Transition]], None]
 
@@ -58,21 +56,13 @@ class CommandView:
 
 class FleetView:
     def __init__(self, settings: Settings, log: logging.Logger) -> None:
-        gateway = settings.gateway
-        self._status_topic = gateway.command_status_topic
-        self._presence_topic = gateway.mapping_topic("presence")
-        self._grants_topic = settings.api.grants_topic
-        self._audit_topic = settings.api.audit_topic
+        topics = settings.topic_map()
+        self._status_topic = topics[KafkaTopic.COMMAND_STATUS]
+        self._presence_topic = settings.routed_topic(KafkaTopic.PRESENCE)
+        self._grants_topic = topics[KafkaTopic.GRANTS]
+        self._audit_topic = topics[KafkaTopic.AUDIT]
         self._log = log
-        self._consumer = Consumer(
-            {
-                **settings.kafka_client_config(),
-                "group.id": f"fleetlink-api-view-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "logger": log,
-            }
-        )
+        self._consumer = KafkaClients.of(settings).reader("api-view", log=log)
         self._lock = threading.Lock()
         self.commands: dict[str, CommandView] = {}
         self.by_vin: dict[str, list[str]] = {}
@@ -96,27 +86,10 @@ class FleetView:
 
     def _assign(self) -> bool:
         """Assign every partition of both topics from the beginning; False while Kafka is away."""
-        assignment = []
-        try:
-            topics = (
-                self._status_topic,
-                self._presence_topic,
-                self._grants_topic,
-                self._audit_topic,
-            )
-            for topic in topics:
-                if topic is None:
-                    continue
-                metadata = self._consumer.list_topics(topic, timeout=2)
-                partitions = metadata.topics[topic].partitions
-                if metadata.topics[topic].error is not None or not partitions:
-                    return False
-                for partition in partitions:
-                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        except KafkaException:
+        topics = (self._status_topic, self._presence_topic, self._grants_topic, self._audit_topic)
+        if not assign_from_start(self._consumer, [t for t in topics if t is not None], timeout=2):
             return False
-        self._unread = {(tp.topic, tp.partition) for tp in assignment}
-        self._consumer.assign(assignment)
+        self._unread = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         return True
 
     def stop(self) -> None:

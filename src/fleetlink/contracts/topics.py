@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Final
 
@@ -28,16 +29,6 @@ class VehicleChannel(StrEnum):
     DELIVERED = "delivered"  # down: which of the car's messages are durably in Kafka
 
 
-UPLINK_CHANNELS: Final = frozenset(
-    {
-        VehicleChannel.TELEMETRY,
-        VehicleChannel.EVENTS,
-        VehicleChannel.PRESENCE,
-        VehicleChannel.COMMAND_RESPONSES,
-    }
-)
-
-
 class VehicleTopic(msgspec.Struct, frozen=True):
     """A parsed ``vehicles/{vin}/{channel}[/{detail}]`` topic; ``detail`` is event kind or id."""
 
@@ -48,11 +39,6 @@ class VehicleTopic(msgspec.Struct, frozen=True):
 
 class MqttTopic:
     """Builders and subscription filters for the MQTT topics of the contract."""
-
-    TELEMETRY_FILTER: Final = "vehicles/+/telemetry"
-    EVENTS_FILTER: Final = "vehicles/+/events/+"
-    PRESENCE_FILTER: Final = "vehicles/+/presence"
-    COMMAND_RESPONSES_FILTER: Final = "vehicles/+/command-responses/+"
 
     @staticmethod
     def telemetry(vin: str) -> str:
@@ -110,55 +96,176 @@ _CHANNELS_WITH_DETAIL: Final = frozenset(
 
 
 class KafkaTopic(StrEnum):
+    """Every topic of the Kafka contract, by its production name."""
+
     TELEMETRY = "fleet.telemetry"
     EVENTS = "fleet.events"
     PRESENCE = "fleet.presence"
+    DLQ = "fleet.dlq"
     COMMANDS = "fleet.commands"
     COMMAND_RESPONSES = "fleet.command-responses"
-    COMMAND_STATUS = "fleet.command-status"
     COMMAND_DISPATCH = "fleet.command-dispatch"
+    COMMAND_STATUS = "fleet.command-status"
     GRANTS = "fleet.grants"
     AUDIT = "fleet.audit"
-    DLQ = "fleet.dlq"
     HAZARDS = "fleet.hazards"
     PARKING = "fleet.parking"
-    ALERTS = "fleet.alerts"
+    VEHICLE_STATE = "fleet.vehicle-state"
+    TRIPS = "fleet.trips"
     GEOFENCE_EVENTS = "fleet.geofence-events"
+    ALERTS = "fleet.alerts"
+    GEOFENCES = "fleet.geofences"
     PAYMENTS = "fleet.payments"
+    PURCHASES = "fleet.purchases"
     ENTITLEMENTS = "fleet.entitlements"
+    CAMPAIGNS = "fleet.campaigns"
+    CAMPAIGN_VEHICLES = "fleet.campaign-vehicles"
+    V2X_CAM_IN = "v2x.cam.in"
+    V2X_DENM_IN = "v2x.denm.in"
+    V2X_DENM_OUT = "v2x.denm.out"
+
+
+class Cleanup(StrEnum):
+    """Kafka's ``cleanup.policy``: compacted topics keep the latest record per key forever."""
+
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+class Site(StrEnum):
+    """Where a topic's writer runs in the edge-cloud topology (MirrorMaker 2 copies from there)."""
+
+    EDGE = "edge"
+    CLOUD = "cloud"
 
 
 class KafkaTopicSpec(msgspec.Struct, frozen=True):
-    """What a platform topic is keyed by and whether it is compacted."""
+    """One topic of the contract: its key, cleanup policy, size and where it is written.
+
+    ``partitions`` None: the cluster-wide setting (``kafka.topic_partitions``).
+    """
 
     topic: KafkaTopic
     key: str
-    compacted: bool
+    cleanup: Cleanup
+    written_at: Site
     description: str
+    partitions: int | None = None
 
+    @property
+    def compacted(self) -> bool:
+        return self.cleanup is Cleanup.COMPACT
+
+
+def _spec(
+    topic: KafkaTopic, key: str, cleanup: Cleanup, at: Site, description: str
+) -> KafkaTopicSpec:
+    return KafkaTopicSpec(topic, key, cleanup, at, description)
+
+
+_D, _C = Cleanup.DELETE, Cleanup.COMPACT
+_EDGE, _CLOUD = Site.EDGE, Site.CLOUD
 
 KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
-    KafkaTopicSpec(KafkaTopic.TELEMETRY, "VIN", False, "vehicle telemetry, VSS signals"),
-    KafkaTopicSpec(KafkaTopic.EVENTS, "VIN", False, "vehicle events by kind"),
-    KafkaTopicSpec(KafkaTopic.PRESENCE, "VIN", True, "online/offline, last seen, reason"),
-    KafkaTopicSpec(KafkaTopic.COMMANDS, "VIN", False, "command requests from apps and the API"),
-    KafkaTopicSpec(
-        KafkaTopic.COMMAND_RESPONSES, "command id", False, "vehicle answers, input of the tracker"
-    ),
-    KafkaTopicSpec(KafkaTopic.COMMAND_STATUS, "command id", True, "command lifecycle transitions"),
-    KafkaTopicSpec(
+    _spec(KafkaTopic.TELEMETRY, "VIN", _D, _EDGE, "vehicle telemetry, VSS signals"),
+    _spec(KafkaTopic.EVENTS, "VIN", _D, _EDGE, "vehicle events by kind"),
+    _spec(KafkaTopic.PRESENCE, "VIN", _C, _EDGE, "online/offline, last seen, reason"),
+    _spec(KafkaTopic.DLQ, "VIN or none", _D, _EDGE, "rejected raw bytes with a reason header"),
+    _spec(KafkaTopic.COMMANDS, "VIN", _D, _CLOUD, "command requests from apps and the API"),
+    _spec(KafkaTopic.COMMAND_RESPONSES, "command id", _D, _EDGE, "vehicle answers, tracker input"),
+    _spec(
         KafkaTopic.COMMAND_DISPATCH,
         "command id",
-        False,
+        _D,
+        _EDGE,
         "downlink reports (sent, cancelled, expired), input of the tracker",
     ),
-    KafkaTopicSpec(KafkaTopic.GRANTS, "grant id", True, "digital keys: issued, revoked"),
-    KafkaTopicSpec(KafkaTopic.AUDIT, "VIN", False, "who did what: keys, commands, refusals"),
-    KafkaTopicSpec(KafkaTopic.DLQ, "VIN or none", False, "rejected raw bytes with a reason header"),
-    KafkaTopicSpec(KafkaTopic.HAZARDS, "H3 cell", False, "hazard warnings"),
-    KafkaTopicSpec(KafkaTopic.PARKING, "H3 cell", False, "free parking spaces"),
-    KafkaTopicSpec(KafkaTopic.ALERTS, "VIN", False, "fleet and maintenance alerts"),
-    KafkaTopicSpec(KafkaTopic.GEOFENCE_EVENTS, "VIN", False, "geofence enter/exit"),
-    KafkaTopicSpec(KafkaTopic.PAYMENTS, "purchase id", False, "feature purchases"),
-    KafkaTopicSpec(KafkaTopic.ENTITLEMENTS, "VIN", True, "features a vehicle may use"),
+    _spec(KafkaTopic.COMMAND_STATUS, "command id", _C, _EDGE, "command lifecycle transitions"),
+    _spec(KafkaTopic.GRANTS, "grant id", _C, _CLOUD, "digital keys: issued, revoked"),
+    # written by the API only today; a second writer at the edge gets a topic of its own
+    _spec(KafkaTopic.AUDIT, "VIN", _D, _CLOUD, "who did what: keys, commands, refusals"),
+    _spec(KafkaTopic.HAZARDS, "H3 cell", _D, _EDGE, "hazard lifecycle"),
+    _spec(KafkaTopic.PARKING, "H3 cell", _C, _EDGE, "free-spot estimates per cell"),
+    _spec(KafkaTopic.VEHICLE_STATE, "VIN", _C, _CLOUD, "latest position, speed, battery, online"),
+    _spec(KafkaTopic.TRIPS, "VIN", _D, _CLOUD, "trips: start, end, distance, harsh events"),
+    _spec(KafkaTopic.GEOFENCE_EVENTS, "VIN", _D, _CLOUD, "geofence enter/exit"),
+    _spec(KafkaTopic.ALERTS, "VIN", _D, _CLOUD, "fleet and maintenance alerts"),
+    _spec(KafkaTopic.GEOFENCES, "geofence id", _C, _CLOUD, "operator polygons"),
+    _spec(KafkaTopic.PAYMENTS, "purchase id", _D, _CLOUD, "payment provider events as received"),
+    _spec(KafkaTopic.PURCHASES, "purchase id", _C, _CLOUD, "purchase lifecycle"),
+    _spec(KafkaTopic.ENTITLEMENTS, "{vin}/{feature}", _C, _CLOUD, "features a vehicle may use"),
+    _spec(KafkaTopic.CAMPAIGNS, "campaign id", _C, _CLOUD, "OTA campaign definitions"),
+    _spec(
+        KafkaTopic.CAMPAIGN_VEHICLES,
+        "{campaign}/{vin}",
+        _C,
+        _EDGE,
+        "OTA desired vs reported version per car",
+    ),
+    _spec(KafkaTopic.V2X_CAM_IN, "station id", _D, _EDGE, "ETSI CAM from roadside units"),
+    _spec(KafkaTopic.V2X_DENM_IN, "station id", _D, _EDGE, "ETSI DENM from roadside units"),
+    _spec(KafkaTopic.V2X_DENM_OUT, "action id", _D, _EDGE, "ETSI DENM to roadside units"),
 )
+
+_SPECS: Final = {spec.topic: spec for spec in KAFKA_TOPICS}
+
+
+def spec_of(topic: KafkaTopic) -> KafkaTopicSpec:
+    return _SPECS[topic]
+
+
+class TopicMap:
+    """The Kafka name of each contract topic: the production names, or renamed ones.
+
+    ``prefixed(run)`` gives every topic a name of its own (``<run>.<name>``): tests and
+    benchmarks run beside each other, and beside production, on one cluster.
+    """
+
+    __slots__ = ("_base", "_names", "_topics", "prefix")
+
+    def __init__(self, renames: Mapping[KafkaTopic, str] | None = None, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._base = {topic: (renames or {}).get(topic, str(topic)) for topic in KafkaTopic}
+        self._names = {
+            topic: f"{prefix}.{name}" if prefix else name for topic, name in self._base.items()
+        }
+        self._topics = {name: topic for topic, name in self._names.items()}
+        if len(self._topics) != len(self._names):
+            raise ValueError("two contract topics would share one Kafka name")
+
+    def __getitem__(self, topic: KafkaTopic) -> str:
+        return self._names[topic]
+
+    def prefixed(self, run: str) -> TopicMap:
+        return TopicMap(self._base, prefix=f"{self.prefix}.{run}" if self.prefix else run)
+
+    def topic_of(self, name: str) -> KafkaTopic | None:
+        """The contract topic a Kafka name stands for, or None for a name outside the contract."""
+        return self._topics.get(name)
+
+    def resolve(self, name: str) -> str:
+        """A topic named in settings (a contract name, or any other): its Kafka name here."""
+        try:
+            return self._names[KafkaTopic(name)]
+        except ValueError:
+            return name
+
+    def items(self, topics: Iterable[KafkaTopic] = KafkaTopic) -> list[tuple[str, KafkaTopicSpec]]:
+        """Kafka name and spec of each of ``topics`` (all of the contract by default)."""
+        return [(self._names[topic], _SPECS[topic]) for topic in topics]
+
+    def names(self, topics: Iterable[KafkaTopic] = KafkaTopic) -> list[str]:
+        return [self._names[topic] for topic in topics]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TopicMap) and self._names == other._names
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._names.values()))
+
+    def __repr__(self) -> str:
+        return f"TopicMap(prefix={self.prefix!r})"
+
+
+PRODUCTION_TOPICS: Final = TopicMap()
+"""The contract's own names, unprefixed: what a platform uses unless its settings rename topics."""

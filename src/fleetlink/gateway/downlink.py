@@ -18,14 +18,12 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -36,8 +34,11 @@ from confluent_kafka import (
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
+from fleetlink.adapters.kafka.consume import take
+from fleetlink.adapters.kafka.headers import header_value
+from fleetlink.adapters.kafka.skips import PoisonGuard, SkippedRecords
 from fleetlink.commands.dispatch import DispatchQueue, Outcome, Pending
-from fleetlink.config import Settings
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text, encode
 from fleetlink.contracts.models import (
@@ -47,11 +48,9 @@ from fleetlink.contracts.models import (
     Presence,
     PresenceStatus,
 )
-from fleetlink.contracts.topics import MqttTopic
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.kafka.consume import take
-from fleetlink.kafka.headers import header_value
-from fleetlink.kafka.skips import PoisonGuard, SkippedRecords
+from fleetlink.settings import Settings
 
 _MAX_UNSETTLED = 50_000
 _MAX_EXPIRY_S = 2**32 - 1  # MQTT's Message Expiry Interval is a four-byte integer
@@ -88,12 +87,12 @@ class Downlink:
         mqtt_connected: Callable[[], bool],
         on_skip: Callable[[str, str], None] | None = None,
     ) -> None:
-        gateway = settings.gateway
+        topics = settings.topic_map()
         self._client = client
         self._producer = producer
-        self._commands_topic = gateway.commands_topic
-        self._dispatch_topic = gateway.command_dispatch_topic
-        self._presence_topic = gateway.mapping_topic("presence")
+        self._commands_topic = topics[KafkaTopic.COMMANDS]
+        self._dispatch_topic = topics[KafkaTopic.COMMAND_DISPATCH]
+        self._presence_topic = settings.routed_topic(KafkaTopic.PRESENCE)
         self._log = log
         self._mqtt_connected = mqtt_connected
         self._queue = DispatchQueue(assume_online=self._presence_topic is None)
@@ -104,31 +103,21 @@ class Downlink:
         self._thread = threading.Thread(target=self._run, name="downlink", daemon=True)
         self._skipped = SkippedRecords(log, on_skip)
         self._guard = PoisonGuard.of(settings, f"{client_id}.downlink", producer, log)
-        kafka = settings.kafka_client_config()
-        self._consumer = Consumer(
-            {
-                **kafka,
-                "group.id": f"{gateway.client_id_prefix}-downlink",
+        kafka = KafkaClients.of(settings)
+        self._consumer = kafka.consumer(
+            f"{settings.gateway.client_id_prefix}-downlink",
+            log=log,
+            extra={
                 "client.id": f"{client_id}-downlink",
                 # static membership: a worker restarted under its id takes its partitions back
                 # at once instead of after the session timeout of the dead member
                 "group.instance.id": f"{client_id}-downlink",
                 "session.timeout.ms": 10_000,
-                "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
-                "logger": log,
-            }
+            },
         )
-        self._presence = Consumer(
-            {
-                **kafka,
-                "group.id": f"{client_id}-presence-{uuid.uuid4().hex[:8]}",
-                "client.id": f"{client_id}-presence",
-                "enable.auto.commit": False,
-                "logger": log,
-            }
-        )
+        self._presence = kafka.reader(f"{client_id}-presence", log=log)
         self.published = 0
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -140,9 +129,7 @@ class Downlink:
         if self._presence_topic is None:
             self._log.warning("no presence mapping: commands go to every car at once, none is held")
         else:
-            topic = self._presence_topic
-            partitions = self._presence.list_topics(topic, timeout=10).topics[topic].partitions
-            self._presence.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            assign_from_start(self._presence, [self._presence_topic])
         self._thread.start()
 
     def stop(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleetlink.runtime.watchdog import EXIT_THREAD_DIED
+from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED
 
 _PR_SET_PDEATHSIG = 1
 _MAX_BACKOFF_S = 10.0

@@ -27,20 +27,20 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from fleetlink.config import Settings
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.mqtt.client import connect_properties, end_session_properties, new_client
+from fleetlink.adapters.runtime.faults import FaultHook
+from fleetlink.adapters.runtime.poison import PoisonJournal, digest
+from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import Stamp, stamp_of
 from fleetlink.gateway.acks import OrderedAcks, Slot
 from fleetlink.gateway.confirm import Confirmations
 from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
-from fleetlink.gateway.routing import Inbound, Record, Router
 from fleetlink.gateway.writer import RecordWriter
-from fleetlink.kafka.producer import reliable_producer_config
-from fleetlink.mqtt.client import connect_properties, end_session_properties, new_client
-from fleetlink.runtime.faults import FaultHook
-from fleetlink.runtime.poison import PoisonJournal, digest
-from fleetlink.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
+from fleetlink.ingest.routing import Inbound, Record, Router
+from fleetlink.settings import Settings
 
 _QUIET_S = 1.0  # a drain ends once no message arrived for this long and nothing is in flight
 
@@ -56,7 +56,7 @@ class UplinkWorker:
         self.index = index
         self.log = log
         self.client_id = worker_client_id(settings, index)
-        self.router = Router.from_settings(gateway)
+        self.router = Router.from_settings(gateway, settings.topic_map())
         share = f"$share/{gateway.share_group}"
         self.filters = [f"{share}/{rule.mqtt_filter}" for rule in gateway.mappings]
         self.metrics = GatewayMetrics()
@@ -68,15 +68,16 @@ class UplinkWorker:
         self._next_confirm = 0.0
         self.acks = OrderedAcks()
         self.confirmations = Confirmations()
+        self.kafka = KafkaClients.of(settings)
         self.writer = RecordWriter(
-            reliable_producer_config(
-                settings.kafka_client_config(),
-                linger_ms=gateway.linger_ms,
-                compression=gateway.compression,
-                message_timeout_ms=0,  # never give up: Kafka coming back resumes the flow
-                queue_max_messages=max(100_000, 4 * gateway.receive_maximum),
-            )
-            | {"client.id": self.client_id},
+            self.kafka,
+            {
+                "linger_ms": gateway.linger_ms,
+                "compression": gateway.compression,
+                "message_timeout_ms": 0,  # never give up: Kafka coming back resumes the flow
+                "queue_max_messages": max(100_000, 4 * gateway.receive_maximum),
+            },
+            self.client_id,
             self.router,
             metrics,
             log,

@@ -14,13 +14,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 
+from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import Stamp
 from fleetlink.gateway.acks import Slot
 from fleetlink.gateway.metrics import GatewayMetrics, Tally
-from fleetlink.gateway.routing import Record, Router
+from fleetlink.ingest.routing import Record, Router
 
 # Errors that will not go away by retrying this record: it goes to the DLQ instead.
 _RECORD_REJECTED = frozenset(
@@ -42,7 +43,9 @@ class RecordWriter:
 
     def __init__(
         self,
-        config: Mapping[str, Any],
+        kafka: KafkaClients,
+        producer_options: Mapping[str, Any],
+        client_id: str,
         router: Router,
         metrics: GatewayMetrics,
         log: logging.Logger,
@@ -57,7 +60,11 @@ class RecordWriter:
         self._retry: deque[tuple[float, Record, Slot | None, float, Stamp | None]] = deque()
         self.kafka_up = True
         self.fatal: str | None = None
-        self.producer = Producer(dict(config) | {"error_cb": self._kafka_error, "logger": log})
+        self.producer = kafka.producer(
+            log=log,
+            extra={"client.id": client_id, "error_cb": self._kafka_error},
+            **producer_options,
+        )
 
     def produce(
         self, record: Record, slot: Slot | None, started: float, stamp: Stamp | None

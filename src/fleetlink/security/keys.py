@@ -7,10 +7,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fleetlink.config import Settings
 from fleetlink.errors import ConfigError
 from fleetlink.security.pki import DevPki, SigningPurpose
 from fleetlink.security.signing import Signer
+from fleetlink.settings import Settings
 
 
 def _load(path: Path, key: str) -> Ed25519PrivateKey:

@@ -21,13 +21,13 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleetlink.config import Settings
+from fleetlink.adapters.mqtt.client import UserProperties
 from fleetlink.contracts import vss
 from fleetlink.contracts.delivery import stamp_properties
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.mqtt.client import UserProperties
 from fleetlink.security.pki import DevPki
+from fleetlink.settings import Settings
 
 MALFORMED_KINDS = ("not-json", "schema", "missing-timestamp", "vin-mismatch", "invalid-vin")
 

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import msgspec
 
-from fleetlink.config import StackSettings
+from fleetlink.adapters import runner
+from fleetlink.adapters.runner import ProcessRecord
 from fleetlink.errors import StackError
 from fleetlink.security.broker_acl import acl_text
 from fleetlink.security.pki import DevPki, Identity, Revocation, Role
-from fleetlink.stack import kafka, mosquitto, process
+from fleetlink.settings import StackSettings
+from fleetlink.stack import kafka, mosquitto
 from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free, wait_until
 from fleetlink.stack.prereq import find_java, find_mosquitto
 from fleetlink.stack.probes import kafka_broker_ids, mqtt_answers
-from fleetlink.stack.process import ProcessRecord
 from fleetlink.stack.state import StackState, clear_state, load_state, save_state
 
 ProgressCallback = Callable[[str], None]
@@ -96,7 +97,7 @@ class LocalStack:
 
     def is_up(self) -> bool:
         state = self.state()
-        return state is not None and all(process.is_running(p) for p in state.processes)
+        return state is not None and all(runner.is_running(p) for p in state.processes)
 
     def status(self) -> list[ComponentStatus]:
         """Every recorded process: whether its pid runs and whether it answers its protocol."""
@@ -106,7 +107,7 @@ class LocalStack:
         brokers = kafka_broker_ids(self.bootstrap_servers()) if state.kafka() else set()
         rows = []
         for record in state.processes:
-            running = process.is_running(record)
+            running = runner.is_running(record)
             if record.name == MOSQUITTO:
                 answers = running and self._mqtt_answers()
             else:
@@ -137,7 +138,7 @@ class LocalStack:
         report = on_progress or (lambda _message: None)
         existing = self.state()
         if existing is not None:
-            if all(process.is_running(p) for p in existing.processes):
+            if all(runner.is_running(p) for p in existing.processes):
                 if existing.brokers != self.settings.brokers:
                     raise StackError(
                         f"the stack in {self.state_dir} runs {existing.brokers} broker(s); "
@@ -179,12 +180,12 @@ class LocalStack:
         stopped: list[ProcessRecord] = []
         if state is not None:
             records = state.kafka() + state.mosquitto()
-            stopped = [record for record in records if process.is_running(record)]
+            stopped = [record for record in records if runner.is_running(record)]
             # Brokers get SIGTERM together so the controller quorum stays up while they hand over.
             for record in state.kafka():
-                process.send_signal(record, signal.SIGTERM)
+                runner.send_signal(record, signal.SIGTERM)
             for record in records:
-                process.stop(record, timeout=30.0)
+                runner.stop(record, timeout=30.0)
             clear_state(self.state_dir)
         if purge:
             for sub in ("kafka", "mosquitto", "logs"):
@@ -207,7 +208,7 @@ class LocalStack:
         revocations = [self.pki.revoke(name) for name in names]
         self.refresh_access()
         state = self.state()
-        running = [r for r in state.mosquitto() if process.is_running(r)] if state else []
+        running = [r for r in state.mosquitto() if runner.is_running(r)] if state else []
         if evict and running:
             for revocation in revocations:
                 tls = self.pki.ephemeral_tls(revocation.name, revocation.role)
@@ -251,11 +252,11 @@ class LocalStack:
         )
         state = self.state()
         for record in state.mosquitto() if state is not None else []:
-            if not process.is_running(record):
+            if not runner.is_running(record):
                 continue
             log = Path(record.log)
             reloads = _count_reloads(log)
-            process.send_signal(record, signal.SIGHUP)
+            runner.send_signal(record, signal.SIGHUP)
             # The broker is single-threaded: a probe answered after the reload's log line was
             # handled after the new rules took effect.
             if not wait_until(
@@ -269,13 +270,13 @@ class LocalStack:
 
     def stop_component(self, name: str) -> None:
         """Stop one component cleanly (fault tests: "stop Kafka"); ``start_component`` undoes it."""
-        process.stop(self._record(name), timeout=60.0)
+        runner.stop(self._record(name), timeout=60.0)
 
     def start_component(self, name: str) -> ProcessRecord:
         """Start one stopped component again with its recorded settings; wait until it answers."""
         state = self.state()
         old = self._record(name)
-        if process.is_running(old):
+        if runner.is_running(old):
             return old
         assert state is not None
         if name == MOSQUITTO:
@@ -299,14 +300,14 @@ class LocalStack:
     def kill(self, name: str, signum: signal.Signals = signal.SIGKILL) -> ProcessRecord:
         """Send ``signum`` to one component (fault tests): ``kafka-2``, ``mosquitto``."""
         record = self._record(name)
-        process.send_signal(record, signum)
+        runner.send_signal(record, signum)
         return record
 
     def wipe_broker_state(self) -> None:
         """Delete Mosquitto's persistence database (fault tests: a broker that comes back with
         no sessions, queues or retained messages). Only while it is stopped."""
         record = self._record(MOSQUITTO)
-        if process.is_running(record):
+        if runner.is_running(record):
             raise StackError("stop Mosquitto before wiping its state")
         (self._mosquitto_dir / "data" / "mosquitto.db").unlink(missing_ok=True)
 
@@ -369,7 +370,7 @@ class LocalStack:
                 max_packet_bytes=self.settings.mqtt_max_packet_bytes,
             )
         )
-        return process.spawn(
+        return runner.spawn(
             MOSQUITTO,
             mosquitto.mosquitto_argv(mosquitto_bin, config),
             log=log,
@@ -395,7 +396,7 @@ class LocalStack:
         log4j = self.state_dir / "kafka" / "log4j2.properties"
         log4j.write_text(kafka.LOG4J2_PROPERTIES)
         kafka.format_storage(java, libs, properties, cluster_id)
-        return process.spawn(
+        return runner.spawn(
             kafka_name(node_id),
             kafka.broker_argv(java, libs, properties, log4j, self.settings.kafka_heap_mb),
             log=self.logs_dir / f"{kafka_name(node_id)}.log",
@@ -412,8 +413,8 @@ class LocalStack:
 
         def ready() -> bool:
             for record in state.processes:
-                if not process.is_running(record):
-                    last = process.tail(Path(record.log), 5)
+                if not runner.is_running(record):
+                    last = runner.tail(Path(record.log), 5)
                     raise StackError(
                         f"{record.name} exited during start-up; last log line: "
                         f"{last[-1] if last else '(none)'} (log: {record.log})"

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import ssl
 import threading
 import uuid
 
 import paho.mqtt.client as mqtt
-from confluent_kafka.admin import AdminClient
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-_quiet = logging.getLogger("fleetlink.stack.probe")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+from fleetlink.adapters.kafka.clients import KafkaClients
 
 
 def kafka_broker_ids(bootstrap_servers: str, timeout: float = 3.0) -> set[int]:
     """Ids of the brokers the cluster reports through ``bootstrap_servers`` (empty: no answer)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _quiet})
+    admin = KafkaClients.at(bootstrap_servers).admin()
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # KafkaException on timeout; any failure means "does not answer"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 
-from fleetlink.stack.process import ProcessRecord
+from fleetlink.adapters.runner import ProcessRecord
 
 STATE_FILE = "stack.json"
 

@@ -25,6 +25,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleetlink.adapters.mqtt.client import UserProperties, disable_nagle
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of, encode
 from fleetlink.contracts.delivery import CAPABILITY_PROPERTY, CAPABILITY_VALUE, stamp_properties
 from fleetlink.contracts.models import (
@@ -39,7 +40,6 @@ from fleetlink.contracts.models import (
     Telemetry,
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
-from fleetlink.mqtt.client import UserProperties, disable_nagle
 from fleetlink.security.signing import Verifier
 from fleetlink.vehicle.commands import CommandExecutor, read_command
 from fleetlink.vehicle.geo import subscription_changes, warning_cells

@@ -15,11 +15,12 @@ from typing import Final, Self
 
 from confluent_kafka import Message, Producer
 
-from fleetlink.config import Settings
+from fleetlink.adapters.runtime.faults import FaultHook
+from fleetlink.adapters.runtime.poison import PoisonJournal, digest
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, UndecodableError
-from fleetlink.runtime.faults import FaultHook
-from fleetlink.runtime.poison import PoisonJournal, digest
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.settings import Settings
 
 _LOG_EVERY_S: Final = 1.0  # per topic and reason: a topic full of garbage must not flood the log
 
@@ -105,7 +106,8 @@ class PoisonGuard:
         """The guard of the consumer ``name`` (unique per process identity), as configured."""
         journal = PoisonJournal.of(settings, name, log)
         faults = FaultHook(settings.runtime.crash_on)
-        return cls(journal, faults, producer, settings.gateway.dlq_topic, log, who=name)
+        dlq_topic = settings.topic_map()[KafkaTopic.DLQ]
+        return cls(journal, faults, producer, dlq_topic, log, who=name)
 
     def poisoned(self, message: Message) -> bool:
         """True when ``message`` was dead-lettered as poison; else it is now in hand."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.contracts.headers import MESSAGE_ID
-from fleetlink.kafka.headers import header_value
 
 
 def message_id(headers: Sequence[tuple[str, bytes | None]] | None) -> str | None:

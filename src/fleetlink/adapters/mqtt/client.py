@@ -11,8 +11,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.config import MqttSettings, Settings
 from fleetlink.security.pki import DevPki
+from fleetlink.settings import MqttSettings, Settings
 
 
 class FastMqttClient(mqtt.Client):

@@ -17,18 +17,12 @@ Nothing here is ever committed: ``fleetlink pki init`` generates it on each mach
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime
-import hashlib
 import ipaddress
-import os
-import re
 import secrets
 import ssl
 import tempfile
 from collections.abc import Iterable
-from enum import StrEnum
 from pathlib import Path
 
 import msgspec
@@ -36,71 +30,30 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.errors import FleetlinkError
+from fleetlink.security.pki.certificates import ca_certificate, leaf_certificate
+from fleetlink.security.pki.files import (
+    create_once,
+    password_hash,
+    utc_now,
+    write_atomic,
+    write_key,
+)
+from fleetlink.security.pki.identities import (
+    Identity,
+    PkiError,
+    Revocation,
+    Role,
+    SigningPurpose,
+    file_stem,
+    identity_from,
+    validate_identity_name,
+)
 from fleetlink.security.signing import Verifier
 
 CA_DAYS = 3650
 LEAF_DAYS = 825
-_SERVICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,62}$")
-# Mosquitto's own count (mosquitto_passwd). Generated passwords carry 192 random bits, so no
-# guessing is within reach however fast the hash; a slow one would cost the broker at each connect.
-_PASSWORD_ROUNDS = 101
-
-
-class Role(StrEnum):
-    """What an MQTT identity may do; the broker ACL is generated from it."""
-
-    VEHICLE = "vehicle"  # its own uplink topics, its own commands, geo warnings
-    GATEWAY = "gateway"  # the bridge: reads every uplink topic, publishes commands and warnings
-    MONITOR = "monitor"  # reads uplink topics and broker statistics, publishes nothing
-    PROXY = "proxy"  # publishes for many vehicles (a load generator, a legacy-device bridge)
-
-
-class SigningPurpose(StrEnum):
-    """One key per purpose: a leaked API token key cannot sign a command a car would take."""
-
-    VEHICLE_TRUST = "vehicle-trust"  # commands and digital keys, verified by cars
-    API_TOKENS = "api-tokens"  # bearer tokens, verified by the API
-
-
-class PkiError(FleetlinkError):
-    """The PKI is missing, incomplete or asked for something it must refuse."""
-
-
-class Revocation(msgspec.Struct, frozen=True):
-    """One revoked identity: whose, which certificate serial (none for a password), since when."""
-
-    name: str
-    role: Role
-    serial: int | None
-    revoked_at: datetime.datetime
-
-
-class Identity:
-    """Paths of one identity's certificate and key."""
-
-    def __init__(self, name: str, role: Role, cert_file: Path, key_file: Path) -> None:
-        self.name = name
-        self.role = role
-        self.cert_file = cert_file
-        self.key_file = key_file
-
-
-def validate_identity_name(name: str, role: Role) -> None:
-    """Vehicles are named by a VIN, services by a lower-case name; nothing else reaches a CN."""
-    if role is Role.VEHICLE:
-        if not is_valid_vin(name):
-            raise PkiError(
-                f"{name!r} is not a VIN: 17 characters, digits and capitals without I, O or Q"
-            )
-    elif not _SERVICE_NAME.fullmatch(name) or is_valid_vin(name):
-        raise PkiError(
-            f"{name!r} is not a service name: a letter, then letters, digits, '-' or '_' "
-            "(and not a VIN)"
-        )
 
 
 class DevPki:
@@ -158,38 +111,9 @@ class DevPki:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetlink development CA")])
-        now = _now()
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write_key(self.ca_key_file, ca_key)
-        _write_atomic(self.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM))
+        ca_cert = ca_certificate(ca_key, CA_DAYS)
+        write_key(self.ca_key_file, ca_key)
+        write_atomic(self.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM))
         broker_key = ec.generate_private_key(ec.SECP256R1())
         broker_cert = self._sign_leaf(
             common_name="fleetlink broker",
@@ -201,8 +125,8 @@ class DevPki:
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             ],
         )
-        _write_key(self.broker_key_file, broker_key)
-        _write_atomic(self.broker_cert_file, broker_cert.public_bytes(serialization.Encoding.PEM))
+        write_key(self.broker_key_file, broker_key)
+        write_atomic(self.broker_cert_file, broker_cert.public_bytes(serialization.Encoding.PEM))
         return True
 
     def issue(self, name: str, role: Role) -> Identity:
@@ -222,10 +146,10 @@ class DevPki:
             usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         )
         directory = self.identities_dir(role)
-        stem = _file_stem(name)
+        stem = file_stem(name)
         key_file, cert_file = directory / f"{stem}.key", directory / f"{stem}.pem"
-        _write_key(key_file, key)
-        _write_atomic(cert_file, cert.public_bytes(serialization.Encoding.PEM))
+        write_key(key_file, key)
+        write_atomic(cert_file, cert.public_bytes(serialization.Encoding.PEM))
         return Identity(name, role, cert_file, key_file)
 
     def ensure(self, names: Iterable[str], role: Role) -> list[str]:
@@ -260,9 +184,9 @@ class DevPki:
         if identity is not None:
             serial = x509.load_pem_x509_certificate(identity.cert_file.read_bytes()).serial_number
         role = identity.role if identity is not None else Role.VEHICLE
-        revocation = Revocation(name, role, serial, _now())
+        revocation = Revocation(name, role, serial, utc_now())
         revocations = [*self.revocations(), revocation]
-        _write_atomic(self.revocations_file, msgspec.json.encode(revocations))
+        write_atomic(self.revocations_file, msgspec.json.encode(revocations))
         self.write_crl(revocations)
         if identity is not None:
             identity.key_file.unlink()
@@ -279,7 +203,7 @@ class DevPki:
             validate_identity_name(vin, Role.VEHICLE)
         hashes = self._password_hashes()
         passwords = {vin: secrets.token_urlsafe(24) for vin in vins}
-        hashes.update({vin: _password_hash(password) for vin, password in passwords.items()})
+        hashes.update({vin: password_hash(password) for vin, password in passwords.items()})
         self._write_password_hashes(hashes)
         return passwords
 
@@ -320,7 +244,7 @@ class DevPki:
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(ca_cert.subject)
-            .last_update(_now() - datetime.timedelta(minutes=5))
+            .last_update(utc_now() - datetime.timedelta(minutes=5))
             .next_update(ca_cert.not_valid_after_utc)
         )
         for revocation in self.revocations() if revocations is None else revocations:
@@ -333,7 +257,7 @@ class DevPki:
                 .build()
             )
         crl = builder.sign(ca_key, hashes.SHA256())
-        _write_atomic(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
+        write_atomic(self.crl_file, crl.public_bytes(serialization.Encoding.PEM))
         return self.crl_file
 
     def signing_key(self, purpose: SigningPurpose) -> Ed25519PrivateKey:
@@ -347,7 +271,7 @@ class DevPki:
                 serialization.NoEncryption(),
             )
             self.signing_dir.mkdir(parents=True, exist_ok=True)
-            _create_once(path, pem)
+            create_once(path, pem)
         loaded = serialization.load_pem_private_key(path.read_bytes(), None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise PkiError(f"{path} is not an Ed25519 key")
@@ -360,12 +284,12 @@ class DevPki:
     # reading ----------------------------------------------------------------------------------
 
     def find(self, name: str) -> Identity | None:
-        stem = _file_stem(name)
+        stem = file_stem(name)
         for role in (Role.VEHICLE, Role.GATEWAY):
             cert_file = self.identities_dir(role) / f"{stem}.pem"
             key_file = cert_file.with_suffix(".key")
             if cert_file.is_file() and key_file.is_file():
-                return _identity_from(cert_file, key_file)
+                return identity_from(cert_file, key_file)
         return None
 
     def identity(self, name: str) -> Identity:
@@ -400,7 +324,7 @@ class DevPki:
         context = ssl.create_default_context(cafile=str(self.ca_file))
         with tempfile.TemporaryDirectory(dir=self.directory) as directory:
             key_file, cert_file = Path(directory) / "key.pem", Path(directory) / "cert.pem"
-            _write_key(key_file, key)
+            write_key(key_file, key)
             cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             context.load_cert_chain(str(cert_file), str(key_file))
         return context
@@ -412,7 +336,7 @@ class DevPki:
         for cert_file in sorted(directory.glob("*.pem")):
             key_file = cert_file.with_suffix(".key")
             if key_file.is_file():
-                found.append(_identity_from(cert_file, key_file))
+                found.append(identity_from(cert_file, key_file))
         return sorted(found, key=lambda identity: identity.name)
 
     # internals --------------------------------------------------------------------------------
@@ -431,7 +355,7 @@ class DevPki:
 
     def _write_password_hashes(self, hashes: dict[str, str]) -> None:
         text = "".join(f"{vin}:{digest}\n" for vin, digest in sorted(hashes.items()))
-        _write_atomic(self.passwords_file, text.encode(), mode=0o600)
+        write_atomic(self.passwords_file, text.encode(), mode=0o600)
 
     def _ca_key(self) -> ec.EllipticCurvePrivateKey:
         ca_key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
@@ -449,102 +373,13 @@ class DevPki:
         alt_names: list[x509.GeneralName] | None = None,
         valid_for: datetime.timedelta = datetime.timedelta(days=LEAF_DAYS),
     ) -> x509.Certificate:
-        ca_key = self._ca_key()
-        ca_cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
-        now = _now()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name(
-                    [
-                        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, organizational_unit),
-                        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                    ]
-                )
-            )
-            .issuer_name(ca_cert.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + valid_for)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
+        return leaf_certificate(
+            self._ca_key(),
+            x509.load_pem_x509_certificate(self.ca_file.read_bytes()),
+            common_name=common_name,
+            organizational_unit=organizational_unit,
+            public_key=public_key,
+            usage=usage,
+            alt_names=alt_names,
+            valid_for=valid_for,
         )
-        if alt_names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        return builder.sign(ca_key, hashes.SHA256())
-
-
-def _identity_from(cert_file: Path, key_file: Path) -> Identity:
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    name = _attribute(cert, NameOID.COMMON_NAME)
-    role_text = _attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
-    try:
-        role = Role(role_text)
-    except ValueError:
-        raise PkiError(f"{cert_file}: unknown role {role_text!r}") from None
-    return Identity(name, role, cert_file, key_file)
-
-
-def _attribute(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
-    values = cert.subject.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else ""
-
-
-def _file_stem(name: str) -> str:
-    """A file name for any CN, even a hostile one (``#``, ``../x``) in the mis-issuance tests."""
-    if re.fullmatch(r"[A-Za-z0-9-]+", name):
-        return name
-    return "x-" + name.encode().hex()
-
-
-def _password_hash(password: str) -> str:
-    """Mosquitto's password-file hash: PBKDF2-SHA512, ``$7$rounds$salt$digest`` in base64."""
-    salt = os.urandom(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PASSWORD_ROUNDS, 64)
-    encoded = [base64.b64encode(part).decode() for part in (salt, digest)]
-    return f"$7${_PASSWORD_ROUNDS}${encoded[0]}${encoded[1]}"
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_atomic(path, pem, mode=0o600)
-
-
-def _create_once(path: Path, data: bytes) -> None:
-    """Write an owner-only file unless it exists; of two racing writers the first one wins
-    and readers never see it half written (a hard link publishes the finished file)."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Readers (a broker reloading, a worker starting) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 if TYPE_CHECKING:
-    from fleetlink.config import Settings as RuntimeOwner
+    from fleetlink.settings import Settings as RuntimeOwner
 
 DIGEST_SIZE: Final = 16
 _EMPTY: Final = bytes(DIGEST_SIZE)

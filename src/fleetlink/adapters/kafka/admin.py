@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import msgspec
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigEntry, ConfigResource, NewTopic
 
-from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopicSpec
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.contracts.topics import PRODUCTION_TOPICS, KafkaTopic, KafkaTopicSpec, TopicMap
 from fleetlink.errors import FleetlinkError
-
-_quiet = logging.getLogger("fleetlink.kafka.admin")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
 
 
 class TopicInfo(msgspec.Struct, frozen=True):
@@ -26,41 +22,39 @@ class TopicInfo(msgspec.Struct, frozen=True):
     min_insync_replicas: str
 
 
-def admin_client(client_config: Mapping[str, str]) -> AdminClient:
-    return AdminClient({**client_config, "logger": _quiet})
-
-
 def topic_settings(spec: KafkaTopicSpec) -> dict[str, str]:
     """Per-topic configs: compacted topics keep the latest record per key forever."""
-    return {"cleanup.policy": "compact"} if spec.compacted else {"cleanup.policy": "delete"}
+    return {"cleanup.policy": str(spec.cleanup)}
 
 
 def ensure_topics(
-    client_config: Mapping[str, str],
+    clients: KafkaClients,
+    topics: TopicMap = PRODUCTION_TOPICS,
     *,
     partitions: int,
     replication_factor: int | None = None,
-    specs: Iterable[KafkaTopicSpec] = KAFKA_TOPICS,
+    only: Iterable[KafkaTopic] = KafkaTopic,
     timeout: float = 30.0,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created.
+    """Create the contract's topics (``only`` some) that do not exist yet, as the contract
+    declares them; return the names created.
 
     ``replication_factor=None`` takes the cluster's ``default.replication.factor``.
     """
-    admin = admin_client(client_config)
+    admin = clients.admin()
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise FleetlinkError(f"Kafka did not answer: {exc.args[0]}") from None
     wanted = [
         NewTopic(
-            str(spec.topic),
-            num_partitions=partitions,
+            name,
+            num_partitions=spec.partitions or partitions,
             replication_factor=-1 if replication_factor is None else replication_factor,
             config=topic_settings(spec),
         )
-        for spec in specs
-        if str(spec.topic) not in existing
+        for name, spec in topics.items(only)
+        if name not in existing
     ]
     if not wanted:
         return []
@@ -78,14 +72,14 @@ def ensure_topics(
 
 
 def describe_topics(
-    client_config: Mapping[str, str],
-    specs: Iterable[KafkaTopicSpec] = KAFKA_TOPICS,
+    clients: KafkaClients,
+    topics: TopicMap = PRODUCTION_TOPICS,
     timeout: float = 30.0,
 ) -> list[TopicInfo]:
     """Partitions, replication and the configs that matter, for the contract's topics that exist."""
-    admin = admin_client(client_config)
+    admin = clients.admin()
     metadata = admin.list_topics(timeout=timeout)
-    names = [str(spec.topic) for spec in specs if str(spec.topic) in metadata.topics]
+    names = [name for name in topics.names() if name in metadata.topics]
     if not names:
         return []
     configs = topic_configs(admin, names, timeout)

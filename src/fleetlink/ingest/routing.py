@@ -13,13 +13,13 @@ from typing import Any, Final
 
 import msgspec
 
-from fleetlink.config import GatewaySettings, MappingRule
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode_with
 from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
-from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic
+from fleetlink.contracts.topics import PRODUCTION_TOPICS, VEHICLES_ROOT, KafkaTopic, TopicMap
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.ratelimit import RateLimiter
+from fleetlink.settings import GatewaySettings, MappingRule
 
 DEFAULT_CONTENT_TYPE: Final = b"application/json"
 # Kafka's default message.max.bytes is about 1 MB; a dead letter must still fit.
@@ -74,10 +74,11 @@ class RejectedError(Exception):
 
 
 class _CompiledRule:
-    __slots__ = ("decoder", "levels", "min_levels", "rule")
+    __slots__ = ("decoder", "levels", "min_levels", "rule", "topic")
 
-    def __init__(self, rule: MappingRule) -> None:
+    def __init__(self, rule: MappingRule, topics: TopicMap) -> None:
         self.rule = rule
+        self.topic = topics.resolve(rule.kafka_topic)
         self.levels = rule.mqtt_filter.split("/")
         self.decoder = _SCHEMAS.get(rule.schema_name)
         # "vehicles/#" matches "vehicles" too: a rule applies only where its key and VIN are
@@ -111,11 +112,11 @@ class Router:
         *,
         max_payload_bytes: int,
         late_after_ms: int,
-        dlq_topic: str = KafkaTopic.DLQ,
+        topics: TopicMap = PRODUCTION_TOPICS,
         vehicle_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rules = [_CompiledRule(rule) for rule in rules]
+        self._rules = [_CompiledRule(rule, topics) for rule in rules]
         # a flooding car is throttled alone: its excess is dead-lettered, others flow on
         self._limiter = vehicle_limiter
         self._clock = clock
@@ -124,15 +125,15 @@ class Router:
         self._rule_of_topic: dict[str, _CompiledRule | None] = {}
         self._max_payload = max_payload_bytes
         self._late_after_ms = late_after_ms
-        self._dlq_topic = dlq_topic
+        self._dlq_topic = topics[KafkaTopic.DLQ]
 
     @classmethod
-    def from_settings(cls, gateway: GatewaySettings) -> Router:
+    def from_settings(cls, gateway: GatewaySettings, topics: TopicMap) -> Router:
         return cls(
             gateway.mappings,
             max_payload_bytes=gateway.max_payload_bytes,
             late_after_ms=int(gateway.late_after_s * 1000),
-            dlq_topic=gateway.dlq_topic,
+            topics=topics,
             vehicle_limiter=RateLimiter(gateway.vehicle_rate_per_s, gateway.vehicle_burst),
         )
 
@@ -220,7 +221,7 @@ class Router:
         if late:
             headers.append((h.LATE, b"1"))
         return Record(
-            topic=rule.kafka_topic,
+            topic=compiled.topic,
             key=_utf8(key) if key is not None else None,
             value=message.payload,
             headers=headers,

@@ -1,0 +1,1 @@
+"""From an MQTT or HTTP message to a Kafka record or a dead letter: pure routing."""

@@ -1,0 +1,72 @@
+"""The local development stack's section."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from fleetlink.settings.base import Port, Section
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fleetlink"
+
+
+class StackSettings(Section):
+    """The local development stack: one Kafka (or three) and one Mosquitto on loopback."""
+
+    state_dir: Path = Path(".fleetlink")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_version: str = Field(default="4.1.1", pattern=r"^4\.\d+\.\d+$")
+    brokers: int = 1
+    kafka_port: Port = 9092
+    controller_port: Port = 19093
+    mqtt_port: Port = 1883
+    # A second listener, server-side TLS plus username (the VIN) and password, for vehicle units
+    # that cannot hold a client certificate (`fleetlink vehicles add VIN --password`); off if unset.
+    mqtt_password_port: Port | None = None
+    kafka_heap_mb: int = Field(default=512, ge=256, le=16384)
+    # A gateway worker down for a minute at 10,000 msg/s leaves 600,000 messages queued for it.
+    mqtt_max_queued_messages: int = Field(default=2_000_000, ge=1000)
+    # Above the gateway's max_payload_bytes: a big message reaches the dead-letter topic with a
+    # reason; a huge one is refused by the broker before it costs anyone memory.
+    mqtt_max_packet_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("brokers")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("Input should be 1 or 3 (one node, or a replicated cluster)")
+        return value
+
+    @model_validator(mode="after")
+    def _ports_do_not_overlap(self) -> StackSettings:
+        kafka = set(range(self.kafka_port, self.kafka_port + self.brokers))
+        controller = set(range(self.controller_port, self.controller_port + self.brokers))
+        mqtt = {self.mqtt_port, self.mqtt_password_port} - {None}
+        if (
+            kafka & controller
+            or mqtt & (kafka | controller)
+            or self.mqtt_port == self.mqtt_password_port
+        ):
+            raise ValueError(
+                "kafka_port, controller_port, mqtt_port and mqtt_password_port ranges overlap"
+            )
+        if max(kafka | controller) > 65535:
+            raise ValueError("a port range runs past 65535")
+        return self
+
+    def kafka_ports(self) -> list[int]:
+        return [self.kafka_port + i for i in range(self.brokers)]
+
+    @property
+    def pki_dir(self) -> Path:
+        """The development PKI of this stack (CA, broker and client certificates, signing keys)."""
+        return self.state_dir / "pki"
+
+    def controller_ports(self) -> list[int]:
+        return [self.controller_port + i for i in range(self.brokers)]
