@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from fleetlink.stack.ports import wait_until
+from fleetlink.adapters.polling import wait_until
 
 # Popen objects of processes started by this Python process, so we can reap them (no zombies).
 _children: dict[int, subprocess.Popen[bytes]] = {}

@@ -20,13 +20,14 @@ from pathlib import Path
 import msgspec
 
 from fleetlink.adapters import runner
+from fleetlink.adapters.polling import wait_until
 from fleetlink.adapters.runner import ProcessRecord
 from fleetlink.errors import StackError
 from fleetlink.security.broker_acl import acl_text
 from fleetlink.security.pki import DevPki, Identity, Revocation, Role
 from fleetlink.settings import StackSettings
 from fleetlink.stack import kafka, mosquitto
-from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free, wait_until
+from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free
 from fleetlink.stack.prereq import find_java, find_mosquitto
 from fleetlink.stack.probes import kafka_broker_ids, mqtt_answers
 from fleetlink.stack.state import StackState, clear_state, load_state, save_state

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +26,6 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    """Poll ``predicate()`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def free_port_block(size: int, low: int = 20000, high: int = 32000) -> int:
