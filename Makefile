@@ -16,6 +16,7 @@ bootstrap:
 lint:
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff check --fix src tests bench

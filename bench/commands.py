@@ -49,14 +49,14 @@ from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.reader import read_topic
-from fleetlink.adapters.mqtt.client import disable_nagle
+from fleetlink.adapters.mqtt.wire import disable_nagle
 from fleetlink.adapters.runner import stop_children
+from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
 from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic, MqttTopic, VehicleChannel
-from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.security.keys import command_signer, signing_key
 from fleetlink.security.pki import Role, SigningPurpose
 from fleetlink.security.tokens import issue_token
@@ -222,7 +222,7 @@ def run_mqtt(
                 ended.setdefault(command_id, (status, time.monotonic()))
 
     stack = LocalStack(settings.stack)
-    stack.ensure_services(["bench-bridge"], Role.GATEWAY)  # the rights of the gateway
+    stack.access.ensure_services(["bench-bridge"], Role.GATEWAY)  # the rights of the gateway
     signer = command_signer(settings)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id="bench-bridge", protocol=mqtt.MQTTv5

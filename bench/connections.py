@@ -64,7 +64,7 @@ class BrokerStats:
     def __init__(self, stack: LocalStack, port: int) -> None:
         self.connected = 0
         self.received = 0
-        stack.ensure_services(["bench-sys"], Role.MONITOR)  # reads $SYS, publishes nothing
+        stack.access.ensure_services(["bench-sys"], Role.MONITOR)  # reads $SYS, publishes nothing
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sys")
         self._client.tls_set_context(stack.pki.client_tls("bench-sys"))
         self._client.on_message = self._on_message

@@ -21,8 +21,10 @@ from pathlib import Path
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.adapters.mqtt.client import FastPublishProperties, UserProperties, new_client
+from fleetlink.adapters.mqtt.client import new_client
+from fleetlink.adapters.mqtt.wire import FastPublishProperties, UserProperties
 from fleetlink.contracts.delivery import stamp_properties
+from fleetlink.security.keys import identity_tls
 from fleetlink.security.pki import Role
 from fleetlink.settings import load_settings
 from fleetlink.stack import LocalStack
@@ -69,9 +71,11 @@ def publish_costs(publishes: int) -> None:
         stack = LocalStack(settings.stack)
         stack.up()
         try:
-            stack.ensure_services(["mqtt-costs-0"], Role.GATEWAY)
+            stack.access.ensure_services(["mqtt-costs-0"], Role.GATEWAY)
             host, port = settings.mqtt_address()
-            client = new_client(settings, "mqtt-costs-0")
+            client = new_client(
+                settings, "mqtt-costs-0", tls=identity_tls(settings, "mqtt-costs-0")
+            )
             connected = threading.Event()
             client.on_connect = lambda *_args: connected.set()
             client.connect(host, port)

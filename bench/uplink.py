@@ -47,8 +47,8 @@ from rich.table import Table
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.dedup import message_id
 from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
-from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.security.pki import Role
 from fleetlink.settings import dump_toml, load_settings
 from fleetlink.sim.flood import FloodBroker, flood, split_plans, vins_for
@@ -161,12 +161,12 @@ class Bench:
     def publishers(self) -> list[FloodBroker]:
         """One proxy identity per publisher process (the broker allows one session each)."""
         names = [f"bench-publisher-{n}" for n in range(self.processes)]
-        self.stack.ensure_services(names, Role.PROXY)
+        self.stack.access.ensure_services(names, Role.PROXY)
         return [FloodBroker.of(self.settings, name) for name in names]
 
     def monitor_files(self, name: str) -> list[str]:
         """CA, certificate and key of a read-only identity, for the sink subprocesses."""
-        self.stack.ensure_services([name], Role.MONITOR)
+        self.stack.access.ensure_services([name], Role.MONITOR)
         identity = self.stack.pki.identity(name)
         return [str(self.stack.pki.ca_file), str(identity.cert_file), str(identity.key_file)]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from fleetlink.adapters.supervisor import Program, Supervisor, WorkerHandle
 from fleetlink.contracts.models import CommandState
-from fleetlink.gateway.supervisor import Program, Supervisor, WorkerHandle
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack.ports import free_port_block

@@ -19,10 +19,10 @@ from fleetlink.adapters.kafka.dedup import Deduplicator, message_id
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.runner import stop_children
+from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.topics import KafkaTopic
-from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.settings import Settings, dump_toml, load_settings
 from fleetlink.sim.flood import FloodResult
 from fleetlink.stack.ports import free_port_block

@@ -113,9 +113,9 @@ def mqtt_tls(settings: Settings, identity: str) -> ssl.SSLContext:
     if is_valid_vin(identity):
         DevPki(settings.stack.pki_dir).ensure([identity], Role.VEHICLE)
     elif identity in _TEST_SERVICES:
-        LocalStack(settings.stack).ensure_services([identity], _TEST_SERVICES[identity])
+        LocalStack(settings.stack).access.ensure_services([identity], _TEST_SERVICES[identity])
     elif identity.startswith(f"{TEST_PROXY}-"):
-        LocalStack(settings.stack).ensure_services([identity], Role.PROXY)
+        LocalStack(settings.stack).access.ensure_services([identity], Role.PROXY)
     return DevPki(settings.stack.pki_dir).client_tls(identity)
 
 
@@ -147,7 +147,7 @@ def user_token(
 def flood_brokers(settings: Settings, processes: int, first: int = 0) -> list[FloodBroker]:
     """Where the load generator's processes publish, each as a test proxy identity of its own."""
     names = [f"{TEST_PROXY}-{n}" for n in range(first, first + processes)]
-    LocalStack(settings.stack).ensure_services(names, Role.PROXY)
+    LocalStack(settings.stack).access.ensure_services(names, Role.PROXY)
     return [FloodBroker.of(settings, name) for name in names]
 
 

@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 
 from fleetlink.adapters.mqtt.client import new_client
 from fleetlink.contracts import MqttTopic
+from fleetlink.security.keys import identity_tls
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.integration.helpers import TEST_MONITOR, mqtt_client, mqtt_tls
@@ -19,7 +20,7 @@ TOPIC = MqttTopic.telemetry(VIN)
 
 def monitor_client(settings: Settings) -> mqtt.Client:
     mqtt_tls(settings, TEST_MONITOR)  # registered when new
-    return new_client(settings, TEST_MONITOR)
+    return new_client(settings, TEST_MONITOR, tls=identity_tls(settings, TEST_MONITOR))
 
 
 def test_buffered_reads_deliver_every_message_intact_and_in_order(

@@ -272,7 +272,7 @@ def test_a_revoked_car_is_thrown_off_at_once_and_a_new_unit_gets_back_in(
     assert f"no MQTT identity {stolen!r}" in again.stderr
     assert "Traceback" not in again.stderr
 
-    local_stack.add_vehicles([stolen])  # the car's new unit
+    local_stack.access.add_vehicles([stolen])  # the car's new unit
     assert connects(stack_config, mqtt_tls(stack_config, stolen), stolen)
     assert not connects(stack_config, stolen_tls, stolen)  # the old one stays out
 
@@ -291,7 +291,7 @@ def test_a_revoked_session_left_open_may_do_nothing(
         ),
         mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _g),
     ):
-        local_stack.revoke([stolen], evict=False)
+        local_stack.access.revoke([stolen], evict=False)
         forged = thief.publish(MqttTopic.telemetry(stolen), b'{"ts":1,"seq":1,"signals":{}}', 1)
         forged.wait_for_publish(10)
         gateway.publish(MqttTopic.command(stolen, "after"), b"{}", qos=1).wait_for_publish(10)
@@ -301,7 +301,7 @@ def test_a_revoked_session_left_open_may_do_nothing(
     assert t.puback[forged.mid] == 0x87
     assert t.messages == []
     assert seen.messages == []
-    local_stack.add_vehicles([stolen])
+    local_stack.access.add_vehicles([stolen])
 
 
 def test_a_car_with_a_password_is_held_to_its_own_topics(
@@ -309,7 +309,7 @@ def test_a_car_with_a_password_is_held_to_its_own_topics(
 ) -> None:
     """The alternative to a certificate: username = VIN, a generated password, server-side TLS."""
     vin = CAR_P
-    password = local_stack.add_password_vehicles([vin])[vin]
+    password = local_stack.access.add_password_vehicles([vin])[vin]
     server_only = ssl.create_default_context(cafile=str(DevPki(stack_config.stack.pki_dir).ca_file))
     assert not connects(stack_config, server_only, vin, login=(vin, password + "x"))
     assert not connects(stack_config, server_only, "a", login=(CAR_A, password))  # not its VIN
@@ -343,7 +343,7 @@ def test_a_car_with_a_password_is_held_to_its_own_topics(
     assert [m.topic for m in b.messages] == [MqttTopic.command(CAR_B, "for-b")]
     assert [m.topic for m in seen.messages] == [MqttTopic.telemetry(vin)]
 
-    local_stack.revoke([vin])
+    local_stack.access.revoke([vin])
     assert not connects(stack_config, server_only, vin, login=(vin, password))
 
 

@@ -158,7 +158,7 @@ def test_topic_keys_of_earlier_versions_stop_with_their_replacement(tmp_path: Pa
     message = str(error.value)
     assert "gateway.commands_topic is gone" in message
     assert '[topics] names = {"fleet.commands" = "..."}' in message
-    with pytest.raises(ConfigError, match="api.audit_topic is gone"):
+    with pytest.raises(ConfigError, match=r"api\.audit_topic is gone"):
         load_settings(api={"audit_topic": "x"})
 
 

@@ -175,13 +175,13 @@ def test_a_worker_confirms_per_car_and_boot_in_bounded_messages() -> None:
     assert confirmations.pending() == 6 + MAX_RANGES_PER_MESSAGE + 1
     sent = confirmations.take(now_ms=1000)
     assert confirmations.take() == []
-    decoded = [(c.topic, msgspec.json.decode(c.payload, type=Delivered)) for c in sent]
+    decoded = [(c.vin, msgspec.json.decode(c.payload, type=Delivered)) for c in sent]
     assert decoded[:3] == [
-        (f"vehicles/{VIN}/delivered", Delivered(ts=1000, boot="a", ranges=[(1, 3), (7, 7)])),
-        (f"vehicles/{VIN}/delivered", Delivered(ts=1000, boot="b", ranges=[(1, 1)])),
-        (f"vehicles/{other}/delivered", Delivered(ts=1000, boot="c", ranges=[(9, 9)])),
+        (VIN, Delivered(ts=1000, boot="a", ranges=[(1, 3), (7, 7)])),
+        (VIN, Delivered(ts=1000, boot="b", ranges=[(1, 1)])),
+        (other, Delivered(ts=1000, boot="c", ranges=[(9, 9)])),
     ]
-    big = [delivered for _topic, delivered in decoded[3:]]
+    big = [delivered for _vin, delivered in decoded[3:]]
     assert [len(d.ranges) for d in big] == [MAX_RANGES_PER_MESSAGE, 1]
     assert sum(c.messages for c in sent) == 6 + MAX_RANGES_PER_MESSAGE + 1
     assert sent[0].oldest_received == 5.0

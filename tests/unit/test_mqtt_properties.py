@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.adapters.mqtt.client import FastPublishProperties, UserProperties
+from fleetlink.adapters.mqtt.wire import FastPublishProperties, UserProperties
 from tests.unit.strategies import PROPERTY
 
 TEXT = st.text(max_size=12)  # NUL, U+FEFF and every plane included

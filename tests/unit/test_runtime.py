@@ -15,7 +15,7 @@ import pytest
 from fleetlink.adapters.runtime.faults import FaultHook, InjectedFaultError
 from fleetlink.adapters.runtime.poison import PoisonJournal, digest
 from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
-from fleetlink.gateway.supervisor import Program, Supervisor
+from fleetlink.adapters.supervisor import Program, Supervisor
 
 LOG = logging.getLogger("test.runtime")
 

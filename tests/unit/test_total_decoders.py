@@ -28,6 +28,7 @@ from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decod
 from fleetlink.contracts.models import MODELS, Command, CommandName, Telemetry, Transition
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.gateway.downlink import Downlink
+from fleetlink.gateway.vehicle_link import VehicleLink
 from fleetlink.ingest.routing import DLQ_MAX_PAYLOAD, Inbound, Router
 from fleetlink.security.signing import Signer, Verifier
 from fleetlink.settings import MappingRule, Settings, default_mappings, load_settings
@@ -264,7 +265,8 @@ def downlink(isolated: Settings) -> Downlink:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="unit", protocol=mqtt.MQTTv5)
     producer = Producer({"bootstrap.servers": NOWHERE})
     log = logging.getLogger("test.downlink")
-    downlink = Downlink(isolated, client, producer, "unit", log, mqtt_connected=lambda: True)
+    link = VehicleLink(client)
+    downlink = Downlink(isolated, link, producer, "unit", log, mqtt_connected=lambda: True)
     downlink._apply(downlink._queue.presence(VIN, online=True))
     return downlink
 

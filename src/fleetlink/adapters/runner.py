@@ -1,36 +1,125 @@
-"""Start processes detached from the caller, find them again by pid, and stop only those.
+"""The one process runner: start children, find them again, stop or drain them.
 
-A pid alone can be reused by the OS; each record also keeps a marker (the absolute path of the
-process's config file) that must appear on the process's command line before we signal it.
+Every child is started from one long-lived thread of this process with ``PR_SET_PDEATHSIG``:
+the kernel sends the signal when the *thread* that forked the child ends, so a child started from
+a short-lived thread would be killed early, and one started without it would outlive a
+``kill -9`` of its parent. Processes meant to outlive the CLI (``fleetlink stack up``) are
+started detached instead, and found again by pid and a marker on their command line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import queue
 import resource
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from typing import IO, Any
 
 import msgspec
 
 from fleetlink.adapters.polling import wait_until
+
+STOP = signal.SIGTERM  # finish what is in hand, keep the session, exit
+DRAIN = signal.SIGUSR1  # finish, leave for good (a gateway worker unsubscribes first)
+
+_PR_SET_PDEATHSIG = 1
 
 # Popen objects of processes started by this Python process, so we can reap them (no zombies).
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class ProcessRecord(msgspec.Struct, frozen=True):
-    """One process the stack started."""
+    """One detached process: found again by pid, and by its marker on the command line."""
 
     name: str
     pid: int
     marker: str
     log: str
     port: int
+
+
+class _Forker:
+    """One thread that lives as long as the process and forks every child."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def call(self, job: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="forker", daemon=True)
+                self._thread.start()
+        if threading.current_thread() is self._thread:
+            return job()
+        done: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as error:  # handed to the caller, who raises it
+                done.set_exception(error)
+
+
+_forker = _Forker()
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    output: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    die_with_parent: bool = True,
+    many_files: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own (Ctrl-C reaches only this process, which stops
+    its children in order), output appended to ``output`` (None: this process's own).
+
+    ``die_with_parent``: SIGTERM when this process dies, even by ``kill -9``.
+    ``many_files``: as many open files as the hard limit allows (brokers: a socket per client).
+    """
+    parent = os.getpid()
+
+    def before_exec() -> None:
+        if many_files:
+            raise_open_file_limit()
+        if die_with_parent:
+            die_with(parent)
+
+    def fork() -> subprocess.Popen[bytes]:
+        log: IO[bytes] | None = None
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            log = output.open("ab")
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                env=None if env is None else dict(env),
+                preexec_fn=before_exec,
+            )
+        finally:
+            if log is not None:
+                log.close()
+        return process
+
+    return _forker.call(fork)
 
 
 def spawn(
@@ -41,25 +130,24 @@ def spawn(
     marker: Path,
     port: int,
     env: Mapping[str, str] | None = None,
+    die_with_parent: bool = False,
 ) -> ProcessRecord:
-    """Start ``argv`` in its own session (it outlives the CLI), output appended to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=None if env is None else dict(env),
-            preexec_fn=raise_open_file_limit,
-        )
+    """Start a stack process (a broker), by default detached: it outlives the CLI."""
+    process = start(argv, output=log, env=env, die_with_parent=die_with_parent, many_files=True)
     _children[process.pid] = process
     return ProcessRecord(name=name, pid=process.pid, marker=str(marker), log=str(log), port=port)
 
 
+def die_with(parent: int) -> None:
+    """Called in a child: SIGTERM it when the thread that started it ends (its process dies)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, STOP)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 def raise_open_file_limit() -> None:
-    """Brokers hold a socket per client: let them open as many files as the hard limit allows."""
+    """Let this process open as many files as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -127,11 +215,14 @@ def wait_for_exit(records: Sequence[ProcessRecord], timeout: float) -> bool:
     )
 
 
-def stop_children(children: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
-    """Terminate child processes, all at once, and kill those still there after ``timeout``."""
+def stop_children(
+    children: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0, *, drain: bool = False
+) -> None:
+    """Signal child processes all at once (``drain``: finish and leave, else stop), and kill
+    those still there after ``timeout``."""
     for child in children:
         if child.poll() is None:
-            child.terminate()
+            child.send_signal(DRAIN if drain else STOP)
     deadline = time.monotonic() + timeout
     for child in children:
         try:

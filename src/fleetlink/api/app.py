@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.api import commands, grants, ingest
+from fleetlink.api import command_events, commands, grants, ingest, vehicles
 from fleetlink.api.auth import ApiError, Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.commands.view import FleetView
@@ -102,7 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.commands = commands_state
     app.state.guard = guard
     app.include_router(ingest.router)
+    app.include_router(command_events.router)
     app.include_router(commands.router)
+    app.include_router(vehicles.router)
     app.include_router(grants.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)

@@ -1,4 +1,4 @@
-"""Remote commands over HTTP: submit, look up, list, cancel, and follow them live (SSE).
+"""Remote commands over HTTP: submit, look up, list and cancel them (live: ``command_events``).
 
 Every endpoint names its caller (bearer token) and shows or does only what the caller's role
 allows (``fleetlink.security.access``). ``POST`` signs the command with the platform key (the
@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import msgspec
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
@@ -37,7 +35,6 @@ from fleetlink.contracts.models import (
     CommandName,
     CommandState,
     GrantRecord,
-    PresenceStatus,
     Transition,
 )
 from fleetlink.contracts.vin import is_valid_vin
@@ -50,9 +47,6 @@ router = APIRouter(prefix="/v1", tags=["commands"])
 
 # Command ids derived from idempotency keys live in their own UUID namespace.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c3f0e-4f0b-5b9e-9a53-6c0e2b7d1a42")
-_SSE_QUEUE = 10_000  # batches
-_SSE_KEEPALIVE_S = 15.0
-_encode = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -101,7 +95,7 @@ class CommandRequest(ApiBody):
     )
 
 
-def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+def error_json(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
 
 
@@ -135,7 +129,7 @@ def command_json(view: CommandView) -> dict[str, Any]:
     }
 
 
-def _state(request: Request) -> CommandsState:
+def commands_state(request: Request) -> CommandsState:
     state: CommandsState = request.app.state.commands
     return state
 
@@ -152,11 +146,11 @@ VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_leng
 async def submit_command(
     request: Request, vin: VinPath, body: CommandRequest, caller: Caller
 ) -> JSONResponse:
-    state = _state(request)
+    state = commands_state(request)
     if not is_valid_vin(vin):
-        return _error(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
+        return error_json(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
     if not state.view.ready.is_set():
-        return _error(503, "starting", "the API is still reading the fleet's state")
+        return error_json(503, "starting", "the API is still reading the fleet's state")
     grant_record = state.view.grant(body.grant_id) if body.grant_id is not None else None
     if body.grant_id is not None and grant_record is None:
         return await _refuse(state, caller, vin, "key-unknown", f"no key {body.grant_id}")
@@ -164,22 +158,22 @@ async def submit_command(
     if refusal is not None:
         return await _refuse(state, caller, vin, "forbidden", refusal)
     if not state.view.knows_vehicle(vin):
-        return _error(404, "unknown-vehicle", f"vehicle {vin} has never connected")
+        return error_json(404, "unknown-vehicle", f"vehicle {vin} has never connected")
     try:
         name = CommandName(body.name)
     except ValueError:
         known = sorted(c.value for c in CommandName)
-        return _error(422, "unknown-command", f"no command {body.name!r}", known=known)
+        return error_json(422, "unknown-command", f"no command {body.name!r}", known=known)
     if name is CommandName.GRANT_REVOKE:
-        return _error(422, "unknown-command", "revoke a key with DELETE /v1/grants/{grant_id}")
+        return error_json(422, "unknown-command", "revoke a key with DELETE /v1/grants/{grant_id}")
     try:
         params = validate_params(name, body.params)
     except InvalidParamsError as error:
-        return _error(422, "invalid-params", f"{name.value}: {error}")
+        return error_json(422, "invalid-params", f"{name.value}: {error}")
     default_ttl, max_ttl = ttl_limits(name)
     ttl_s = body.ttl_s or default_ttl
     if ttl_s > max_ttl:
-        return _error(422, "invalid-ttl", f"{name.value}: ttl_s must be at most {max_ttl}")
+        return error_json(422, "invalid-ttl", f"{name.value}: ttl_s must be at most {max_ttl}")
 
     if body.idempotency_key is not None:
         command_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{vin}/{body.idempotency_key}"))
@@ -187,7 +181,7 @@ async def submit_command(
         if known_command is not None:
             latest = known_command.latest
             if (latest.name, latest.params or {}) != (name.value, params):
-                return _error(
+                return error_json(
                     409,
                     "idempotency-conflict",
                     "this idempotency key was used for a different command",
@@ -286,113 +280,22 @@ async def _refuse(
         await state.audit(event)
     except KafkaUnavailableError as failure:
         return _unavailable(state, str(failure))
-    return _error(403, error, detail)
-
-
-@router.get(
-    "/commands/events",
-    summary="Every command transition, live (Server-Sent Events); ?vin= narrows to one vehicle",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
-async def command_events(
-    request: Request, caller: Caller, vin: Annotated[str | None, Query(max_length=64)] = None
-) -> StreamingResponse:
-    """One ``transition`` event per step (``id`` = command id/state, ``data`` = the step)."""
-    state = _state(request)
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[list[Transition]] = asyncio.Queue(maxsize=_SSE_QUEUE)
-
-    def deliver(steps: list[Transition]) -> None:
-        chosen = [
-            s
-            for s in steps
-            if (vin is None or s.vin == vin) and caller.may_read_command(s.vin, s.actor)
-        ]
-        if chosen:
-            loop.call_soon_threadsafe(_offer, queue, chosen)
-
-    async def stream() -> AsyncIterator[bytes]:
-        unlisten = state.view.listen(deliver)
-        try:
-            yield b"event: ready\ndata: {}\n\n"
-            while True:
-                try:
-                    steps = await asyncio.wait_for(queue.get(), _SSE_KEEPALIVE_S)
-                except TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
-                while not queue.empty():  # everything that is waiting goes in one write
-                    steps = steps + queue.get_nowait()
-                yield b"".join(_sse_frame(step) for step in steps)
-        finally:
-            unlisten()
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _sse_frame(step: Transition) -> bytes:
-    event_id = f"{step.command_id}/{step.state.value}".encode()
-    return b"event: transition\nid: " + event_id + b"\ndata: " + _encode(step) + b"\n\n"
-
-
-def _offer(queue: asyncio.Queue[list[Transition]], steps: list[Transition]) -> None:
-    if not queue.full():  # a client this far behind loses live events; GET has the truth
-        queue.put_nowait(steps)
+    return error_json(403, error, detail)
 
 
 @router.get("/commands/summary", summary="How many commands are in each state")
 async def command_summary(request: Request, caller: Caller) -> JSONResponse:
     if not caller.sees_everything:
         raise ApiError(403, "forbidden", "the summary covers every car: admins and viewers")
-    return JSONResponse({"states": _state(request).view.state_counts()})
+    return JSONResponse({"states": commands_state(request).view.state_counts()})
 
 
 @router.get("/commands/{command_id}", summary="One command: state, reason, history")
 async def get_command(request: Request, command_id: str, caller: Caller) -> JSONResponse:
-    view = _state(request).view.command(command_id)
+    view = commands_state(request).view.command(command_id)
     if view is None or not caller.may_read_command(view.latest.vin, view.latest.actor):
-        return _error(404, "unknown-command-id", f"no command {command_id}")
+        return error_json(404, "unknown-command-id", f"no command {command_id}")
     return JSONResponse(command_json(view))
-
-
-@router.get("/vehicles", summary="Vehicles the platform has seen, online ones first")
-async def list_vehicles(
-    request: Request,
-    caller: Caller,
-    online: Annotated[bool | None, Query(description="only online (true) or offline")] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> JSONResponse:
-    presence = dict(_state(request).view.presence)
-    rows = [
-        {"vin": vin, "online": p.status == PresenceStatus.ONLINE, "since": p.ts}
-        for vin, p in presence.items()
-        if (online is None or (p.status == PresenceStatus.ONLINE) is online)
-        and caller.may_read_vehicle(vin)
-    ]
-    rows.sort(key=lambda row: (not row["online"], row["vin"]))
-    return JSONResponse({"vehicles": rows[:limit], "total": len(rows)})
-
-
-@router.get("/vehicles/{vin}", summary="A vehicle's presence: online or not, last seen")
-async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
-    if not caller.may_read_vehicle(vin):
-        raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
-    presence = _state(request).view.presence.get(vin)
-    if presence is None:
-        return _error(404, "unknown-vehicle", f"vehicle {vin} has never connected")
-    return JSONResponse(
-        {
-            "vin": vin,
-            "online": presence.status == PresenceStatus.ONLINE,
-            "since": presence.ts,
-            "reason": presence.reason,
-        }
-    )
 
 
 @router.get("/vehicles/{vin}/commands", summary="The commands of one vehicle, newest first")
@@ -403,10 +306,10 @@ async def list_commands(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     if not is_valid_vin(vin):
-        return _error(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
+        return error_json(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
     views = [
         view
-        for view in _state(request).view.commands_of(vin)
+        for view in commands_state(request).view.commands_of(vin)
         if caller.may_read_command(vin, view.latest.actor)
     ]
     if not views and not caller.may_read_vehicle(vin) and caller.role is not UserRole.SERVICE:
@@ -421,10 +324,10 @@ async def list_commands(
     responses={202: {}, 404: {}, 409: {}, 503: {}},
 )
 async def cancel_command(request: Request, command_id: str, caller: Caller) -> JSONResponse:
-    state = _state(request)
+    state = commands_state(request)
     view = state.view.command(command_id)
     if view is None or not caller.may_read_command(view.latest.vin, view.latest.actor):
-        return _error(404, "unknown-command-id", f"no command {command_id}")
+        return error_json(404, "unknown-command-id", f"no command {command_id}")
     if not caller.may_cancel(view.latest.vin, view.latest.actor):
         raise ApiError(403, "forbidden", "only an admin, the owner or the sender may cancel")
     if view.latest.state != CommandState.QUEUED:
@@ -460,7 +363,7 @@ def _current_state(view: CommandView) -> CommandState:
 
 
 def _not_cancellable(view: CommandView) -> JSONResponse:
-    return _error(
+    return error_json(
         409,
         "not-cancellable",
         f"the command is {view.latest.state.value}: the vehicle may already have it",

@@ -20,7 +20,7 @@ from pydantic import Field
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
-from fleetlink.api.commands import CommandsState
+from fleetlink.api.commands import CommandsState, commands_state
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
@@ -54,11 +54,6 @@ class GrantRequest(ApiBody):
     geofence: GeofenceRequest | None = None
 
 
-def _state(request: Request) -> CommandsState:
-    state: CommandsState = request.app.state.commands
-    return state
-
-
 def grant_json(record: GrantRecord, *, with_token: bool) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.to_builtins(record.grant)
     data["revoked_at"] = record.revoked_at
@@ -78,7 +73,7 @@ def _unavailable(state: CommandsState, error: KafkaUnavailableError) -> JSONResp
 
 @router.post("/grants", status_code=201, summary="Grant a digital key for one of your cars")
 async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> JSONResponse:
-    state = _state(request)
+    state = commands_state(request)
     if not is_valid_vin(body.vin):
         raise ApiError(422, "invalid-vin", f"{body.vin!r} is not a VIN")
     if not caller.may_grant(body.vin):
@@ -145,7 +140,7 @@ async def list_grants(
 ) -> JSONResponse:
     records = [
         record
-        for record in _state(request).view.all_grants()
+        for record in commands_state(request).view.all_grants()
         if _visible(caller, record) and (vin is None or record.grant.vin == vin)
     ]
     records.sort(key=lambda record: record.grant.issued_at, reverse=True)
@@ -156,7 +151,7 @@ async def list_grants(
 
 @router.get("/grants/{grant_id}", summary="One digital key")
 async def get_grant(request: Request, grant_id: str, caller: Caller) -> JSONResponse:
-    record = _state(request).view.grant(grant_id)
+    record = commands_state(request).view.grant(grant_id)
     if record is None or not _visible(caller, record):
         raise ApiError(404, "unknown-grant", f"no key {grant_id}")
     return JSONResponse(grant_json(record, with_token=record.grant.grantee == caller.name))
@@ -164,7 +159,7 @@ async def get_grant(request: Request, grant_id: str, caller: Caller) -> JSONResp
 
 @router.delete("/grants/{grant_id}", summary="Revoke a digital key (the car learns it too)")
 async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONResponse:
-    state = _state(request)
+    state = commands_state(request)
     record = state.view.grant(grant_id)
     if record is None or not _visible(caller, record):
         raise ApiError(404, "unknown-grant", f"no key {grant_id}")
@@ -210,7 +205,7 @@ async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONR
 async def vehicle_audit(request: Request, vin: str, caller: Caller) -> JSONResponse:
     if not caller.may_read_vehicle(vin):
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
-    view = _state(request).view
+    view = commands_state(request).view
     trail: list[dict[str, Any]] = [msgspec.to_builtins(e) for e in view.audit_of(vin)]
     for command in view.commands_of(vin):
         for step in command.history:

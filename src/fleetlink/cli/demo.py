@@ -13,11 +13,11 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
+from fleetlink.adapters.supervisor import Program, Supervisor
 from fleetlink.cli.common import BrokersOption, console, settings_from
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
-from fleetlink.gateway.supervisor import Program, Supervisor
 from fleetlink.logs import configure
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
@@ -45,6 +45,8 @@ def demo(
     settings = settings_from(ctx, stack={"brokers": brokers})
     stack = LocalStack(settings.stack)
     started_here = not stack.is_up()
+    # the demo's own stack goes with it, even after kill -9, unless it is to be kept
+    stack.die_with_caller = started_here and not keep
     supervisor = new_supervisor(ctx, settings)
     # restarted like the gateway workers when they exit (a process whose thread died exits)
     programs = [_program(ctx, stack, "tracker", ["tracker"]), _program(ctx, stack, "api", ["api"])]

@@ -14,10 +14,10 @@ import typer
 from rich.table import Table
 
 from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies
+from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.common import console, settings_from
 from fleetlink.cli.stack import live_view
 from fleetlink.gateway.monitor import scrape
-from fleetlink.gateway.supervisor import Supervisor
 from fleetlink.gateway.worker import UplinkWorker, worker_client_id
 from fleetlink.logs import configure
 from fleetlink.security.pki import Role
@@ -52,7 +52,7 @@ def ensure_worker_identities(settings: Settings, indexes: Iterable[int]) -> None
     its client id); issue the missing ones and let the broker know their rights."""
     if settings.uses_local_mqtt:
         names = [worker_client_id(settings, index) for index in indexes]
-        LocalStack(settings.stack).ensure_services(names, Role.GATEWAY)
+        LocalStack(settings.stack).access.ensure_services(names, Role.GATEWAY)
 
 
 def new_supervisor(

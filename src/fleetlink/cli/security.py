@@ -48,7 +48,7 @@ def pki_issue(
         raise FleetlinkError("register vehicles with `fleetlink vehicles add VIN`")
     stack.pki.init()
     stack.pki.issue(name, role)
-    stack.refresh_access()
+    stack.access.refresh_access()
     identity = stack.pki.identity(name)
     console.print(f"{role.value} identity {name}: {identity.cert_file} {identity.key_file}")
 
@@ -70,11 +70,11 @@ def vehicles_add(
     stack = _stack(ctx)
     if password:
         port = stack.settings.mqtt_password_port
-        for vin, secret in stack.add_password_vehicles(vins).items():
+        for vin, secret in stack.access.add_password_vehicles(vins).items():
             console.print(f"{vin}: username {vin} password {secret}", soft_wrap=True)
         console.print(f"connect over TLS to port {port}; the passwords are not shown again")
     else:
-        for identity in stack.add_vehicles(vins):
+        for identity in stack.access.add_vehicles(vins):
             console.print(f"{identity.name}: {identity.cert_file}")
     console.print(f"CA to trust: {stack.pki.ca_file}")
 
@@ -85,7 +85,7 @@ def vehicles_revoke(
     vins: Annotated[list[str], typer.Argument(help="One VIN or more.")],
 ) -> None:
     """Cut vehicles off (a stolen or retired unit): the broker refuses their certificates."""
-    _print_revocations(_stack(ctx).revoke(vins))
+    _print_revocations(_stack(ctx).access.revoke(vins))
 
 
 @pki_app.command("revoke")
@@ -94,7 +94,7 @@ def pki_revoke(
     names: Annotated[list[str], typer.Argument(help="One identity or more.")],
 ) -> None:
     """Revoke identities (a leaked service key): the broker refuses their certificates."""
-    _print_revocations(_stack(ctx).revoke(names))
+    _print_revocations(_stack(ctx).access.revoke(names))
 
 
 def _print_revocations(revocations: list[Revocation]) -> None:

@@ -17,11 +17,11 @@ from rich.table import Table
 
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
-from fleetlink.adapters.mqtt.client import identity_tls
 from fleetlink.adapters.runner import raise_open_file_limit
 from fleetlink.cli.common import console, settings_from
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.errors import FleetlinkError
+from fleetlink.security.keys import identity_tls
 from fleetlink.security.pki import DevPki, Role
 from fleetlink.settings import Settings
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary

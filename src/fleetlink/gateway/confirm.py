@@ -1,10 +1,10 @@
 """Tell each car which of its messages are durably in Kafka, batched per car and boot.
 
 The worker adds a message's stamp once Kafka acknowledged its record (or its dead letter); every
-``confirm_interval_s`` the main loop takes the batches and publishes one ``Delivered`` message
-per car and boot to ``vehicles/{vin}/delivered``. A shared subscription spreads one car's
-messages over all workers, so each worker confirms the ones it wrote: selective ranges, not a
-high-water mark.
+``confirm_interval_s`` the main loop takes the batches and the vehicle link publishes one
+``Delivered`` message per car and boot to ``vehicles/{vin}/delivered``. A shared subscription
+spreads one car's messages over all workers, so each worker confirms the ones it wrote:
+selective ranges, not a high-water mark.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import msgspec
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.delivery import Stamp, to_ranges
 from fleetlink.contracts.models import Delivered
-from fleetlink.contracts.topics import MqttTopic
 
 # ranges per MQTT message: about 20 KB at most, far below any broker's packet limit
 MAX_RANGES_PER_MESSAGE = 1000
 
 
 class Confirmation(msgspec.Struct, frozen=True):
-    topic: str
+    vin: str
     payload: bytes
     messages: int  # uplink messages it confirms
     oldest_received: float  # monotonic receipt time of the oldest of them
@@ -72,9 +71,8 @@ def _messages(
     vin: str, boot: str, seqs: list[int], oldest: float, ts: int
 ) -> Iterator[Confirmation]:
     ranges = to_ranges(seqs)
-    topic = MqttTopic.delivered(vin)
     for start in range(0, len(ranges), MAX_RANGES_PER_MESSAGE):
         chunk = ranges[start : start + MAX_RANGES_PER_MESSAGE]
         count = sum(last - first + 1 for first, last in chunk)
         payload = encode(Delivered(ts=ts, boot=boot, ranges=chunk))
-        yield Confirmation(topic, payload, count, oldest)
+        yield Confirmation(vin, payload, count, oldest)

@@ -31,8 +31,6 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
 from fleetlink.adapters.kafka.consume import take
@@ -48,12 +46,12 @@ from fleetlink.contracts.models import (
     Presence,
     PresenceStatus,
 )
-from fleetlink.contracts.topics import KafkaTopic, MqttTopic
+from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.gateway.vehicle_link import VehicleLink
 from fleetlink.settings import Settings
 
 _MAX_UNSETTLED = 50_000
-_MAX_EXPIRY_S = 2**32 - 1  # MQTT's Message Expiry Interval is a four-byte integer
 
 
 def now_ms() -> int:
@@ -80,7 +78,7 @@ class Downlink:
     def __init__(
         self,
         settings: Settings,
-        client: mqtt.Client,
+        link: VehicleLink,
         producer: Producer,
         client_id: str,
         log: logging.Logger,
@@ -88,7 +86,7 @@ class Downlink:
         on_skip: Callable[[str, str], None] | None = None,
     ) -> None:
         topics = settings.topic_map()
-        self._client = client
+        self._link = link
         self._producer = producer
         self._commands_topic = topics[KafkaTopic.COMMANDS]
         self._dispatch_topic = topics[KafkaTopic.COMMAND_DISPATCH]
@@ -261,17 +259,7 @@ class Downlink:
                 self._dispatch_topic, key=report.command_id, value=encode(report)
             )
             return
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.MessageExpiryInterval = min(remaining_s, _MAX_EXPIRY_S)
-        properties.ResponseTopic = MqttTopic.command_response(item.vin, command.command_id)
-        properties.CorrelationData = command.command_id.encode()
-        properties.ContentType = "application/json"
-        record.info = self._client.publish(
-            MqttTopic.command(item.vin, command.command_id),
-            encode(command),
-            qos=1,
-            properties=properties,
-        )
+        record.info = self._link.send_command(item.vin, command, remaining_s)
         self._awaiting_ack.append(record)
 
     def _settle(self, *, wait: bool = False) -> None:

@@ -38,8 +38,10 @@ from fleetlink.gateway.acks import OrderedAcks, Slot
 from fleetlink.gateway.confirm import Confirmations
 from fleetlink.gateway.downlink import Downlink
 from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
+from fleetlink.gateway.vehicle_link import VehicleLink
 from fleetlink.gateway.writer import RecordWriter
 from fleetlink.ingest.routing import Inbound, Record, Router
+from fleetlink.security.keys import identity_tls
 from fleetlink.settings import Settings
 
 _QUIET_S = 1.0  # a drain ends once no message arrived for this long and nothing is in flight
@@ -84,13 +86,15 @@ class UplinkWorker:
             on_durable=self._durable,
         )
         self.producer = self.writer.producer
-        self.client = new_client(settings, self.client_id, manual_ack=True)
+        tls = identity_tls(settings, self.client_id)
+        self.client = new_client(settings, self.client_id, tls=tls, manual_ack=True)
+        self.link = VehicleLink(self.client)
         self.journal = PoisonJournal.of(settings, f"{self.client_id}.uplink", log)
         self.faults = FaultHook(settings.runtime.crash_on)
         self.downlink = (
             Downlink(
                 settings,
-                self.client,
+                self.link,
                 self.producer,
                 self.client_id,
                 log,
@@ -258,14 +262,10 @@ class UplinkWorker:
             self.confirmations.add(stamp, started)
 
     def _send_confirmations(self, now: float) -> None:
-        """Publish what Kafka holds since the last batch (while disconnected it waits).
-
-        QoS 0: a lost confirmation costs only a resend (a duplicate), and paho spends about
-        115 µs of CPU on a QoS 1 publish against 37 µs (its PUBACK bookkeeping).
-        """
+        """Publish what Kafka holds since the last batch (while disconnected it waits)."""
         metrics = self.metrics
         for confirmation in self.confirmations.take():
-            self.client.publish(confirmation.topic, confirmation.payload, qos=0)
+            self.link.confirm(confirmation.vin, confirmation.payload)
             metrics.confirmations.inc()
             metrics.confirmed.inc(confirmation.messages)
             metrics.confirm_seconds.observe(now - confirmation.oldest_received)

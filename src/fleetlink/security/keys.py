@@ -1,7 +1,8 @@
-"""The platform's private keys, from the configured files or the local stack's PKI."""
+"""The platform's keys and certificates, from the configured files or the local stack's PKI."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +35,20 @@ def signing_key(settings: Settings, purpose: SigningPurpose) -> Ed25519PrivateKe
     if configured[1] is not None:
         return _load(configured[1], configured[0])
     return DevPki(settings.stack.pki_dir).signing_key(purpose)
+
+
+def identity_tls(settings: Settings, identity: str) -> ssl.SSLContext | None:
+    """MQTT TLS for ``identity``: its certificate of the local stack's PKI, or the configured
+    files (``mqtt.tls``, ``mqtt.ca_file``, ``mqtt.cert_file``) for another broker."""
+    if settings.uses_local_mqtt:
+        return DevPki(settings.stack.pki_dir).client_tls(identity)
+    mqtt = settings.mqtt
+    if not mqtt.tls:
+        return None
+    context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
+    if mqtt.cert_file is not None and mqtt.key_file is not None:
+        context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
+    return context
 
 
 def command_signer(settings: Settings) -> Signer:

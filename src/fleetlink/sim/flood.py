@@ -9,6 +9,7 @@ broker acknowledged, for set comparisons with what reached Kafka.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import ssl
 import threading
@@ -21,7 +22,8 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleetlink.adapters.mqtt.client import UserProperties
+from fleetlink.adapters import runner
+from fleetlink.adapters.mqtt.wire import UserProperties
 from fleetlink.contracts import vss
 from fleetlink.contracts.delivery import stamp_properties
 from fleetlink.contracts.topics import MqttTopic
@@ -119,7 +121,8 @@ def malformed_payload(kind: str, vin: str, seq: int, ts: int) -> tuple[str, byte
     return MqttTopic.telemetry("NOT-A-VIN"), msgspec.json.encode({"ts": ts, "seq": seq})
 
 
-def _publish(plan: FloodPlan, results: Connection) -> None:
+def _publish(plan: FloodPlan, results: Connection, parent: int) -> None:
+    runner.die_with(parent)  # a load generator killed by kill -9 leaves no publisher behind
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"flood-{uuid.uuid4().hex[:10]}",
@@ -183,7 +186,7 @@ def flood(plans: Sequence[FloodPlan], timeout: float = 600) -> list[FloodResult]
     processes = []
     for plan in plans:
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_publish, args=(plan, send), daemon=True)
+        process = context.Process(target=_publish, args=(plan, send, os.getpid()), daemon=True)
         process.start()
         send.close()
         pipes.append(receive)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -23,10 +23,10 @@ from fleetlink.adapters import runner
 from fleetlink.adapters.polling import wait_until
 from fleetlink.adapters.runner import ProcessRecord
 from fleetlink.errors import StackError
-from fleetlink.security.broker_acl import acl_text
-from fleetlink.security.pki import DevPki, Identity, Revocation, Role
+from fleetlink.security.pki import DevPki, Role
 from fleetlink.settings import StackSettings
 from fleetlink.stack import kafka, mosquitto
+from fleetlink.stack.access import BrokerAccess
 from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free
 from fleetlink.stack.prereq import find_java, find_mosquitto
 from fleetlink.stack.probes import kafka_broker_ids, mqtt_answers
@@ -37,13 +37,6 @@ ProgressCallback = Callable[[str], None]
 MOSQUITTO = "mosquitto"
 # The identity of the stack's own probes: reads, never publishes.
 PROBE_IDENTITY = "fleetlink-probe"
-
-
-def _count_reloads(mosquitto_log: Path) -> int:
-    try:
-        return mosquitto_log.read_bytes().count(b"Reloading config")
-    except FileNotFoundError:
-        return 0
 
 
 def kafka_name(node_id: int) -> str:
@@ -62,8 +55,11 @@ class ComponentStatus(msgspec.Struct, frozen=True):
 class LocalStack:
     """Start, inspect and stop the local Kafka + Mosquitto processes of one state directory."""
 
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(self, settings: StackSettings, *, die_with_caller: bool = False) -> None:
+        """``die_with_caller``: the processes this object starts stop when the calling process
+        dies, even by ``kill -9`` (the demo's own stack); else they outlive it."""
         self.settings = settings
+        self.die_with_caller = die_with_caller
         self.state_dir = settings.state_dir.resolve()
         self.cache_dir = settings.cache_dir.expanduser().resolve()
 
@@ -85,7 +81,12 @@ class LocalStack:
         return DevPki(self.settings.pki_dir)
 
     @property
-    def _acl_file(self) -> Path:
+    def access(self) -> BrokerAccess:
+        """Who may connect to this stack's broker: identities, revocations, the ACL."""
+        return BrokerAccess(self)
+
+    @property
+    def acl_file(self) -> Path:
         return self._mosquitto_dir / "acl"
 
     # queries ----------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class LocalStack:
         for record in state.processes:
             running = runner.is_running(record)
             if record.name == MOSQUITTO:
-                answers = running and self._mqtt_answers()
+                answers = running and self.mqtt_answers()
             else:
                 node_id = int(record.name.split("-")[1])
                 answers = running and node_id in brokers and port_accepts(record.port)
@@ -192,82 +193,6 @@ class LocalStack:
             for sub in ("kafka", "mosquitto", "logs"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
         return stopped
-
-    def ensure_services(self, names: list[str], role: Role) -> None:
-        """Issue identities for these services when missing and let a running broker know."""
-        self.pki.init()
-        if self.pki.ensure(names, role):
-            self.refresh_access()
-
-    def revoke(self, names: Iterable[str], *, evict: bool = True) -> list[Revocation]:
-        """Revoke these identities; a running broker refuses them from the moment this returns.
-
-        ``evict`` also ends a session still open under a revoked identity: the platform connects
-        once as that identity (a certificate valid for two minutes), which takes the session
-        over and discards it. Without it, such a session stays connected but may do nothing.
-        """
-        revocations = [self.pki.revoke(name) for name in names]
-        self.refresh_access()
-        state = self.state()
-        running = [r for r in state.mosquitto() if runner.is_running(r)] if state else []
-        if evict and running:
-            for revocation in revocations:
-                tls = self.pki.ephemeral_tls(revocation.name, revocation.role)
-                if not mqtt_answers(LOOPBACK, self.settings.mqtt_port, tls):
-                    raise StackError(f"could not end the open session of {revocation.name}")
-        return revocations
-
-    def add_vehicles(self, vins: Iterable[str]) -> list[Identity]:
-        """A certificate per VIN; a revoked VIN is let back in (its old certificate is not)."""
-        pki = self.pki
-        pki.init()
-        blocked = pki.blocked_names()
-        identities = [pki.issue(vin, Role.VEHICLE) for vin in vins]
-        if blocked & {identity.name for identity in identities}:
-            self.refresh_access()
-        return identities
-
-    def add_password_vehicles(self, vins: Iterable[str]) -> dict[str, str]:
-        """A new password per VIN (shown once; only its hash is kept); the broker reloads."""
-        if self.settings.mqtt_password_port is None:
-            raise StackError(
-                "vehicles with passwords need the password listener: set stack.mqtt_password_port "
-                "(FLEETLINK_STACK__MQTT_PASSWORD_PORT), e.g. 8883"
-            )
-        pki = self.pki
-        pki.init()
-        passwords = pki.set_passwords(vins)
-        self.refresh_access()
-        return passwords
-
-    def refresh_access(self, timeout: float = 10.0) -> None:
-        """Rewrite the ACL from the registered identities; a running broker reloads it (SIGHUP)
-        and this returns once it has, so a new identity may connect and subscribe at once."""
-        pki = self.pki
-        pki.write_crl()
-        pki.ensure_passwords_file()
-        identities = pki.identities(vehicles=False)
-        self._acl_file.parent.mkdir(parents=True, exist_ok=True)
-        self._acl_file.write_text(
-            acl_text(((i.name, i.role) for i in identities), revoked=pki.blocked_names())
-        )
-        state = self.state()
-        for record in state.mosquitto() if state is not None else []:
-            if not runner.is_running(record):
-                continue
-            log = Path(record.log)
-            reloads = _count_reloads(log)
-            runner.send_signal(record, signal.SIGHUP)
-            # The broker is single-threaded: a probe answered after the reload's log line was
-            # handled after the new rules took effect.
-            if not wait_until(
-                lambda log=log, before=reloads: _count_reloads(log) > before,  # type: ignore[misc]
-                timeout,
-                interval=0.05,
-            ):
-                raise StackError(f"Mosquitto did not reload its ACL within {timeout:.0f} s")
-            if not wait_until(self._mqtt_answers, timeout, interval=0.1):
-                raise StackError("Mosquitto did not answer after reloading its ACL")
 
     def stop_component(self, name: str) -> None:
         """Stop one component cleanly (fault tests: "stop Kafka"); ``start_component`` undoes it."""
@@ -351,7 +276,7 @@ class LocalStack:
         data_dir.mkdir(parents=True, exist_ok=True)
         config = self._mosquitto_dir / "mosquitto.conf"
         log = self.logs_dir / "mosquitto.log"
-        self.refresh_access()
+        self.access.refresh_access()
         pki = self.pki
         config.write_text(
             mosquitto.mosquitto_config(
@@ -364,7 +289,7 @@ class LocalStack:
                     cert_file=pki.broker_cert_file,
                     key_file=pki.broker_key_file,
                     crl_file=pki.crl_file,
-                    acl_file=self._acl_file,
+                    acl_file=self.acl_file,
                     password_file=pki.passwords_file,
                 ),
                 max_queued_messages=self.settings.mqtt_max_queued_messages,
@@ -377,6 +302,7 @@ class LocalStack:
             log=log,
             marker=config,
             port=self.settings.mqtt_port,
+            die_with_parent=self.die_with_caller,
         )
 
     def _start_kafka_node(
@@ -403,9 +329,11 @@ class LocalStack:
             log=self.logs_dir / f"{kafka_name(node_id)}.log",
             marker=properties,
             port=self.settings.kafka_ports()[node_id - 1],
+            die_with_parent=self.die_with_caller,
         )
 
-    def _mqtt_answers(self) -> bool:
+    def mqtt_answers(self) -> bool:
+        """True when Mosquitto accepts the stack's probe identity."""
         return mqtt_answers(LOOPBACK, self.settings.mqtt_port, self.pki.client_tls(PROBE_IDENTITY))
 
     def _wait_until_ready(self, state: StackState) -> None:
@@ -424,7 +352,7 @@ class LocalStack:
                 return False
             return (
                 kafka_broker_ids(self.bootstrap_servers(), timeout=2.0) >= expected
-                and self._mqtt_answers()
+                and self.mqtt_answers()
             )
 
         if not wait_until(ready, timeout, interval=0.5):

@@ -25,7 +25,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.adapters.mqtt.client import UserProperties, disable_nagle
+from fleetlink.adapters.mqtt.wire import UserProperties, disable_nagle
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of, encode
 from fleetlink.contracts.delivery import CAPABILITY_PROPERTY, CAPABILITY_VALUE, stamp_properties
 from fleetlink.contracts.models import (

@@ -1,9 +1,9 @@
-"""Run child processes and restart any that exits: gateway workers (a crashed one comes back
-with the same index, so the same client id), and the demo's tracker and API."""
+"""Keep child processes running: restart any that exits, with back-off for one that keeps
+crashing. Gateway workers (a crashed one comes back with the same index, so the same client id)
+and the demo's tracker, API and simulator run under it."""
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import subprocess
@@ -12,16 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetlink.adapters import runner
 from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED
 
-_PR_SET_PDEATHSIG = 1
 _MAX_BACKOFF_S = 10.0
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the supervisor dies, even by kill -9."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -88,26 +82,11 @@ class Supervisor:
 
     def _spawn(self, handle: WorkerHandle) -> None:
         program = handle.program
-        if program.log is None:
-            handle.process = self._popen(program.argv, None)
-        else:
-            program.log.parent.mkdir(parents=True, exist_ok=True)
-            with program.log.open("ab") as output:
-                handle.process = self._popen(program.argv, output.fileno())
+        # dies with the supervisor, even by kill -9
+        handle.process = runner.start(program.argv, output=program.log)
         handle.started_at = time.monotonic()
         handle.restart_at = None
         self._log.info("process started", extra={"program": program.name, "pid": handle.pid})
-
-    @staticmethod
-    def _popen(argv: list[str], output: int | None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them in order
-            preexec_fn=_die_with_parent,
-        )
 
     def check(self) -> None:
         """Restart workers that exited, with exponential backoff for one that keeps crashing."""
@@ -137,9 +116,9 @@ class Supervisor:
                 self._spawn(handle)
 
     def stop(self, *, drain: bool = False) -> None:
-        """SIGTERM (finish and keep the session) or SIGUSR1 (drain and leave) every worker."""
+        """Stop (finish and keep the session) or drain (finish and leave) every process."""
         self._stopping = True
-        signum = signal.SIGUSR1 if drain else signal.SIGTERM
+        signum = runner.DRAIN if drain else runner.STOP
         running = [h.process for h in self.handles if h.process is not None and h.running]
         for process in running:
             process.send_signal(signum)

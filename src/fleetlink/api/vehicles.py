@@ -1,0 +1,49 @@
+"""The vehicles the platform has seen: who is online, since when (``/v1/vehicles``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.commands import VinPath, commands_state, error_json
+from fleetlink.contracts.models import PresenceStatus
+
+router = APIRouter(prefix="/v1", tags=["vehicles"])
+
+
+@router.get("/vehicles", summary="Vehicles the platform has seen, online ones first")
+async def list_vehicles(
+    request: Request,
+    caller: Caller,
+    online: Annotated[bool | None, Query(description="only online (true) or offline")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> JSONResponse:
+    presence = dict(commands_state(request).view.presence)
+    rows = [
+        {"vin": vin, "online": p.status == PresenceStatus.ONLINE, "since": p.ts}
+        for vin, p in presence.items()
+        if (online is None or (p.status == PresenceStatus.ONLINE) is online)
+        and caller.may_read_vehicle(vin)
+    ]
+    rows.sort(key=lambda row: (not row["online"], row["vin"]))
+    return JSONResponse({"vehicles": rows[:limit], "total": len(rows)})
+
+
+@router.get("/vehicles/{vin}", summary="A vehicle's presence: online or not, last seen")
+async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
+    if not caller.may_read_vehicle(vin):
+        raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
+    presence = commands_state(request).view.presence.get(vin)
+    if presence is None:
+        return error_json(404, "unknown-vehicle", f"vehicle {vin} has never connected")
+    return JSONResponse(
+        {
+            "vin": vin,
+            "online": presence.status == PresenceStatus.ONLINE,
+            "since": presence.ts,
+            "reason": presence.reason,
+        }
+    )
