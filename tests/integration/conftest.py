@@ -9,7 +9,7 @@ import pytest
 from fleetlink.adapters import runner
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.integration.helpers import stack_settings
+from tests.support.stack import stack_settings
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, load_settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
-from tests.integration.gateway_helpers import gateway_config, header
-from tests.integration.helpers import user_token
+from tests.support.gateway import gateway_config, header
+from tests.support.stack import user_token
 
 VIN = "WVWZZZ1JZXW000042"
 # the body that stopped the uplink: a string holding the UTF-8 bytes of a lone surrogate

@@ -9,7 +9,6 @@ supervisor and ends in the dead-letter topic as ``poison`` after the bounded att
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -21,9 +20,10 @@ from fleetlink.contracts import headers as h
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack import LocalStack
-from tests.integration.command_helpers import FINAL, command_platform
-from tests.integration.gateway_helpers import gateway_config, header, supervised_gateway
-from tests.integration.helpers import mqtt_client
+from tests.support.commands import FINAL, command_platform
+from tests.support.gateway import gateway_config, header, supervised_gateway
+from tests.support.polling import eventually
+from tests.support.stack import mqtt_client
 
 MARK = "CRASH-ON-THIS"  # faults.crash_on: the thread handling an input holding it raises
 LONE_SURROGATE = b"\xed\xa0\x80"
@@ -35,13 +35,6 @@ def now_ms() -> int:
 
 def telemetry(seq: int, **signals: object) -> bytes:
     return msgspec.json.encode({"ts": now_ms(), "seq": seq, "signals": signals})
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
-        time.sleep(0.1)
 
 
 def dead_letters(settings: Settings, topic: str) -> dict[str, list[bytes | None]]:
@@ -78,7 +71,7 @@ def test_malformed_mqtt_messages_are_dead_letters_and_the_uplink_keeps_flowing(
         def arrived() -> bool:
             return bool(read_topic(KafkaClients.of(settings), topics.telemetry))
 
-        wait_for(arrived, 30, "the valid message after the hostile ones")
+        eventually(arrived, 30, "the valid message after the hostile ones")
         letters = dead_letters(settings, topics.dlq)
         assert supervisor.handles[0].restarts == 0  # nothing crashed
     for reason, payload in hostile:
@@ -102,17 +95,17 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_as_poison_after_bounde
         first_pid = worker.pid
         client.publish(MqttTopic.telemetry(vin), pill, qos=1)
         crashed_at = time.monotonic()
-        wait_for(lambda: worker.pid != first_pid and worker.running, 10, "the first restart")
+        eventually(lambda: worker.pid != first_pid and worker.running, 10, "the first restart")
         restarted_in = time.monotonic() - crashed_at
         assert worker.last_exit == EXIT_THREAD_DIED  # the network thread died, the process left
 
         def poisoned() -> bool:
             return pill in dead_letters(settings, topics.dlq).get("poison", [])
 
-        wait_for(poisoned, 60, "the pill in the dead-letter topic")
+        eventually(poisoned, 60, "the pill in the dead-letter topic")
         assert worker.restarts == 2  # the bound: it crashed twice, the third delivery is a letter
         client.publish(MqttTopic.telemetry(vin), telemetry(2), qos=1).wait_for_publish(10)
-        wait_for(
+        eventually(
             lambda: bool(read_topic(KafkaClients.of(settings), topics.telemetry)),
             30,
             "the next message",
@@ -176,7 +169,7 @@ def test_bad_records_in_every_topic_a_service_reads_are_skipped_and_poison_is_bo
         def both_dead_lettered() -> bool:
             return len(dead_letters(settings, topics[KafkaTopic.DLQ]).get("poison", [])) >= 2
 
-        wait_for(both_dead_lettered, 80, "the pill dead-lettered by the downlink and the tracker")
+        eventually(both_dead_lettered, 80, "the pill dead-lettered by the downlink and the tracker")
         worker, tracker = platform.supervisor.handles[0], platform.service("tracker")
         assert worker.restarts == 2
         assert worker.last_exit == EXIT_THREAD_DIED

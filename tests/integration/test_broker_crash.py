@@ -22,8 +22,8 @@ from fleetlink.settings import Settings
 from fleetlink.sim.fleet import FleetSimulation, FleetSummary
 from fleetlink.sim.truth import Gaps, compare, stamps_in
 from fleetlink.stack import LocalStack
-from tests.integration.gateway_helpers import GatewayTopics, gateway_config, supervised_gateway
-from tests.integration.helpers import fleet_tls, vehicle_verifier
+from tests.support.gateway import GatewayTopics, gateway_config, supervised_gateway
+from tests.support.stack import fleet_tls, vehicle_verifier
 
 CARS = 40
 INTERVAL_S = 0.2

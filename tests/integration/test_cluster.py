@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from fleetlink.adapters import runner
 from fleetlink.adapters.kafka.admin import topic_configs
 from fleetlink.stack import LocalStack
-from tests.integration.helpers import consume, stack_settings
+from tests.support.stack import consume, stack_settings
 
 
 def produce(bootstrap: str, topic: str, values: list[str]) -> None:

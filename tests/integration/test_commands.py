@@ -19,7 +19,8 @@ import pytest
 
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.integration.command_helpers import FINAL, Platform, command_platform, wait_until
+from tests.support.commands import FINAL, Platform, command_platform
+from tests.support.polling import eventually
 
 
 @pytest.fixture(scope="module")
@@ -249,12 +250,12 @@ def test_kill_9_gateway_and_tracker_mid_flow_loses_nothing_runs_nothing_twice(
             pid = victim.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            wait_until(lambda v=victim, p=pid: v.pid != p and v.running, 15, "gateway restart")
+            eventually(lambda v=victim, p=pid: v.pid != p and v.running, 15, "gateway restart")
         tracker = platform.service("tracker")
         pid = tracker.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: tracker.pid != pid and tracker.running, 15, "tracker restart")
+        eventually(lambda: tracker.pid != pid and tracker.running, 15, "tracker restart")
         time.sleep(2)  # commands keep coming while the tracker restores its state
     finally:
         stop.set()

@@ -26,10 +26,8 @@ from fleetlink.contracts.models import (
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.sim.truth import stamps_in
 from fleetlink.stack import LocalStack
-from fleetlink.vehicle.agent import VehicleAgent
-from fleetlink.vehicle.state import VehicleState
-from tests.integration.gateway_helpers import gateway_config, supervised_gateway
-from tests.integration.helpers import mqtt_tls, platform_signer, vehicle_verifier
+from tests.support.gateway import gateway_config, supervised_gateway
+from tests.support.stack import new_agent, platform_signer
 
 VIN = "DWNZZZ1JZXW000001"
 
@@ -39,13 +37,7 @@ def test_command_reaches_the_vehicle_once_and_the_answer_reaches_kafka(
 ) -> None:
     config, settings, topics = gateway_config(tmp_path, stack_config)
     bootstrap = settings.kafka_bootstrap_servers()
-    agent = VehicleAgent(
-        VehicleState(vin=VIN, latitude=52.52, longitude=13.40),
-        host="127.0.0.1",
-        port=stack_config.stack.mqtt_port,
-        tls_context=mqtt_tls(stack_config, VIN),
-        verifier=vehicle_verifier(stack_config),
-    )
+    agent = new_agent(stack_config, VIN)
     now = time.time_ns() // 1_000_000
     signer = platform_signer(stack_config)
     fresh = signer.sign_command(
@@ -140,13 +132,7 @@ def test_without_a_presence_mapping_commands_go_out_at_once(
     )
     config.write_text(dump_toml(settings))
     vin = "DWNZZZ1JZXW000002"
-    agent = VehicleAgent(
-        VehicleState(vin=vin, latitude=52.52, longitude=13.40),
-        host="127.0.0.1",
-        port=stack_config.stack.mqtt_port,
-        tls_context=mqtt_tls(stack_config, vin),
-        verifier=vehicle_verifier(stack_config),
-    )
+    agent = new_agent(stack_config, vin)
     now = time.time_ns() // 1_000_000
     command = platform_signer(stack_config).sign_command(
         Command(

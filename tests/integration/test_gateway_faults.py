@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from fleetlink.settings import Settings
 from fleetlink.sim.flood import FloodResult, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
-from tests.integration.gateway_helpers import (
+from tests.support.gateway import (
     gateway_config,
     published_ids,
     start_worker,
@@ -27,7 +26,8 @@ from tests.integration.gateway_helpers import (
     wait_for_ids,
     wait_ready,
 )
-from tests.integration.helpers import flood_brokers, stack_settings
+from tests.support.polling import eventually
+from tests.support.stack import flood_brokers, stack_settings
 
 
 class Stream:
@@ -68,13 +68,6 @@ def check_all_arrived(bootstrap: str, topic: str, published: set[str], what: str
     assert not missing, f"{what}: {len(missing)} messages lost, e.g. {sorted(missing)[:3]}"
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_kill_9_a_worker_three_times_during_a_stream(
     tmp_path: Path, local_stack: LocalStack, stack_config: Settings
 ) -> None:
@@ -88,7 +81,7 @@ def test_kill_9_a_worker_three_times_during_a_stream(
             assert pid is not None
             assert victim.running
             os.kill(pid, signal.SIGKILL)
-            wait_for(
+            eventually(
                 lambda victim=victim, pid=pid: victim.pid != pid and victim.running,  # type: ignore[misc]
                 15,
                 "the restart",

@@ -18,7 +18,7 @@ from fleetlink.contracts import headers as h
 from fleetlink.settings import Settings
 from fleetlink.sim.flood import FloodPlan, flood, split_plans, vins_for
 from fleetlink.stack import LocalStack
-from tests.integration.gateway_helpers import (
+from tests.support.gateway import (
     REQUIRED_HEADERS,
     gateway_config,
     header,
@@ -26,7 +26,7 @@ from tests.integration.gateway_helpers import (
     supervised_gateway,
     wait_for_ids,
 )
-from tests.integration.helpers import TEST_PROXY, flood_brokers, mqtt_client
+from tests.support.stack import TEST_PROXY, flood_brokers, mqtt_client
 
 
 def test_100k_messages_from_1000_vins_reach_kafka_keyed_with_headers(

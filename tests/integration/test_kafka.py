@@ -7,7 +7,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from fleetlink.contracts import MqttTopic, Telemetry
 from fleetlink.contracts.codec import decode, encode
-from tests.integration.helpers import consume
+from tests.support.stack import consume
 
 VINS = [f"WVWZZZ1JZXW{n:06d}" for n in range(50)]
 

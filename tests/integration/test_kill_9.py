@@ -16,8 +16,9 @@ from fleetlink.adapters.polling import wait_until
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
-from tests.integration.gateway_helpers import gateway_config, wait_ready
-from tests.integration.helpers import REPO, processes_using, run_cli, stack_env, stack_settings
+from tests.support.gateway import gateway_config, wait_ready
+from tests.support.polling import eventually
+from tests.support.stack import REPO, processes_using, run_cli, stack_env, stack_settings
 
 
 def descendants(root: int) -> dict[int, str]:
@@ -120,8 +121,8 @@ def test_kill_9_of_the_demo_leaves_nothing_and_the_next_demo_recovers(tmp_path: 
             return False
 
     try:
-        assert wait_until(all_running, 60, interval=0.5), descendants(demo.pid)
-        assert wait_until(api_answers, 30, interval=0.5)
+        eventually(all_running, 60, "every process of the demo", interval=0.5)
+        eventually(api_answers, 30, "answer from the demo's API", interval=0.5)
     finally:
         children = descendants(demo.pid)
         left = kill_9_and_wait(demo, children)

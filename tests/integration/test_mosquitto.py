@@ -6,7 +6,7 @@ from paho.mqtt.properties import Properties
 from fleetlink.contracts import MqttTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.integration.helpers import mqtt_client
+from tests.support.stack import mqtt_client
 
 VIN = "WVWZZZ1JZXW000001"
 

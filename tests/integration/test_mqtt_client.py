@@ -12,7 +12,7 @@ from fleetlink.contracts import MqttTopic
 from fleetlink.security.keys import identity_tls
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.integration.helpers import TEST_MONITOR, mqtt_client, mqtt_tls
+from tests.support.stack import TEST_MONITOR, mqtt_client, mqtt_tls
 
 VIN = "WVWZZZ1JZXW000201"
 TOPIC = MqttTopic.telemetry(VIN)

@@ -40,9 +40,10 @@ from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.sim.flood import FloodPlan, flood
 from fleetlink.stack import LocalStack
-from tests.integration.command_helpers import Garage, Platform, command_platform, wait_until
-from tests.integration.gateway_helpers import gateway_config, supervised_gateway
-from tests.integration.helpers import (
+from tests.support.commands import Garage, Platform, command_platform
+from tests.support.gateway import gateway_config, supervised_gateway
+from tests.support.polling import eventually
+from tests.support.stack import (
     TEST_GATEWAY,
     flood_brokers,
     mqtt_client,
@@ -137,8 +138,8 @@ def test_a_car_cannot_speak_for_another_or_listen_to_its_commands(
         ]
         for fake in fake_confirmations:
             fake.wait_for_publish(10)
-        wait_until(lambda: own.mid in a.puback, 5, "PUBACKs")
-        wait_until(lambda: all(f.mid in a.puback for f in fake_confirmations), 5, "PUBACKs")
+        eventually(lambda: own.mid in a.puback, 5, "PUBACKs")
+        eventually(lambda: all(f.mid in a.puback for f in fake_confirmations), 5, "PUBACKs")
         assert a.puback[forged.mid] == 0x87
         assert a.puback[own.mid] == 0x00
         assert [a.puback[f.mid] for f in fake_confirmations] == [0x87, 0x87]
@@ -224,7 +225,7 @@ def test_an_oversized_packet_costs_only_its_sender_the_connection(
         mqtt_client(stack_config, CAR_A) as (big, a),
     ):
         big.publish(MqttTopic.telemetry(CAR_A), b"x" * (limit + 1), qos=1)
-        wait_until(lambda: a.disconnects, 10, "the broker closing the oversized sender")
+        eventually(lambda: a.disconnects, 10, "the broker closing the oversized sender")
         honest.publish(MqttTopic.telemetry(CAR_B), b"fine", qos=1).wait_for_publish(10)
         messages = seen.wait_for(1, 10)
     assert [(m.topic, m.payload) for m in messages] == [(MqttTopic.telemetry(CAR_B), b"fine")]
@@ -250,7 +251,7 @@ def test_a_revoked_car_is_thrown_off_at_once_and_a_new_unit_gets_back_in(
         revoked = run_cli("vehicles", "revoke", stolen, env=env)
         assert revoked.returncode == 0, revoked.stderr
         assert f"{stolen}: certificate" in revoked.stdout
-        wait_until(lambda: t.disconnects, 5, "the revoked car's session to end")
+        eventually(lambda: t.disconnects, 5, "the revoked car's session to end")
 
         thief.publish(MqttTopic.telemetry(stolen), b'{"ts":1,"seq":1,"signals":{}}', 1)
         car_b.publish(MqttTopic.telemetry(CAR_B), b'{"ts":1,"seq":1,"signals":{}}', 1)
@@ -295,7 +296,7 @@ def test_a_revoked_session_left_open_may_do_nothing(
         forged = thief.publish(MqttTopic.telemetry(stolen), b'{"ts":1,"seq":1,"signals":{}}', 1)
         forged.wait_for_publish(10)
         gateway.publish(MqttTopic.command(stolen, "after"), b"{}", qos=1).wait_for_publish(10)
-        wait_until(lambda: forged.mid in t.puback, 5, "the PUBACK to the revoked car")
+        eventually(lambda: forged.mid in t.puback, 5, "the PUBACK to the revoked car")
         time.sleep(1)
         assert t.disconnects == []  # still connected: the ACL alone holds it
     assert t.puback[forged.mid] == 0x87
@@ -332,7 +333,7 @@ def test_a_car_with_a_password_is_held_to_its_own_topics(
         own.wait_for_publish(10)
         gateway.publish(MqttTopic.command(CAR_B, "for-b"), b"{}", qos=1).wait_for_publish(10)
         gateway.publish(MqttTopic.command(vin, "for-p"), b"{}", qos=1).wait_for_publish(10)
-        wait_until(lambda: own.mid in mine.puback, 5, "PUBACKs")
+        eventually(lambda: own.mid in mine.puback, 5, "PUBACKs")
         mine.wait_for(1, 10)
         b.wait_for(1, 10)
         seen.wait_for(1, 10)
@@ -369,7 +370,7 @@ def car(local_stack: LocalStack, stack_config: Settings) -> Iterator[Any]:
                         return reply
                 return None
 
-            wait_until(lambda: final() is not None, 10, f"an answer to {command_id}")
+            eventually(lambda: final() is not None, 10, f"an answer to {command_id}")
             result = final()
             assert result is not None
             return result
@@ -623,7 +624,7 @@ def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
         assert done["state"] == "succeeded"
         assert done["actor"] == "parcelco"
         assert car.state.trunk_open is True or car.state.trunk_locked is True
-        wait_until(lambda: car.state.trunk_open is False and car.state.trunk_locked, 10, "relock")
+        eventually(lambda: car.state.trunk_open is False and car.state.trunk_locked, 10, "relock")
 
         again = platform.post(
             OWNER_CAR, auth=courier, name="trunk.open", grant_id=grant["grant_id"]
@@ -668,7 +669,7 @@ def test_the_courier_scenario_end_to_end(platform: Platform) -> None:
             OWNER_CAR, auth=courier, name="trunk.open", grant_id=second["grant_id"]
         )
         assert (late.status_code, late.json()["error"]) == (403, "key-revoked")
-        wait_until(lambda: second["grant_id"] in car.state.revoked_grants, 15, "the car told")
+        eventually(lambda: second["grant_id"] in car.state.revoked_grants, 15, "the car told")
 
         trail = client.get(f"/v1/vehicles/{OWNER_CAR}/audit", headers=alice).json()["trail"]
         other_owner = user_token(settings, "bob", UserRole.OWNER, [OTHER_CAR])

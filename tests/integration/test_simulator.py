@@ -26,15 +26,13 @@ from fleetlink.contracts.topics import MqttTopic
 from fleetlink.settings import Settings
 from fleetlink.sim.fleet import Faults, FleetSimulation
 from fleetlink.stack import LocalStack
-from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.geo import cell_of
-from fleetlink.vehicle.state import VehicleState
-from tests.integration.gateway_helpers import gateway_config, supervised_gateway
-from tests.integration.helpers import (
+from tests.support.gateway import gateway_config, supervised_gateway
+from tests.support.stack import (
     TEST_GATEWAY,
     fleet_tls,
     mqtt_client,
-    mqtt_tls,
+    new_agent,
     platform_signer,
     run_cli,
     vehicle_verifier,
@@ -159,16 +157,9 @@ def test_vehicles_execute_commands_once_and_hear_geo_warnings(
 def test_backlog_after_a_tunnel_is_flushed_in_order_and_marked_resent(
     local_stack: LocalStack, stack_config: Settings
 ) -> None:
-    port = stack_config.stack.mqtt_port
-    state = VehicleState(vin="TNLZZZ1JZXW000001", latitude=52.52, longitude=13.40)
-    agent = VehicleAgent(
-        state,
-        host="127.0.0.1",
-        port=port,
-        tls_context=mqtt_tls(stack_config, state.vin),
-        verifier=vehicle_verifier(stack_config),
-        confirm=False,  # no gateway here to confirm: the PUBACK is the end of the road
-    )
+    # no gateway here to confirm: the PUBACK is the end of the road
+    agent = new_agent(stack_config, "TNLZZZ1JZXW000001", confirm=False)
+    state = agent.state
 
     async def drive() -> None:
         stop = asyncio.Event()

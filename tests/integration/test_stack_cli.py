@@ -14,7 +14,7 @@ from fleetlink.adapters.runner import ProcessRecord, is_running
 from fleetlink.contracts import MqttTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.integration.helpers import (
+from tests.support.stack import (
     consume,
     mqtt_client,
     processes_using,

@@ -11,7 +11,7 @@ from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
-from tests.integration.helpers import processes_using, run_cli, stack_env, stack_settings
+from tests.support.stack import processes_using, run_cli, stack_env, stack_settings
 
 
 def test_ensure_topics_creates_the_contract_once(

@@ -35,8 +35,8 @@ from fleetlink.settings import MappingRule, Settings, default_mappings, load_set
 from fleetlink.testing.isolated import isolated_gateway_settings
 from fleetlink.vehicle.commands import CommandExecutor, read_command
 from fleetlink.vehicle.state import VehicleState
-from tests.unit.fakes import FakeMessage
-from tests.unit.strategies import (
+from tests.support.fakes import FakeMessage
+from tests.support.strategies import (
     HEADERS,
     JSON,
     KEYS,

@@ -1,1 +1,1 @@
-"""The HTTP API (FastAPI): ingest beside MQTT now; commands, users and the dashboard later."""
+"""The HTTP API (FastAPI): ingest beside MQTT, remote commands, digital keys, vehicles."""

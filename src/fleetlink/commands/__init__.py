@@ -1,1 +1,2 @@
-"""Remote commands: the lifecycle (pure), and later the tracker process and the downlink."""
+"""Remote commands: the lifecycle and the book (pure), the dispatch queue, the tracker process and
+the API's read model of Kafka."""

@@ -1,4 +1,5 @@
-"""The gateway: MQTT uplink into Kafka (ack after the Kafka ack), workers and their supervisor.
+"""The gateway: MQTT uplink into Kafka (PUBACK after the Kafka ack), and the downlink it hosts.
 
-``routing`` and ``acks`` are pure core logic; ``worker`` and ``supervisor`` are processes.
+``acks`` and ``confirm`` are pure logic; ``worker`` is the process (routing is in ``ingest``);
+``vehicle_link`` is the one place that publishes to cars.
 """

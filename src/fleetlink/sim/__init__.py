@@ -1,1 +1,2 @@
-"""Simulated vehicles: load generators now, the realistic fleet simulator later."""
+"""Simulated vehicles: the fleet (SUMO or kinematic movement, real agents), its ground truth, and
+the flood load generator."""

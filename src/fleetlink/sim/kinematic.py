@@ -2,8 +2,8 @@
 
 Deterministic for a seed. Each car drives from intersection to intersection along the grid,
 accelerating, cruising, braking for the next turn and sometimes stopping at a red light, so the
-telemetry has realistic speeds, headings and harsh-braking moments. SUMO mode (later) replaces
-this with a full traffic simulation.
+telemetry has realistic speeds, headings and harsh-braking moments. SUMO mode (``sumo``) drives
+the cars through a full traffic simulation instead.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""MQTT adapters (paho-mqtt 2, MQTT 5)."""
+"""MQTT, wrapped once (paho-mqtt 2, MQTT 5): the platform's client (``client``) and the wire helpers
+the car's code uses too (``wire``)."""

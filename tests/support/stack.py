@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import Consumer, KafkaError, Message
@@ -30,6 +31,8 @@ from fleetlink.settings import Settings, load_settings
 from fleetlink.sim.flood import FloodBroker
 from fleetlink.stack.local import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
+from fleetlink.vehicle.agent import VehicleAgent
+from fleetlink.vehicle.state import VehicleState
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -254,3 +257,16 @@ def consume(
     finally:
         consumer.close()
     return records
+
+
+def new_agent(settings: Settings, vin: str, **options: Any) -> VehicleAgent:
+    """A car of this stack's fleet, parked in Berlin: its certificate, the platform's key."""
+    host, port = settings.mqtt_address()
+    return VehicleAgent(
+        VehicleState(vin=vin, latitude=52.52, longitude=13.40),
+        host=host,
+        port=port,
+        tls_context=mqtt_tls(settings, vin),
+        verifier=vehicle_verifier(settings),
+        **options,
+    )

@@ -16,7 +16,7 @@ from fleetlink.sim.truth import compare
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
-from tests.unit.strategies import PROPERTY, RAW_VALUES, VIN
+from tests.support.strategies import PROPERTY, RAW_VALUES, VIN
 
 
 def stamped(seq: int) -> Pending:

@@ -22,9 +22,9 @@ from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack.ports import free_port_block
 from fleetlink.vehicle.agent import VehicleAgent
-from fleetlink.vehicle.state import VehicleState
-from tests.integration.gateway_helpers import gateway_config, keep_running, supervised_gateway
-from tests.integration.helpers import mqtt_tls, user_token, vehicle_verifier
+from tests.support.gateway import gateway_config, keep_running, supervised_gateway
+from tests.support.polling import eventually
+from tests.support.stack import new_agent, user_token
 
 FINAL = {s.value for s in CommandState} - {"queued", "sent", "delivered"}
 
@@ -46,17 +46,7 @@ class Garage:
 
     def agent(self, vin: str) -> VehicleAgent:
         if vin not in self.agents:
-            state = VehicleState(vin=vin, latitude=52.52, longitude=13.40)
-            host, port = self._settings.mqtt_address()
-            tls = mqtt_tls(self._settings, vin)
-            self.agents[vin] = VehicleAgent(
-                state,
-                host=host,
-                port=port,
-                tls_context=tls,
-                verifier=vehicle_verifier(self._settings),
-                trunk_relock_s=self.trunk_relock_s,
-            )
+            self.agents[vin] = new_agent(self._settings, vin, trunk_relock_s=self.trunk_relock_s)
         return self.agents[vin]
 
     def start(self, vin: str) -> VehicleAgent:
@@ -70,7 +60,7 @@ class Garage:
             return stop, task  # type: ignore[return-value]
 
         self._running[vin] = self._call(begin())
-        wait_until(lambda: agent.connected, 15, f"{vin} connected")
+        eventually(lambda: agent.connected, 15, f"{vin} connected")
         return agent
 
     def stop(self, vin: str) -> None:
@@ -115,7 +105,7 @@ class Platform:
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, timeout, "the API ready")
+        eventually(ready, timeout, "the API ready")
 
     def start_car(self, vin: str) -> VehicleAgent:
         """Connect a vehicle and wait until the API has seen it online."""
@@ -136,7 +126,7 @@ class Platform:
                 reply = client.get(f"/v1/vehicles/{vin}")
                 return reply.status_code == 200 and reply.json()["online"] is online
 
-        wait_until(seen, 15, f"{vin} {'online' if online else 'offline'} in the API")
+        eventually(seen, 15, f"{vin} {'online' if online else 'offline'} in the API")
 
     def post(self, vin: str, auth: dict[str, str] | None = None, **body: Any) -> httpx.Response:
         with self.client(auth) as client:
@@ -157,13 +147,6 @@ class Platform:
                 return command
             assert time.monotonic() < deadline, f"{command_id} still {command['state']}"
             time.sleep(0.1)
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
-        time.sleep(0.05)
 
 
 @contextmanager

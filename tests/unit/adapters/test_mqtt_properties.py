@@ -10,7 +10,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleetlink.adapters.mqtt.wire import FastPublishProperties, UserProperties
-from tests.unit.strategies import PROPERTY
+from tests.support.strategies import PROPERTY
 
 TEXT = st.text(max_size=12)  # NUL, U+FEFF and every plane included
 

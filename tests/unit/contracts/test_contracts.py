@@ -21,7 +21,7 @@ from fleetlink.contracts.schema import contract_files, json_schemas
 from fleetlink.contracts.topics import Site, TopicMap, VehicleChannel, VehicleTopic, spec_of
 
 VIN = "WVWZZZ1JZXW000001"
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
 
 @pytest.mark.parametrize(
