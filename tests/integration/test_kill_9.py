@@ -131,7 +131,7 @@ def test_kill_9_of_the_demo_leaves_nothing_and_the_next_demo_recovers(tmp_path: 
     assert (tmp_path / "state" / "stack.json").exists()  # the stale stack the next run finds
 
     started = time.monotonic()
-    result = run_cli("demo", "--duration", "8", "--vehicles", "5", env=env)
+    result = run_cli("demo", "--duration", "3", "--vehicles", "5", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Demo ended; stopped 2 process(es)." in result.stdout
     assert not (tmp_path / "state" / "stack.json").exists()

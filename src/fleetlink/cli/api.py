@@ -27,4 +27,6 @@ def api(
         port=settings.api.port,
         log_config=None,
         access_log=False,
+        # live event streams never end by themselves: a stop cuts them after this long
+        timeout_graceful_shutdown=max(1, int(settings.runtime.stop_grace_s / 2)),
     )

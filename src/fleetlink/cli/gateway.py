@@ -6,14 +6,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies
+from fleetlink.adapters.runtime.watchdog import StopDeadline, exit_when_a_thread_dies
 from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.common import console, settings_from
 from fleetlink.cli.stack import live_view
@@ -138,9 +138,19 @@ def worker(
     settings = settings_from(ctx)
     stop, drain = threading.Event(), threading.Event()
     on_stop = drain if drain_on_exit else stop
-    signal.signal(signal.SIGTERM, lambda *_: on_stop.set())
-    signal.signal(signal.SIGINT, lambda *_: on_stop.set())
-    signal.signal(signal.SIGUSR1, lambda *_: drain.set())
+    grace_s = settings.gateway.drain_timeout_s + settings.runtime.stop_grace_s
+    deadline = StopDeadline(grace_s, log)
+
+    def signalled(event: threading.Event) -> Callable[..., None]:
+        def handler(*_: object) -> None:
+            event.set()
+            deadline.arm()
+
+        return handler
+
+    signal.signal(signal.SIGTERM, signalled(on_stop))
+    signal.signal(signal.SIGINT, signalled(on_stop))
+    signal.signal(signal.SIGUSR1, signalled(drain))
     code = UplinkWorker(settings, index, log).run(stop, drain)
     time.sleep(0)  # let paho's thread finish its last write
     raise typer.Exit(code)

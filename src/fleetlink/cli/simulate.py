@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.table import Table
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.runner import raise_open_file_limit
+from fleetlink.adapters.runtime.watchdog import StopDeadline
 from fleetlink.cli.common import console, settings_from
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.errors import FleetlinkError
@@ -145,7 +147,8 @@ def simulate(
         confirm=confirm,
         confirm_timeout_s=confirm_timeout,
     )
-    result = asyncio.run(_run(simulation, duration, view=not quiet))
+    deadline = StopDeadline(settings.runtime.stop_grace_s, logging.getLogger("fleetlink.simulate"))
+    result = asyncio.run(_run(simulation, duration, view=not quiet, deadline=deadline))
     text = json.dumps(msgspec.structs.asdict(result), indent=2)
     console.print()
     console.print_json(text)
@@ -175,11 +178,18 @@ def check_in_kafka(settings: Settings, truth: Truth) -> Gaps:
     return compare(truth, seen)
 
 
-async def _run(simulation: FleetSimulation, duration: float, *, view: bool) -> FleetSummary:
+async def _run(
+    simulation: FleetSimulation, duration: float, *, view: bool, deadline: StopDeadline
+) -> FleetSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        stop.set()
+        deadline.arm()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     if not view:
         return await simulation.run(duration, stop=stop)
     last = {"time": time.monotonic(), "published": 0, "rate": 0.0}

@@ -26,8 +26,10 @@ def ensure_platform_topics(settings: Settings) -> list[str]:
 def topics_table(settings: Settings) -> Table:
     topics = settings.topic_map()
     table = Table(title="Kafka topics of the contract", title_justify="left")
-    for column in ("topic", "key", "partitions", "replicas", "min ISR", "cleanup", "written at"):
-        table.add_column(column)
+    table.add_column("topic", no_wrap=True)  # names are what people copy: never cut
+    table.add_column("key", overflow="fold")
+    for column in ("parts", "RF", "ISR", "cleanup", "written"):
+        table.add_column(column, no_wrap=True)
     for info in describe_topics(KafkaClients.of(settings), topics):
         topic = topics.topic_of(info.name)
         spec = spec_of(topic) if topic is not None else None

@@ -116,7 +116,6 @@ class Downlink:
             },
         )
         self._presence = kafka.reader(f"{client_id}-presence", log=log)
-        self.published = 0
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -145,10 +144,6 @@ class Downlink:
             self._log.warning("downlink: last commit failed", extra={"error": str(error)})
         self._consumer.close()
         self._presence.close()
-
-    @property
-    def held(self) -> int:
-        return self._queue.held
 
     @property
     def thread(self) -> threading.Thread:
@@ -272,7 +267,6 @@ class Downlink:
                 self._producer.produce(
                     self._dispatch_topic, key=sent.command_id, value=encode(sent)
                 )
-                self.published += 1
             else:
                 still_waiting.append(record)
         self._awaiting_ack = still_waiting

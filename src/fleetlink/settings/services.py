@@ -56,6 +56,9 @@ class RuntimeSettings(Section):
     journal_dir: Path | None = None  # default: <stack.state_dir>/journal
     # An input the process died handling this often is dead-lettered as poison, not handled.
     poison_after_crashes: int = Field(default=3, ge=1, le=100)
+    # A process told to stop (SIGTERM, or its parent died) exits after this long at the latest,
+    # whatever it still waits for; gateway workers get their drain_timeout_s on top.
+    stop_grace_s: float = Field(default=10.0, gt=0, le=600)
     # Test-only: the thread handling an input that holds this text raises (a crash on purpose).
     crash_on: str | None = Field(default=None, min_length=4)
 

@@ -14,7 +14,7 @@ import pytest
 
 from fleetlink.adapters.runtime.faults import FaultHook, InjectedFaultError
 from fleetlink.adapters.runtime.poison import PoisonJournal, digest
-from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
+from fleetlink.adapters.runtime.watchdog import EXIT_STOP_OVERDUE, EXIT_THREAD_DIED, Lifelines
 from fleetlink.adapters.supervisor import Program, Supervisor
 
 LOG = logging.getLogger("test.runtime")
@@ -96,6 +96,35 @@ def test_a_thread_that_dies_ends_the_process_at_once_with_its_exit_code(tmp_path
     assert line["level"] == "critical"
     assert line["dead_thread"] == "mqtt-network"
     assert "UnicodeDecodeError" in line["error"]
+
+
+def test_a_process_told_to_stop_exits_within_its_grace_whatever_it_waits_for() -> None:
+    script = (
+        "import threading, time\n"
+        "from fleetlink.logs import configure\n"
+        "from fleetlink.adapters.runtime.watchdog import StopDeadline, stop_on_signals\n"
+        "stop = threading.Event()\n"
+        "stop_on_signals(stop, StopDeadline(0.5, configure('test')))\n"
+        "print('ready', flush=True)\n"
+        "stop.wait(30)\n"
+        "time.sleep(30)  # a close that never returns: Kafka went away with the parent\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        child.terminate()
+        assert child.wait(15) == EXIT_STOP_OVERDUE
+        assert time.monotonic() - started < 5  # not the 30 s it would have waited
+    finally:
+        child.kill()
+        child.wait(5)
+    assert child.stderr is not None
+    line = json.loads(child.stderr.read().strip().splitlines()[-1])
+    assert line["msg"] == "stopping took too long; exiting now"
 
 
 def test_lifelines_name_a_thread_that_ended_quietly() -> None:

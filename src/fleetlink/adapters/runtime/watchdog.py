@@ -1,4 +1,5 @@
-"""A process whose thread died exits at once, so whoever started it starts it again.
+"""A process whose thread died exits at once, so whoever started it starts it again; one told to
+stop exits within its grace time.
 
 A thread that dies with an exception leaves a process that still runs and may still answer
 health checks while doing nothing. ``exit_when_a_thread_dies`` turns that into an exit with
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -73,3 +75,47 @@ class Lifelines:
             if thread is not None and thread.ident is not None and not thread.is_alive():
                 return name
         return None
+
+
+# EX_TEMPFAIL of sysexits.h: told to stop, could not finish in time (Kafka away, a hung close).
+EXIT_STOP_OVERDUE: Final = 75
+
+
+class StopDeadline:
+    """Once armed (a stop signal came), the process exits within ``grace_s`` seconds whatever it
+    still waits for: a process whose parent died must not linger because Kafka went with it."""
+
+    def __init__(
+        self, grace_s: float, log: logging.Logger, *, exit_now: ExitFunction = os._exit
+    ) -> None:
+        self._grace_s = grace_s
+        self._log = log
+        self._exit_now = exit_now
+        self._timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        if self._timer is not None:
+            return
+        self._timer = threading.Timer(self._grace_s, self._overdue)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _overdue(self) -> None:
+        self._log.error(
+            "stopping took too long; exiting now",
+            extra={"grace_s": self._grace_s, "exit_code": EXIT_STOP_OVERDUE},
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        self._exit_now(EXIT_STOP_OVERDUE)
+
+
+def stop_on_signals(stop: threading.Event, deadline: StopDeadline) -> None:
+    """SIGTERM and SIGINT set ``stop`` and arm ``deadline`` (call from the main thread)."""
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        deadline.arm()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
