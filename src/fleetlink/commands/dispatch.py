@@ -59,6 +59,10 @@ class DispatchQueue:
         self._memory = memory
         self._catching_up: set[int] = set()
 
+    @property
+    def held(self) -> int:
+        return sum(len(items) for items in self._held.values())
+
     def assigned(self, partitions: set[int]) -> None:
         """New partitions: read each to its end before publishing from it."""
         self._catching_up |= partitions

@@ -89,6 +89,18 @@ def test_every_client_of_a_profile_carries_its_security_options(
     assert reader["group.id"] != built[8][1]["group.id"]  # a group of its own each time
 
 
+def test_a_reader_takes_the_whole_client_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(factory, "Consumer", lambda config: seen.append(dict(config)))
+    KafkaClients({"bootstrap.servers": "k:9093", "security.protocol": "SASL_SSL"}).reader()
+    KafkaClients.at("k:9092").reader()
+    KafkaClients.at("k:9092").reader()
+    assert seen[0]["security.protocol"] == "SASL_SSL"
+    assert seen[0]["enable.auto.commit"] is False
+    assert seen[1]["bootstrap.servers"] == "k:9092"
+    assert seen[1]["group.id"] != seen[2]["group.id"]
+
+
 def test_the_factory_builds_real_clients_for_both_profiles(tmp_path: Path) -> None:
     """librdkafka itself takes the settings (no client connects: nothing listens there)."""
     settings = load_settings(
