@@ -99,6 +99,9 @@ def test_kill_9_of_the_demo_leaves_nothing_and_the_next_demo_recovers(tmp_path: 
         **stack_env(settings),
         "FLEETLINK_GATEWAY__METRICS_PORT": str(free_port_block(1)),
         "FLEETLINK_API__PORT": str(api_port),
+        # a child whose parent died waits at most this for a Kafka that died with it
+        "FLEETLINK_RUNTIME__STOP_GRACE_S": "3",
+        "FLEETLINK_GATEWAY__DRAIN_TIMEOUT_S": "5",
     }
     demo = subprocess.Popen(
         [sys.executable, "-m", "fleetlink", "demo", "--vehicles", "5"],
