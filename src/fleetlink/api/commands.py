@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -24,29 +23,24 @@ from pydantic import Field
 from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
+from fleetlink.commands import intake
 from fleetlink.commands.view import CommandView, FleetView
 from fleetlink.contracts import headers
-from fleetlink.contracts.catalogue import InvalidParamsError, ttl_limits, validate_params
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
     CommandCancel,
-    CommandName,
     CommandState,
     GrantRecord,
     Transition,
 )
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.access import Principal
-from fleetlink.security.grants import grant_refusal
 from fleetlink.security.signing import Signer
 from fleetlink.security.users import UserRole
 
 router = APIRouter(prefix="/v1", tags=["commands"])
-
-# Command ids derived from idempotency keys live in their own UUID namespace.
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c3f0e-4f0b-5b9e-9a53-6c0e2b7d1a42")
 
 
 @dataclass
@@ -146,141 +140,88 @@ VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_leng
 async def submit_command(
     request: Request, vin: VinPath, body: CommandRequest, caller: Caller
 ) -> JSONResponse:
+    """The rules are ``commands.intake``'s; this signs, writes to Kafka, audits and answers."""
     state = commands_state(request)
-    if not is_valid_vin(vin):
-        return error_json(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
-    if not state.view.ready.is_set():
+    if is_valid_vin(vin) and not state.view.ready.is_set():
         return error_json(503, "starting", "the API is still reading the fleet's state")
-    grant_record = state.view.grant(body.grant_id) if body.grant_id is not None else None
-    if body.grant_id is not None and grant_record is None:
-        return await _refuse(state, caller, vin, "key-unknown", f"no key {body.grant_id}")
-    refusal = caller.command_refusal(vin, with_grant=grant_record is not None)
-    if refusal is not None:
-        return await _refuse(state, caller, vin, "forbidden", refusal)
-    if not state.view.knows_vehicle(vin):
-        return error_json(404, "unknown-vehicle", f"vehicle {vin} has never connected")
-    try:
-        name = CommandName(body.name)
-    except ValueError:
-        known = sorted(c.value for c in CommandName)
-        return error_json(422, "unknown-command", f"no command {body.name!r}", known=known)
-    if name is CommandName.GRANT_REVOKE:
-        return error_json(422, "unknown-command", "revoke a key with DELETE /v1/grants/{grant_id}")
-    try:
-        params = validate_params(name, body.params)
-    except InvalidParamsError as error:
-        return error_json(422, "invalid-params", f"{name.value}: {error}")
-    default_ttl, max_ttl = ttl_limits(name)
-    ttl_s = body.ttl_s or default_ttl
-    if ttl_s > max_ttl:
-        return error_json(422, "invalid-ttl", f"{name.value}: ttl_s must be at most {max_ttl}")
-
-    if body.idempotency_key is not None:
-        command_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{vin}/{body.idempotency_key}"))
-        known_command = state.view.command(command_id)
-        if known_command is not None:
-            latest = known_command.latest
-            if (latest.name, latest.params or {}) != (name.value, params):
-                return error_json(
-                    409,
-                    "idempotency-conflict",
-                    "this idempotency key was used for a different command",
-                    command_id=command_id,
-                )
-            return JSONResponse(
-                command_json(known_command), status_code=200, headers={"Idempotent-Replayed": "1"}
-            )
-    else:
-        command_id = str(uuid.uuid4())
     now = time.time_ns() // 1_000_000
-    expires_at = now + ttl_s * 1000
-    token = grant_id = None
-    if grant_record is not None:
-        grant = grant_record.grant
-        if grant.grantee != caller.name:
-            return await _refuse(state, caller, vin, "key-not-yours", "the key is another's")
-        reason = grant_refusal(
-            grant,
-            vin=vin,
-            command=name,
-            now_ms=now,
-            uses=state.view.key_uses(grant.grant_id),
-            revoked=grant_record.revoked_at is not None,
-            skew_ms=0,  # the platform's clock is the reference; only cars get slack
-        )
-        if reason is not None:
-            return await _refuse(state, caller, vin, reason, f"key {grant.grant_id}: {reason}")
-        token, grant_id = grant_record.token, grant.grant_id
-        expires_at = min(expires_at, grant.not_after)  # never valid beyond the key's window
-    command = state.signer.sign_command(
-        Command(
-            command_id=command_id,
-            name=name,
-            issued_at=now,
-            expires_at=expires_at,
-            params=params,
-            vin=vin,
-            actor=caller.name,
-            grant=token,
-            grant_id=grant_id,
-        )
+    asked = intake.Request(
+        vin=vin,
+        name=body.name,
+        params=body.params,
+        ttl_s=body.ttl_s,
+        idempotency_key=body.idempotency_key,
+        grant_id=body.grant_id,
     )
+    decision = intake.decide(asked, caller, state.view, now)
+    if isinstance(decision, intake.Refused):
+        return await _refuse(state, caller, vin, decision)
+    if isinstance(decision, intake.Replayed):
+        first = state.view.command(decision.command_id)
+        assert first is not None
+        return JSONResponse(
+            command_json(first), status_code=200, headers={"Idempotent-Replayed": "1"}
+        )
+    command = state.signer.sign_command(decision.command)
     extra = []
     if body.idempotency_key is not None:
         extra.append((headers.IDEMPOTENCY_KEY, body.idempotency_key.encode()))
     try:
         await state.send(command, vin, extra)
-        if grant_id is not None:  # every use of a key is audited
+        if decision.audited:
             await state.audit(
                 AuditEvent(
                     ts=now,
                     vin=vin,
                     actor=caller.name,
                     action="command.requested",
-                    grant_id=grant_id,
-                    command_id=command_id,
-                    detail=name.value,
+                    grant_id=command.grant_id,
+                    command_id=command.command_id,
+                    detail=command.name.value,
                 )
             )
     except KafkaUnavailableError as error:
         return _unavailable(state, str(error))
     queued = Transition(
-        command_id=command_id,
+        command_id=command.command_id,
         vin=vin,
-        name=name.value,
+        name=command.name.value,
         state=CommandState.QUEUED,
         ts=now,
         created_at=now,
         expires_at=command.expires_at,
-        params=params,
+        params=command.params,
         idempotency_key=body.idempotency_key,
         actor=caller.name,
-        grant_id=grant_id,
+        grant_id=command.grant_id,
     )
     state.view.submitted(queued)
-    view = state.view.command(command_id)
+    view = state.view.command(command.command_id)
     assert view is not None
     return JSONResponse(
-        command_json(view), status_code=202, headers={"Location": f"/v1/commands/{command_id}"}
+        command_json(view),
+        status_code=202,
+        headers={"Location": f"/v1/commands/{command.command_id}"},
     )
 
 
 async def _refuse(
-    state: CommandsState, caller: Principal, vin: str, error: str, detail: str
+    state: CommandsState, caller: Principal, vin: str, refused: intake.Refused
 ) -> JSONResponse:
-    """403, and a line in the audit trail: refusals are part of who-did-what."""
-    event = AuditEvent(
-        ts=time.time_ns() // 1_000_000,
-        vin=vin,
-        actor=caller.name,
-        action="command.refused",
-        detail=f"{error}: {detail}",
-    )
-    try:
-        await state.audit(event)
-    except KafkaUnavailableError as failure:
-        return _unavailable(state, str(failure))
-    return error_json(403, error, detail)
+    """The refusal's error; an audited one is a line in the audit trail first."""
+    if refused.audited:
+        event = AuditEvent(
+            ts=time.time_ns() // 1_000_000,
+            vin=vin,
+            actor=caller.name,
+            action="command.refused",
+            detail=f"{refused.error}: {refused.detail}",
+        )
+        try:
+            await state.audit(event)
+        except KafkaUnavailableError as failure:
+            return _unavailable(state, str(failure))
+    return error_json(refused.status, refused.error, refused.detail, **refused.extra)
 
 
 @router.get("/commands/summary", summary="How many commands are in each state")

@@ -123,6 +123,11 @@ class FleetView:
             counts = Counter(view.latest.state.value for view in self.commands.values())
         return dict(sorted(counts.items()))
 
+    def latest(self, command_id: str) -> Transition | None:
+        """The last step of a command this view knows, or None."""
+        view = self.command(command_id)
+        return None if view is None else view.latest
+
     def knows_vehicle(self, vin: str) -> bool:
         """Whether the car ever connected (without a presence mapping: assumed)."""
         return self._presence_topic is None or vin in self.presence
