@@ -21,14 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from fleetlink.adapters.mqtt.vehicle_link import VehicleLink
+from fleetlink.commands.downlink import Downlink
+from fleetlink.commands.read_model import ReadModel
 from fleetlink.commands.tracker import Tracker
-from fleetlink.commands.view import FleetView
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text
 from fleetlink.contracts.models import MODELS, Command, CommandName, Telemetry, Transition
 from fleetlink.contracts.topics import KafkaTopic
-from fleetlink.gateway.downlink import Downlink
-from fleetlink.gateway.vehicle_link import VehicleLink
 from fleetlink.ingest.routing import DLQ_MAX_PAYLOAD, Inbound, Router
 from fleetlink.security.signing import Signer, Verifier
 from fleetlink.settings import MappingRule, Settings, default_mappings, load_settings
@@ -304,14 +304,14 @@ def test_the_downlink_publishes_a_well_formed_command(
 
 
 @pytest.fixture(scope="module")
-def view(isolated: Settings) -> FleetView:
-    return FleetView(isolated, logging.getLogger("test.view"))
+def view(isolated: Settings) -> ReadModel:
+    return ReadModel(isolated, logging.getLogger("test.view"))
 
 
 @given(data=st.data())
 @PROPERTY
 def test_the_api_read_model_takes_any_record_or_skips_it(
-    view: FleetView, isolated: Settings, data: st.DataObject
+    view: ReadModel, isolated: Settings, data: st.DataObject
 ) -> None:
     topics = isolated.topic_map().names(
         (KafkaTopic.COMMAND_STATUS, KafkaTopic.GRANTS, KafkaTopic.AUDIT, KafkaTopic.PRESENCE)

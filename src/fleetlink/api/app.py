@@ -18,7 +18,7 @@ from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.api import command_events, commands, grants, ingest, vehicles
 from fleetlink.api.auth import ApiError, Guard
 from fleetlink.api.bodies import INVALID_UTF8
-from fleetlink.commands.view import FleetView
+from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
 from fleetlink.security.keys import command_signer, signing_key
@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=ingest.IngestMetrics(registry),
     )
     commands_state = commands.CommandsState(
-        view=FleetView(settings, logging.getLogger("fleetlink.api.view")),
+        view=ReadModel(settings, logging.getLogger("fleetlink.api.view")),
         signer=command_signer(settings),
         commands_topic=topics[KafkaTopic.COMMANDS],
         grants_topic=topics[KafkaTopic.GRANTS],

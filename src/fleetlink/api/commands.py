@@ -4,7 +4,7 @@ Every endpoint names its caller (bearer token) and shows or does only what the c
 allows (``fleetlink.security.access``). ``POST`` signs the command with the platform key (the
 car checks it), attaches the digital key it is sent under, and writes it to ``fleet.commands``
 (key VIN); it answers 202 once Kafka has it;
-the downlink and the tracker do the rest. Reads come from the ``FleetView`` this API instance
+the downlink and the tracker do the rest. Reads come from the ``ReadModel`` this API instance
 follows. The same idempotency key for the same vehicle always names the same command id, so a
 retried POST can never create a second command, not even when two copies race.
 """
@@ -24,7 +24,7 @@ from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableE
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.commands import intake
-from fleetlink.commands.view import CommandView, FleetView
+from fleetlink.commands.read_model import CommandView, ReadModel
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
@@ -45,7 +45,7 @@ router = APIRouter(prefix="/v1", tags=["commands"])
 
 @dataclass
 class CommandsState:
-    view: FleetView
+    view: ReadModel
     signer: Signer
     commands_topic: str
     grants_topic: str

@@ -1,5 +1,5 @@
-"""The gateway: MQTT uplink into Kafka (PUBACK after the Kafka ack), and the downlink it hosts.
+"""The gateway: MQTT uplink into Kafka (PUBACK after the Kafka ack); it hosts the downlink.
 
-``acks`` and ``confirm`` are pure logic; ``worker`` is the process (routing is in ``ingest``);
-``vehicle_link`` is the one place that publishes to cars.
+``acks`` and ``confirm`` are pure logic; ``worker`` is the process (routing is in ``ingest``,
+the downlink in ``commands``, the one publisher to cars in ``adapters.mqtt.vehicle_link``).
 """

@@ -1,4 +1,4 @@
-from fleetlink.commands.view import CommandView
+from fleetlink.commands.read_model import CommandView
 from fleetlink.contracts.models import CommandState, Transition
 
 VIN = "WVWZZZ1JZXW000001"

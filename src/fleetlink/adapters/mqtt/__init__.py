@@ -1,2 +1,2 @@
-"""MQTT, wrapped once (paho-mqtt 2, MQTT 5): the platform's client (``client``) and the wire helpers
-the car's code uses too (``wire``)."""
+"""MQTT, wrapped once (paho-mqtt 2, MQTT 5): the platform's client (``client``), the wire helpers
+the car's code uses too (``wire``) and the one publisher to cars (``vehicle_link``)."""

@@ -36,6 +36,7 @@ from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
 from fleetlink.adapters.kafka.consume import take
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.skips import PoisonGuard, SkippedRecords
+from fleetlink.adapters.mqtt.vehicle_link import VehicleLink
 from fleetlink.commands.dispatch import DispatchQueue, Outcome, Pending
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text, encode
@@ -48,7 +49,6 @@ from fleetlink.contracts.models import (
 )
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.gateway.vehicle_link import VehicleLink
 from fleetlink.settings import Settings
 
 _MAX_UNSETTLED = 50_000

@@ -54,7 +54,7 @@ class CommandView:
         return True
 
 
-class FleetView:
+class ReadModel:
     def __init__(self, settings: Settings, log: logging.Logger) -> None:
         topics = settings.topic_map()
         self._status_topic = topics[KafkaTopic.COMMAND_STATUS]
