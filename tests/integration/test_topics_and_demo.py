@@ -1,9 +1,13 @@
-"""The contract's Kafka topics, and `fleetlink demo` as the README runs it."""
+"""The contract's Kafka topics, and `fleetlink demo` as the README runs it (after a `kill -9`)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import httpx
 
 from fleetlink.adapters.kafka.admin import describe_topics, ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
@@ -11,7 +15,9 @@ from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
-from tests.support.stack import processes_using, run_cli, stack_env, stack_settings
+from tests.support.polling import eventually
+from tests.support.processes import descendants, kill_9_and_wait
+from tests.support.stack import REPO, processes_using, run_cli, stack_env, stack_settings
 
 
 def test_ensure_topics_creates_the_contract_once(
@@ -31,14 +37,53 @@ def test_ensure_topics_creates_the_contract_once(
     assert all(info.partitions == 4 for info in infos.values())
 
 
+def kill_9_a_running_demo(env: dict[str, str], api_port: int, state_dir: Path) -> None:
+    """Start ``fleetlink demo``, ``kill -9`` it once it runs: none of its processes (workers,
+    tracker, API, simulator, Kafka, Mosquitto) may outlive it; its stale stack stays behind."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "fleetlink", "demo", "--vehicles", "5"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wanted = ("kafka", "mosquitto", " worker ", " tracker", " api", " simulate ")
+
+    def all_running() -> bool:
+        lines = list(descendants(demo.pid).values())
+        return all(any(name in line for line in lines) for name in wanted)
+
+    def api_answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
+
+    try:
+        eventually(all_running, 60, "every process of the demo", interval=0.5)
+        eventually(api_answers, 30, "an answer from the demo's API", interval=0.5)
+    finally:
+        left = kill_9_and_wait(demo, descendants(demo.pid))
+    assert left == []
+    assert processes_using(state_dir) == []
+    assert (state_dir / "stack.json").exists()  # the stale stack the next demo finds
+
+
 def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> None:
+    """As ``make demo`` runs it, after an earlier demo was killed with ``kill -9``: nothing of
+    that one is left, and this one recovers its stale stack."""
     settings = stack_settings(tmp_path / "state")
+    api_port = free_port_block(1)
     env = {
         **os.environ,
         **stack_env(settings),
         "FLEETLINK_GATEWAY__METRICS_PORT": str(free_port_block(1)),
-        "FLEETLINK_API__PORT": str(free_port_block(1)),
+        "FLEETLINK_API__PORT": str(api_port),
+        # a child whose parent died waits at most this for a Kafka that died with it
+        "FLEETLINK_RUNTIME__STOP_GRACE_S": "3",
     }
+    kill_9_a_running_demo(env, api_port, tmp_path / "state")
     result = run_cli("demo", "--duration", "16", "--vehicles", "20", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout

@@ -73,8 +73,15 @@ class Garage:
         self._call(end())
 
     def close(self) -> None:
-        for vin in list(self._running):
-            self.stop(vin)
+        running = list(self._running.values())
+        self._running.clear()
+
+        async def end_all() -> None:  # together: each may wait a second for confirmations
+            for stop, _task in running:
+                stop.set()
+            await asyncio.gather(*(task for _stop, task in running))  # type: ignore[misc]
+
+        self._call(end_all())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 

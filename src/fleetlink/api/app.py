@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
 from fleetlink.api import command_events, commands, grants, ingest, vehicles
 from fleetlink.api.auth import ApiError, Guard
 from fleetlink.api.bodies import INVALID_UTF8
@@ -52,10 +53,11 @@ class BodyLimit:
         await self._app(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
+    """The API on the settings' Kafka cluster, or on ``backbone`` (in-memory Kafka in tests)."""
     gateway = settings.gateway
     topics = settings.topic_map()
-    kafka = KafkaClients.of(settings)
+    kafka = backbone or _cluster_backbone(settings)
     registry = CollectorRegistry()
     state = ingest.IngestState(
         router=Router.from_settings(gateway, settings.topic_map()),
@@ -63,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=ingest.IngestMetrics(registry),
     )
     commands_state = commands.CommandsState(
-        view=ReadModel(settings, logging.getLogger("fleetlink.api.view")),
+        view=ReadModel(settings, logging.getLogger("fleetlink.api.view"), kafka.source()),
         signer=command_signer(settings),
         commands_topic=topics[KafkaTopic.COMMANDS],
         grants_topic=topics[KafkaTopic.GRANTS],
@@ -80,12 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.deliveries = kafka.deliveries(
-            linger_ms=1,  # a request waits for its ack: batching would only add latency
-            compression=gateway.compression,
-            message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
-            log=logging.getLogger("fleetlink.api.kafka"),
-        )
+        state.deliveries = kafka.sink()
         commands_state.deliveries = state.deliveries
         commands_state.view.start()
         yield
@@ -145,11 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
         now = time.monotonic()
         cached = ready_cache.get("kafka")
         if cached is None or now - cached[0] > _READY_CACHE_S:
-            try:
-                kafka.admin().list_topics(timeout=1.0)
-                cached = (now, True)
-            except Exception:  # any failure to fetch metadata means "not ready"
-                cached = (now, False)
+            cached = (now, kafka.reachable())
             ready_cache["kafka"] = cached
         view = commands_state.view
         ok = cached[1] and view.ready.is_set() and view.alive
@@ -167,3 +160,28 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _cluster_backbone(settings: Settings) -> Backbone:
+    kafka = KafkaClients.of(settings)
+
+    def sink() -> RecordSink:
+        return kafka.deliveries(
+            linger_ms=1,  # a request waits for its ack: batching would only add latency
+            compression=settings.gateway.compression,
+            message_timeout_ms=int(settings.api.kafka_timeout_s * 1000),
+            log=logging.getLogger("fleetlink.api.kafka"),
+        )
+
+    def source() -> RecordSource:
+        reader = kafka.reader("api-view", log=logging.getLogger("fleetlink.api.view"))
+        return KafkaSource(reader)
+
+    def reachable() -> bool:
+        try:
+            kafka.admin().list_topics(timeout=1.0)
+        except Exception:  # any failure to fetch metadata means "not ready"
+            return False
+        return True
+
+    return Backbone(sink, source, reachable)

@@ -20,7 +20,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
+from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
+from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.commands import intake
@@ -52,7 +53,7 @@ class CommandsState:
     audit_topic: str
     retry_after_s: int
     cancel_wait_s: float
-    deliveries: AsyncDeliveries | None = field(default=None)
+    deliveries: RecordSink | None = field(default=None)
 
     async def audit(self, event: AuditEvent) -> None:
         """Written to the audit log before the request is answered."""

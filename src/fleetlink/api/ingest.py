@@ -10,7 +10,8 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from fleetlink.adapters.kafka.delivery import AsyncDeliveries, KafkaUnavailableError
+from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
+from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import EventKind
@@ -53,7 +54,7 @@ class IngestState:
     router: Router
     retry_after_s: int
     metrics: IngestMetrics
-    deliveries: AsyncDeliveries | None = field(default=None)
+    deliveries: RecordSink | None = field(default=None)
 
 
 VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_length=64)]

@@ -15,14 +15,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import (
-    KafkaError,
-    KafkaException,
-    Message,
-)
+from confluent_kafka import KafkaException
 
-from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
-from fleetlink.adapters.kafka.consume import take
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.seams import PARTITION_EOF, KafkaSource, RecordSource, SourceRecord
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts.codec import UndecodableError, decode, decode_text
 from fleetlink.contracts.models import AuditEvent, CommandState, GrantRecord, Presence, Transition
@@ -55,14 +51,17 @@ class CommandView:
 
 
 class ReadModel:
-    def __init__(self, settings: Settings, log: logging.Logger) -> None:
+    def __init__(
+        self, settings: Settings, log: logging.Logger, source: RecordSource | None = None
+    ) -> None:
+        """``source``: where the records come from (default: the cluster, a reader of its own)."""
         topics = settings.topic_map()
         self._status_topic = topics[KafkaTopic.COMMAND_STATUS]
         self._presence_topic = settings.routed_topic(KafkaTopic.PRESENCE)
         self._grants_topic = topics[KafkaTopic.GRANTS]
         self._audit_topic = topics[KafkaTopic.AUDIT]
         self._log = log
-        self._consumer = KafkaClients.of(settings).reader("api-view", log=log)
+        self._source = source or KafkaSource(KafkaClients.of(settings).reader("api-view", log=log))
         self._lock = threading.Lock()
         self.commands: dict[str, CommandView] = {}
         self.by_vin: dict[str, list[str]] = {}
@@ -87,15 +86,16 @@ class ReadModel:
     def _assign(self) -> bool:
         """Assign every partition of both topics from the beginning; False while Kafka is away."""
         topics = (self._status_topic, self._presence_topic, self._grants_topic, self._audit_topic)
-        if not assign_from_start(self._consumer, [t for t in topics if t is not None], timeout=2):
+        partitions = self._source.start([t for t in topics if t is not None], timeout=2)
+        if partitions is None:
             return False
-        self._unread = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        self._unread = set(partitions)
         return True
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self._consumer.close()
+        self._source.close()
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with the new transitions of each batch read (from this thread);
@@ -184,7 +184,7 @@ class ReadModel:
         while not self._stop.is_set():
             fresh: list[Transition] = []
             try:
-                messages = take(self._consumer, 1000, 0.1)
+                messages = self._source.take(1000, 0.1)
             except KafkaException as failure:  # the view must outlive a Kafka outage
                 self._log.warning("view Kafka error", extra={"error": str(failure)})
                 self._stop.wait(0.5)
@@ -192,7 +192,7 @@ class ReadModel:
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
+                    if error.code() == PARTITION_EOF:
                         self._unread.discard((message.topic(), message.partition()))
                         if not self._unread:
                             self.ready.set()
@@ -212,7 +212,7 @@ class ReadModel:
                 for listener in listeners:
                     listener(fresh)
 
-    def _read(self, message: Message) -> Transition | None:
+    def _read(self, message: SourceRecord) -> Transition | None:
         """Take one record into the view; the transition when it is a new one."""
         topic, value = message.topic(), message.value()
         if topic == self._status_topic:

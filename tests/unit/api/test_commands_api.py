@@ -1,0 +1,192 @@
+"""The commands API without a broker: the real app on in-memory Kafka, through ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from fleetlink.api.app import create_app
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.models import AuditEvent, Command, Presence, PresenceStatus
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.security.users import UserRole
+from fleetlink.settings import Settings, load_settings
+from fleetlink.testing.memory_kafka import MemoryKafka
+from tests.support.stack import user_token
+
+CAR = "APXZZZ1JZXW000001"
+OTHER = "APXZZZ1JZXW000002"
+NEVER_SEEN = "APXZZZ1JZXW000009"
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    kafka: MemoryKafka
+    settings: Settings
+    admin: dict[str, str]
+    owner: dict[str, str]
+    viewer: dict[str, str]
+
+    def records(self, topic: KafkaTopic) -> list[bytes | None]:
+        return [r.value() for r in self.kafka.records(self.settings.topic_map()[topic])]
+
+
+@asynccontextmanager
+async def running_api(state_dir: Path) -> AsyncIterator[Api]:
+    settings = load_settings(stack={"state_dir": state_dir}, api={"kafka_timeout_s": 1})
+    kafka = MemoryKafka()
+    topics = settings.topic_map()
+    kafka.create(*topics.names())
+    for vin in (CAR, OTHER):  # two cars the platform has seen
+        presence = Presence(status=PresenceStatus.ONLINE, ts=1)
+        kafka.append(topics[KafkaTopic.PRESENCE], encode(presence), vin.encode())
+    app = create_app(settings, kafka.backbone())
+    async with app.router.lifespan_context(app):
+        view = app.state.commands.view
+        for _ in range(200):
+            if view.ready.is_set():
+                break
+            await asyncio.sleep(0.01)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield Api(
+                client,
+                kafka,
+                settings,
+                admin=user_token(settings, "ada", UserRole.FLEET_ADMIN),
+                owner=user_token(settings, "olga", UserRole.OWNER, [CAR]),
+                viewer=user_token(settings, "vera", UserRole.VIEWER),
+            )
+
+
+def run(test: object) -> None:
+    asyncio.run(test)  # type: ignore[arg-type]
+
+
+def test_an_admins_command_is_written_signed_and_answered_202(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            reply = await api.client.post(
+                f"/v1/vehicles/{CAR}/commands", json={"name": "flash"}, headers=api.admin
+            )
+            assert reply.status_code == 202, reply.text
+            body = reply.json()
+            assert body["state"] == "queued"
+            assert reply.headers["location"] == f"/v1/commands/{body['command_id']}"
+            topic = api.settings.topic_map()[KafkaTopic.COMMANDS]
+            [record] = api.kafka.records(topic)
+            assert record.key() == CAR.encode()
+            assert (h.RECORD_KIND, b"command") in record.headers()
+            command = msgspec.json.decode(record.value() or b"", type=Command)
+            assert command.command_id == body["command_id"]
+            assert command.sig  # signed with the platform key
+            looked_up = await api.client.get(
+                f"/v1/commands/{body['command_id']}", headers=api.owner
+            )
+            assert looked_up.status_code == 200
+            assert looked_up.json()["actor"] == "ada"
+
+    run(scenario())
+
+
+def test_an_idempotency_key_replays_the_first_command_and_refuses_another(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            path = f"/v1/vehicles/{CAR}/commands"
+            first = await api.client.post(
+                path, json={"name": "flash", "idempotency_key": "k1"}, headers=api.owner
+            )
+            again = await api.client.post(
+                path, json={"name": "flash", "idempotency_key": "k1"}, headers=api.owner
+            )
+            other = await api.client.post(
+                path, json={"name": "honk", "idempotency_key": "k1"}, headers=api.owner
+            )
+            assert first.status_code == 202
+            assert again.status_code == 200
+            assert again.headers["idempotent-replayed"] == "1"
+            assert again.json()["command_id"] == first.json()["command_id"]
+            assert other.status_code == 409
+            assert other.json()["error"] == "idempotency-conflict"
+            assert len(api.records(KafkaTopic.COMMANDS)) == 1  # one command, however often asked
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("who", "vin", "body", "status", "error"),
+    [
+        ("viewer", CAR, {"name": "flash"}, 403, "forbidden"),
+        ("owner", OTHER, {"name": "flash"}, 403, "forbidden"),
+        ("admin", NEVER_SEEN, {"name": "flash"}, 404, "unknown-vehicle"),
+        ("admin", "NOT-A-VIN", {"name": "flash"}, 422, "invalid-vin"),
+        ("admin", CAR, {"name": "teleport"}, 422, "unknown-command"),
+        ("admin", CAR, {"name": "flash", "ttl_s": 10**7}, 422, "invalid-ttl"),
+        ("admin", CAR, {"name": "flash", "ttl_s": "soon"}, 422, "invalid-request"),
+        (None, CAR, {"name": "flash"}, 401, "unauthenticated"),
+    ],
+)
+def test_every_refusal_has_its_status_and_writes_no_command(
+    tmp_path: Path, who: str | None, vin: str, body: dict[str, object], status: int, error: str
+) -> None:
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            auth = {} if who is None else getattr(api, who)
+            reply = await api.client.post(f"/v1/vehicles/{vin}/commands", json=body, headers=auth)
+            assert reply.status_code == status, reply.text
+            assert reply.json()["error"] == error
+            assert api.records(KafkaTopic.COMMANDS) == []
+            audited = [
+                msgspec.json.decode(v or b"", type=AuditEvent)
+                for v in api.records(KafkaTopic.AUDIT)
+            ]
+            # who was refused what is part of who-did-what
+            assert bool(audited) == (status == 403)
+
+    run(scenario())
+
+
+def test_kafka_away_means_503_with_retry_after(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            api.kafka.available = False
+            reply = await api.client.post(
+                f"/v1/vehicles/{CAR}/commands", json={"name": "flash"}, headers=api.admin
+            )
+            assert reply.status_code == 503
+            assert reply.json()["error"] == "kafka-unavailable"
+            assert reply.headers["retry-after"] == "1"
+            ready = await api.client.get("/readyz")
+            assert ready.status_code == 503
+
+    run(scenario())
+
+
+def test_reads_show_each_role_what_it_may_see(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            mine = await api.client.get("/v1/vehicles", headers=api.owner)
+            everyone = await api.client.get("/v1/vehicles", headers=api.viewer)
+            assert [v["vin"] for v in mine.json()["vehicles"]] == [CAR]
+            assert [v["vin"] for v in everyone.json()["vehicles"]] == [CAR, OTHER]
+            foreign = await api.client.get(f"/v1/vehicles/{OTHER}", headers=api.owner)
+            assert foreign.status_code == 403
+            summary = await api.client.get("/v1/commands/summary", headers=api.owner)
+            assert summary.status_code == 403
+            summary = await api.client.get("/v1/commands/summary", headers=api.viewer)
+            assert summary.status_code == 200
+            unknown = await api.client.get("/v1/commands/nope", headers=api.admin)
+            assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown-command-id")
+
+    run(scenario())
