@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -119,7 +119,12 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         name = "http"
         if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
             name = "invalid-utf8"  # FastAPI's answer to a JSON body that is not UTF-8
-        return JSONResponse({"error": name, "detail": error.detail}, status_code=error.status_code)
+        # a 405 names the methods the path has (Allow): Starlette puts them in the headers
+        return JSONResponse(
+            {"error": name, "detail": error.detail},
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -131,6 +136,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         for kind, name in (("json_invalid", "not-json"), (INVALID_UTF8, "invalid-utf8")):
             if any(problem["type"] == kind for problem in problems):
                 return JSONResponse({"error": name, "detail": problems}, status_code=400)
+        if any(problem["loc"] == ["path", "vin"] for problem in problems):
+            detail = "not a VIN (17 characters, no I, O, Q)"
+            return JSONResponse({"error": "invalid-vin", "detail": detail}, status_code=422)
         return JSONResponse({"error": "invalid-request", "detail": problems}, status_code=422)
 
     @app.get("/healthz", tags=["operations"])
@@ -155,7 +163,12 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             detail = "reading the fleet's state"
         return JSONResponse({"ok": ok, "detail": detail}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,10 +12,11 @@ from fastapi.responses import StreamingResponse
 
 from fleetlink.api.auth import Caller
 from fleetlink.api.commands import commands_state
+from fleetlink.api.errors import AUTHENTICATED, documented
 from fleetlink.contracts.models import Transition
 
 # before the commands' router: /commands/{command_id} would take "events" for an id
-router = APIRouter(prefix="/v1", tags=["commands"])
+router = APIRouter(prefix="/v1", tags=["commands"], responses=documented(*AUTHENTICATED))
 
 _SSE_QUEUE = 10_000  # batches
 _SSE_KEEPALIVE_S = 15.0

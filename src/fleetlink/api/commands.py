@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -24,6 +24,7 @@ from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
+from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, VinPath, documented
 from fleetlink.commands import intake
 from fleetlink.commands.read_model import CommandView, ReadModel
 from fleetlink.contracts import headers
@@ -41,7 +42,7 @@ from fleetlink.security.access import Principal
 from fleetlink.security.signing import Signer
 from fleetlink.security.users import UserRole
 
-router = APIRouter(prefix="/v1", tags=["commands"])
+router = APIRouter(prefix="/v1", tags=["commands"], responses=documented(*AUTHENTICATED))
 
 
 @dataclass
@@ -129,14 +130,16 @@ def commands_state(request: Request) -> CommandsState:
     return state
 
 
-VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_length=64)]
-
-
 @router.post(
     "/vehicles/{vin}/commands",
     status_code=202,
     summary="Send a command to a vehicle",
-    responses={200: {}, 404: {}, 409: {}, 422: {}, 503: {}},
+    responses={
+        200: {
+            "description": "The same idempotency key again: the first command (Idempotent-Replayed)"
+        },
+        **documented(*WITH_BODY, 404, 409, 503),
+    },
 )
 async def submit_command(
     request: Request, vin: VinPath, body: CommandRequest, caller: Caller
@@ -232,7 +235,11 @@ async def command_summary(request: Request, caller: Caller) -> JSONResponse:
     return JSONResponse({"states": commands_state(request).view.state_counts()})
 
 
-@router.get("/commands/{command_id}", summary="One command: state, reason, history")
+@router.get(
+    "/commands/{command_id}",
+    summary="One command: state, reason, history",
+    responses=documented(404),
+)
 async def get_command(request: Request, command_id: str, caller: Caller) -> JSONResponse:
     view = commands_state(request).view.command(command_id)
     if view is None or not caller.may_read_command(view.latest.vin, view.latest.actor):
@@ -240,7 +247,11 @@ async def get_command(request: Request, command_id: str, caller: Caller) -> JSON
     return JSONResponse(command_json(view))
 
 
-@router.get("/vehicles/{vin}/commands", summary="The commands of one vehicle, newest first")
+@router.get(
+    "/vehicles/{vin}/commands",
+    summary="The commands of one vehicle, newest first",
+    responses=documented(404),
+)
 async def list_commands(
     request: Request,
     vin: VinPath,
@@ -263,7 +274,10 @@ async def list_commands(
 @router.delete(
     "/commands/{command_id}",
     summary="Cancel a command the platform still holds (state queued)",
-    responses={202: {}, 404: {}, 409: {}, 503: {}},
+    responses={
+        202: {"description": "Cancelled, or the outcome is not known yet"},
+        **documented(404, 409, 503),
+    },
 )
 async def cancel_command(request: Request, command_id: str, caller: Caller) -> JSONResponse:
     state = commands_state(request)

@@ -21,6 +21,7 @@ from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import CommandsState, commands_state
+from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, VinPath, documented
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
@@ -33,7 +34,7 @@ from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS
 from fleetlink.security.users import UserRole
 
-router = APIRouter(prefix="/v1", tags=["digital keys"])
+router = APIRouter(prefix="/v1", tags=["digital keys"], responses=documented(*AUTHENTICATED))
 
 MAX_WINDOW_MS = 30 * 86_400_000
 
@@ -71,7 +72,12 @@ def _unavailable(state: CommandsState, error: KafkaUnavailableError) -> JSONResp
     )
 
 
-@router.post("/grants", status_code=201, summary="Grant a digital key for one of your cars")
+@router.post(
+    "/grants",
+    status_code=201,
+    summary="Grant a digital key for one of your cars",
+    responses=documented(*WITH_BODY, 404, 503),
+)
 async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> JSONResponse:
     state = commands_state(request)
     if not is_valid_vin(body.vin):
@@ -149,7 +155,7 @@ async def list_grants(
     )
 
 
-@router.get("/grants/{grant_id}", summary="One digital key")
+@router.get("/grants/{grant_id}", summary="One digital key", responses=documented(404))
 async def get_grant(request: Request, grant_id: str, caller: Caller) -> JSONResponse:
     record = commands_state(request).view.grant(grant_id)
     if record is None or not _visible(caller, record):
@@ -157,7 +163,11 @@ async def get_grant(request: Request, grant_id: str, caller: Caller) -> JSONResp
     return JSONResponse(grant_json(record, with_token=record.grant.grantee == caller.name))
 
 
-@router.delete("/grants/{grant_id}", summary="Revoke a digital key (the car learns it too)")
+@router.delete(
+    "/grants/{grant_id}",
+    summary="Revoke a digital key (the car learns it too)",
+    responses=documented(404, 409, 503),
+)
 async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONResponse:
     state = commands_state(request)
     record = state.view.grant(grant_id)
@@ -202,7 +212,7 @@ async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONR
 
 
 @router.get("/vehicles/{vin}/audit", summary="Who did what to this car: keys, commands, refusals")
-async def vehicle_audit(request: Request, vin: str, caller: Caller) -> JSONResponse:
+async def vehicle_audit(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
     if not caller.may_read_vehicle(vin):
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
     view = commands_state(request).view

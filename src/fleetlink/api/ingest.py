@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, VinPath, documented
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import MqttTopic
@@ -21,7 +21,7 @@ from fleetlink.ingest.routing import Inbound, Router
 from fleetlink.security.access import Principal
 from fleetlink.security.users import UserRole
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+router = APIRouter(prefix="/v1", tags=["ingest"], responses=documented(*AUTHENTICATED))
 
 # the body cannot be read at all: 400; it reads but breaks the contract: 422
 _STATUS_FOR_REASON = {
@@ -55,9 +55,6 @@ class IngestState:
     retry_after_s: int
     metrics: IngestMetrics
     deliveries: RecordSink | None = field(default=None)
-
-
-VinPath = Annotated[str, Path(description="ISO 3779 VIN", min_length=1, max_length=64)]
 
 
 async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
@@ -110,7 +107,7 @@ async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
     "/vehicles/{vin}/telemetry",
     status_code=202,
     summary="Telemetry of one vehicle (the MQTT telemetry payload)",
-    responses={400: {}, 413: {}, 422: {}, 503: {}},
+    responses=documented(*WITH_BODY, 503),
 )
 async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
     _speaks_for(caller, vin)
@@ -121,7 +118,7 @@ async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSON
     "/vehicles/{vin}/events/{kind}",
     status_code=202,
     summary="An event of one vehicle (the MQTT event payload)",
-    responses={400: {}, 413: {}, 422: {}, 503: {}},
+    responses=documented(*WITH_BODY, 503),
 )
 async def post_event(
     request: Request, vin: VinPath, kind: EventKind, caller: Caller

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleetlink.api.auth import ApiError, Caller
-from fleetlink.api.commands import VinPath, commands_state, error_json
+from fleetlink.api.commands import commands_state, error_json
+from fleetlink.api.errors import AUTHENTICATED, VinPath, documented
 from fleetlink.contracts.models import PresenceStatus
 
-router = APIRouter(prefix="/v1", tags=["vehicles"])
+router = APIRouter(prefix="/v1", tags=["vehicles"], responses=documented(*AUTHENTICATED))
 
 
 @router.get("/vehicles", summary="Vehicles the platform has seen, online ones first")
@@ -32,7 +33,11 @@ async def list_vehicles(
     return JSONResponse({"vehicles": rows[:limit], "total": len(rows)})
 
 
-@router.get("/vehicles/{vin}", summary="A vehicle's presence: online or not, last seen")
+@router.get(
+    "/vehicles/{vin}",
+    summary="A vehicle's presence: online or not, last seen",
+    responses=documented(404),
+)
 async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
     if not caller.may_read_vehicle(vin):
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")

@@ -1,0 +1,82 @@
+"""The published contract tells the truth: every error is declared with the error schema the API
+really answers, path parameters carry their patterns, /metrics is text, and 405 names Allow."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fleetlink.api.app import create_app
+from fleetlink.contracts.vin import VIN_PATTERN
+from fleetlink.settings import load_settings
+from fleetlink.testing.memory_kafka import MemoryKafka
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture
+def document(tmp_path: Path) -> dict[str, Any]:
+    app = create_app(load_settings(stack={"state_dir": tmp_path}), MemoryKafka().backbone())
+    return app.openapi()
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+
+
+def test_every_api_route_declares_its_errors_with_the_one_error_schema(
+    document: dict[str, Any],
+) -> None:
+    api = [(p, m, o) for p, m, o in operations(document) if p.startswith("/v1/")]
+    assert len(api) >= 14
+    for path, method, operation in api:
+        responses = operation["responses"]
+        for status in ("401", "403", "422", "429"):
+            assert status in responses, (method, path, status)
+        for status, response in responses.items():
+            if status.startswith(("4", "5")):
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    writes = [o for p, m, o in api if m == "post"]
+    assert all("503" in o["responses"] and "400" in o["responses"] for o in writes)
+
+
+def test_vin_path_parameters_carry_the_vin_pattern(document: dict[str, Any]) -> None:
+    vins = [
+        parameter
+        for _, _, operation in operations(document)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path" and parameter["name"] == "vin"
+    ]
+    assert len(vins) >= 6
+    assert all(p["schema"]["pattern"] == VIN_PATTERN for p in vins)
+
+
+def test_metrics_are_declared_as_prometheus_text(document: dict[str, Any]) -> None:
+    content = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert "application/json" not in content
+    assert any(kind.startswith("text/plain") for kind in content)
+
+
+def test_a_wrong_method_is_405_with_allow_and_the_error_body(tmp_path: Path) -> None:
+    app = create_app(load_settings(stack={"state_dir": tmp_path}), MemoryKafka().backbone())
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.put("/v1/vehicles")
+
+    reply = asyncio.run(ask())
+    assert reply.status_code == 405
+    assert "GET" in reply.headers["allow"]
+    assert set(reply.json()) == {"error", "detail"}
