@@ -19,6 +19,7 @@ from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, Re
 from fleetlink.api import command_events, commands, grants, ingest, vehicles
 from fleetlink.api.auth import ApiError, Guard
 from fleetlink.api.bodies import INVALID_UTF8
+from fleetlink.api.docs import serve_docs
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
@@ -94,7 +95,10 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         version="0.1.0",
         description="Vehicle data into Kafka over HTTP, beside MQTT; remote commands.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package's own assets below: no CDN
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.ingest = state
     app.state.commands = commands_state
     app.state.guard = guard

@@ -4,6 +4,7 @@ really answers, path parameters carry their patterns, /metrics is text, and 405 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,31 @@ def test_a_wrong_method_is_405_with_allow_and_the_error_body(tmp_path: Path) -> 
     assert reply.status_code == 405
     assert "GET" in reply.headers["allow"]
     assert set(reply.json()) == {"error", "detail"}
+
+
+def test_the_docs_pages_load_everything_from_the_api_itself(tmp_path: Path) -> None:
+    """No CDN and no web fonts: ``/docs`` and ``/redoc`` work on a machine without internet."""
+    app = create_app(load_settings(stack={"state_dir": tmp_path}), MemoryKafka().backbone())
+
+    async def fetch_all() -> list[tuple[str, httpx.Response]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            fetched = []
+            for page in ("/docs", "/redoc"):
+                html = await client.get(page)
+                fetched.append((page, html))
+                assert "http://" not in html.text, page
+                assert "https://" not in html.text, page
+                for asset in re.findall(r'(?:src|href)="(/[^"]+)"', html.text):
+                    fetched.append((asset, await client.get(asset)))
+            return fetched
+
+    fetched = dict(asyncio.run(fetch_all()))
+    assert all(reply.status_code == 200 for reply in fetched.values()), fetched
+    assets = [path for path in fetched if path.startswith("/docs-assets/")]
+    assert {p.rsplit("/", 1)[1] for p in assets} >= {
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "redoc.standalone.js",
+    }
+    assert all(len(fetched[path].content) > 1000 for path in assets)
