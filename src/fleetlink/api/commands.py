@@ -24,7 +24,14 @@ from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, VinPath, documented
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    VinPath,
+    documented,
+    error_json,
+    kafka_unavailable,
+)
 from fleetlink.commands import intake
 from fleetlink.commands.read_model import CommandView, ReadModel
 from fleetlink.contracts import headers
@@ -88,18 +95,6 @@ class CommandRequest(ApiBody):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
     grant_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="the digital key to use"
-    )
-
-
-def error_json(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
-
-
-def _unavailable(state: CommandsState, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": "kafka-unavailable", "detail": detail},
-        status_code=503,
-        headers={"Retry-After": str(state.retry_after_s)},
     )
 
 
@@ -185,7 +180,7 @@ async def submit_command(
                 )
             )
     except KafkaUnavailableError as error:
-        return _unavailable(state, str(error))
+        return kafka_unavailable(error, state.retry_after_s)
     queued = Transition(
         command_id=command.command_id,
         vin=vin,
@@ -224,7 +219,7 @@ async def _refuse(
         try:
             await state.audit(event)
         except KafkaUnavailableError as failure:
-            return _unavailable(state, str(failure))
+            return kafka_unavailable(failure, state.retry_after_s)
     return error_json(refused.status, refused.error, refused.detail, **refused.extra)
 
 
@@ -298,7 +293,7 @@ async def cancel_command(request: Request, command_id: str, caller: Caller) -> J
             [(headers.RECORD_KIND, b"cancel")],
         )
     except KafkaUnavailableError as error:
-        return _unavailable(state, str(error))
+        return kafka_unavailable(error, state.retry_after_s)
     deadline = time.monotonic() + state.cancel_wait_s
     while time.monotonic() < deadline:
         await asyncio.sleep(0.02)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.contracts.vin import VIN_PATTERN
@@ -36,6 +37,20 @@ _MEANINGS = {
     429: "Too many requests from this caller (see Retry-After)",
     503: "Kafka did not acknowledge in time, or the API is still reading (see Retry-After)",
 }
+
+
+def error_json(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+
+
+def kafka_unavailable(failure: Exception, retry_after_s: int) -> JSONResponse:
+    """503: Kafka did not take the record in time; the client may try again after a while."""
+    return JSONResponse(
+        {"error": "kafka-unavailable", "detail": str(failure)},
+        status_code=503,
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
 
 AUTHENTICATED = (401, 403, 422, 429)
 WITH_BODY = (400, 413, 422)

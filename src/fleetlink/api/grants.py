@@ -20,8 +20,14 @@ from pydantic import Field
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.api.auth import ApiError, Caller
 from fleetlink.api.bodies import ApiBody
-from fleetlink.api.commands import CommandsState, commands_state
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, VinPath, documented
+from fleetlink.api.commands import commands_state
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    VinPath,
+    documented,
+    kafka_unavailable,
+)
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
@@ -62,14 +68,6 @@ def grant_json(record: GrantRecord, *, with_token: bool) -> dict[str, Any]:
     if with_token:
         data["token"] = record.token
     return data
-
-
-def _unavailable(state: CommandsState, error: KafkaUnavailableError) -> JSONResponse:
-    return JSONResponse(
-        {"error": "kafka-unavailable", "detail": str(error)},
-        status_code=503,
-        headers={"Retry-After": str(state.retry_after_s)},
-    )
 
 
 @router.post(
@@ -127,7 +125,7 @@ async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> 
             )
         )
     except KafkaUnavailableError as error:
-        return _unavailable(state, error)
+        return kafka_unavailable(error, state.retry_after_s)
     return JSONResponse(
         grant_json(record, with_token=True),
         status_code=201,
@@ -207,7 +205,7 @@ async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONR
             )
         )
     except KafkaUnavailableError as error:
-        return _unavailable(state, error)
+        return kafka_unavailable(error, state.retry_after_s)
     return JSONResponse(grant_json(revoked, with_token=False))
 
 

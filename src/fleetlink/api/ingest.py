@@ -12,7 +12,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import ApiError, Caller
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, VinPath, documented
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    VinPath,
+    documented,
+    kafka_unavailable,
+)
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import MqttTopic
@@ -83,11 +89,7 @@ async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
         )
     except KafkaUnavailableError as error:
         state.metrics.requests.labels(channel, "503").inc()
-        return JSONResponse(
-            {"error": "kafka-unavailable", "detail": str(error)},
-            status_code=503,
-            headers={"Retry-After": str(state.retry_after_s)},
-        )
+        return kafka_unavailable(error, state.retry_after_s)
     state.metrics.requests.labels(channel, "202").inc()
     state.metrics.seconds.labels(channel).observe(time.monotonic() - started)
     return JSONResponse(

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleetlink.api.auth import ApiError, Caller
-from fleetlink.api.commands import commands_state, error_json
-from fleetlink.api.errors import AUTHENTICATED, VinPath, documented
+from fleetlink.api.commands import commands_state
+from fleetlink.api.errors import AUTHENTICATED, VinPath, documented, error_json
 from fleetlink.contracts.models import PresenceStatus
 
 router = APIRouter(prefix="/v1", tags=["vehicles"], responses=documented(*AUTHENTICATED))
