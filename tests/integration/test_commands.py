@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,7 +137,7 @@ def test_cancel_while_held_and_not_after_the_outcome(platform: Platform) -> None
         again = client.delete(f"/v1/commands/{command_id}")
         assert again.status_code == 409
         assert again.json()["error"] == "not-cancellable"
-        assert client.delete("/v1/commands/no-such-command").status_code == 404
+        assert client.delete(f"/v1/commands/{uuid.uuid4()}").status_code == 404
 
 
 def test_the_same_idempotency_key_makes_one_command_even_when_racing(platform: Platform) -> None:
@@ -221,7 +222,7 @@ def test_bad_requests_get_4xx_with_a_json_error(platform: Platform) -> None:
             )
             assert reply.status_code == status, (raw, reply.text)
             assert error in reply.json()["error"], (raw, reply.text)
-        missing = client.get("/v1/commands/does-not-exist")
+        missing = client.get(f"/v1/commands/{uuid.uuid4()}")
         assert (missing.status_code, missing.json()["error"]) == (404, "unknown-command-id")
 
 

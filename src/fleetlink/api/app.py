@@ -15,11 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
 from fleetlink.api import command_events, commands, grants, ingest, vehicles
-from fleetlink.api.auth import ApiError, Guard
+from fleetlink.api.auth import Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.api.docs import serve_docs
+from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
@@ -112,11 +114,11 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(
-            {"error": error.error, "detail": error.detail},
-            status_code=error.status,
-            headers=error.headers,
-        )
+        return error.response()
+
+    @app.exception_handler(KafkaUnavailableError)
+    async def no_kafka(_request: Request, error: KafkaUnavailableError) -> JSONResponse:
+        return kafka_unavailable(error, state.retry_after_s).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -140,9 +142,10 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         for kind, name in (("json_invalid", "not-json"), (INVALID_UTF8, "invalid-utf8")):
             if any(problem["type"] == kind for problem in problems):
                 return JSONResponse({"error": name, "detail": problems}, status_code=400)
-        if any(problem["loc"] == ["path", "vin"] for problem in problems):
-            detail = "not a VIN (17 characters, no I, O, Q)"
-            return JSONResponse({"error": "invalid-vin", "detail": detail}, status_code=422)
+        for problem in problems:
+            if problem["loc"][:1] == ["path"] and problem["loc"][-1] in PATH_ERRORS:
+                error_name, detail = PATH_ERRORS[problem["loc"][-1]]
+                return JSONResponse({"error": error_name, "detail": detail}, status_code=422)
         return JSONResponse({"error": "invalid-request", "detail": problems}, status_code=422)
 
     @app.get("/healthz", tags=["operations"])

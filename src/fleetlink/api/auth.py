@@ -8,23 +8,11 @@ from typing import Annotated
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 
+from fleetlink.api.errors import ApiError
 from fleetlink.security.access import Principal
 from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.security.tokens import TokenError, TokenVerifier
 from fleetlink.security.users import UserRegistry
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error", "detail"}`` with its status (and headers)."""
-
-    def __init__(
-        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.headers = headers or {}
 
 
 class Guard:

@@ -20,31 +20,22 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import RecordSink
-from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.auth import Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.errors import (
     AUTHENTICATED,
     WITH_BODY,
+    ApiError,
+    CommandIdPath,
     VinPath,
     documented,
-    error_json,
-    kafka_unavailable,
 )
 from fleetlink.commands import intake
 from fleetlink.commands.read_model import CommandView, ReadModel
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import (
-    AuditEvent,
-    Command,
-    CommandCancel,
-    CommandState,
-    GrantRecord,
-    Transition,
-)
-from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.contracts.models import AuditEvent, Command, CommandCancel, CommandState, GrantRecord
 from fleetlink.security.access import Principal
 from fleetlink.security.signing import Signer
 from fleetlink.security.users import UserRole
@@ -141,8 +132,13 @@ async def submit_command(
 ) -> JSONResponse:
     """The rules are ``commands.intake``'s; this signs, writes to Kafka, audits and answers."""
     state = commands_state(request)
-    if is_valid_vin(vin) and not state.view.ready.is_set():
-        return error_json(503, "starting", "the API is still reading the fleet's state")
+    if not state.view.ready.is_set():
+        raise ApiError(
+            503,
+            "starting",
+            "the API is still reading the fleet's state",
+            {"Retry-After": str(state.retry_after_s)},
+        )
     now = time.time_ns() // 1_000_000
     asked = intake.Request(
         vin=vin,
@@ -154,7 +150,9 @@ async def submit_command(
     )
     decision = intake.decide(asked, caller, state.view, now)
     if isinstance(decision, intake.Refused):
-        return await _refuse(state, caller, vin, decision)
+        if decision.audited:
+            await state.audit(decision.audit_event(vin, caller.name, now))
+        raise ApiError(decision.status, decision.error, decision.detail, **decision.extra)
     if isinstance(decision, intake.Replayed):
         first = state.view.command(decision.command_id)
         assert first is not None
@@ -165,36 +163,10 @@ async def submit_command(
     extra = []
     if body.idempotency_key is not None:
         extra.append((headers.IDEMPOTENCY_KEY, body.idempotency_key.encode()))
-    try:
-        await state.send(command, vin, extra)
-        if decision.audited:
-            await state.audit(
-                AuditEvent(
-                    ts=now,
-                    vin=vin,
-                    actor=caller.name,
-                    action="command.requested",
-                    grant_id=command.grant_id,
-                    command_id=command.command_id,
-                    detail=command.name.value,
-                )
-            )
-    except KafkaUnavailableError as error:
-        return kafka_unavailable(error, state.retry_after_s)
-    queued = Transition(
-        command_id=command.command_id,
-        vin=vin,
-        name=command.name.value,
-        state=CommandState.QUEUED,
-        ts=now,
-        created_at=now,
-        expires_at=command.expires_at,
-        params=command.params,
-        idempotency_key=body.idempotency_key,
-        actor=caller.name,
-        grant_id=command.grant_id,
-    )
-    state.view.submitted(queued)
+    await state.send(command, vin, extra)
+    if decision.audited:
+        await state.audit(decision.audit_event())
+    state.view.submitted(decision.queued())
     view = state.view.command(command.command_id)
     assert view is not None
     return JSONResponse(
@@ -202,25 +174,6 @@ async def submit_command(
         status_code=202,
         headers={"Location": f"/v1/commands/{command.command_id}"},
     )
-
-
-async def _refuse(
-    state: CommandsState, caller: Principal, vin: str, refused: intake.Refused
-) -> JSONResponse:
-    """The refusal's error; an audited one is a line in the audit trail first."""
-    if refused.audited:
-        event = AuditEvent(
-            ts=time.time_ns() // 1_000_000,
-            vin=vin,
-            actor=caller.name,
-            action="command.refused",
-            detail=f"{refused.error}: {refused.detail}",
-        )
-        try:
-            await state.audit(event)
-        except KafkaUnavailableError as failure:
-            return kafka_unavailable(failure, state.retry_after_s)
-    return error_json(refused.status, refused.error, refused.detail, **refused.extra)
 
 
 @router.get("/commands/summary", summary="How many commands are in each state")
@@ -235,11 +188,16 @@ async def command_summary(request: Request, caller: Caller) -> JSONResponse:
     summary="One command: state, reason, history",
     responses=documented(404),
 )
-async def get_command(request: Request, command_id: str, caller: Caller) -> JSONResponse:
+async def get_command(request: Request, command_id: CommandIdPath, caller: Caller) -> JSONResponse:
+    return JSONResponse(command_json(_readable(request, command_id, caller)))
+
+
+def _readable(request: Request, command_id: str, caller: Principal) -> CommandView:
+    """The command, if the caller may see it; 404 otherwise (its existence is not told)."""
     view = commands_state(request).view.command(command_id)
     if view is None or not caller.may_read_command(view.latest.vin, view.latest.actor):
-        return error_json(404, "unknown-command-id", f"no command {command_id}")
-    return JSONResponse(command_json(view))
+        raise ApiError(404, "unknown-command-id", f"no command {command_id}")
+    return view
 
 
 @router.get(
@@ -253,8 +211,6 @@ async def list_commands(
     caller: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
-    if not is_valid_vin(vin):
-        return error_json(422, "invalid-vin", f"{vin!r} is not a VIN (17 characters, no I, O, Q)")
     views = [
         view
         for view in commands_state(request).view.commands_of(vin)
@@ -274,26 +230,23 @@ async def list_commands(
         **documented(404, 409, 503),
     },
 )
-async def cancel_command(request: Request, command_id: str, caller: Caller) -> JSONResponse:
+async def cancel_command(
+    request: Request, command_id: CommandIdPath, caller: Caller
+) -> JSONResponse:
     state = commands_state(request)
-    view = state.view.command(command_id)
-    if view is None or not caller.may_read_command(view.latest.vin, view.latest.actor):
-        return error_json(404, "unknown-command-id", f"no command {command_id}")
+    view = _readable(request, command_id, caller)
     if not caller.may_cancel(view.latest.vin, view.latest.actor):
         raise ApiError(403, "forbidden", "only an admin, the owner or the sender may cancel")
     if view.latest.state != CommandState.QUEUED:
-        return _not_cancellable(view)
+        raise _not_cancellable(view)
     cancel = CommandCancel(command_id=command_id, ts=time.time_ns() // 1_000_000)
     assert state.deliveries is not None
-    try:
-        await state.deliveries.produce(
-            state.commands_topic,
-            encode(cancel),
-            view.latest.vin.encode(),
-            [(headers.RECORD_KIND, b"cancel")],
-        )
-    except KafkaUnavailableError as error:
-        return kafka_unavailable(error, state.retry_after_s)
+    await state.deliveries.produce(
+        state.commands_topic,
+        encode(cancel),
+        view.latest.vin.encode(),
+        [(headers.RECORD_KIND, b"cancel")],
+    )
     deadline = time.monotonic() + state.cancel_wait_s
     while time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -301,7 +254,7 @@ async def cancel_command(request: Request, command_id: str, caller: Caller) -> J
         if now_state == CommandState.CANCELLED:
             return JSONResponse(command_json(view))
         if now_state != CommandState.QUEUED:
-            return _not_cancellable(view)
+            raise _not_cancellable(view)
     return JSONResponse(
         {**command_json(view), "cancel": "requested"},
         status_code=202,
@@ -313,8 +266,8 @@ def _current_state(view: CommandView) -> CommandState:
     return view.latest.state
 
 
-def _not_cancellable(view: CommandView) -> JSONResponse:
-    return error_json(
+def _not_cancellable(view: CommandView) -> ApiError:
+    return ApiError(
         409,
         "not-cancellable",
         f"the command is {view.latest.state.value}: the vehicle may already have it",

@@ -1,5 +1,6 @@
-"""One error style for the whole API: every refusal is ``{"error", "detail"}`` (plus named extras),
-and every route declares each error it can answer, with that schema, in the OpenAPI document."""
+"""One error style for the whole API: a route raises ``ApiError``; every refusal is answered as
+``{"error", "detail"}`` (plus named extras), and every route declares each error it can answer,
+with that schema, in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -14,6 +15,44 @@ from fleetlink.contracts.vin import VIN_PATTERN
 VinPath = Annotated[
     str, Path(description="ISO 3779 VIN: 17 characters, no I, O or Q", pattern=VIN_PATTERN)
 ]
+# ids the platform hands out are lowercase UUIDs (``str(uuid.uuid4())``, ``uuid5``)
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+CommandIdPath = Annotated[
+    str, Path(description="a command id, as POST answered it (a UUID)", pattern=UUID_PATTERN)
+]
+GrantIdPath = Annotated[
+    str, Path(description="a key's id, as POST /v1/grants answered it", pattern=UUID_PATTERN)
+]
+# a path parameter that breaks its pattern is answered with its own error code
+PATH_ERRORS = {
+    "vin": ("invalid-vin", "not a VIN (17 characters, no I, O, Q)"),
+    "command_id": ("invalid-command-id", "not a command id (a lowercase UUID)"),
+    "grant_id": ("invalid-grant-id", "not a key id (a lowercase UUID)"),
+}
+
+
+class ApiError(Exception):
+    """Raised by a route: answered as ``{"error", "detail", **extra}`` with its status and
+    headers."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self) -> JSONResponse:
+        body = {"error": self.error, "detail": self.detail, **self.extra}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 class ErrorBody(BaseModel):
@@ -29,7 +68,7 @@ _MEANINGS = {
     400: "The body is not JSON, or not UTF-8",
     401: "No valid bearer token",
     403: "The caller's role or key does not allow it",
-    404: "No such vehicle, command or key",
+    404: "No such vehicle, command or key (or no mapping for the topic)",
     405: "The path exists; the method does not (see Allow)",
     409: "It conflicts with what exists (an idempotency key used otherwise, a finished command)",
     413: "The body is larger than api.max_body_bytes",
@@ -39,17 +78,9 @@ _MEANINGS = {
 }
 
 
-def error_json(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
-
-
-def kafka_unavailable(failure: Exception, retry_after_s: int) -> JSONResponse:
+def kafka_unavailable(failure: Exception, retry_after_s: int) -> ApiError:
     """503: Kafka did not take the record in time; the client may try again after a while."""
-    return JSONResponse(
-        {"error": "kafka-unavailable", "detail": str(failure)},
-        status_code=503,
-        headers={"Retry-After": str(retry_after_s)},
-    )
+    return ApiError(503, "kafka-unavailable", str(failure), {"Retry-After": str(retry_after_s)})
 
 
 AUTHENTICATED = (401, 403, 422, 429)

@@ -9,7 +9,6 @@ or the key's window has passed.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -17,32 +16,22 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
-from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.auth import Caller
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import commands_state
 from fleetlink.api.errors import (
     AUTHENTICATED,
     WITH_BODY,
+    ApiError,
+    GrantIdPath,
     VinPath,
     documented,
-    kafka_unavailable,
 )
-from fleetlink.contracts.models import (
-    AuditEvent,
-    Command,
-    CommandName,
-    Geofence,
-    Grant,
-    GrantRecord,
-)
-from fleetlink.contracts.vin import is_valid_vin
-from fleetlink.security.grants import MAX_CLOCK_SKEW_MS
-from fleetlink.security.users import UserRole
+from fleetlink.commands import keys
+from fleetlink.commands.intake import Refused
+from fleetlink.contracts.models import Geofence, GrantRecord
 
 router = APIRouter(prefix="/v1", tags=["digital keys"], responses=documented(*AUTHENTICATED))
-
-MAX_WINDOW_MS = 30 * 86_400_000
 
 
 class GeofenceRequest(ApiBody):
@@ -70,66 +59,42 @@ def grant_json(record: GrantRecord, *, with_token: bool) -> dict[str, Any]:
     return data
 
 
+def _refuse(refused: Refused) -> ApiError:
+    return ApiError(refused.status, refused.error, refused.detail, **refused.extra)
+
+
 @router.post(
     "/grants",
     status_code=201,
     summary="Grant a digital key for one of your cars",
-    responses=documented(*WITH_BODY, 404, 503),
+    responses=documented(*WITH_BODY, 503),
 )
 async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> JSONResponse:
+    """The rules are ``commands.keys``'; this signs, writes to Kafka, audits and answers."""
     state = commands_state(request)
-    if not is_valid_vin(body.vin):
-        raise ApiError(422, "invalid-vin", f"{body.vin!r} is not a VIN")
-    if not caller.may_grant(body.vin):
-        raise ApiError(403, "forbidden", f"{body.vin} is not one of your vehicles")
-    grantee = request.app.state.guard.users.get(body.grantee)
-    if grantee is None or grantee.role is not UserRole.SERVICE:
-        raise ApiError(422, "invalid-grantee", f"{body.grantee!r} is not a registered service")
-    try:
-        commands = [CommandName(name) for name in body.commands]
-    except ValueError as error:
-        raise ApiError(422, "unknown-command", str(error)) from None
-    if CommandName.GRANT_REVOKE in commands:
-        raise ApiError(422, "unknown-command", "grant.revoke cannot be delegated")
-    now = time.time_ns() // 1_000_000
-    not_before = body.not_before if body.not_before is not None else now
-    if not now < body.not_after or not not_before < body.not_after:
-        raise ApiError(422, "invalid-window", "not_after must lie after now and not_before")
-    if body.not_after - not_before > MAX_WINDOW_MS:
-        raise ApiError(422, "invalid-window", "a key is valid for at most 30 days")
     fence = body.geofence
-    grant = Grant(
-        grant_id=str(uuid.uuid4()),
-        vin=body.vin,
+    asked = keys.KeyRequest(
         grantee=body.grantee,
-        commands=commands,
-        not_before=not_before,
+        vin=body.vin,
+        commands=body.commands,
+        not_before=body.not_before,
         not_after=body.not_after,
         max_uses=body.max_uses,
-        issued_by=caller.name,
-        issued_at=now,
         geofence=Geofence(fence.latitude, fence.longitude, fence.radius_m) if fence else None,
     )
-    record = GrantRecord(grant=grant, token=state.signer.sign_grant(grant))
-    try:
-        await state.store_grant(record)
-        await state.audit(
-            AuditEvent(
-                ts=now,
-                vin=grant.vin,
-                actor=caller.name,
-                action="grant.issued",
-                grant_id=grant.grant_id,
-                detail=f"to {grant.grantee}: {', '.join(c.value for c in commands)}, "
-                f"{grant.max_uses} use(s)",
-            )
-        )
-    except KafkaUnavailableError as error:
-        return kafka_unavailable(error, state.retry_after_s)
+    grantee = request.app.state.guard.users.get(body.grantee)
+    decision = keys.issue(
+        asked, caller, grantee.role if grantee else None, time.time_ns() // 1_000_000
+    )
+    if isinstance(decision, Refused):
+        raise _refuse(decision)
+    record = GrantRecord(grant=decision, token=state.signer.sign_grant(decision))
+    await state.store_grant(record)
+    await state.audit(keys.issued_event(decision))
     return JSONResponse(
         grant_json(record, with_token=True),
         status_code=201,
-        headers={"Location": f"/v1/grants/{grant.grant_id}"},
+        headers={"Location": f"/v1/grants/{decision.grant_id}"},
     )
 
 
@@ -153,60 +118,37 @@ async def list_grants(
     )
 
 
-@router.get("/grants/{grant_id}", summary="One digital key", responses=documented(404))
-async def get_grant(request: Request, grant_id: str, caller: Caller) -> JSONResponse:
+def _visible_grant(request: Request, grant_id: str, caller: Caller) -> GrantRecord:
+    """The key, if the caller may see it; 404 otherwise (its existence is not told)."""
     record = commands_state(request).view.grant(grant_id)
     if record is None or not _visible(caller, record):
         raise ApiError(404, "unknown-grant", f"no key {grant_id}")
+    return record
+
+
+@router.get("/grants/{grant_id}", summary="One digital key", responses=documented(404))
+async def get_grant(request: Request, grant_id: GrantIdPath, caller: Caller) -> JSONResponse:
+    record = _visible_grant(request, grant_id, caller)
     return JSONResponse(grant_json(record, with_token=record.grant.grantee == caller.name))
 
 
 @router.delete(
     "/grants/{grant_id}",
-    summary="Revoke a digital key (the car learns it too)",
-    responses=documented(404, 409, 503),
+    summary="Revoke a digital key (the car learns it too); revoking it again answers the same",
+    responses=documented(404, 503),
 )
-async def revoke_grant(request: Request, grant_id: str, caller: Caller) -> JSONResponse:
+async def revoke_grant(request: Request, grant_id: GrantIdPath, caller: Caller) -> JSONResponse:
     state = commands_state(request)
-    record = state.view.grant(grant_id)
-    if record is None or not _visible(caller, record):
-        raise ApiError(404, "unknown-grant", f"no key {grant_id}")
-    grant = record.grant
-    if not caller.may_grant(grant.vin):
-        raise ApiError(403, "forbidden", "only the car's owner or an admin revokes a key")
+    record = _visible_grant(request, grant_id, caller)
+    decision = keys.revoke(record, caller, time.time_ns() // 1_000_000)
+    if isinstance(decision, Refused):
+        raise _refuse(decision)
     if record.revoked_at is not None:
         return JSONResponse(grant_json(record, with_token=False))
-    now = time.time_ns() // 1_000_000
-    revoked = msgspec.structs.replace(record, revoked_at=now, revoked_by=caller.name)
-    # the car must hear it while the key could still work there (its window plus clock slack)
-    until = max(now + 60_000, grant.not_after + MAX_CLOCK_SKEW_MS)
-    command = state.signer.sign_command(
-        Command(
-            command_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"fleetlink:revoke:{grant_id}")),
-            name=CommandName.GRANT_REVOKE,
-            issued_at=now,
-            expires_at=min(until, now + MAX_WINDOW_MS),
-            params={"grant_id": grant_id},
-            vin=grant.vin,
-            actor=caller.name,
-        )
-    )
-    try:
-        await state.store_grant(revoked)
-        await state.send(command, grant.vin, [])
-        await state.audit(
-            AuditEvent(
-                ts=now,
-                vin=grant.vin,
-                actor=caller.name,
-                action="grant.revoked",
-                grant_id=grant_id,
-                command_id=command.command_id,
-            )
-        )
-    except KafkaUnavailableError as error:
-        return kafka_unavailable(error, state.retry_after_s)
-    return JSONResponse(grant_json(revoked, with_token=False))
+    await state.store_grant(decision.record)
+    await state.send(state.signer.sign_command(decision.command), record.grant.vin, [])
+    await state.audit(decision.event)
+    return JSONResponse(grant_json(decision.record, with_token=False))
 
 
 @router.get("/vehicles/{vin}/audit", summary="Who did what to this car: keys, commands, refusals")

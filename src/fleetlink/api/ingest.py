@@ -11,18 +11,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import RecordSink
-from fleetlink.api.auth import ApiError, Caller
-from fleetlink.api.errors import (
-    AUTHENTICATED,
-    WITH_BODY,
-    VinPath,
-    documented,
-    kafka_unavailable,
-)
+from fleetlink.api.auth import Caller
+from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, VinPath, documented
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import MqttTopic
-from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.ingest.routing import Inbound, Router
 from fleetlink.security.access import Principal
 from fleetlink.security.users import UserRole
@@ -79,17 +72,15 @@ async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
     if record.dlq_reason is not None:
         status = _STATUS_FOR_REASON.get(record.dlq_reason, 422)
         state.metrics.requests.labels(channel, str(status)).inc()
-        return JSONResponse(
-            {"error": record.dlq_reason.value, "detail": record.dlq_detail}, status_code=status
-        )
+        raise ApiError(status, record.dlq_reason.value, record.dlq_detail or "")
     assert state.deliveries is not None
     try:
         delivered = await state.deliveries.produce(
             record.topic, record.value, record.key, record.headers
         )
-    except KafkaUnavailableError as error:
+    except KafkaUnavailableError:
         state.metrics.requests.labels(channel, "503").inc()
-        return kafka_unavailable(error, state.retry_after_s)
+        raise
     state.metrics.requests.labels(channel, "202").inc()
     state.metrics.seconds.labels(channel).observe(time.monotonic() - started)
     return JSONResponse(
@@ -109,7 +100,7 @@ async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
     "/vehicles/{vin}/telemetry",
     status_code=202,
     summary="Telemetry of one vehicle (the MQTT telemetry payload)",
-    responses=documented(*WITH_BODY, 503),
+    responses=documented(*WITH_BODY, 404, 503),
 )
 async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
     _speaks_for(caller, vin)
@@ -120,7 +111,7 @@ async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSON
     "/vehicles/{vin}/events/{kind}",
     status_code=202,
     summary="An event of one vehicle (the MQTT event payload)",
-    responses=documented(*WITH_BODY, 503),
+    responses=documented(*WITH_BODY, 404, 503),
 )
 async def post_event(
     request: Request, vin: VinPath, kind: EventKind, caller: Caller
@@ -131,5 +122,5 @@ async def post_event(
 
 def _speaks_for(caller: Principal, vin: str) -> None:
     """A vehicle sends only its own data: the VIN of the path is the token's identity."""
-    if is_valid_vin(vin) and (caller.role is not UserRole.VEHICLE or caller.name != vin):
+    if caller.role is not UserRole.VEHICLE or caller.name != vin:
         raise ApiError(403, "forbidden", f"only vehicle {vin} itself sends its data")

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from fleetlink.api.auth import ApiError, Caller
+from fleetlink.api.auth import Caller
 from fleetlink.api.commands import commands_state
-from fleetlink.api.errors import AUTHENTICATED, VinPath, documented, error_json
+from fleetlink.api.errors import AUTHENTICATED, ApiError, VinPath, documented
 from fleetlink.contracts.models import PresenceStatus
 
 router = APIRouter(prefix="/v1", tags=["vehicles"], responses=documented(*AUTHENTICATED))
@@ -43,7 +43,7 @@ async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONRes
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
     presence = commands_state(request).view.presence.get(vin)
     if presence is None:
-        return error_json(404, "unknown-vehicle", f"vehicle {vin} has never connected")
+        raise ApiError(404, "unknown-vehicle", f"vehicle {vin} has never connected")
     return JSONResponse(
         {
             "vin": vin,

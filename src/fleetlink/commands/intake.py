@@ -1,8 +1,9 @@
 """The decision behind ``POST /v1/vehicles/{vin}/commands``, pure: who asks, with which key, for
 which command, how long it may live, and whether it was asked before.
 
-``decide`` returns an ``Accepted`` command (still unsigned) or a ``Refused`` with its HTTP status
-and error. The route does the I/O: it signs, writes to Kafka, audits, answers.
+``decide`` returns an ``Accepted`` command (still unsigned, with its first lifecycle step and audit
+line), a ``Replayed`` one, or a ``Refused`` with its HTTP status and error. The route does the
+I/O: it signs, writes to Kafka, audits, answers.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fleetlink.commands.lifecycle import CommandRecord
 from fleetlink.contracts.catalogue import InvalidParamsError, ttl_limits, validate_params
-from fleetlink.contracts.models import Command, CommandName, GrantRecord, Transition
+from fleetlink.contracts.models import AuditEvent, Command, CommandName, GrantRecord, Transition
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.access import Principal
 from fleetlink.security.grants import grant_refusal
@@ -53,6 +55,10 @@ class Refused:
     audited: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def audit_event(self, vin: str, actor: str, now_ms: int) -> AuditEvent:
+        detail = f"{self.error}: {self.detail}"
+        return AuditEvent(ts=now_ms, vin=vin, actor=actor, action="command.refused", detail=detail)
+
 
 @dataclass(frozen=True)
 class Replayed:
@@ -66,11 +72,40 @@ class Accepted:
     """A new command to sign and write (with the digital key it travels under, if any)."""
 
     command: Command
+    idempotency_key: str | None = None
 
     @property
     def audited(self) -> bool:
         """Every use of a digital key is audited."""
         return self.command.grant_id is not None
+
+    def audit_event(self) -> AuditEvent:
+        command = self.command
+        return AuditEvent(
+            ts=command.issued_at,
+            vin=command.vin or "",
+            actor=command.actor or "",
+            action="command.requested",
+            grant_id=command.grant_id,
+            command_id=command.command_id,
+            detail=command.name.value,
+        )
+
+    def queued(self) -> Transition:
+        """The command's first lifecycle step, as the tracker will write it."""
+        command = self.command
+        _, step = CommandRecord.new(
+            command_id=command.command_id,
+            vin=command.vin or "",
+            name=command.name.value,
+            params=command.params,
+            created_at=command.issued_at,
+            expires_at=command.expires_at,
+            idempotency_key=self.idempotency_key,
+            actor=command.actor,
+            grant_id=command.grant_id,
+        )
+        return step
 
 
 Decision = Accepted | Replayed | Refused
@@ -140,7 +175,7 @@ def decide(request: Request, caller: Principal, known: Known, now_ms: int) -> De
         grant=token,
         grant_id=grant_id,
     )
-    return Accepted(command)
+    return Accepted(command, request.idempotency_key)
 
 
 def _command_of(request: Request) -> tuple[CommandName, dict[str, Any], int] | Refused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -127,7 +128,14 @@ def test_reads_show_each_role_what_it_may_see(tmp_path: Path) -> None:
             assert summary.status_code == 403
             summary = await api.client.get("/v1/commands/summary", headers=api.viewer)
             assert summary.status_code == 200
-            unknown = await api.client.get("/v1/commands/nope", headers=api.admin)
+            unknown = await api.client.get(f"/v1/commands/{uuid.uuid4()}", headers=api.admin)
             assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown-command-id")
+            malformed = await api.client.get("/v1/commands/nope", headers=api.admin)
+            assert (malformed.status_code, malformed.json()["error"]) == (
+                422,
+                "invalid-command-id",
+            )
+            bad_key = await api.client.delete("/v1/grants/NOPE", headers=api.owner)
+            assert (bad_key.status_code, bad_key.json()["error"]) == (422, "invalid-grant-id")
 
     run(scenario())
