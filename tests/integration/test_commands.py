@@ -124,7 +124,7 @@ def test_cancel_while_held_and_not_after_the_outcome(platform: Platform) -> None
     platform.stop_car(vin(5))
     command_id = platform.post(vin(5), name="trunk.open").json()["command_id"]
     with platform.client() as client:
-        reply = client.delete(f"/v1/commands/{command_id}")
+        reply = client.post(f"/v1/commands/{command_id}/cancel")
         assert reply.status_code == 200, reply.text
         assert (reply.json()["state"], reply.json()["reason"]) == (
             "cancelled",
@@ -134,10 +134,10 @@ def test_cancel_while_held_and_not_after_the_outcome(platform: Platform) -> None
         time.sleep(3)
         assert car.executor.executed == 0
         assert car.state.trunk_open is False
-        again = client.delete(f"/v1/commands/{command_id}")
+        again = client.post(f"/v1/commands/{command_id}/cancel")
         assert again.status_code == 409
         assert again.json()["error"] == "not-cancellable"
-        assert client.delete(f"/v1/commands/{uuid.uuid4()}").status_code == 404
+        assert client.post(f"/v1/commands/{uuid.uuid4()}/cancel").status_code == 404
 
 
 def test_the_same_idempotency_key_makes_one_command_even_when_racing(platform: Platform) -> None:

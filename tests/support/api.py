@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from fleetlink.api.app import create_app
 from fleetlink.contracts.codec import encode
@@ -37,16 +39,23 @@ class Api:
         return [r.value() for r in self.kafka.records(self.settings.topic_map()[topic])]
 
 
-@asynccontextmanager
-async def running_api(state_dir: Path) -> AsyncIterator[Api]:
-    settings = load_settings(stack={"state_dir": state_dir}, api={"kafka_timeout_s": 1})
+def hermetic_app(
+    state_dir: Path, cars: tuple[str, ...] = (CAR, OTHER), **api: Any
+) -> tuple[FastAPI, MemoryKafka, Settings]:
+    """The API on a fresh in-memory Kafka that has seen ``cars`` online."""
+    settings = load_settings(stack={"state_dir": state_dir}, api={"kafka_timeout_s": 1, **api})
     kafka = MemoryKafka()
     topics = settings.topic_map()
     kafka.create(*topics.names())
-    for vin in (CAR, OTHER):  # two cars the platform has seen
+    for vin in cars:
         presence = Presence(status=PresenceStatus.ONLINE, ts=1)
         kafka.append(topics[KafkaTopic.PRESENCE], encode(presence), vin.encode())
-    app = create_app(settings, kafka.backbone())
+    return create_app(settings, kafka.backbone()), kafka, settings
+
+
+@asynccontextmanager
+async def running_api(state_dir: Path) -> AsyncIterator[Api]:
+    app, kafka, settings = hermetic_app(state_dir)
     async with app.router.lifespan_context(app):
         view = app.state.commands.view
         for _ in range(200):

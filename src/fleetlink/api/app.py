@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +35,7 @@ from fleetlink.security.users import UserRegistry
 from fleetlink.settings import Settings
 
 _READY_CACHE_S = 2.0
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 class BodyLimit:
@@ -97,6 +101,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         version="0.1.0",
         description="Vehicle data into Kafka over HTTP, beside MQTT; remote commands.",
         lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
         docs_url=None,  # served from the package's own assets below: no CDN
         redoc_url=None,
     )
@@ -121,11 +126,13 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         return kafka_unavailable(error, state.retry_after_s).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            allow = (getattr(error, "headers", None) or {}).get("Allow", "")
+            return _method_not_allowed(app, request, allow)
         name = "http"
         if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
             name = "invalid-utf8"  # FastAPI's answer to a JSON body that is not UTF-8
-        # a 405 names the methods the path has (Allow): Starlette puts them in the headers
         return JSONResponse(
             {"error": name, "detail": error.detail},
             status_code=error.status_code,
@@ -133,7 +140,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))}
             for e in error.errors()
@@ -143,6 +150,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             if any(problem["type"] == kind for problem in problems):
                 return JSONResponse({"error": name, "detail": problems}, status_code=400)
         for problem in problems:
+            if problem["loc"][:1] == ["path"] and request.url.path in app.openapi()["paths"]:
+                # DELETE /v1/commands/summary: the path names a resource, not a command id
+                return _method_not_allowed(app, request)
             if problem["loc"][:1] == ["path"] and problem["loc"][-1] in PATH_ERRORS:
                 error_name, detail = PATH_ERRORS[problem["loc"][-1]]
                 return JSONResponse({"error": error_name, "detail": detail}, status_code=422)
@@ -180,6 +190,35 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    """The route function's name (``submit_command``): what generated clients call it."""
+    return route.name
+
+
+def _documented_path(app: FastAPI, path: str) -> dict[str, Any] | None:
+    """The document's path item that ``path`` falls under, a literal path before a template."""
+    paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
+    if path in paths:
+        return paths[path]
+    for template, item in paths.items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            return item
+    return None
+
+
+def _method_not_allowed(app: FastAPI, request: Request, fallback: str = "") -> JSONResponse:
+    """405 naming every method the document gives the path: Starlette's own Allow names only
+    the first route's, though each method of a path is a route of its own."""
+    item = _documented_path(app, request.url.path)
+    methods = sorted(m.upper() for m in item or () if m in _METHODS)
+    detail = f"{request.method} is not allowed here"
+    return JSONResponse(
+        {"error": "method-not-allowed", "detail": detail},
+        status_code=405,
+        headers={"Allow": ", ".join(methods) or fallback},
+    )
 
 
 def _cluster_backbone(settings: Settings) -> Backbone:

@@ -18,11 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import Caller
-from fleetlink.api.bodies import ApiBody
+from fleetlink.api.bodies import ApiBody, JsonInt
 from fleetlink.api.errors import (
     AUTHENTICATED,
     WITH_BODY,
@@ -34,8 +34,17 @@ from fleetlink.api.errors import (
 from fleetlink.commands import intake
 from fleetlink.commands.read_model import CommandView, ReadModel
 from fleetlink.contracts import headers
+from fleetlink.contracts.catalogue import CATALOGUE
 from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import AuditEvent, Command, CommandCancel, CommandState, GrantRecord
+from fleetlink.contracts.models import (
+    AuditEvent,
+    Command,
+    CommandCancel,
+    CommandName,
+    CommandState,
+    GrantRecord,
+)
+from fleetlink.contracts.schema import inline_schema
 from fleetlink.security.access import Principal
 from fleetlink.security.signing import Signer
 from fleetlink.security.users import UserRole
@@ -77,16 +86,71 @@ class CommandsState:
         )
 
 
+EXAMPLE_VIN = "WVWZZZ1JZXW000001"
+REQUESTABLE = [name for name in CATALOGUE if name is not CommandName.GRANT_REVOKE]
+
+
+def _command_body_schema(schema: dict[str, Any]) -> None:
+    """One variant per command of the catalogue: its parameters and its longest lifetime, so a
+    generated client (or a fuzzer) knows exactly which bodies the API accepts."""
+    schema.clear()
+    variants = []
+    for name in REQUESTABLE:
+        spec = CATALOGUE[name]
+        params = inline_schema(spec.params)
+        needs_params = bool(params.get("required") or params.get("minProperties"))
+        ttl = f"lifetime in seconds; default {spec.default_ttl_s}"
+        variants.append(
+            {
+                "title": name.value,
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "params"] if needs_params else ["name"],
+                "properties": {
+                    "name": {"const": name.value},
+                    "params": params,
+                    "ttl_s": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": spec.max_ttl_s,
+                        "description": ttl,
+                    },
+                    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "grant_id": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 64,
+                        "description": "the digital key to send it under",
+                    },
+                },
+            }
+        )
+    schema.update(
+        {
+            "title": "CommandRequest",
+            "oneOf": variants,
+            "examples": [{"name": "honk"}, {"name": "climate", "params": {"target_c": 21}}],
+        }
+    )
+
+
 class CommandRequest(ApiBody):
-    name: str = Field(description="command name, e.g. trunk.open, climate, feature.activate")
+    """Validated by ``commands.intake`` against the catalogue (the document lists it)."""
+
+    model_config = ConfigDict(json_schema_extra=_command_body_schema)
+
+    name: str
     params: dict[str, Any] = Field(default_factory=dict)
-    ttl_s: int | None = Field(
-        default=None, ge=1, description="lifetime; default and maximum depend on the command"
-    )
+    ttl_s: JsonInt | None = Field(default=None, ge=1)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
-    grant_id: str | None = Field(
-        default=None, min_length=1, max_length=64, description="the digital key to use"
-    )
+    grant_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+# a stateful client (or fuzzer) follows these from a 202 to the command it created
+COMMAND_LINKS = {
+    name: {"operationId": operation, "parameters": {"command_id": "$response.body#/command_id"}}
+    for name, operation in (("GetCommand", "get_command"), ("CancelCommand", "cancel_command"))
+}
 
 
 def command_json(view: CommandView) -> dict[str, Any]:
@@ -122,8 +186,11 @@ def commands_state(request: Request) -> CommandsState:
     summary="Send a command to a vehicle",
     responses={
         200: {
-            "description": "The same idempotency key again: the first command (Idempotent-Replayed)"
+            "description": "The same idempotency key again: the first command "
+            "(Idempotent-Replayed)",
+            "links": COMMAND_LINKS,
         },
+        202: {"description": "Kafka has the command", "links": COMMAND_LINKS},
         **documented(*WITH_BODY, 404, 409, 503),
     },
 )
@@ -222,8 +289,8 @@ async def list_commands(
     return JSONResponse({"vin": vin, "commands": [command_json(v) for v in newest]})
 
 
-@router.delete(
-    "/commands/{command_id}",
+@router.post(
+    "/commands/{command_id}/cancel",
     summary="Cancel a command the platform still holds (state queued)",
     responses={
         202: {"description": "Cancelled, or the outcome is not known yet"},

@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from fleetlink.api.auth import Caller
-from fleetlink.api.bodies import ApiBody
-from fleetlink.api.commands import commands_state
+from fleetlink.api.bodies import ApiBody, JsonInt
+from fleetlink.api.commands import EXAMPLE_VIN, REQUESTABLE, commands_state
 from fleetlink.api.errors import (
     AUTHENTICATED,
     WITH_BODY,
@@ -30,6 +30,13 @@ from fleetlink.api.errors import (
 from fleetlink.commands import keys
 from fleetlink.commands.intake import Refused
 from fleetlink.contracts.models import Geofence, GrantRecord
+from fleetlink.contracts.vin import VIN_PATTERN
+
+# a stateful client (or fuzzer) follows these from a 201 to the key it created
+GRANT_LINKS = {
+    name: {"operationId": operation, "parameters": {"grant_id": "$response.body#/grant_id"}}
+    for name, operation in (("GetGrant", "get_grant"), ("RevokeGrant", "revoke_grant"))
+}
 
 router = APIRouter(prefix="/v1", tags=["digital keys"], responses=documented(*AUTHENTICATED))
 
@@ -41,12 +48,41 @@ class GeofenceRequest(ApiBody):
 
 
 class GrantRequest(ApiBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            # the window ends at a moment or after a while: one of the two, never both
+            "oneOf": [{"required": ["not_after"]}, {"required": ["valid_for_s"]}],
+            "examples": [
+                {
+                    "grantee": "courier",
+                    "vin": EXAMPLE_VIN,
+                    "commands": ["trunk.open"],
+                    "valid_for_s": 7200,
+                }
+            ],
+        }
+    )
+
     grantee: str = Field(min_length=1, max_length=128, description="a user of role service")
-    vin: str = Field(min_length=1, max_length=64)
-    commands: list[str] = Field(min_length=1, max_length=16, description="e.g. trunk.open")
-    not_before: int | None = Field(default=None, ge=0, description="epoch ms; default now")
-    not_after: int = Field(ge=0, description="epoch ms; at most 30 days after not_before")
-    max_uses: int = Field(default=1, ge=1, le=10_000)
+    vin: str = Field(
+        min_length=1,
+        max_length=64,
+        json_schema_extra={"pattern": VIN_PATTERN, "examples": [EXAMPLE_VIN]},
+    )
+    commands: list[str] = Field(
+        min_length=1,
+        max_length=16,
+        description="what the key may send",
+        json_schema_extra={"items": {"type": "string", "enum": [c.value for c in REQUESTABLE]}},
+    )
+    not_before: JsonInt | None = Field(default=None, ge=0, description="epoch ms; default now")
+    not_after: JsonInt | None = Field(
+        default=None, ge=0, description="epoch ms; at most 30 days after not_before"
+    )
+    valid_for_s: JsonInt | None = Field(
+        default=None, ge=1, le=keys.MAX_WINDOW_MS // 1000, description="or: valid this long"
+    )
+    max_uses: JsonInt = Field(default=1, ge=1, le=10_000)
     geofence: GeofenceRequest | None = None
 
 
@@ -67,7 +103,10 @@ def _refuse(refused: Refused) -> ApiError:
     "/grants",
     status_code=201,
     summary="Grant a digital key for one of your cars",
-    responses=documented(*WITH_BODY, 503),
+    responses={
+        201: {"description": "The key, signed, with its token", "links": GRANT_LINKS},
+        **documented(*WITH_BODY, 503),
+    },
 )
 async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> JSONResponse:
     """The rules are ``commands.keys``'; this signs, writes to Kafka, audits and answers."""
@@ -79,6 +118,7 @@ async def create_grant(request: Request, body: GrantRequest, caller: Caller) -> 
         commands=body.commands,
         not_before=body.not_before,
         not_after=body.not_after,
+        valid_for_s=body.valid_for_s,
         max_uses=body.max_uses,
         geofence=Geofence(fence.latitude, fence.longitude, fence.radius_m) if fence else None,
     )
@@ -126,14 +166,18 @@ def _visible_grant(request: Request, grant_id: str, caller: Caller) -> GrantReco
     return record
 
 
-@router.get("/grants/{grant_id}", summary="One digital key", responses=documented(404))
+@router.get(
+    "/grants/{grant_id}",
+    summary="One digital key",
+    responses=documented(404),
+)
 async def get_grant(request: Request, grant_id: GrantIdPath, caller: Caller) -> JSONResponse:
     record = _visible_grant(request, grant_id, caller)
     return JSONResponse(grant_json(record, with_token=record.grant.grantee == caller.name))
 
 
-@router.delete(
-    "/grants/{grant_id}",
+@router.post(
+    "/grants/{grant_id}/revoke",
     summary="Revoke a digital key (the car learns it too); revoking it again answers the same",
     responses=documented(404, 503),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -14,13 +15,22 @@ from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import Caller
 from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, VinPath, documented
 from fleetlink.contracts.codec import DlqReason
-from fleetlink.contracts.models import EventKind
+from fleetlink.contracts.models import Event, EventKind, Telemetry
+from fleetlink.contracts.schema import inline_schema
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.ingest.routing import Inbound, Router
 from fleetlink.security.access import Principal
 from fleetlink.security.users import UserRole
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=documented(*AUTHENTICATED))
+
+
+def _body(model: Any, what: str) -> dict[str, Any]:
+    """The request body, declared from the contract model the MQTT channel carries."""
+    schema = inline_schema(model)
+    schema["description"] = f"{what}; its vin, when given, is the path's"
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
 
 # the body cannot be read at all: 400; it reads but breaks the contract: 422
 _STATUS_FOR_REASON = {
@@ -101,6 +111,7 @@ async def _ingest(request: Request, topic: str, channel: str) -> JSONResponse:
     status_code=202,
     summary="Telemetry of one vehicle (the MQTT telemetry payload)",
     responses=documented(*WITH_BODY, 404, 503),
+    openapi_extra=_body(Telemetry, "the MQTT telemetry payload"),
 )
 async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
     _speaks_for(caller, vin)
@@ -112,6 +123,7 @@ async def post_telemetry(request: Request, vin: VinPath, caller: Caller) -> JSON
     status_code=202,
     summary="An event of one vehicle (the MQTT event payload)",
     responses=documented(*WITH_BODY, 404, 503),
+    openapi_extra=_body(Event, "the MQTT event payload"),
 )
 async def post_event(
     request: Request, vin: VinPath, kind: EventKind, caller: Caller

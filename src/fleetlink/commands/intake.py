@@ -188,7 +188,7 @@ def _command_of(request: Request) -> tuple[CommandName, dict[str, Any], int] | R
             422, "unknown-command", f"no command {request.name!r}", extra={"known": known}
         )
     if name is CommandName.GRANT_REVOKE:
-        revoke = "revoke a key with DELETE /v1/grants/{grant_id}"
+        revoke = "revoke a key with POST /v1/grants/{grant_id}/revoke"
         return Refused(422, "unknown-command", revoke)
     try:
         params = validate_params(name, request.params)

@@ -38,8 +38,9 @@ class KeyRequest:
     grantee: str
     vin: str
     commands: list[str]
-    not_after: int
+    not_after: int | None = None
     not_before: int | None = None
+    valid_for_s: int | None = None  # instead of not_after
     max_uses: int = 1
     geofence: Geofence | None = None
 
@@ -61,9 +62,16 @@ def issue(
     if CommandName.GRANT_REVOKE in commands:
         return Refused(422, "unknown-command", "grant.revoke cannot be delegated")
     not_before = asked.not_before if asked.not_before is not None else now_ms
-    if not now_ms < asked.not_after or not not_before < asked.not_after:
+    if (asked.not_after is None) == (asked.valid_for_s is None):
+        return Refused(422, "invalid-window", "give not_after or valid_for_s (one of them)")
+    if asked.valid_for_s is not None:
+        not_after = not_before + asked.valid_for_s * 1000
+    else:
+        assert asked.not_after is not None
+        not_after = asked.not_after
+    if not now_ms < not_after or not not_before < not_after:
         return Refused(422, "invalid-window", "not_after must lie after now and not_before")
-    if asked.not_after - not_before > MAX_WINDOW_MS:
+    if not_after - not_before > MAX_WINDOW_MS:
         return Refused(422, "invalid-window", "a key is valid for at most 30 days")
     return Grant(
         grant_id=str(uuid.uuid4()),
@@ -71,7 +79,7 @@ def issue(
         grantee=asked.grantee,
         commands=commands,
         not_before=not_before,
-        not_after=asked.not_after,
+        not_after=not_after,
         max_uses=asked.max_uses,
         issued_by=caller.name,
         issued_at=now_ms,

@@ -18,6 +18,19 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return {name: msgspec.json.schema(model) for name, model in MODELS.items()}
 
 
+def inline_schema(model: Any) -> dict[str, Any]:
+    """The JSON Schema of a flat model (no nested structs) without its ``$defs`` indirection,
+    to embed in another document (the OpenAPI request bodies)."""
+    schema = msgspec.json.schema(model)
+    if "$ref" in schema:
+        defs = schema["$defs"]
+        schema = dict(defs[schema["$ref"].rsplit("/", 1)[-1]])
+        if len(defs) > 1:
+            raise ValueError(f"{model!r} nests other structs: embed its components instead")
+    schema.pop("title", None)
+    return schema
+
+
 def render_schema(schema: dict[str, Any]) -> str:
     return msgspec.json.format(_encoder.encode(schema), indent=2).decode() + "\n"
 

@@ -26,7 +26,9 @@ class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: Port = 8080
     kafka_timeout_s: float = Field(default=5.0, gt=0, le=120)
-    cancel_wait_s: float = Field(default=5.0, ge=0, le=60)  # DELETE waits this long for the outcome
+    cancel_wait_s: float = Field(
+        default=5.0, ge=0, le=60
+    )  # a cancel waits this long for the outcome
     # per authenticated client (token subject): requests a second, and a burst
     client_rate_per_s: float = Field(default=100.0, gt=0)
     client_burst: int = Field(default=500, ge=1)

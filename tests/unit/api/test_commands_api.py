@@ -135,7 +135,7 @@ def test_reads_show_each_role_what_it_may_see(tmp_path: Path) -> None:
                 422,
                 "invalid-command-id",
             )
-            bad_key = await api.client.delete("/v1/grants/NOPE", headers=api.owner)
+            bad_key = await api.client.post("/v1/grants/NOPE/revoke", headers=api.owner)
             assert (bad_key.status_code, bad_key.json()["error"]) == (422, "invalid-grant-id")
 
     run(scenario())

@@ -54,7 +54,9 @@ def test_an_owner_grants_a_key_the_courier_sees_and_uses_it_once_then_it_is_revo
             )
             assert used.status_code == 202, used.text
             assert used.json()["grant_id"] == key["grant_id"]
-            revoked = await api.client.delete(f"/v1/grants/{key['grant_id']}", headers=api.owner)
+            revoked = await api.client.post(
+                f"/v1/grants/{key['grant_id']}/revoke", headers=api.owner
+            )
             assert revoked.status_code == 200
             assert revoked.json()["revoked_by"] == "olga"
             refused = await api.client.post(
@@ -108,7 +110,8 @@ def test_another_owner_neither_sees_nor_revokes_a_key(tmp_path: Path) -> None:
             stranger = user_token(api.settings, "sam", UserRole.OWNER, [OTHER])
             path = f"/v1/grants/{key['grant_id']}"
             assert (await api.client.get(path, headers=stranger)).status_code == 404
-            assert (await api.client.delete(path, headers=stranger)).status_code == 404
+            revoke = await api.client.post(f"{path}/revoke", headers=stranger)
+            assert revoke.status_code == 404
             listed = await api.client.get("/v1/grants", headers=stranger)
             assert listed.json()["grants"] == []
 
