@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bootstrap lint format typecheck unit integration schemas clean
+.PHONY: demo test bootstrap lint format typecheck unit integration conformance schemas clean
 
 demo: bootstrap
 	$(BIN)/fleetlink demo
@@ -30,6 +30,18 @@ unit: bootstrap
 
 integration: bootstrap
 	$(BIN)/pytest -v tests/integration
+
+# The API of a running platform (`make demo` in another shell) against its OpenAPI document, with
+# schemathesis and schemathesis.toml: as a fleet admin, the ingest as the document's example car.
+API_URL ?= http://127.0.0.1:8080
+EXAMPLE_CAR := WVWZZZ1JZXW000001
+conformance: bootstrap
+	@$(BIN)/fleetlink users add conformance-admin --role fleet-admin >/dev/null
+	@$(BIN)/fleetlink users add courier --role service >/dev/null
+	@$(BIN)/fleetlink users add $(EXAMPLE_CAR) --role vehicle >/dev/null
+	FLEETLINK_TOKEN=$$($(BIN)/fleetlink token conformance-admin) \
+	FLEETLINK_VEHICLE_TOKEN=$$($(BIN)/fleetlink token $(EXAMPLE_CAR)) \
+	$(BIN)/schemathesis --config-file schemathesis.toml run $(API_URL)/openapi.json
 
 schemas:
 	$(BIN)/fleetlink contracts schema --out schemas

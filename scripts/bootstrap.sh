@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything fleetlink needs on a fresh clone; safe to run again (it skips what is there).
-#   system: Mosquitto (+ clients, kcat), Java 17+, Maven   -- through apt when missing
+#   system: Mosquitto (+ clients, kcat), Java 17+, Maven, Chromium (browser tests)
+#           -- through apt when missing
 #   python: .venv with the exact versions of constraints.txt
 #   kafka:  the broker jars, resolved once by Maven into ~/.cache/fleetlink
 set -euo pipefail
@@ -17,6 +18,7 @@ have mosquitto_pub || packages+=(mosquitto-clients)
 have kcat || packages+=(kcat)
 have java || [ -n "${JAVA_HOME:-}" ] || packages+=(openjdk-17-jre-headless)
 have mvn || packages+=(maven)
+have chromium || packages+=(chromium)  # Playwright drives it: no browser download
 if [ ${#packages[@]} -gt 0 ]; then
   say "Installing with apt: ${packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib.metadata import version
 
 import pytest
 
 from fleetlink.adapters import runner
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
+from tests.support.browser import chromium_version
 from tests.support.stack import stack_settings
 
 
@@ -35,3 +37,8 @@ def bootstrap_servers(local_stack: LocalStack) -> str:
 @pytest.fixture(scope="session")
 def mqtt_port(local_stack: LocalStack) -> int:
     return local_stack.settings.mqtt_port
+
+
+def pytest_report_header() -> list[str]:
+    """The browser pair of the browser tests: Playwright is built for one Chromium major."""
+    return [f"playwright {version('playwright')}, {chromium_version()}"]
