@@ -1,4 +1,5 @@
-"""HTTP ingest on the real Kafka: 202 after the ack, 4xx JSON for bad input, 503 when down."""
+"""HTTP ingest on the real Kafka: 202 after the ack, 4xx JSON for bad input, 503 when Kafka
+is not there (for commands too)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,8 @@ def test_http_ingest_says_503_with_retry_after_when_kafka_is_down(tmp_path: Path
         assert reply.json()["error"] == "kafka-unavailable"
         assert time.monotonic() - started < 10
         assert client.get("/readyz").status_code == 503
+        # a command is not taken either: the API cannot know the fleet without Kafka
+        admin = user_token(settings, "ada", UserRole.FLEET_ADMIN)
+        command = client.post(f"/v1/vehicles/{VIN}/commands", json={"name": "honk"}, headers=admin)
+        assert command.status_code == 503
+        assert command.headers["retry-after"] == "2"

@@ -54,8 +54,8 @@ def hermetic_app(
 
 
 @asynccontextmanager
-async def running_api(state_dir: Path) -> AsyncIterator[Api]:
-    app, kafka, settings = hermetic_app(state_dir)
+async def running_api(state_dir: Path, **api: Any) -> AsyncIterator[Api]:
+    app, kafka, settings = hermetic_app(state_dir, **api)
     async with app.router.lifespan_context(app):
         view = app.state.commands.view
         for _ in range(200):

@@ -13,6 +13,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 from schemathesis.python import asgi
 
+from fleetlink.adapters.polling import wait_until
 from fleetlink.api.commands import EXAMPLE_VIN
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings
@@ -56,6 +57,9 @@ def check_conformance(app: Any, settings: Settings, max_examples: int | None = N
         config.projects.default.generation.update(max_examples=max_examples)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     try:
+        # loading the document started the app; its answers count once it has read the fleet
+        if not wait_until(app.state.commands.view.ready.is_set, timeout=30, interval=0.05):
+            raise AssertionError("the API did not finish reading the fleet in 30 s")
         return _run(schema)
     finally:
         asgi.shutdown_lifespans()  # the app's Kafka clients stop with the run, not at exit

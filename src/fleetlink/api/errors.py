@@ -10,24 +10,24 @@ from fastapi import Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleetlink.contracts.models import COMMAND_ID_PATTERN, GRANT_ID_PATTERN
 from fleetlink.contracts.vin import VIN_PATTERN
 
 VinPath = Annotated[
     str, Path(description="ISO 3779 VIN: 17 characters, no I, O or Q", pattern=VIN_PATTERN)
 ]
-# ids the platform hands out are lowercase UUIDs (``str(uuid.uuid4())``, ``uuid5``)
-UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# the contract's id patterns: the API hands out UUIDs, other producers may use other ids
 CommandIdPath = Annotated[
-    str, Path(description="a command id, as POST answered it (a UUID)", pattern=UUID_PATTERN)
+    str, Path(description="a command id, as POST answered it", pattern=COMMAND_ID_PATTERN)
 ]
 GrantIdPath = Annotated[
-    str, Path(description="a key's id, as POST /v1/grants answered it", pattern=UUID_PATTERN)
+    str, Path(description="a key's id, as POST /v1/grants answered it", pattern=GRANT_ID_PATTERN)
 ]
 # a path parameter that breaks its pattern is answered with its own error code
 PATH_ERRORS = {
     "vin": ("invalid-vin", "not a VIN (17 characters, no I, O, Q)"),
-    "command_id": ("invalid-command-id", "not a command id (a lowercase UUID)"),
-    "grant_id": ("invalid-grant-id", "not a key id (a lowercase UUID)"),
+    "command_id": ("invalid-command-id", "not a command id (letters, digits, . _ : -)"),
+    "grant_id": ("invalid-grant-id", "not a key id (letters, digits, . _ : -)"),
 }
 
 

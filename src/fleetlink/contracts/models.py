@@ -31,9 +31,9 @@ VssPath = Annotated[
 ]
 SignalValue = bool | int | float | str | list[str]
 # a level of the command's MQTT topic: no "/", no wildcards, nothing a broker would refuse
-CommandId = Annotated[
-    str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="command id")
-]
+COMMAND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+GRANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+CommandId = Annotated[str, Meta(pattern=COMMAND_ID_PATTERN, description="command id")]
 
 
 class Telemetry(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -187,7 +187,7 @@ class Grant(msgspec.Struct, frozen=True, omit_defaults=True):
     at most ``max_uses`` times, optionally only inside ``geofence``. Signed by the platform
     (``fleetlink.security.signing``); the car checks it offline."""
 
-    grant_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    grant_id: Annotated[str, Meta(pattern=GRANT_ID_PATTERN)]
     vin: Vin
     grantee: Annotated[str, Meta(min_length=1, max_length=128)]
     commands: Annotated[list[CommandName], Meta(min_length=1, max_length=16)]
