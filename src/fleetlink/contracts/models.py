@@ -72,9 +72,17 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     data: dict[str, Any] = {}
     latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
+    heading_deg: Annotated[float, Meta(ge=0, le=360)] | None = None  # direction of travel
+    speed_kmh: Annotated[float, Meta(ge=0, le=1000)] | None = None
     vin: Vin | None = None
     msg_id: MessageId | None = None
     resent: bool = False
+
+
+class Tick(msgspec.Struct, frozen=True):
+    """``fleet.ticks``: time goes on (epoch ms), for stream apps' expiry without input."""
+
+    ts: EpochMillis
 
 
 class PresenceStatus(StrEnum):
@@ -276,4 +284,5 @@ MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "grant-record": GrantRecord,
     "audit-event": AuditEvent,
     "delivered": Delivered,
+    "tick": Tick,
 }

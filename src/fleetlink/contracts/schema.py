@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from fleetlink.contracts.asyncapi import asyncapi_document
+from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import MODELS
 
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -15,7 +16,8 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """One self-contained JSON Schema per contract model, by model name."""
-    return {name: msgspec.json.schema(model) for name, model in MODELS.items()}
+    models = {**MODELS, "hazard": Hazard}
+    return {name: msgspec.json.schema(model) for name, model in models.items()}
 
 
 def inline_schema(model: Any) -> dict[str, Any]:

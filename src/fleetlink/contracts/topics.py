@@ -123,6 +123,7 @@ class KafkaTopic(StrEnum):
     V2X_CAM_IN = "v2x.cam.in"
     V2X_DENM_IN = "v2x.denm.in"
     V2X_DENM_OUT = "v2x.denm.out"
+    TICKS = "fleet.ticks"
 
 
 class Cleanup(StrEnum):
@@ -142,7 +143,8 @@ class Site(StrEnum):
 class KafkaTopicSpec(msgspec.Struct, frozen=True):
     """One topic of the contract: its key, cleanup policy, size and where it is written.
 
-    ``partitions`` None: the cluster-wide setting (``kafka.topic_partitions``).
+    ``partitions`` None: the cluster-wide setting (``kafka.topic_partitions``);
+    ``retention_ms`` None: the cluster's retention.
     """
 
     topic: KafkaTopic
@@ -151,6 +153,7 @@ class KafkaTopicSpec(msgspec.Struct, frozen=True):
     written_at: Site
     description: str
     partitions: int | None = None
+    retention_ms: int | None = None
 
     @property
     def compacted(self) -> bool:
@@ -205,6 +208,16 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     _spec(KafkaTopic.V2X_CAM_IN, "station id", _D, _EDGE, "ETSI CAM from roadside units"),
     _spec(KafkaTopic.V2X_DENM_IN, "station id", _D, _EDGE, "ETSI DENM from roadside units"),
     _spec(KafkaTopic.V2X_DENM_OUT, "action id", _D, _EDGE, "ETSI DENM to roadside units"),
+    # Quix Streams has no timers: every app instance writes one tick per partition each
+    # interval, so state expires on time without input; each cluster has its own
+    KafkaTopicSpec(
+        KafkaTopic.TICKS,
+        "partition",
+        _D,
+        _EDGE,
+        "clock ticks that drive the stream apps' expiry",
+        retention_ms=3_600_000,
+    ),
 )
 
 _SPECS: Final = {spec.topic: spec for spec in KAFKA_TOPICS}

@@ -1,14 +1,10 @@
-"""Prometheus metrics of one gateway worker, and the small HTTP server that exposes them."""
+"""Prometheus metrics of one gateway worker (served by ``adapters.runtime.health``)."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
 
@@ -114,29 +110,3 @@ class Tally:
                 child = self._counter.labels(label) if label else self._counter
                 child.inc(delta)
                 self._flushed[label] = total
-
-
-Health = Callable[[], tuple[bool, str]]
-
-
-def serve(registry: CollectorRegistry, port: int, *, healthy: Health, ready: Health) -> WSGIServer:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on 127.0.0.1:``port`` in a thread."""
-    metrics_app = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path in ("/healthz", "/readyz"):
-            ok, detail = (healthy if path == "/healthz" else ready)()
-            body = json.dumps({"ok": ok, "detail": detail}).encode()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            start_response(status, [("Content-Type", "application/json")])
-            return [body]
-        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = make_server("127.0.0.1", port, app, handler_class=QuietHandler)
-    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-    return server

@@ -31,6 +31,7 @@ from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.mqtt.client import connect_properties, end_session_properties, new_client
 from fleetlink.adapters.mqtt.vehicle_link import VehicleLink
 from fleetlink.adapters.runtime.faults import FaultHook
+from fleetlink.adapters.runtime.health import serve
 from fleetlink.adapters.runtime.poison import PoisonJournal, digest
 from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 from fleetlink.commands.downlink import Downlink
@@ -38,7 +39,7 @@ from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import Stamp, stamp_of
 from fleetlink.gateway.acks import OrderedAcks, Slot
 from fleetlink.gateway.confirm import Confirmations
-from fleetlink.gateway.metrics import GatewayMetrics, Tally, serve
+from fleetlink.gateway.metrics import GatewayMetrics, Tally
 from fleetlink.gateway.writer import RecordWriter
 from fleetlink.ingest.routing import Inbound, Record, Router
 from fleetlink.security.keys import identity_tls

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from fleetlink.contracts.topics import KafkaTopic, TopicMap
 from fleetlink.errors import ConfigError
+from fleetlink.settings.apps import AppsSettings
 from fleetlink.settings.base import LOCALHOST
 from fleetlink.settings.gateway import GatewaySettings
 from fleetlink.settings.kafka import KafkaSettings
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     runtime: RuntimeSettings = RuntimeSettings()
     topics: TopicSettings = TopicSettings()
+    apps: AppsSettings = AppsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -151,6 +153,9 @@ class Settings(BaseSettings):
 
     def journal_dir(self) -> Path:
         return self.runtime.journal_dir or self.stack.state_dir / "journal"
+
+    def apps_state_dir(self) -> Path:
+        return self.apps.state_dir or self.stack.state_dir / "apps"
 
     def users_file(self) -> Path:
         return self.security.users_file or self.stack.state_dir / "users.json"

@@ -118,6 +118,11 @@ def test_the_factory_builds_real_clients_for_both_profiles(tmp_path: Path) -> No
     quix = KafkaClients.of(settings).quix_connection()
     assert quix["sasl.mechanism"] == "SCRAM-SHA-512"
     assert "client.id" not in quix
+    # Quix Streams' own model of the connection takes it whole; the rest is client tuning
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    assert ConnectionConfig.from_librdkafka_dict(quix).sasl_mechanism == "SCRAM-SHA-512"
+    assert KafkaClients.of(settings).quix_tuning() == {"socket.nagle.disable": "true"}
 
 
 def test_an_unknown_cluster_profile_is_refused_by_name(tmp_path: Path) -> None:

@@ -170,6 +170,8 @@ def test_json_schemas_describe_the_constraints() -> None:
         "grant-record",
         "audit-event",
         "delivered",
+        "tick",
+        "hazard",
     }
     grant = schemas["grant"]["$defs"]["Grant"]
     assert grant["properties"]["max_uses"]["minimum"] == 1

@@ -24,7 +24,10 @@ class TopicInfo(msgspec.Struct, frozen=True):
 
 def topic_settings(spec: KafkaTopicSpec) -> dict[str, str]:
     """Per-topic configs: compacted topics keep the latest record per key forever."""
-    return {"cleanup.policy": str(spec.cleanup)}
+    settings = {"cleanup.policy": str(spec.cleanup)}
+    if spec.retention_ms is not None:
+        settings["retention.ms"] = str(spec.retention_ms)
+    return settings
 
 
 def ensure_topics(

@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from fleetlink.adapters.kafka.delivery import AsyncDeliveries
 from fleetlink.settings import DEFAULT_CLUSTER, Settings
 
+_CONNECTION = ("bootstrap.", "security.", "sasl.", "ssl.")
 _quiet = logging.getLogger("fleetlink.kafka.admin")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
@@ -119,7 +120,16 @@ class KafkaClients:
     def quix_connection(self) -> dict[str, str]:
         """librdkafka settings for Quix Streams' ``ConnectionConfig.from_librdkafka_dict``: the
         same cluster and credentials (Quix sets client and group ids itself)."""
-        return {key: value for key, value in self._config.items() if key != "client.id"}
+        return {key: value for key, value in self._config.items() if key.startswith(_CONNECTION)}
+
+    def quix_tuning(self) -> dict[str, str]:
+        """The rest of the cluster's settings (socket options), which Quix takes as the
+        consumer's and producer's extra config."""
+        return {
+            key: value
+            for key, value in self._config.items()
+            if not key.startswith(_CONNECTION) and key != "client.id"
+        }
 
 
 def assign_from_start(consumer: Consumer, topics: Iterable[str], timeout: float = 10.0) -> bool:

@@ -1,0 +1,123 @@
+"""The hazards app on Quix Streams: events (and passing cars) to ``fleet.hazards``.
+
+Events are keyed by VIN; hazards are about places. Every input goes by ``group_by`` to the
+shards of the places near it (one key per partition of the repartition topic, so that one tick
+per shard sweeps every place stored there), and ``HazardShard`` decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h3
+from msgspec.structs import replace
+from quixstreams import State
+
+from fleetlink.apps.hazards.logic import HazardParams, HazardShard, cells_near
+from fleetlink.apps.runtime.application import AppRuntime
+from fleetlink.apps.runtime.clock import shard_of
+from fleetlink.contracts.hazards import RULE_OF_GROUP, RULE_OF_KIND, Hazard
+from fleetlink.contracts.models import EventKind
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.settings.apps import HazardAppSettings
+
+NAME = "hazards"
+_HAZARD_KINDS = frozenset(kind.value for kind in RULE_OF_KIND)
+_STATIONARY_KMH = 5.0  # hazard lights count only on a car that (nearly) stands
+
+
+def params_of(settings: HazardAppSettings, grace_s: float) -> HazardParams:
+    rules = dict(RULE_OF_GROUP)
+    for group, change in settings.rules.items():
+        rules[group] = replace(rules[group], **change.model_dump(exclude_none=True))
+    return HazardParams(
+        rules=rules,
+        near_m=settings.near_m,
+        grace_s=grace_s,
+        pass_radius_m=settings.pass_radius_m,
+        pass_min_speed_kmh=settings.pass_min_speed_kmh,
+        pass_grace_s=settings.pass_grace_s,
+        clear_after_passes=settings.clear_after_passes,
+    )
+
+
+def is_report(value: dict[str, Any]) -> bool:
+    """An event that may make a hazard: a hazard kind, with a position; hazard lights only on
+    a standing car."""
+    if value["kind"] not in _HAZARD_KINDS or value["lat"] is None or value["lon"] is None:
+        return False
+    moving = value.get("speed") is not None and value["speed"] > _STATIONARY_KMH
+    return not (value["kind"] == EventKind.HAZARD_LIGHTS and moving)
+
+
+def build(runtime: AppRuntime) -> None:
+    settings = runtime.settings.apps.hazards
+    params = params_of(settings, runtime.settings.apps.grace_s)
+    inputs = [KafkaTopic.EVENTS, KafkaTopic.TICKS, KafkaTopic.HAZARDS, KafkaTopic.DLQ]
+    if settings.clear_after_passes:
+        inputs.append(KafkaTopic.TELEMETRY)
+    runtime.ensure(inputs)
+    keys = runtime.shard_keys(KafkaTopic.EVENTS)
+    partitions = len(keys)
+    resolution = settings.shard_resolution
+    metrics = runtime.metrics
+
+    def shard(cell: str) -> str:
+        return shard_of(str(h3.cell_to_parent(cell, resolution)), partitions)
+
+    def route(value: dict[str, Any]) -> list[dict[str, Any]]:
+        if value["t"] == "tick":
+            return [{**value, "shard": key} for key in keys]
+        radius = settings.near_m if value["t"] == "report" else settings.pass_radius_m
+        shards = sorted({shard(cell) for cell in cells_near(value["lat"], value["lon"], radius)})
+        return [{**value, "shard": key} for key in shards]
+
+    reports = (
+        runtime.vehicle_input(KafkaTopic.EVENTS, "event")
+        .filter(is_report)
+        .apply(
+            lambda v: {
+                "t": "report",
+                **{k: v[k] for k in ("vin", "kind", "ts", "lat", "lon", "heading", "msg_id")},
+                "late": v["late"],
+            }
+        )
+    )
+    merged = reports.concat(runtime.ticks())
+    if settings.clear_after_passes:
+        passes = (
+            runtime.vehicle_input(KafkaTopic.TELEMETRY, "telemetry")
+            .filter(
+                lambda v: (
+                    v["lat"] is not None
+                    and v["lon"] is not None
+                    and v["speed"] is not None
+                    and v["speed"] >= settings.pass_min_speed_kmh
+                    and not v["late"]
+                )
+            )
+            .apply(
+                lambda v: {
+                    "t": "pass",
+                    **{k: v[k] for k in ("vin", "ts", "lat", "lon", "speed", "heading")},
+                }
+            )
+        )
+        merged = merged.concat(passes)
+    sharded = merged.apply(route, expand=True).group_by(
+        lambda v: v["shard"], name="shard", key_serializer="str", key_deserializer="str"
+    )
+
+    def decide(
+        value: dict[str, Any], own: str, _ts: int, _headers: Any, state: State[str, Any]
+    ) -> list[Hazard]:
+        outcome = HazardShard(state, params, owns=lambda cell: shard(cell) == own).handle(value)
+        if outcome.late:
+            metrics.count(metrics.late)
+        for hazard in outcome.hazards:
+            metrics.count(metrics.outputs, hazard.state.value)
+        return outcome.hazards
+
+    sharded.apply(decide, stateful=True, expand=True, metadata=True).to_topic(
+        runtime.output(KafkaTopic.HAZARDS), key=lambda hazard: hazard.cell
+    )

@@ -1,0 +1,32 @@
+"""The stream apps fleetlink runs (``fleetlink app list``), each built on ``AppRuntime``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from fleetlink.apps.hazards import app as hazards
+from fleetlink.apps.runtime.application import AppRuntime
+from fleetlink.contracts.topics import KafkaTopic
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    description: str
+    build: Callable[[AppRuntime], None]
+    inputs: tuple[KafkaTopic, ...]  # what its lag is measured on
+
+
+APPS: Final[dict[str, AppSpec]] = {
+    spec.name: spec
+    for spec in (
+        AppSpec(
+            hazards.NAME,
+            "local hazard warnings: fleet.events -> fleet.hazards (ETSI DENM causes)",
+            hazards.build,
+            (KafkaTopic.EVENTS, KafkaTopic.TELEMETRY),
+        ),
+    )
+}

@@ -1,0 +1,1 @@
+"""What every stream app shares: Quix Streams set up the platform's way."""

@@ -1,0 +1,240 @@
+"""One stream-app instance on Quix Streams, the platform's way.
+
+``AppRuntime`` builds the Quix ``Application`` from the settings (the one client factory's
+connection, a consumer group per app, RocksDB state under the stack's state directory, changelog
+topics, at-least-once) and gives each app its inputs already cleaned: decoded totally (anything
+else goes to the dead-letter topic with a reason), on event time (the payload's ``ts``, clamped
+to the Kafka timestamp), deduplicated on ``fl.msg_id``; plus ticks, so state can expire
+without input (Quix Streams has no timers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from quixstreams import Application, State
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models import TimestampType, Topic
+from quixstreams.models.serializers import SerializationContext, Serializer
+
+from fleetlink.adapters.kafka.admin import ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.runtime.health import serve
+from fleetlink.apps.runtime.clock import event_time, shard_keys
+from fleetlink.apps.runtime.inputs import InputDeserializer, dead
+from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.codec import DlqReason, encode
+from fleetlink.contracts.models import Tick
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.settings import Settings
+
+Value = dict[str, Any]
+
+
+class StructSerializer(Serializer):
+    """Output records: msgspec structs as the contract's JSON."""
+
+    @property
+    def extra_headers(self) -> dict[str, str | bytes]:
+        return {h.CONTENT_TYPE: "application/json"}
+
+    def __call__(self, value: Any, ctx: SerializationContext) -> bytes:
+        return encode(value)
+
+
+class AppRuntime:
+    """Everything one instance of app ``name`` shares with the other apps."""
+
+    def __init__(self, settings: Settings, name: str, instance: int, log: logging.Logger) -> None:
+        self.settings = settings
+        self.name = name
+        self.instance = instance
+        self.log = log
+        self.topics = settings.topic_map()
+        self.kafka = KafkaClients.of(settings)
+        self.metrics = AppMetrics(name)
+        prefix = self.topics.prefix
+        self.group = f"{prefix}.{settings.apps.group_prefix}-{name}".lstrip(".")
+        self.state_dir = settings.apps_state_dir() / name / f"instance-{instance}"
+        apps = settings.apps
+        self.app = Application(
+            broker_address=ConnectionConfig.from_librdkafka_dict(self.kafka.quix_connection()),
+            consumer_group=self.group,
+            auto_offset_reset="earliest",
+            commit_interval=apps.commit_interval_s,
+            state_dir=self.state_dir,
+            processing_guarantee="at-least-once",
+            loglevel=None,  # our JSON logs, not Quix's own handler
+            consumer_extra_config=self.kafka.quix_tuning()
+            | {"client.id": f"{self.group}-{instance}"},
+            producer_extra_config=self.kafka.quix_tuning()
+            | {"client.id": f"{self.group}-{instance}", "linger.ms": 2},
+        )
+        self._inputs: list[str] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    # topics -----------------------------------------------------------------------------------
+
+    def ensure(self, topics: Iterable[KafkaTopic]) -> None:
+        """Create the contract topics the app uses, as the contract declares them (Quix would
+        create a missing one with its own defaults: one partition, not co-partitioned)."""
+        ensure_topics(
+            self.kafka,
+            self.topics,
+            partitions=self.settings.kafka.topic_partitions,
+            replication_factor=self.settings.kafka.topic_replication_factor,
+            only=topics,
+        )
+
+    def partitions(self, topic: KafkaTopic) -> int:
+        name = self.topics[topic]
+        metadata = self.kafka.admin().list_topics(name, timeout=30).topics[name]
+        if metadata.error is not None:
+            raise KafkaException(metadata.error)
+        return len(metadata.partitions)
+
+    def output(self, topic: KafkaTopic) -> Topic:
+        return self.app.topic(
+            self.topics[topic], key_serializer="str", value_serializer=StructSerializer()
+        )
+
+    # inputs -----------------------------------------------------------------------------------
+
+    def vehicle_input(self, topic: KafkaTopic, kind: str) -> StreamingDataFrame:
+        """Records of a vehicle topic (``event`` or ``telemetry``): decoded, on event time,
+        deduplicated; the undecodable go to the dead-letter topic."""
+        sdf = self._input(topic, kind)
+        ttl = timedelta(seconds=self.settings.apps.dedup_ttl_s)
+        metrics = self.metrics
+
+        def first_time(value: Value, state: State[str, Any]) -> bool:
+            if state.get(value["msg_id"]):
+                metrics.count(metrics.duplicates)
+                return False
+            state.set(value["msg_id"], 1, ttl=ttl)
+            return True
+
+        return sdf.filter(first_time, stateful=True)
+
+    def ticks(self) -> StreamingDataFrame:
+        """Tick records (``{"t": "tick", "ts"}``) from every partition; ``start`` writes them."""
+        return self._input(KafkaTopic.TICKS, "tick")
+
+    def _input(self, topic: KafkaTopic, kind: str) -> StreamingDataFrame:
+        name = self.topics[topic]
+        self._inputs.append(name)
+        max_ahead_ms = int(self.settings.apps.max_clock_ahead_s * 1000)
+
+        def timestamp(value: Any, _headers: Any, record_ts: int, _type: TimestampType) -> int:
+            ts = value.get("ts") if isinstance(value, dict) else None
+            return event_time(ts if isinstance(ts, int) else None, record_ts, max_ahead_ms)
+
+        sdf = self.app.dataframe(
+            self.app.topic(
+                name,
+                key_deserializer="bytes",
+                value_deserializer=InputDeserializer(kind),
+                timestamp_extractor=timestamp,
+            )
+        )
+        sdf = sdf.apply(
+            lambda value: dead(None, DlqReason.TOMBSTONE, "no value") if value is None else value
+        )
+        self._dead_letters(sdf.filter(lambda value: value["t"] == "dead"), name)
+        metrics = self.metrics
+        good = sdf.filter(lambda value: value["t"] != "dead")
+        return good.update(lambda _value: metrics.count(metrics.processed, kind))
+
+    def _dead_letters(self, sdf: StreamingDataFrame, source: str) -> None:
+        metrics = self.metrics
+        dlq = self.app.topic(
+            self.topics[KafkaTopic.DLQ], key_serializer="bytes", value_serializer="bytes"
+        )
+
+        def mark(value: Value, _key: Any, _ts: int, headers: Any) -> list[tuple[str, bytes]]:
+            metrics.count(metrics.dead_letters, value["reason"])
+            return [
+                *(headers or []),
+                (h.DLQ_REASON, value["reason"].encode()),
+                (h.DLQ_DETAIL, value["detail"][:1000].encode(errors="backslashreplace")),
+                (h.SOURCE_TOPIC, source.encode()),
+            ]
+
+        sdf.set_headers(mark).apply(lambda value: value["raw"] or b"").to_topic(dlq)
+
+    # fan-out ------------------------------------------------------------------------------------
+
+    def shard_keys(self, topic: KafkaTopic) -> tuple[str, ...]:
+        """One key per partition of the repartition topic a ``group_by`` over ``topic``
+        makes (as many partitions as its input)."""
+        return shard_keys(self.partitions(topic))
+
+    # running ------------------------------------------------------------------------------------
+
+    def start_ticker(self) -> None:
+        """Write one tick to every partition of ``fleet.ticks`` each ``tick_interval_s``."""
+        name = self.topics[KafkaTopic.TICKS]
+        partitions = self.partitions(KafkaTopic.TICKS)
+        producer = self.kafka.producer(linger_ms=0, message_timeout_ms=5_000, log=self.log)
+        interval = self.settings.apps.tick_interval_s
+        stop = self._stop
+
+        def run() -> None:
+            while not stop.wait(interval - (time.time() % interval)):
+                tick = encode(Tick(ts=time.time_ns() // 1_000_000))
+                for partition in range(partitions):
+                    producer.produce(name, tick, key=b"tick", partition=partition)
+                producer.poll(0)
+            producer.flush(5)
+
+        self._spawn(run, "ticker")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def healthy(self) -> tuple[bool, str]:
+        dead_threads = [t.name for t in self._threads if not t.is_alive()]
+        return (not dead_threads, f"thread {dead_threads[0]} died" if dead_threads else "ok")
+
+    def run(self) -> None:
+        """Process until SIGTERM or Ctrl-C (Quix handles both), with ticks, lag and /metrics."""
+        self.start_ticker()
+        lag = LagProbe(self.kafka, self.group, self._inputs, self.metrics)
+        lag.start()
+        self._threads.append(lag.thread)
+        port = self.settings.apps.metrics_port
+        server = None
+        if port:
+            server = serve(
+                self.metrics.registry,
+                port + self.instance,
+                healthy=self.healthy,
+                ready=self.healthy,
+            )
+        self.log.info(
+            "app started",
+            extra={"app": self.name, "instance": self.instance, "group": self.group},
+        )
+        try:
+            self.app.run()
+        finally:
+            self._stop.set()
+            lag.stop()
+            if server is not None:
+                server.shutdown()
+
+    @staticmethod
+    def state_root(settings: Settings, name: str) -> Path:
+        return settings.apps_state_dir() / name

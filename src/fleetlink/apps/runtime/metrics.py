@@ -1,0 +1,78 @@
+"""Prometheus metrics every stream app exposes (``/metrics`` of its instance)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaException, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from fleetlink.adapters.kafka.clients import KafkaClients
+
+
+class AppMetrics:
+    def __init__(self, app: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        labels = {"app": app}
+        self.processed = Counter(
+            "fleetlink_app_processed", "Records processed", ["app", "input"], registry=r
+        )
+        self.late = Counter("fleetlink_app_late", "Records too late to count", ["app"], registry=r)
+        self.duplicates = Counter(
+            "fleetlink_app_duplicates", "Records seen before (fl.msg_id)", ["app"], registry=r
+        )
+        self.dead_letters = Counter(
+            "fleetlink_app_dead_letters", "Records sent to the DLQ", ["app", "reason"], registry=r
+        )
+        self.outputs = Counter(
+            "fleetlink_app_outputs", "Records written", ["app", "kind"], registry=r
+        )
+        self.lag = Gauge(
+            "fleetlink_app_lag", "Records behind the end of the inputs", ["app"], registry=r
+        )
+        self.app = app
+        self._labels = labels
+
+    def count(self, counter: Counter, *label: str) -> None:
+        counter.labels(self.app, *label).inc()
+
+
+class LagProbe:
+    """The consumer group's lag over its inputs (end offsets minus committed), in a thread."""
+
+    def __init__(
+        self, kafka: KafkaClients, group: str, topics: Iterable[str], metrics: AppMetrics
+    ) -> None:
+        self._consumer = kafka.consumer(group, extra={"enable.partition.eof": False})
+        self._topics = list(topics)
+        self._metrics = metrics
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lag-probe", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self._metrics.lag.labels(self._metrics.app).set(self.measure())
+            except KafkaException:
+                continue
+        self._consumer.close()
+
+    def measure(self) -> int:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in self._consumer.list_topics(topic, timeout=5).topics[topic].partitions
+        ]
+        lag = 0
+        for committed in self._consumer.committed(partitions, timeout=5):
+            _, high = self._consumer.get_watermark_offsets(committed, timeout=5, cached=False)
+            lag += high - max(committed.offset, 0)
+        return lag

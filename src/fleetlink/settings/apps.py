@@ -1,0 +1,51 @@
+"""The stream apps (``fleetlink app run NAME``): their runtime and each app's constants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from fleetlink.contracts.hazards import HazardGroup
+from fleetlink.settings.base import Section
+
+
+class HazardRuleSettings(Section):
+    """Changes to one group's default rule (``contracts.hazards.HAZARD_RULES``)."""
+
+    k: int | None = Field(default=None, ge=1, le=100)
+    window_s: float | None = Field(default=None, gt=0, le=86400)
+    validity_s: float | None = Field(default=None, gt=0, le=7 * 86400)
+
+
+class HazardAppSettings(Section):
+    """Local hazard warnings (``fleetlink app run hazards``)."""
+
+    rules: dict[HazardGroup, HazardRuleSettings] = Field(default_factory=dict)
+    near_m: float = Field(default=150.0, gt=0, le=2000)
+    pass_radius_m: float = Field(default=50.0, gt=0, le=1000)
+    pass_min_speed_kmh: float = Field(default=20.0, ge=0, le=300)
+    pass_grace_s: float = Field(default=10.0, ge=0, le=3600)
+    # cars that drive past without reporting it clear a hazard; 0: only its validity ends it
+    # (and the app reads no telemetry)
+    clear_after_passes: int = Field(default=3, ge=0, le=1000)
+    # places are spread over the app's partitions by their H3 cell at this resolution
+    shard_resolution: int = Field(default=7, ge=0, le=8)
+
+
+class AppsSettings(Section):
+    """What every stream app shares."""
+
+    state_dir: Path | None = None  # default: <stack.state_dir>/apps
+    group_prefix: str = Field(default="fleetlink-app", pattern=r"^[A-Za-z0-9._-]{1,80}$")
+    commit_interval_s: float = Field(default=1.0, gt=0, le=60)
+    tick_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # a record's event time (payload ts) may run this far ahead of its Kafka timestamp
+    max_clock_ahead_s: float = Field(default=5.0, ge=0, le=3600)
+    # a record this far behind its shard's clock still counts; older ones are counted as late
+    grace_s: float = Field(default=10.0, ge=0, le=3600)
+    dedup_ttl_s: float = Field(default=600.0, gt=0, le=7 * 86400)
+    # the simulator sets ts and the Kafka timestamp itself: event time is the payload's ts
+    simulated_clock: bool = False
+    metrics_port: int = Field(default=9400, ge=0, le=65535)  # instance N: + N; 0: off
+    hazards: HazardAppSettings = HazardAppSettings()
