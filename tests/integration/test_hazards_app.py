@@ -12,8 +12,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fleetlink.apps.hazards.logic import cell_of
 from fleetlink.contracts import headers as h
+from fleetlink.contracts.geo import cell_of
 from fleetlink.contracts.hazards import ClearReason, Hazard, HazardGroup, HazardState
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings

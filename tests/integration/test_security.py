@@ -206,7 +206,7 @@ def test_a_mis_issued_wildcard_identity_reaches_nothing(
         info.wait_for_publish(10)
         with mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _):
             gateway.publish(MqttTopic.command(CAR_A, "x"), b"{}", 1).wait_for_publish(10)
-            gateway.publish("geo/881f1d4a5ffffff/warnings", b"{}", 1).wait_for_publish(10)
+            gateway.publish("geo/881f1d4a5ffffff/warnings/h1", b"{}", 1).wait_for_publish(10)
         time.sleep(1)
         assert acks[info.mid] == 0x87
         assert received == []

@@ -13,6 +13,7 @@ import msgspec
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.contracts.codec import encode
+from fleetlink.contracts.hazards import Hazard, HazardGroup, HazardState
 from fleetlink.contracts.models import (
     Command,
     CommandName,
@@ -27,6 +28,7 @@ from fleetlink.settings import Settings
 from fleetlink.sim.fleet import Faults, FleetSimulation
 from fleetlink.stack import LocalStack
 from fleetlink.vehicle.geo import cell_of
+from tests.support.apps import now_ms
 from tests.support.gateway import gateway_config, supervised_gateway
 from tests.support.stack import (
     TEST_GATEWAY,
@@ -133,7 +135,22 @@ def test_vehicles_execute_commands_once_and_hear_geo_warnings(
                 client.publish(MqttTopic.command(car.vin, command_id), payload, qos=1)
             cell = cell_of(car.state.latitude, car.state.longitude)
             await asyncio.sleep(2)  # the car has subscribed to the cells around it
-            client.publish(MqttTopic.geo_warnings(cell), b'{"hazard":"ice"}', qos=1)
+            warning = Hazard(
+                hazard_id="h-ice-1",
+                state=HazardState.CONFIRMED,
+                group=HazardGroup.TRACTION,
+                cause=6,
+                sub_cause=0,
+                cell=cell,
+                latitude=car.state.latitude,
+                longitude=car.state.longitude,
+                reporters=3,
+                first_ts=now_ms(),
+                confirmed_ts=now_ms(),
+                ts=now_ms(),
+                expires_at=now_ms() + 600_000,
+            )
+            client.publish(MqttTopic.geo_warning(cell, "h-ice-1"), encode(warning), qos=1)
             messages = await asyncio.to_thread(inbox.wait_for, 4, 10)
             answers = [msgspec.json.decode(m.payload, type=CommandResponse) for m in messages]
         await run
@@ -151,7 +168,7 @@ def test_vehicles_execute_commands_once_and_hear_geo_warnings(
     assert car.executor.replays == 1
     assert car.state.doors_locked is True  # the expired unlock never ran
     assert car.stats.warnings >= 1
-    assert car.last_warning == b'{"hazard":"ice"}'
+    assert [h.cause for h in car.warnings.held.values()] == [6]
 
 
 def test_backlog_after_a_tunnel_is_flushed_in_order_and_marked_resent(

@@ -57,11 +57,16 @@ class AppPlatform:
         ]
 
 
-def app_platform(tmp_path: Path, stack: Settings, **apps: Any) -> AppPlatform:
+def app_platform(
+    tmp_path: Path, stack: Settings, *, own_topics: bool = True, **apps: Any
+) -> AppPlatform:
     """Apps with fast clocks (ticks every 0.2 s, commits every 0.5 s) on a run's own topics
-    and state; ``apps``: settings of the ``[apps]`` section to change."""
+    (``own_topics=False``: on those of ``stack``, a test gateway's say) and state; ``apps``:
+    settings of the ``[apps]`` section to change."""
     run = f"a{uuid.uuid4().hex[:8]}"
-    topics = stack.topics.model_copy(update={"prefix": stack.topic_map().prefixed(run).prefix})
+    topics = stack.topics
+    if own_topics:
+        topics = topics.model_copy(update={"prefix": stack.topic_map().prefixed(run).prefix})
     section = AppsSettings.model_validate(
         stack.apps.model_dump()
         | {

@@ -50,6 +50,9 @@ def demo(
     supervisor = new_supervisor(ctx, settings)
     # restarted like the gateway workers when they exit (a process whose thread died exits)
     programs = [_program(ctx, stack, "tracker", ["tracker"]), _program(ctx, stack, "api", ["api"])]
+    from fleetlink.apps.registry import APPS  # Quix Streams: imported by the commands using it
+
+    programs += [_program(ctx, stack, f"app-{name}", ["app", "run", name]) for name in APPS]
     if vehicles:
         programs.append(_program(ctx, stack, "simulate", _fleet_args(vehicles)))
     services = Supervisor(

@@ -69,8 +69,14 @@ class MqttTopic:
         return f"{VEHICLES_ROOT}/{vin}/{VehicleChannel.DELIVERED}"
 
     @staticmethod
-    def geo_warnings(cell: str) -> str:
-        return f"{GEO_ROOT}/{cell}/warnings"
+    def geo_warning(cell: str, hazard_id: str) -> str:
+        """One hazard's retained warning, in the hazard's own cell."""
+        return f"{GEO_ROOT}/{cell}/warnings/{hazard_id}"
+
+    @staticmethod
+    def geo_warnings_filter(cell: str) -> str:
+        """Every warning of a cell (a car subscribes to its cell and the ring around it)."""
+        return f"{GEO_ROOT}/{cell}/warnings/+"
 
     @staticmethod
     def parse_vehicle_topic(topic: str) -> VehicleTopic | None:

@@ -34,6 +34,7 @@ from fleetlink.adapters.runtime.faults import FaultHook
 from fleetlink.adapters.runtime.health import serve
 from fleetlink.adapters.runtime.poison import PoisonJournal, digest
 from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
+from fleetlink.apps.hazards.warnings import HazardWarnings
 from fleetlink.commands.downlink import Downlink
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import Stamp, stamp_of
@@ -105,6 +106,12 @@ class UplinkWorker:
             if gateway.downlink
             else None
         )
+        # the first worker tells the cars about hazards (one publisher: no doubled messages)
+        self.warnings = (
+            HazardWarnings(settings, self.link, self.client_id, log)
+            if gateway.hazard_warnings and index == 0
+            else None
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -123,6 +130,9 @@ class UplinkWorker:
         downlink = self.downlink
         if downlink is not None:
             self.lifelines.watch("downlink", lambda: downlink.thread)
+        warnings = self.warnings
+        if warnings is not None:
+            self.lifelines.watch("hazard-warnings", lambda: warnings.thread)
 
     # health ----------------------------------------------------------------------------------
 
@@ -167,6 +177,8 @@ class UplinkWorker:
             # cars' messages it acknowledged meanwhile too; stamped ones will be sent again
             self.metrics.sessions_lost.inc()
             self.log.warning("the broker lost this worker's session; subscribing again")
+            if self.warnings is not None:
+                self.warnings.broker_lost_state()
         self._had_session = True
         if self._accepting:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
@@ -325,6 +337,8 @@ class UplinkWorker:
         self.client.loop_start()
         if self.downlink is not None:
             self.downlink.start()
+        if self.warnings is not None:
+            self.warnings.start()
         self.log.info("gateway worker started", extra={"client_id": self.client_id})
         try:
             while not (stop.is_set() or drain.is_set() or self.writer.fatal):
@@ -366,6 +380,8 @@ class UplinkWorker:
             self._send_confirmations(time.monotonic())  # what is in Kafka: spare the resends
         if self.downlink is not None:
             self.downlink.stop()  # waits for the broker's acks, commits what it acknowledged
+        if self.warnings is not None:
+            self.warnings.stop()
         if finished and leave_group:
             self.client.disconnect(properties=end_session_properties())
         else:

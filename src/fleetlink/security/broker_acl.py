@@ -27,7 +27,7 @@ VEHICLE_PATTERNS = (
     f"pattern read {_V}/%u/{VehicleChannel.DELIVERED}",
     # a pattern holds for every authenticated client (a ``topic`` line before the first
     # ``user`` line would hold only for anonymous ones); Mosquitto warns it lacks %u: harmless
-    f"pattern read {GEO_ROOT}/+/warnings",
+    f"pattern read {GEO_ROOT}/+/warnings/+",
 )
 
 ROLE_RULES: dict[Role, tuple[str, ...]] = {
@@ -36,7 +36,7 @@ ROLE_RULES: dict[Role, tuple[str, ...]] = {
         f"topic read {_V}/#",
         f"topic write {_V}/+/{VehicleChannel.COMMANDS}/+",
         f"topic write {_V}/+/{VehicleChannel.DELIVERED}",
-        f"topic write {GEO_ROOT}/+/warnings",
+        f"topic write {GEO_ROOT}/+/warnings/+",
         "topic read $SYS/#",
     ),
     Role.MONITOR: (

@@ -92,6 +92,8 @@ class GatewaySettings(Section):
     mappings: list[MappingRule] = Field(default_factory=default_mappings, min_length=1)
     # downlink: commands from Kafka to the vehicles
     downlink: bool = True
+    # hazard warnings: fleet.hazards to retained geo/{cell}/warnings/{id} (worker 0)
+    hazard_warnings: bool = True
     # Per vehicle: a car flushing a tunnel backlog fits in the burst; a flooding one is
     # throttled (its excess goes to the dead-letter topic, reason rate-limited).
     vehicle_rate_per_s: float = Field(default=50.0, gt=0)

@@ -47,4 +47,5 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.COMMAND_STATUS,
     KafkaTopic.GRANTS,
     KafkaTopic.AUDIT,
+    KafkaTopic.HAZARDS,
 )

@@ -52,6 +52,7 @@ from fleetlink.vehicle.link import (
 )
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import VehicleState
+from fleetlink.vehicle.warnings import WarningBook
 
 _delivered_decoder = decoder_of(Delivered)
 
@@ -125,7 +126,7 @@ class VehicleAgent:
         self._client: aiomqtt.Client | None = None
         self._geo_cells: frozenset[str] = frozenset()  # subscribed on this connection
         self._geo_position: tuple[float, float] | None = None
-        self.last_warning: bytes | None = None
+        self.warnings = WarningBook()
         # Fault injection: answers to commands vanish (a cellular drop right after acting).
         self.lose_answers = False
 
@@ -171,6 +172,8 @@ class VehicleAgent:
             data=data,
             latitude=round(self.state.latitude, 6),
             longitude=round(self.state.longitude, 6),
+            heading_deg=round(self.state.heading_deg % 360, 1),
+            speed_kmh=round(max(0.0, self.state.speed_kmh), 1),
             resent=not self.connected,
         )
         self._send(MqttTopic.event(self.vin, kind), encode(event), event.seq)
@@ -341,9 +344,9 @@ class VehicleAgent:
         wanted = warning_cells(*position)
         enter, leave = subscription_changes(self._geo_cells, wanted)
         if enter:
-            await client.subscribe([(MqttTopic.geo_warnings(cell), 1) for cell in enter])
+            await client.subscribe([(MqttTopic.geo_warnings_filter(c), 1) for c in enter])
         if leave:
-            await client.unsubscribe([MqttTopic.geo_warnings(cell) for cell in leave])
+            await client.unsubscribe([MqttTopic.geo_warnings_filter(c) for c in leave])
         self._geo_cells = wanted
 
     async def _receive(self, client: aiomqtt.Client) -> None:
@@ -353,8 +356,8 @@ class VehicleAgent:
                 self._confirmed(payload_bytes(message.payload))
                 continue
             if topic.startswith(f"{GEO_ROOT}/"):
-                self.stats.warnings += 1
-                self.last_warning = bytes(message.payload)
+                if self.warnings.receive(topic, payload_bytes(message.payload), self.now_ms()):
+                    self.stats.warnings += 1
                 continue
             command_id = topic.rsplit("/", 1)[-1]
             executed_before = self.executor.executed

@@ -1,20 +1,10 @@
-"""Which ``geo/{cell}/warnings`` topics a vehicle listens to, as it moves."""
+"""Which ``geo/{cell}/warnings/+`` filters a vehicle subscribes to, as it moves."""
 
 from __future__ import annotations
 
-import h3
+from fleetlink.contracts.geo import cell_of, warning_cells
 
-from fleetlink.contracts.topics import GEO_WARNING_RESOLUTION, GEO_WARNING_RING
-
-
-def cell_of(latitude: float, longitude: float) -> str:
-    """The warning cell (H3, resolution ``GEO_WARNING_RESOLUTION``) of a position."""
-    return str(h3.latlng_to_cell(latitude, longitude, GEO_WARNING_RESOLUTION))
-
-
-def warning_cells(latitude: float, longitude: float) -> frozenset[str]:
-    """The H3 cell under the vehicle and the ring around it."""
-    return frozenset(h3.grid_disk(cell_of(latitude, longitude), GEO_WARNING_RING))
+__all__ = ["cell_of", "subscription_changes", "warning_cells"]
 
 
 def subscription_changes(

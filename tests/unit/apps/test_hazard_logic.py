@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from fleetlink.apps.hazards.logic import (
-    HazardParams,
-    HazardShard,
-    cell_of,
-    cells_near,
-    distance_m,
-)
+from fleetlink.apps.hazards.logic import HazardParams, HazardShard
+from fleetlink.contracts.geo import cell_of, cells_near, distance_m
 from fleetlink.contracts.hazards import (
     RULE_OF_GROUP,
     ClearReason,

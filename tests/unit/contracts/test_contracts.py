@@ -50,7 +50,8 @@ def test_topic_builders_match_the_contract() -> None:
     assert MqttTopic.command(VIN, "c1") == f"vehicles/{VIN}/commands/c1"
     assert MqttTopic.command_response(VIN, "c1") == f"vehicles/{VIN}/command-responses/c1"
     assert MqttTopic.commands_filter(VIN) == f"vehicles/{VIN}/commands/+"
-    assert MqttTopic.geo_warnings("8a1fb46622dffff") == "geo/8a1fb46622dffff/warnings"
+    assert MqttTopic.geo_warning("8a1fb46622dffff", "h1") == "geo/8a1fb46622dffff/warnings/h1"
+    assert MqttTopic.geo_warnings_filter("8a1fb46622dffff") == "geo/8a1fb46622dffff/warnings/+"
 
 
 @pytest.mark.parametrize(

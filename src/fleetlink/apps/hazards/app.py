@@ -13,9 +13,10 @@ import h3
 from msgspec.structs import replace
 from quixstreams import State
 
-from fleetlink.apps.hazards.logic import HazardParams, HazardShard, cells_near
+from fleetlink.apps.hazards.logic import HazardParams, HazardShard
 from fleetlink.apps.runtime.application import AppRuntime
 from fleetlink.apps.runtime.clock import shard_of
+from fleetlink.contracts.geo import cells_near
 from fleetlink.contracts.hazards import RULE_OF_GROUP, RULE_OF_KIND, Hazard
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.topics import KafkaTopic

@@ -15,15 +15,15 @@ without reporting it.
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import h3
 import msgspec
 
+from fleetlink.contracts.geo import cell_of, distance_m, heading_diff, mean_heading
 from fleetlink.contracts.hazards import (
     RULE_OF_GROUP,
     RULE_OF_KIND,
@@ -34,7 +34,6 @@ from fleetlink.contracts.hazards import (
     HazardState,
 )
 from fleetlink.contracts.models import EventKind
-from fleetlink.contracts.topics import GEO_WARNING_RESOLUTION
 
 _NAMESPACE: Final = uuid.UUID("5b1f2f7e-54a4-4c51-9d36-2f4b8d6a1c3e")
 _CLOCK, _ACTIVE, _OPEN = "clock", "active", "open"
@@ -70,43 +69,6 @@ class HazardParams:
 class Outcome:
     hazards: list[Hazard] = field(default_factory=list)
     late: bool = False  # the input was too late to count
-
-
-def cell_of(latitude: float, longitude: float) -> str:
-    return str(h3.latlng_to_cell(latitude, longitude, GEO_WARNING_RESOLUTION))
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    return float(h3.great_circle_distance((lat1, lon1), (lat2, lon2), unit="m"))
-
-
-def heading_diff(a: float, b: float) -> float:
-    diff = abs(a - b) % 360
-    return min(diff, 360 - diff)
-
-
-def mean_heading(headings: Iterable[float]) -> float | None:
-    x = y = 0.0
-    for heading in headings:
-        x += math.sin(math.radians(heading))
-        y += math.cos(math.radians(heading))
-    if math.hypot(x, y) < 1e-6:
-        return None
-    return round(math.degrees(math.atan2(x, y)) % 360, 1)
-
-
-def cells_near(latitude: float, longitude: float, radius_m: float) -> set[str]:
-    """The warning cells within about ``radius_m`` of a point (its own and any it nearly
-    touches), from the point and eight points on the circle around it."""
-    cells = {cell_of(latitude, longitude)}
-    per_degree_lat = 111_320.0
-    per_degree_lon = per_degree_lat * max(0.01, math.cos(math.radians(latitude)))
-    for step in range(8):
-        angle = math.radians(step * 45)
-        lat = latitude + radius_m * math.cos(angle) / per_degree_lat
-        lon = longitude + radius_m * math.sin(angle) / per_degree_lon
-        cells.add(cell_of(max(-90.0, min(90.0, lat)), ((lon + 180) % 360) - 180))
-    return cells
 
 
 class HazardShard:
