@@ -13,13 +13,13 @@ from fleetlink.contracts.hazards import Hazard, HazardState
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.support.apps import app_platform, now_ms, running_app, send_event
+from tests.support.apps import app_platform, now_ms, running_app, send_event, wait_assigned
 from tests.support.gateway import gateway_config, supervised_gateway
 from tests.support.polling import eventually
 from tests.support.stack import mqtt_client
 
 SPOT = (52.47, 13.52)
-VALIDITY_S = 20.0  # the app's start (a few seconds) fits in it
+VALIDITY_S = 5.0
 
 
 def test_a_hazard_is_a_retained_warning_until_it_is_cleared(
@@ -35,6 +35,7 @@ def test_a_hazard_is_a_retained_warning_until_it_is_cleared(
     cell = cell_of(*SPOT)
     warnings = MqttTopic.geo_warnings_filter(cell)
     with supervised_gateway(config, 1), running_app(platform, "hazards") as app:
+        wait_assigned(platform, "hazards")
         with mqtt_client(stack_config, subscribe=warnings) as (_, inbox):
             producer = platform.producer()
             events = platform.topic(KafkaTopic.EVENTS)

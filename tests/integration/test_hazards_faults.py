@@ -16,7 +16,14 @@ from fleetlink.contracts.hazards import HazardState
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.support.apps import AppPlatform, app_platform, now_ms, running_app, send_event
+from tests.support.apps import (
+    AppPlatform,
+    app_platform,
+    now_ms,
+    running_app,
+    send_event,
+    wait_assigned,
+)
 from tests.support.polling import eventually
 from tests.unit.apps.test_hazard_logic import DictStore
 
@@ -109,10 +116,7 @@ def test_two_instances_share_the_partitions_and_agree_with_one(platform: AppPlat
         write(platform, items)
         want = expected(items)
         eventually(lambda: want <= written(platform), 60, "every hazard from two instances")
-        group = f"{platform.settings.topic_map().prefix}.fleetlink-app-hazards"
-        admin = platform.kafka.admin()
-        members = admin.describe_consumer_groups([group])[group].result(10).members
-        assert len([m for m in members if m.assignment.topic_partitions]) == 2
+        wait_assigned(platform, "hazards", instances=2)  # both hold partitions
     assert written(platform) == want
     assert len({record.partition() for record in platform.read(KafkaTopic.EVENTS)}) > 1
 

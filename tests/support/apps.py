@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaException, Message, Producer
 
 from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.polling import wait_until
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.hazards import Hazard
@@ -91,6 +92,21 @@ APP_TOPICS = (
     KafkaTopic.DLQ,
     KafkaTopic.HAZARDS,
 )
+
+
+def wait_assigned(platform: AppPlatform, name: str, instances: int = 1) -> None:
+    """Until ``instances`` members of the app's consumer group hold partitions."""
+    group = f"{platform.settings.topic_map().prefix}.{platform.settings.apps.group_prefix}-{name}"
+    admin = platform.kafka.admin()
+
+    def assigned() -> bool:
+        try:
+            members = admin.describe_consumer_groups([group])[group].result(10).members
+        except KafkaException:  # no group yet, or its coordinator still loading
+            return False
+        return len([m for m in members if m.assignment.topic_partitions]) >= instances
+
+    assert wait_until(assigned, 60, interval=0.3), f"{name}: {instances} instance(s) not assigned"
 
 
 def app_argv(config: Path, name: str, instance: int = 0) -> list[str]:

@@ -44,6 +44,8 @@ class AppsSettings(Section):
     max_clock_ahead_s: float = Field(default=5.0, ge=0, le=3600)
     # a record this far behind its shard's clock still counts; older ones are counted as late
     grace_s: float = Field(default=10.0, ge=0, le=3600)
+    # an instance gone this long (not restarted) hands its partitions to the others
+    session_timeout_s: float = Field(default=15.0, ge=6, le=1800)
     dedup_ttl_s: float = Field(default=600.0, gt=0, le=7 * 86400)
     # the simulator sets ts and the Kafka timestamp itself: event time is the payload's ts
     simulated_clock: bool = False

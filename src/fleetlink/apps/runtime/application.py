@@ -74,8 +74,14 @@ class AppRuntime:
             state_dir=self.state_dir,
             processing_guarantee="at-least-once",
             loglevel=None,  # our JSON logs, not Quix's own handler
+            # static membership: an instance restarted under its number takes its partitions
+            # back at once, not after the dead member's session timed out
             consumer_extra_config=self.kafka.quix_tuning()
-            | {"client.id": f"{self.group}-{instance}"},
+            | {
+                "client.id": f"{self.group}-{instance}",
+                "group.instance.id": f"{self.group}-{instance}",
+                "session.timeout.ms": int(apps.session_timeout_s * 1000),
+            },
             producer_extra_config=self.kafka.quix_tuning()
             | {"client.id": f"{self.group}-{instance}", "linger.ms": 2},
         )
