@@ -10,6 +10,7 @@ from fleetlink import __version__
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import BOOT_PROPERTY, RESEND_PROPERTY, SEQ_PROPERTY
+from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import (
     AuditEvent,
     Command,
@@ -203,6 +204,43 @@ def asyncapi_document() -> dict[str, Any]:
         "channel": {"$ref": "#/channels/vehicleDelivered"},
         "summary": "The gateway worker that wrote a car's messages confirms them, batched, "
         "at QoS 0 (a lost confirmation costs a resend, never data); a car reads only its own",
+    }
+    schemas.update(msgspec.json.schema_components([Hazard], ref_template=_SCHEMAS_REF)[1])
+    messages["Hazard"] = {
+        "name": "Hazard",
+        "title": "Local hazard",
+        "summary": "confirmed | updated | cleared, with its ETSI DENM cause; retained on MQTT "
+        "(an empty retained message withdraws it)",
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS_REF.format(name="Hazard")},
+        "bindings": {"kafka": {"key": {"type": "string", "description": "H3 cell"}}},
+    }
+    channels["geoWarnings"] = {
+        "address": "geo/{cell}/warnings/{hazardId}",
+        "messages": {"Hazard": {"$ref": "#/components/messages/Hazard"}},
+        "parameters": {
+            "cell": {"description": "H3 cell, resolution 8: the hazard's own"},
+            "hazardId": {"description": "the hazard's stable id"},
+        },
+        "servers": [{"$ref": "#/servers/mqtt"}],
+        "bindings": {"mqtt": {"qos": 1, "retain": True}},
+    }
+    operations["receiveWarnings"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/geoWarnings"},
+        "summary": "A car subscribes to geo/{cell}/warnings/+ for its cell and the ring around "
+        "it; each warning expires with the hazard (MQTT 5 message expiry)",
+    }
+    channels["kafkaHazards"] = {
+        "address": str(KafkaTopic.HAZARDS),
+        "messages": {"Hazard": {"$ref": "#/components/messages/Hazard"}},
+        "servers": [{"$ref": "#/servers/kafka"}],
+        "bindings": {"kafka": {"topic": str(KafkaTopic.HAZARDS)}},
+    }
+    operations["consumeHazards"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/kafkaHazards"},
+        "summary": "The hazards app writes these; the first gateway worker tells the cars",
     }
     messages["CommandStatus"] = {
         "name": "CommandStatus",

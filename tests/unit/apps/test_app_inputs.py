@@ -1,0 +1,85 @@
+"""The apps' decoders are total: any record becomes an input or a dead letter with a reason,
+and what they let through the hazard logic takes; the car's warning book takes any message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fleetlink.apps.hazards.app import is_report
+from fleetlink.apps.hazards.logic import HazardParams, HazardShard
+from fleetlink.apps.runtime.inputs import event_input, telemetry_input, tick_input
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.codec import DlqReason
+from fleetlink.contracts.topics import MqttTopic
+from fleetlink.vehicle.warnings import WarningBook
+from tests.support.strategies import RAW_VALUES, VIN
+from tests.unit.apps.test_hazard_logic import DictStore
+
+REASONS = {reason.value for reason in DlqReason}
+TOPICS = st.sampled_from(
+    [
+        MqttTopic.event(VIN, "harsh-braking"),
+        MqttTopic.event(VIN, "crash"),
+        MqttTopic.event(VIN, "no-such-kind"),
+        MqttTopic.telemetry(VIN),
+        "geo/x/warnings/y",
+        "vehicles//events/crash",
+    ]
+).map(str.encode) | st.binary(max_size=30)
+GATEWAY_HEADERS = st.lists(
+    st.tuples(
+        st.sampled_from([h.MQTT_TOPIC, h.MESSAGE_ID, h.LATE, "x"]),
+        TOPICS | st.none(),
+    ),
+    max_size=4,
+)
+
+
+def check(value: dict[str, Any], ok: str) -> None:
+    assert value["t"] in (ok, "dead")
+    if value["t"] == "dead":
+        assert value["reason"] in REASONS
+
+
+@given(RAW_VALUES, GATEWAY_HEADERS)
+def test_any_event_record_is_an_input_or_a_dead_letter(raw: bytes | None, headers: Any) -> None:
+    value = event_input(raw, headers)
+    check(value, "event")
+    if value["t"] == "event" and is_report(value):
+        report = {"t": "report", **value, "late": False}
+        HazardShard(DictStore(), HazardParams()).handle(report)
+
+
+@given(RAW_VALUES, GATEWAY_HEADERS)
+def test_any_telemetry_record_is_an_input_or_a_dead_letter(raw: bytes | None, headers: Any) -> None:
+    check(telemetry_input(raw, headers), "telemetry")
+
+
+@given(RAW_VALUES)
+def test_any_tick_record_is_a_tick_or_a_dead_letter(raw: bytes | None) -> None:
+    check(tick_input(raw), "tick")
+
+
+@given(st.text(max_size=60), RAW_VALUES)
+def test_the_car_takes_any_warning_message(topic: str, raw: bytes | None) -> None:
+    book = WarningBook()
+    book.receive(topic, raw or b"", 0)
+    assert all(hazard.hazard_id == key for key, hazard in book.held.items())
+
+
+def test_a_gateway_record_is_an_event_and_a_tombstone_a_dead_letter() -> None:
+    headers = [(h.MQTT_TOPIC, MqttTopic.event(VIN, "crash").encode()), (h.MESSAGE_ID, b"m1")]
+    raw = b'{"ts":5,"seq":1,"latitude":52.5,"longitude":13.4,"heading_deg":90}'
+    value = event_input(raw, headers)
+    assert (value["t"], value["kind"], value["vin"], value["heading"]) == (
+        "event",
+        "crash",
+        VIN,
+        90,
+    )
+    assert is_report(value)
+    assert event_input(None, headers)["reason"] == "tombstone"
+    assert event_input(raw, headers[:1])["reason"] == "invalid-key"  # no message id
