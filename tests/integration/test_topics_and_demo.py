@@ -97,7 +97,15 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert "HTTP 202" in result.stdout  # the demo courier sent a command through the REST API
     assert "succeeded" in result.stdout  # and the tracker saw a car carry one out
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
-    assert logs == ["api.log", "kafka-1.log", "mosquitto.log", "simulate.log", "tracker.log"]
+    assert logs == [
+        "api.log",
+        "app-hazards.log",
+        "kafka-1.log",
+        "mosquitto.log",
+        "simulate.log",
+        "tracker.log",
+    ]
+    assert '"msg": "app started"' in (tmp_path / "state" / "logs" / "app-hazards.log").read_text()
     # the simulated fleet ran and stopped cleanly: its summary is the last thing it wrote
     fleet_log = (tmp_path / "state" / "logs" / "simulate.log").read_text()
     assert '"vehicles": 20' in fleet_log
