@@ -106,12 +106,7 @@ class UplinkWorker:
             if gateway.downlink
             else None
         )
-        # the first worker tells the cars about hazards (one publisher: no doubled messages)
-        self.warnings = (
-            HazardWarnings(settings, self.link, self.client_id, log)
-            if gateway.hazard_warnings and index == 0
-            else None
-        )
+        self.warnings = HazardWarnings.for_worker(settings, self.link, self.client_id, index, log)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

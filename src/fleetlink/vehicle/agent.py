@@ -111,12 +111,10 @@ class VehicleAgent:
         self.stats = AgentStats()
         self.connected = False
         self._host, self._port = host, port
-        self._session_expiry_s = session_expiry_s
-        self._keepalive_s = keepalive_s
+        self._session_expiry_s, self._keepalive_s = session_expiry_s, keepalive_s
         self._rng = rng or random.Random()
         self._clock_skew_ms = clock_skew_ms
-        self._tls_context = tls_context
-        self._password = password
+        self._tls_context, self._password = tls_context, password
         self._malformed_share = malformed_share
         # a trunk opened with a digital key (a courier's delivery) closes and locks by itself
         self._trunk_relock_s = trunk_relock_s

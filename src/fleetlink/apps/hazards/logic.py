@@ -127,10 +127,10 @@ class HazardShard:
         if ts < self._clock() - self._params.grace_s * 1000:
             return Outcome(late=True)
         clock = self._advance(ts)
-        outcome = Outcome(self._expire(clock))
+        outcome = Outcome()
         params = self._params
         if params.clear_after_passes <= 0 or float(item["speed"]) < params.pass_min_speed_kmh:
-            return outcome
+            return Outcome(self._expire(clock))
         lat, lon, vin = float(item["lat"]), float(item["lon"]), str(item["vin"])
         heading = item.get("heading")
         for place, where in self._active().items():

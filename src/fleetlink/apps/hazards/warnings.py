@@ -56,6 +56,15 @@ class HazardWarnings:
         self.bad = 0
         self.thread = threading.Thread(target=self._run, name="hazard-warnings", daemon=True)
 
+    @classmethod
+    def for_worker(
+        cls, settings: Settings, link: VehicleLink, client_id: str, index: int, log: logging.Logger
+    ) -> HazardWarnings | None:
+        """The first worker tells the cars about hazards (one publisher: no doubled messages)."""
+        if not settings.gateway.hazard_warnings or index != 0:
+            return None
+        return cls(settings, link, client_id, log)
+
     def start(self) -> None:
         self.thread.start()
 

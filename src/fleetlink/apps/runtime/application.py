@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -240,7 +239,3 @@ class AppRuntime:
             lag.stop()
             if server is not None:
                 server.shutdown()
-
-    @staticmethod
-    def state_root(settings: Settings, name: str) -> Path:
-        return settings.apps_state_dir() / name

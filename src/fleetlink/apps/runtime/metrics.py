@@ -15,7 +15,6 @@ class AppMetrics:
     def __init__(self, app: str) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        labels = {"app": app}
         self.processed = Counter(
             "fleetlink_app_processed", "Records processed", ["app", "input"], registry=r
         )
@@ -33,7 +32,6 @@ class AppMetrics:
             "fleetlink_app_lag", "Records behind the end of the inputs", ["app"], registry=r
         )
         self.app = app
-        self._labels = labels
 
     def count(self, counter: Counter, *label: str) -> None:
         counter.labels(self.app, *label).inc()
