@@ -97,9 +97,8 @@ def scenarios(
         for at in (0, 5, 10):
             report("EEE00000000000001", at, spot(5))
         report("EEE00000000000002", 12, spot(5))
-        # 6: hazard lights of two standing cars, valid 2 s: confirmed, then expired by ticks
+        # 6: the hazard lights of a standing car, valid 2 s: confirmed, then expired by ticks
         report("FFF00000000000001", 0, spot(6), "hazard-lights")
-        report("FFF00000000000002", 3, spot(6), "hazard-lights")
         # 7: confirmed, then two cars drive past at speed without reporting it: cleared
         for n in range(3):
             report(f"GGG0000000000000{n}", n, spot(7))

@@ -102,7 +102,7 @@ def wait_assigned(platform: AppPlatform, name: str, instances: int = 1) -> None:
     def assigned() -> bool:
         try:
             members = admin.describe_consumer_groups([group])[group].result(10).members
-        except KafkaException:  # no group yet, or its coordinator still loading
+        except (KafkaException, TimeoutError):  # no group yet, or its coordinator loading
             return False
         return len([m for m in members if m.assignment.topic_partitions]) >= instances
 

@@ -20,11 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
-from fleetlink.api import command_events, commands, grants, ingest, vehicles
+from fleetlink.api import command_events, commands, grants, hazards, ingest, vehicles
 from fleetlink.api.auth import Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.api.docs import serve_docs
 from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
+from fleetlink.apps.hazards.read_model import HazardReadModel
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
@@ -85,6 +86,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         UserRegistry(settings.users_file()),
         RateLimiter(settings.api.client_rate_per_s, settings.api.client_burst),
     )
+    hazards_view = HazardReadModel(
+        settings, logging.getLogger("fleetlink.api.hazards"), kafka.source()
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -92,14 +96,16 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         state.deliveries = kafka.sink()
         commands_state.deliveries = state.deliveries
         commands_state.view.start()
+        hazards_view.start()
         yield
+        hazards_view.stop()
         commands_state.view.stop()
         state.deliveries.close()
 
     app = FastAPI(
         title="fleetlink API",
         version="0.1.0",
-        description="Vehicle data into Kafka over HTTP, beside MQTT; remote commands.",
+        description="Vehicle data into Kafka over HTTP and MQTT; remote commands; local hazards.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         docs_url=None,  # served from the package's own assets below: no CDN
@@ -109,11 +115,13 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.ingest = state
     app.state.commands = commands_state
     app.state.guard = guard
+    app.state.hazards = hazards_view
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
     app.include_router(vehicles.router)
     app.include_router(grants.router)
+    app.include_router(hazards.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -170,10 +178,12 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             cached = (now, kafka.reachable())
             ready_cache["kafka"] = cached
         view = commands_state.view
-        ok = cached[1] and view.ready.is_set() and view.alive
+        ok = cached[1] and view.ready.is_set() and view.alive and hazards_view.alive
         detail = "ready"
         if not view.alive:
             detail = "the fleet view's reader died"
+        elif not hazards_view.alive:
+            detail = "the hazards view's reader died"
         elif not cached[1]:
             detail = "Kafka unreachable"
         elif not ok:

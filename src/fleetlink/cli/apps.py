@@ -63,5 +63,7 @@ def list_apps(ctx: typer.Context) -> None:
             lag = str(LagProbe(kafka, group, inputs, AppMetrics(name)).measure())
         except KafkaException as error:
             members, lag = "?", f"Kafka: {error.args[0]}"
+        except TimeoutError:
+            members, lag = "?", "Kafka did not answer within 10 s"
         table.add_row(name, spec.description, group, members, lag)
     console.print(table)

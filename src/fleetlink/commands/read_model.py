@@ -15,10 +15,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
-
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.kafka.seams import PARTITION_EOF, KafkaSource, RecordSource, SourceRecord
+from fleetlink.adapters.kafka.follow import TopicFollower
+from fleetlink.adapters.kafka.seams import KafkaSource, RecordSource, SourceRecord
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts.codec import UndecodableError, decode, decode_text
 from fleetlink.contracts.models import AuditEvent, CommandState, GrantRecord, Presence, Transition
@@ -61,7 +60,6 @@ class ReadModel:
         self._grants_topic = topics[KafkaTopic.GRANTS]
         self._audit_topic = topics[KafkaTopic.AUDIT]
         self._log = log
-        self._source = source or KafkaSource(KafkaClients.of(settings).reader("api-view", log=log))
         self._lock = threading.Lock()
         self.commands: dict[str, CommandView] = {}
         self.by_vin: dict[str, list[str]] = {}
@@ -69,33 +67,32 @@ class ReadModel:
         self.grants: dict[str, GrantRecord] = {}
         self.audit: dict[str, list[AuditEvent]] = {}  # by VIN, in the order written
         self._listeners: list[Listener] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fleet-view", daemon=True)
-        self._unread: set[tuple[str, int]] = set()
-        self.ready = threading.Event()  # read every partition to its end once
+        topics_read = (
+            self._status_topic,
+            self._presence_topic,
+            self._grants_topic,
+            self._audit_topic,
+        )
+        self._follower = TopicFollower(
+            source or KafkaSource(KafkaClients.of(settings).reader("api-view", log=log)),
+            [t for t in topics_read if t is not None],
+            self._take,
+            log,
+            name="fleet-view",
+        )
+        self.ready = self._follower.ready  # read every partition to its end once
         self.skipped = SkippedRecords(log)
 
     @property
     def alive(self) -> bool:
         """False once the reading thread has ended (the API is then no longer ready)."""
-        return self._thread.is_alive() or self._stop.is_set()
+        return self._follower.alive
 
     def start(self) -> None:
-        self._thread.start()
-
-    def _assign(self) -> bool:
-        """Assign every partition of both topics from the beginning; False while Kafka is away."""
-        topics = (self._status_topic, self._presence_topic, self._grants_topic, self._audit_topic)
-        partitions = self._source.start([t for t in topics if t is not None], timeout=2)
-        if partitions is None:
-            return False
-        self._unread = set(partitions)
-        return True
+        self._follower.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._source.close()
+        self._follower.stop()
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with the new transitions of each batch read (from this thread);
@@ -177,40 +174,21 @@ class ReadModel:
                 self.commands[step.command_id] = CommandView(step, [step], placeholder=True)
                 self.by_vin.setdefault(step.vin, []).append(step.command_id)
 
-    def _run(self) -> None:
-        while not self._assign():
-            if self._stop.wait(1.0):
-                return
-        while not self._stop.is_set():
-            fresh: list[Transition] = []
+    def _take(self, messages: list[SourceRecord]) -> None:
+        fresh: list[Transition] = []
+        for message in messages:
             try:
-                messages = self._source.take(1000, 0.1)
-            except KafkaException as failure:  # the view must outlive a Kafka outage
-                self._log.warning("view Kafka error", extra={"error": str(failure)})
-                self._stop.wait(0.5)
-                continue
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.code() == PARTITION_EOF:
-                        self._unread.discard((message.topic(), message.partition()))
-                        if not self._unread:
-                            self.ready.set()
-                    else:
-                        self._log.warning("view consume error", extra={"error": error.str()})
-                    continue
-                try:
-                    step = self._read(message)
-                except UndecodableError as unreadable:
-                    self.skipped.skip(message, unreadable)
-                else:
-                    if step is not None:
-                        fresh.append(step)
-            if fresh:
-                with self._lock:
-                    listeners = list(self._listeners)
-                for listener in listeners:
-                    listener(fresh)
+                step = self._read(message)
+            except UndecodableError as unreadable:
+                self.skipped.skip(message, unreadable)
+            else:
+                if step is not None:
+                    fresh.append(step)
+        if fresh:
+            with self._lock:
+                listeners = list(self._listeners)
+            for listener in listeners:
+                listener(fresh)
 
     def _read(self, message: SourceRecord) -> Transition | None:
         """Take one record into the view; the transition when it is a new one."""

@@ -50,6 +50,9 @@ class HazardRule(msgspec.Struct, frozen=True):
     k: int  # distinct cars needed
     window_s: float  # ... within any span this long
     validity_s: float  # valid this long after the last report
+    # cars driving past without reporting it mean it is gone (braking, slipping); not so for
+    # a standing car or a crash site, which traffic passes in the other lane
+    cleared_by_passing: bool = True
 
     def cause_of(self, kinds: Iterable[EventKind]) -> DenmCause:
         """The cause of a hazard its reporters made with events of ``kinds``."""
@@ -78,8 +81,10 @@ HAZARD_RULES: Final[tuple[HazardRule, ...]] = (
         300.0,
         600.0,
     ),
-    HazardRule(HazardGroup.STATIONARY, (EventKind.HAZARD_LIGHTS,), 2, 120.0, 600.0),
-    HazardRule(HazardGroup.POST_CRASH, (EventKind.CRASH,), 1, 1.0, 1800.0),
+    # a car standing on the road with its hazard lights on warns of itself, as a C-ITS car
+    # sends its own "stationary vehicle" DENM; traffic drives round it and reports nothing
+    HazardRule(HazardGroup.STATIONARY, (EventKind.HAZARD_LIGHTS,), 1, 1.0, 600.0, False),
+    HazardRule(HazardGroup.POST_CRASH, (EventKind.CRASH,), 1, 1.0, 1800.0, False),
 )
 
 RULE_OF_KIND: Final[dict[EventKind, HazardRule]] = {

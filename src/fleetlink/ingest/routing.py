@@ -128,13 +128,20 @@ class Router:
         self._dlq_topic = topics[KafkaTopic.DLQ]
 
     @classmethod
-    def from_settings(cls, gateway: GatewaySettings, topics: TopicMap) -> Router:
+    def from_settings(
+        cls,
+        gateway: GatewaySettings,
+        topics: TopicMap,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Router:
+        """``clock``: seconds, for the per-vehicle rate limit (a simulator's own time)."""
         return cls(
             gateway.mappings,
             max_payload_bytes=gateway.max_payload_bytes,
             late_after_ms=int(gateway.late_after_s * 1000),
             topics=topics,
             vehicle_limiter=RateLimiter(gateway.vehicle_rate_per_s, gateway.vehicle_burst),
+            clock=clock,
         )
 
     def route(self, message: Inbound) -> Record:

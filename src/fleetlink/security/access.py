@@ -29,6 +29,11 @@ class Principal:
     def may_read_vehicle(self, vin: str) -> bool:
         return self.sees_everything or self.owns(vin)
 
+    @property
+    def may_read_hazards(self) -> bool:
+        """Hazards name no car: every road user, and everyone who serves them, may know them."""
+        return self.role in tuple(UserRole)
+
     def may_read_command(self, vin: str, actor: str | None) -> bool:
         """A service sees the commands it sent, nothing else of the car."""
         return self.may_read_vehicle(vin) or (actor is not None and actor == self.name)

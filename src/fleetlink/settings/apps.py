@@ -16,6 +16,7 @@ class HazardRuleSettings(Section):
     k: int | None = Field(default=None, ge=1, le=100)
     window_s: float | None = Field(default=None, gt=0, le=86400)
     validity_s: float | None = Field(default=None, gt=0, le=7 * 86400)
+    cleared_by_passing: bool | None = None
 
 
 class HazardAppSettings(Section):
@@ -23,11 +24,15 @@ class HazardAppSettings(Section):
 
     rules: dict[HazardGroup, HazardRuleSettings] = Field(default_factory=dict)
     near_m: float = Field(default=150.0, gt=0, le=2000)
+    # harsh braking counts towards an emergency-brake hazard from this deceleration on (m/s²;
+    # 0.6 g, an emergency stop; C2C-CC's EEBL triggers at 7): fleets call 0.4 g "harsh", and
+    # drivers brake that hard at every red light
+    emergency_brake_min_ms2: float = Field(default=6.0, ge=0, le=15)
     pass_radius_m: float = Field(default=50.0, gt=0, le=1000)
     pass_min_speed_kmh: float = Field(default=20.0, ge=0, le=300)
     pass_grace_s: float = Field(default=10.0, ge=0, le=3600)
-    # cars that drive past without reporting it clear a hazard; 0: only its validity ends it
-    # (and the app reads no telemetry)
+    # this many cars in a row that drive past without reporting it clear a hazard (of a rule
+    # that is cleared by passing); 0: only its validity ends it (and the app reads no telemetry)
     clear_after_passes: int = Field(default=3, ge=0, le=1000)
     # places are spread over the app's partitions by their H3 cell at this resolution
     shard_resolution: int = Field(default=7, ge=0, le=8)
@@ -39,7 +44,8 @@ class AppsSettings(Section):
     state_dir: Path | None = None  # default: <stack.state_dir>/apps
     group_prefix: str = Field(default="fleetlink-app", pattern=r"^[A-Za-z0-9._-]{1,80}$")
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
-    tick_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # ticks move the watermark on: a report waits for it (at most about this long) to be judged
+    tick_interval_s: float = Field(default=0.25, gt=0, le=60)
     # a record's event time (payload ts) may run this far ahead of its Kafka timestamp
     max_clock_ahead_s: float = Field(default=5.0, ge=0, le=3600)
     # a record this far behind its shard's clock still counts; older ones are counted as late

@@ -13,19 +13,15 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from fleetlink.contracts.models import EventKind
 from fleetlink.errors import FleetlinkError
 from fleetlink.security.signing import Verifier
+from fleetlink.sim.events import CarEvents
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.kinematic import Car, KinematicFleet
 from fleetlink.sim.sumo import SumoFleet
 from fleetlink.sim.truth import Truth
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
-
-HARSH_BRAKING_MS2 = 4.0  # normal braking in the kinematic model is 3 m/s²
-ABS_MS2 = 6.5
-
 
 _REPORT_SLICES = 20  # each interval, the fleet reports in this many groups
 
@@ -153,7 +149,9 @@ class FleetSimulation:
         self.events = 0
         self.forced_offline: list[str] = []
         self._samples: list[asyncio.TimerHandle] = []  # of the last tick, still to come
-        self._open_dtcs: dict[str, set[str]] = {}
+        self._car_events = [
+            CarEvents(random.Random(f"{seed}-events-{agent.vin}")) for agent in self.agents
+        ]
 
     def truth(self) -> Truth:
         """What the cars sent: per VIN and boot, the last seq (each boot sent 1..last)."""
@@ -185,41 +183,14 @@ class FleetSimulation:
                 loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
             )
             self.sampled += 1
-            self._maybe_events(agent, car.last_decel_ms2)
+            self._maybe_events(index, agent, car.last_decel_ms2)
 
-    def _maybe_events(self, agent: VehicleAgent, decel_ms2: float) -> None:
-        rng = self._rng
-        state = agent.state
-        if state.hazard_lights and rng.random() < 0.2:
-            state.hazard_lights = False
-        if decel_ms2 >= HARSH_BRAKING_MS2:
-            agent.report_event(EventKind.HARSH_BRAKING, {"deceleration_ms2": round(decel_ms2, 2)})
+    def _maybe_events(self, index: int, agent: VehicleAgent, decel_ms2: float) -> None:
+        events = self._car_events[index]
+        for kind, data in events.step(decel_ms2, self.interval_s):
+            agent.report_event(kind, data)
             self.events += 1
-            if decel_ms2 >= ABS_MS2:
-                agent.report_event(EventKind.ABS_ACTIVATION, {"deceleration_ms2": decel_ms2})
-                state.hazard_lights = True
-                agent.report_event(EventKind.HAZARD_LIGHTS, {"on": True})
-                self.events += 2
-        if rng.random() < 0.0005:
-            agent.report_event(
-                EventKind.ESC_ACTIVATION, {"yaw_rate_dps": round(rng.uniform(8, 25))}
-            )
-            self.events += 1
-        if rng.random() < 0.00002:
-            agent.report_event(EventKind.CRASH, {"severity": rng.choice(("minor", "major"))})
-            state.hazard_lights = True
-            self.events += 1
-        if rng.random() < 0.002:
-            side = rng.choice(("left", "right"))
-            length = round(rng.uniform(4.5, 9.0), 1)
-            agent.report_event(EventKind.PARKING_GAP, {"length_m": length, "side": side})
-            self.events += 1
-        if rng.random() < 0.0005:
-            code = rng.choice(("P0300", "P0420", "C0035", "B1000", "U0100"))
-            status = "cleared" if code in self._open_dtcs.setdefault(agent.vin, set()) else "raised"
-            self._open_dtcs[agent.vin] ^= {code}
-            agent.report_event(EventKind.DTC, {"code": code, "status": status})
-            self.events += 1
+        agent.state.hazard_lights = events.hazard_lights
 
     async def _start_agent(self, agent: VehicleAgent, index: int, stop: asyncio.Event) -> None:
         """Start ``agent``, spread over time at ``connect_rate`` connections per second."""

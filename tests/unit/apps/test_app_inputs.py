@@ -48,7 +48,7 @@ def check(value: dict[str, Any], ok: str) -> None:
 def test_any_event_record_is_an_input_or_a_dead_letter(raw: bytes | None, headers: Any) -> None:
     value = event_input(raw, headers)
     check(value, "event")
-    if value["t"] == "event" and is_report(value):
+    if value["t"] == "event" and is_report(value, 6.0):
         report = {"t": "report", **value, "late": False}
         HazardShard(DictStore(), HazardParams()).handle(report)
 
@@ -80,6 +80,20 @@ def test_a_gateway_record_is_an_event_and_a_tombstone_a_dead_letter() -> None:
         VIN,
         90,
     )
-    assert is_report(value)
+    assert is_report(value, 6.0)
     assert event_input(None, headers)["reason"] == "tombstone"
     assert event_input(raw, headers[:1])["reason"] == "invalid-key"  # no message id
+
+
+def test_only_braking_as_hard_as_an_emergency_stop_may_make_a_hazard() -> None:
+    topic = MqttTopic.event(VIN, "harsh-braking").encode()
+    headers = [(h.MQTT_TOPIC, topic), (h.MESSAGE_ID, b"m1")]
+
+    def braking(data: str) -> dict[str, Any]:
+        raw = b'{"ts":5,"seq":1,"latitude":52.5,"longitude":13.4,"data":' + data.encode() + b"}"
+        return event_input(raw, headers)
+
+    assert not is_report(braking('{"deceleration_ms2": 4.5}'), 6.0)  # a red light
+    assert is_report(braking('{"deceleration_ms2": 7.2}'), 6.0)
+    assert is_report(braking("{}"), 6.0)  # the car does not say: its own word counts
+    assert is_report(braking('{"deceleration_ms2": "hard"}'), 6.0)

@@ -190,10 +190,13 @@ def test_cars_passing_without_reporting_clear_it() -> None:
     ignored = [passing("CAR1", 10), passing("SLOW", 11, speed=5), passing("BACK", 12, 40, 270)]
     assert feed(s, *ignored) == []
     assert feed(s, passing("P1", 20), passing("P2", 21), passing("P3", 22)) == []
-    # P3 reports it after all: a reporter, not a passer
+    # P3 reports it after all: a reporter, not a passer, and the hazard is still there, so
+    # only cars passing after its report count
     assert [h.state for h in feed(s, report("P3", 23))] == [HazardState.UPDATED]
-    assert feed(s, passing("P4", 24)) == []
-    [cleared] = s.tick(T0 + 29_000).hazards
+    assert feed(s, passing("P4", 24), passing("P5", 25)) == []
+    assert s.tick(T0 + 30_500).hazards == []  # P1 and P2 passed before the report
+    assert feed(s, passing("P6", 26)) == []
+    [cleared] = s.tick(T0 + 31_000).hazards
     assert (cleared.state, cleared.reason, cleared.passed) == (
         HazardState.CLEARED,
         ClearReason.PASSED,
@@ -219,6 +222,39 @@ def test_late_reports_are_counted_and_never_confirm() -> None:
     assert all(o.late and not o.hazards for o in outcomes)
     flagged = [s.handle(report(f"NEW{i}", 100 + i, late=True)) for i in range(3)]
     assert all(o.late and not o.hazards for o in flagged)
+
+
+def test_a_partition_that_runs_ahead_makes_no_other_late() -> None:
+    """Partition 0 is 200 s ahead (a replay, an accelerated run): partition 1's reports of
+    that time still count, and nothing expires before every partition got there."""
+    s = HazardShard(DictStore(), HazardParams(grace_s=10.0), sources=2)
+    s.tick(T0 + 200_000, 0)
+    outcomes = [s.handle(report(f"CAR{i}", i, src=1)) for i in range(3)]
+    assert [o.late for o in outcomes] == [False, False, False]
+    [confirmed] = outcomes[2].hazards
+    s.tick(confirmed.expires_at + 1000, 0)
+    assert s.tick(confirmed.expires_at - 1000, 1).hazards == []  # partition 1 not there yet
+    [cleared] = s.tick(confirmed.expires_at, 1).hazards
+    assert (cleared.hazard_id, cleared.reason) == (confirmed.hazard_id, ClearReason.EXPIRED)
+    # once both are past it, an old report is late
+    assert s.handle(report("LATE1", 100, src=1)).late
+
+
+def test_partitions_interleaved_any_way_give_what_time_order_gives() -> None:
+    """Reports of cars on two partitions, read in every interleaving that keeps each
+    partition's own order: the same hazard, confirmed by the first three cars in time."""
+    first = [report("CAR0", 0, src=0), report("CAR1", 17, src=0), report("CAR3", 198, src=0)]
+    second = [report("CAR2", 41, src=1)]
+    ticks = [{"t": "tick", "ts": T0 + 200_000, "src": n} for n in (0, 1)]
+    results = set()
+    for at in range(len(first) + 1):
+        s = HazardShard(DictStore(), HazardParams(), sources=2)
+        hazards = feed(s, *first[:at], *second, *first[at:], *ticks)
+        results.add(tuple((h.hazard_id, h.state, h.confirmed_ts, h.reporters) for h in hazards))
+    [outputs] = results
+    (hazard_id, state, confirmed_ts, reporters), update = outputs
+    assert (state, confirmed_ts, reporters) == (HazardState.CONFIRMED, T0 + 41_000, 3)
+    assert update == (hazard_id, HazardState.UPDATED, T0 + 41_000, 4)
 
 
 def test_arrival_order_does_not_change_the_hazard() -> None:
@@ -249,3 +285,11 @@ def test_cells_near_holds_every_cell_within_the_radius(radius: float) -> None:
         point = offset(SPOT, north, east)
         if radius <= 150:
             assert cell_of(*point) in near
+
+
+def test_cars_driving_round_a_standing_car_do_not_clear_it() -> None:
+    s = shard(pass_grace_s=0.0)
+    [confirmed] = feed(s, report("STUCK", 0, kind="hazard-lights"))
+    assert (confirmed.group, confirmed.reporters) == (HazardGroup.STATIONARY, 1)
+    assert feed(s, *(passing(f"P{i}", 10 + i) for i in range(5))) == []
+    assert s.tick(T0 + 60_000).hazards == []

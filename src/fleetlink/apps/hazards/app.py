@@ -2,7 +2,8 @@
 
 Events are keyed by VIN; hazards are about places. Every input goes by ``group_by`` to the
 shards of the places near it (one key per partition of the repartition topic, so that one tick
-per shard sweeps every place stored there), and ``HazardShard`` decides.
+per shard sweeps every place stored there), marked with the input partition it came from (the
+shards keep a watermark over all of them), and ``HazardShard`` decides.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import h3
 from msgspec.structs import replace
-from quixstreams import State
+from quixstreams import State, message_context
 
 from fleetlink.apps.hazards.logic import HazardParams, HazardShard
 from fleetlink.apps.runtime.application import AppRuntime
@@ -42,11 +43,16 @@ def params_of(settings: HazardAppSettings, grace_s: float) -> HazardParams:
     )
 
 
-def is_report(value: dict[str, Any]) -> bool:
+def is_report(value: dict[str, Any], min_brake_ms2: float) -> bool:
     """An event that may make a hazard: a hazard kind, with a position; hazard lights only on
-    a standing car."""
+    a standing car; braking only as hard as an emergency stop (harsh braking at a red light is
+    a driver's habit, not a hazard), when the car says how hard."""
     if value["kind"] not in _HAZARD_KINDS or value["lat"] is None or value["lon"] is None:
         return False
+    if value["kind"] == EventKind.HARSH_BRAKING:
+        deceleration = (value.get("data") or {}).get("deceleration_ms2")
+        if isinstance(deceleration, int | float) and deceleration < min_brake_ms2:
+            return False
     moving = value.get("speed") is not None and value["speed"] > _STATIONARY_KMH
     return not (value["kind"] == EventKind.HAZARD_LIGHTS and moving)
 
@@ -67,6 +73,8 @@ def build(runtime: AppRuntime) -> None:
         return shard_of(str(h3.cell_to_parent(cell, resolution)), partitions)
 
     def route(value: dict[str, Any]) -> list[dict[str, Any]]:
+        # the input partition it came from: the shards' watermark waits for the slowest one
+        value = {**value, "src": message_context().partition}
         if value["t"] == "tick":
             return [{**value, "shard": key} for key in keys]
         radius = settings.near_m if value["t"] == "report" else settings.pass_radius_m
@@ -75,7 +83,7 @@ def build(runtime: AppRuntime) -> None:
 
     reports = (
         runtime.vehicle_input(KafkaTopic.EVENTS, "event")
-        .filter(is_report)
+        .filter(lambda v: is_report(v, settings.emergency_brake_min_ms2))
         .apply(
             lambda v: {
                 "t": "report",
@@ -112,7 +120,8 @@ def build(runtime: AppRuntime) -> None:
     def decide(
         value: dict[str, Any], own: str, _ts: int, _headers: Any, state: State[str, Any]
     ) -> list[Hazard]:
-        outcome = HazardShard(state, params, owns=lambda cell: shard(cell) == own).handle(value)
+        owns = lambda cell: shard(cell) == own  # noqa: E731
+        outcome = HazardShard(state, params, owns, sources=partitions).handle(value)
         if outcome.late:
             metrics.count(metrics.late)
         for hazard in outcome.hazards:

@@ -9,8 +9,9 @@ shard's clock is the largest event time it has seen, ticks included.
 Confirmation: ``k`` distinct cars report one group within any ``window_s`` span, near one spot
 (the same H3 cell, or within ``near_m`` of the new report across a border). A car that reports
 twice counts once. An active hazard gains reporters (``updated``, validity extended) and ends
-(``cleared``) when its validity is over or when ``clear_after_passes`` cars drove past it
-without reporting it.
+(``cleared``) when its validity is over or, where its rule says passing cars tell (not for a
+standing car or a crash: traffic drives round those), when ``clear_after_passes`` cars in a row
+drove past it without reporting it (a report starts the count again).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Final, Protocol
 import h3
 import msgspec
 
+from fleetlink.apps.hazards.spans import Seen, confirming_span, first_per_car
 from fleetlink.contracts.geo import cell_of, distance_m, heading_diff, mean_heading
 from fleetlink.contracts.hazards import (
     RULE_OF_GROUP,
@@ -36,7 +38,7 @@ from fleetlink.contracts.hazards import (
 from fleetlink.contracts.models import EventKind
 
 _NAMESPACE: Final = uuid.UUID("5b1f2f7e-54a4-4c51-9d36-2f4b8d6a1c3e")
-_CLOCK, _ACTIVE, _OPEN = "clock", "active", "open"
+_CLOCK, _SOURCES, _ACTIVE, _OPEN, _PENDING = "clock", "sources", "active", "open", "pending"
 
 
 class Store(Protocol):
@@ -53,7 +55,7 @@ class HazardParams:
 
     rules: Mapping[HazardGroup, HazardRule] = field(default_factory=lambda: dict(RULE_OF_GROUP))
     near_m: float = 150.0  # reports this close count together across a cell border
-    grace_s: float = 10.0  # a report this far behind the shard's clock still counts
+    grace_s: float = 10.0  # a report this far behind the shard's watermark still counts
     pass_radius_m: float = 50.0
     pass_min_speed_kmh: float = 20.0
     pass_grace_s: float = 10.0  # a passer may still report it this long after passing
@@ -79,61 +81,97 @@ class HazardShard:
     """
 
     def __init__(
-        self, store: Store, params: HazardParams, owns: Callable[[str], bool] | None = None
+        self,
+        store: Store,
+        params: HazardParams,
+        owns: Callable[[str], bool] | None = None,
+        sources: int = 1,
     ) -> None:
         self._store = store
         self._params = params
         self._owns = owns
+        self._sources = sources
 
     # inputs -----------------------------------------------------------------------------------
 
     def handle(self, item: Mapping[str, Any]) -> Outcome:
-        kind = item.get("t")
+        """Take one input; what it (and the watermark it moved) decided."""
+        kind, ts = item.get("t"), int(item["ts"])
+        too_old = ts < self._clock() - self._params.grace_s * 1000
         if kind == "report":
-            return self.report(item)
-        if kind == "pass":
-            return self.passing(item)
-        return self.tick(int(item["ts"]))
+            rule = self._params.rule(EventKind(item["kind"]))
+            if rule is None or item.get("late") or too_old:
+                return Outcome(late=rule is not None)
+            self._queue(item)
+        elif kind == "pass":
+            if too_old:
+                return Outcome(late=True)
+            if self._may_count(item):
+                self._queue(item)
+        return self._settle(self._advance(ts, int(item.get("src", 0))))
 
-    def report(self, item: Mapping[str, Any]) -> Outcome:
+    def tick(self, ts: int, src: int = 0) -> Outcome:
+        return self.handle({"t": "tick", "ts": ts, "src": src})
+
+    def _may_count(self, item: Mapping[str, Any]) -> bool:
+        """A pass worth keeping until its time comes: fast enough, with something to pass."""
+        params = self._params
+        return (
+            params.clear_after_passes > 0
+            and float(item["speed"]) >= params.pass_min_speed_kmh
+            and bool(self._store.get(_ACTIVE) or self._store.get(_PENDING))
+        )
+
+    def _queue(self, item: Mapping[str, Any]) -> None:
+        self._store.set(_PENDING, [*self._store.get(_PENDING, []), dict(item)])
+
+    def _settle(self, clock: int) -> Outcome:
+        """Take the queued inputs the watermark has passed, in event-time order (however the
+        partitions interleaved them); then expire what ``clock`` ends."""
+        outcome = Outcome()
+        pending: list[dict[str, Any]] = self._store.get(_PENDING, [])
+        due = sorted(
+            (item for item in pending if int(item["ts"]) <= clock),
+            key=lambda item: (int(item["ts"]), item["t"], str(item.get("msg_id", item["vin"]))),
+        )
+        if due:
+            self._store.set(_PENDING, [item for item in pending if int(item["ts"]) > clock])
+        for item in due:
+            outcome.hazards += self._expire(int(item["ts"]))
+            if item["t"] == "report":
+                outcome.hazards += self._report(item)
+            else:
+                self._pass(item)
+        outcome.hazards += self._expire(clock)
+        self._forget_old_reports(clock)
+        return outcome
+
+    def _report(self, item: Mapping[str, Any]) -> list[Hazard]:
         ts = int(item["ts"])
         rule = self._params.rule(EventKind(item["kind"]))
-        clock = self._clock()
-        if rule is None or item.get("late") or ts < clock - self._params.grace_s * 1000:
-            return Outcome(late=rule is not None)
-        clock = self._advance(ts)
-        outcome = Outcome(self._expire(clock))
+        if rule is None:  # queued only with one
+            return []
         lat, lon, vin = float(item["lat"]), float(item["lon"]), str(item["vin"])
         cell = cell_of(lat, lon)
-        active = self._active()
-        for place, where in active.items():
+        for place, where in self._active().items():
             group, hazard_cell = place.split("|", 1)
             if group != rule.group or not self._near(where, hazard_cell, lat, lon, cell):
                 continue
             updated = self._add_reporter(place, rule, vin, item["kind"], ts)
-            if updated is not None:
-                outcome.hazards.append(updated)
-            return outcome
+            return [] if updated is None else [updated]
         self._remember(rule, cell, item)
         confirmed = self._confirm(rule, cell, item)
-        if confirmed is not None:
-            outcome.hazards.append(confirmed)
-        return outcome
+        return [] if confirmed is None else [confirmed]
 
-    def passing(self, item: Mapping[str, Any]) -> Outcome:
+    def _pass(self, item: Mapping[str, Any]) -> None:
         """A car drove through (position, speed, heading): a pass for hazards it did not
-        report, once it is fast enough to have seen them."""
-        ts = int(item["ts"])
-        if ts < self._clock() - self._params.grace_s * 1000:
-            return Outcome(late=True)
-        clock = self._advance(ts)
-        outcome = Outcome()
+        report, in the reporters' direction."""
         params = self._params
-        if params.clear_after_passes <= 0 or float(item["speed"]) < params.pass_min_speed_kmh:
-            return Outcome(self._expire(clock))
-        lat, lon, vin = float(item["lat"]), float(item["lon"]), str(item["vin"])
-        heading = item.get("heading")
+        ts, vin = int(item["ts"]), str(item["vin"])
+        lat, lon, heading = float(item["lat"]), float(item["lon"]), item.get("heading")
         for place, where in self._active().items():
+            if not params.rules[HazardGroup(place.split("|", 1)[0])].cleared_by_passing:
+                continue
             if distance_m(lat, lon, where[0], where[1]) > params.pass_radius_m:
                 continue
             hazard = self._store.get(f"h|{place}")
@@ -148,22 +186,20 @@ class HazardShard:
                 continue
             hazard["passers"][vin] = ts
             self._store.set(f"h|{place}", hazard)
-        outcome.hazards += self._expire(clock)
-        return outcome
-
-    def tick(self, ts: int) -> Outcome:
-        clock = self._advance(ts)
-        outcome = Outcome(self._expire(clock))
-        self._forget_old_reports(clock)
-        return outcome
 
     # state ------------------------------------------------------------------------------------
 
     def _clock(self) -> int:
+        """The watermark: the event time every source has reached (0 until each was heard)."""
         return int(self._store.get(_CLOCK, 0))
 
-    def _advance(self, ts: int) -> int:
-        clock = max(self._clock(), ts)
+    def _advance(self, ts: int, src: int) -> int:
+        reached: dict[str, int] = self._store.get(_SOURCES, {})
+        if ts <= reached.get(str(src), 0):
+            return self._clock()
+        reached[str(src)] = ts
+        self._store.set(_SOURCES, reached)
+        clock = max(self._clock(), min(reached.get(str(n), 0) for n in range(self._sources)))
         self._store.set(_CLOCK, clock)
         return clock
 
@@ -197,8 +233,8 @@ class HazardShard:
         open_places[place] = max(open_places.get(place, 0), int(item["ts"]))
         self._store.set(_OPEN, open_places)
 
-    def _candidates(self, rule: HazardRule, cell: str, lat: float, lon: float) -> list[_Seen]:
-        seen: list[_Seen] = []
+    def _candidates(self, rule: HazardRule, cell: str, lat: float, lon: float) -> list[Seen]:
+        seen: list[Seen] = []
         for near_cell in h3.grid_disk(cell, 1):
             reports = self._store.get(f"r|{rule.group}|{near_cell}")
             if not reports:
@@ -209,7 +245,7 @@ class HazardShard:
                         near_cell == cell
                         or distance_m(lat, lon, r_lat, r_lon) <= self._params.near_m
                     ):
-                        seen.append(_Seen(ts, msg_id, vin, r_lat, r_lon, heading, kind, near_cell))
+                        seen.append(Seen(ts, msg_id, vin, r_lat, r_lon, heading, kind, near_cell))
         return seen
 
     def _confirm(self, rule: HazardRule, cell: str, item: Mapping[str, Any]) -> Hazard | None:
@@ -222,7 +258,7 @@ class HazardShard:
         )
         if span is None:
             return None
-        first = _first_per_car(span)
+        first = first_per_car(span)
         anchor = min(span)
         lat = sum(s.lat for s in first) / len(first)
         lon = sum(s.lon for s in first) / len(first)
@@ -265,7 +301,7 @@ class HazardShard:
         self._store.set(_ACTIVE, active)
         return hazard
 
-    def _consume(self, rule: HazardRule, span: list[_Seen]) -> None:
+    def _consume(self, rule: HazardRule, span: list[Seen]) -> None:
         """Reports that made a hazard make no second one."""
         used = {s.msg_id for s in span}
         for place_cell in sorted({s.cell for s in span}):
@@ -285,10 +321,14 @@ class HazardShard:
         self, place: str, rule: HazardRule, vin: str, kind: str, ts: int
     ) -> Hazard | None:
         stored = self._store.get(f"h|{place}")
-        if stored is None or vin in stored["vins"]:
+        if stored is None:
+            return None
+        if stored["passers"]:  # it is still there: only cars passing after this report count
+            stored["passers"] = {}
+            self._store.set(f"h|{place}", stored)
+        if vin in stored["vins"]:
             return None
         stored["vins"][vin] = kind
-        stored["passers"].pop(vin, None)
         cause = rule.cause_of(EventKind(k) for k in stored["vins"].values())
         stored.update(
             state=HazardState.UPDATED.value,
@@ -345,38 +385,6 @@ class HazardShard:
                 changed = True
         if changed:
             self._store.set(_OPEN, open_places)
-
-
-@dataclass(frozen=True, order=True)
-class _Seen:
-    ts: int
-    msg_id: str
-    vin: str
-    lat: float
-    lon: float
-    heading: float | None
-    kind: str
-    cell: str
-
-
-def confirming_span(seen: list[_Seen], ts: int, k: int, window_ms: int) -> list[_Seen] | None:
-    """The earliest span of at most ``window_ms`` around ``ts`` in which ``k`` distinct cars
-    reported, or None. Every report of the span is returned (a car may have several)."""
-    ordered = sorted(seen)
-    for start in ordered:
-        if not start.ts <= ts <= start.ts + window_ms:
-            continue
-        span = [s for s in ordered if start.ts <= s.ts <= start.ts + window_ms]
-        if len({s.vin for s in span}) >= k:
-            return span
-    return None
-
-
-def _first_per_car(span: list[_Seen]) -> list[_Seen]:
-    first: dict[str, _Seen] = {}
-    for seen in sorted(span):
-        first.setdefault(seen.vin, seen)
-    return list(first.values())
 
 
 def _fields(hazard: Hazard) -> dict[str, Any]:

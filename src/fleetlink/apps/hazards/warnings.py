@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError
 
 from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
 from fleetlink.adapters.mqtt.vehicle_link import VehicleLink
+from fleetlink.apps.hazards.book import HazardBook
 from fleetlink.contracts.codec import UndecodableError, decode
 from fleetlink.contracts.hazards import Hazard, HazardState
 from fleetlink.contracts.topics import KafkaTopic
@@ -47,8 +48,7 @@ class HazardWarnings:
         self._clock = clock
         self._topic = settings.topic_map()[KafkaTopic.HAZARDS]
         self._reader = KafkaClients.of(settings).reader(f"{client_id}-warnings", log=log)
-        self.active: dict[str, Hazard] = {}
-        self._cleared: dict[str, Hazard] = {}
+        self.book = HazardBook()
         self._caught_up = False
         self._republish = threading.Event()
         self._stop = threading.Event()
@@ -107,28 +107,21 @@ class HazardWarnings:
             self.bad += 1
             self._log.warning("a hazard record is unreadable", extra={"error": str(error)})
             return
-        if hazard.state is HazardState.CLEARED:
-            self.active.pop(hazard.hazard_id, None)
-            self._cleared[hazard.hazard_id] = hazard
-        else:
-            self.active[hazard.hazard_id] = hazard
-        if self._caught_up:
+        if self.book.take(hazard) and self._caught_up:
+            self.book.take_cleared()
             self._publish(hazard)
 
     def _publish_all(self, *, withdraw: bool) -> None:
         now = self._clock()
-        if withdraw:
-            for hazard in self._cleared.values():
-                if hazard.ts > now - _WITHDRAW_HORIZON_MS:
-                    self._link.withdraw_warning(hazard.cell, hazard.hazard_id)
-            self._cleared.clear()
-        for hazard in list(self.active.values()):
+        for hazard in self.book.take_cleared():
+            if withdraw and hazard.ts > now - _WITHDRAW_HORIZON_MS:
+                self._link.withdraw_warning(hazard.cell, hazard.hazard_id)
+        for hazard in self.book.in_force(now):
             self._publish(hazard)
 
     def _publish(self, hazard: Hazard) -> None:
         remaining_ms = hazard.expires_at - self._clock()
         if hazard.state is HazardState.CLEARED or remaining_ms <= 0:
-            self.active.pop(hazard.hazard_id, None)
             self._link.withdraw_warning(hazard.cell, hazard.hazard_id)
             return
         self._link.warn(hazard, -(-remaining_ms // 1000))

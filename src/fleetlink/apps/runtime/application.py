@@ -214,8 +214,10 @@ class AppRuntime:
         return (not dead_threads, f"thread {dead_threads[0]} died" if dead_threads else "ok")
 
     def run(self) -> None:
-        """Process until SIGTERM or Ctrl-C (Quix handles both), with ticks, lag and /metrics."""
-        self.start_ticker()
+        """Process until SIGTERM or Ctrl-C (Quix handles both), with ticks, lag and /metrics.
+        In simulated-clock mode the simulator writes the ticks, on its own time."""
+        if not self.settings.apps.simulated_clock:
+            self.start_ticker()
         lag = LagProbe(self.kafka, self.group, self._inputs, self.metrics)
         lag.start()
         self._threads.append(lag.thread)

@@ -38,11 +38,13 @@ class AppMetrics:
 
 
 class LagProbe:
-    """The consumer group's lag over its inputs (end offsets minus committed), in a thread."""
+    """The consumer group's lag (end offsets minus committed) over its inputs and the
+    repartition topics Quix Streams made for it, in a thread."""
 
     def __init__(
         self, kafka: KafkaClients, group: str, topics: Iterable[str], metrics: AppMetrics
     ) -> None:
+        self._group = group
         self._consumer = kafka.consumer(group, extra={"enable.partition.eof": False})
         self._topics = list(topics)
         self._metrics = metrics
@@ -64,10 +66,13 @@ class LagProbe:
         self._consumer.close()
 
     def measure(self) -> int:
+        cluster = self._consumer.list_topics(timeout=5).topics
+        repartition = f"repartition__{self._group}--"
         partitions = [
-            TopicPartition(topic, p)
-            for topic in self._topics
-            for p in self._consumer.list_topics(topic, timeout=5).topics[topic].partitions
+            TopicPartition(topic, partition)
+            for topic, metadata in cluster.items()
+            if topic in self._topics or topic.startswith(repartition)
+            for partition in metadata.partitions
         ]
         lag = 0
         for committed in self._consumer.committed(partitions, timeout=5):

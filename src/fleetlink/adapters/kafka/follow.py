@@ -1,0 +1,89 @@
+"""Follow topics from their beginning in a thread: the way every read model reads Kafka.
+
+No consumer group: each process holds the whole picture. ``ready`` is set once every partition
+was read to its end; a Kafka outage is waited out, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import KafkaException
+
+from fleetlink.adapters.kafka.seams import PARTITION_EOF, RecordSource, SourceRecord
+
+Handler = Callable[[list[SourceRecord]], None]
+
+
+class TopicFollower:
+    def __init__(
+        self,
+        source: RecordSource,
+        topics: Sequence[str],
+        handle: Handler,
+        log: logging.Logger,
+        *,
+        name: str,
+        batch: int = 1000,
+    ) -> None:
+        """``handle`` gets each batch of records read (errors and partition ends left out), in
+        this follower's thread."""
+        self._source = source
+        self._topics = list(topics)
+        self._handle = handle
+        self._log = log
+        self._batch = batch
+        self._stop = threading.Event()
+        self._unread: set[tuple[str, int]] = set()
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        """False once the thread has ended without being told to stop."""
+        return self._thread.is_alive() or self._stop.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._source.close()
+
+    def _assign(self) -> bool:
+        partitions = self._source.start(self._topics, timeout=2)
+        if partitions is None:
+            return False  # Kafka away, or a topic not created yet
+        self._unread = set(partitions)
+        if not self._unread:
+            self.ready.set()
+        return True
+
+    def _run(self) -> None:
+        while not self._assign():
+            if self._stop.wait(1.0):
+                return
+        while not self._stop.is_set():
+            try:
+                messages = self._source.take(self._batch, 0.1)
+            except KafkaException as failure:  # a read model must outlive a Kafka outage
+                self._log.warning("Kafka read error", extra={"error": str(failure)})
+                self._stop.wait(0.5)
+                continue
+            records: list[SourceRecord] = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    records.append(message)
+                elif error.code() == PARTITION_EOF:
+                    self._unread.discard((message.topic() or "", message.partition() or 0))
+                else:
+                    self._log.warning("Kafka consume error", extra={"error": error.str()})
+            if records:
+                self._handle(records)
+            if not self._unread and not self.ready.is_set():
+                self.ready.set()
