@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import Message, Producer
 
 from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.polling import wait_until
+from fleetlink.apps.runtime.metrics import app_group, assigned_members
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.hazards import Hazard
@@ -96,15 +97,10 @@ APP_TOPICS = (
 
 def wait_assigned(platform: AppPlatform, name: str, instances: int = 1) -> None:
     """Until ``instances`` members of the app's consumer group hold partitions."""
-    group = f"{platform.settings.topic_map().prefix}.{platform.settings.apps.group_prefix}-{name}"
-    admin = platform.kafka.admin()
+    group = app_group(platform.settings, name)
 
     def assigned() -> bool:
-        try:
-            members = admin.describe_consumer_groups([group])[group].result(10).members
-        except (KafkaException, TimeoutError):  # no group yet, or its coordinator loading
-            return False
-        return len([m for m in members if m.assignment.topic_partitions]) >= instances
+        return (assigned_members(platform.kafka, group) or 0) >= instances
 
     assert wait_until(assigned, 60, interval=0.3), f"{name}: {instances} instance(s) not assigned"
 

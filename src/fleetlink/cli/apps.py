@@ -45,17 +45,16 @@ def run(
 def list_apps(ctx: typer.Context) -> None:
     """The apps, their consumer groups, running instances and lag."""
     from fleetlink.apps.registry import APPS
-    from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe
+    from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe, app_group
 
     settings = settings_from(ctx)
     kafka = KafkaClients.of(settings)
     table = Table(title="Stream apps", title_justify="left")
     for column in ("app", "what it does", "group", "instances", "lag"):
         table.add_column(column, overflow="fold")
-    prefix = settings.topic_map().prefix
     admin = kafka.admin()
     for name, spec in sorted(APPS.items()):
-        group = f"{prefix}.{settings.apps.group_prefix}-{name}".lstrip(".")
+        group = app_group(settings, name)
         try:
             described = admin.describe_consumer_groups([group])[group].result(10)
             members = str(len(described.members))

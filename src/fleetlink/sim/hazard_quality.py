@@ -13,7 +13,7 @@ import msgspec
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.apps.registry import APPS
-from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe
+from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe, app_group
 from fleetlink.contracts.codec import UndecodableError, decode
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.topics import KafkaTopic
@@ -41,10 +41,6 @@ def site_plans(
         room = max(1.0, duration_s - lasts - 10)
         plans.append(SitePlan(kind, at_s=10 + room * n / max(1, len(kinds)), duration_s=lasts))
     return plans
-
-
-def app_group(settings: Settings, app: str) -> str:
-    return f"{settings.topic_map().prefix}.{settings.apps.group_prefix}-{app}".lstrip(".")
 
 
 def wait_caught_up(settings: Settings, app: str, timeout_s: float) -> float:

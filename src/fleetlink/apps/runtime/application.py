@@ -29,7 +29,7 @@ from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.runtime.health import serve
 from fleetlink.apps.runtime.clock import event_time, shard_keys
 from fleetlink.apps.runtime.inputs import InputDeserializer, dead
-from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe
+from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe, app_group
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, encode
 from fleetlink.contracts.models import Tick
@@ -61,8 +61,7 @@ class AppRuntime:
         self.topics = settings.topic_map()
         self.kafka = KafkaClients.of(settings)
         self.metrics = AppMetrics(name)
-        prefix = self.topics.prefix
-        self.group = f"{prefix}.{settings.apps.group_prefix}-{name}".lstrip(".")
+        self.group = app_group(settings, name)
         self.state_dir = settings.apps_state_dir() / name / f"instance-{instance}"
         apps = settings.apps
         self.app = Application(

@@ -9,6 +9,12 @@ from confluent_kafka import KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.settings import Settings
+
+
+def app_group(settings: Settings, app: str) -> str:
+    """The consumer group of an app (its instances share it), in the settings' topic prefix."""
+    return f"{settings.topic_map().prefix}.{settings.apps.group_prefix}-{app}".lstrip(".")
 
 
 class AppMetrics:
@@ -79,3 +85,14 @@ class LagProbe:
             _, high = self._consumer.get_watermark_offsets(committed, timeout=5, cached=False)
             lag += high - max(committed.offset, 0)
         return lag
+
+
+def assigned_members(kafka: KafkaClients, group: str) -> int | None:
+    """How many members of the consumer group hold partitions; None while Kafka cannot say
+    (no group yet, its coordinator loading, no answer within 10 s)."""
+    admin = kafka.admin()  # held until the answer came: a dropped client never answers
+    try:
+        described = admin.describe_consumer_groups([group])[group].result(10)
+    except (KafkaException, TimeoutError):
+        return None
+    return len([m for m in described.members if m.assignment.topic_partitions])
