@@ -25,7 +25,7 @@ from tests.support.apps import (
     wait_assigned,
 )
 from tests.support.polling import eventually
-from tests.unit.apps.test_hazard_logic import DictStore
+from tests.unit.apps.test_hazard_logic import DictStore, feed
 
 Step = tuple[str, HazardState]
 
@@ -53,11 +53,8 @@ def reports(spots: range, base: int) -> list[dict[str, Any]]:
 
 def expected(items: list[dict[str, Any]]) -> set[Step]:
     shard = HazardShard(DictStore(), HazardParams())
-    return {
-        (hazard.hazard_id, hazard.state)
-        for item in sorted(items, key=lambda i: i["ts"])
-        for hazard in shard.handle(item).hazards
-    }
+    in_time = sorted(items, key=lambda i: i["ts"])
+    return {(hazard.hazard_id, hazard.state) for hazard in feed(shard, *in_time)}
 
 
 def write(platform: AppPlatform, items: list[dict[str, Any]]) -> None:

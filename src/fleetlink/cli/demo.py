@@ -103,7 +103,11 @@ def demo(
 
 
 def _fleet_args(vehicles: int) -> list[str]:
-    return ["simulate", "--vehicles", str(vehicles), "--interval", "2", "--duration", "864000"]
+    return [
+        "simulate",
+        *("--vehicles", str(vehicles), "--interval", "2", "--duration", "864000"),
+        *("--hazard-sites-every", "90"),  # icy stretches and broken-down cars to warn of
+    ]
 
 
 def _program(ctx: typer.Context, stack: LocalStack, name: str, args: list[str]) -> Program:

@@ -108,6 +108,14 @@ def simulate(
     truth: Annotated[
         Path | None, typer.Option("--truth", help="Write what each car sent (VIN, boot, last seq).")
     ] = None,
+    hazard_sites_every: Annotated[
+        float,
+        typer.Option(
+            "--hazard-sites-every",
+            min=0,
+            help="Place an icy stretch or a broken-down car every this many s (SUMO; 0: none).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Run simulated vehicles against the MQTT broker (kinematic movement over Berlin)."""
     settings = settings_from(ctx)
@@ -146,10 +154,12 @@ def simulate(
         ),
         confirm=confirm,
         confirm_timeout_s=confirm_timeout,
+        hazard_sites_every_s=hazard_sites_every,
+        duration_s=duration,
     )
     deadline = StopDeadline(settings.runtime.stop_grace_s, logging.getLogger("fleetlink.simulate"))
     result = asyncio.run(_run(simulation, duration, view=not quiet, deadline=deadline))
-    text = json.dumps(msgspec.structs.asdict(result), indent=2)
+    text = json.dumps(msgspec.to_builtins(result), indent=2)
     console.print()
     console.print_json(text)
     if summary is not None:

@@ -46,6 +46,9 @@ class AppsSettings(Section):
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     # ticks move the watermark on: a report waits for it (at most about this long) to be judged
     tick_interval_s: float = Field(default=0.25, gt=0, le=60)
+    # Quix Streams asks Kafka for a batch and waits this long for it to fill (its default, 1 s,
+    # is a second per hop at live rates: a warning would take seconds)
+    poll_timeout_s: float = Field(default=0.02, gt=0, le=5)
     # a record's event time (payload ts) may run this far ahead of its Kafka timestamp
     max_clock_ahead_s: float = Field(default=5.0, ge=0, le=3600)
     # a record this far behind its shard's clock still counts; older ones are counted as late

@@ -7,16 +7,20 @@ import random
 import ssl
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Protocol
 
 import msgspec
 
+from fleetlink.contracts.models import EventKind
 from fleetlink.errors import FleetlinkError
 from fleetlink.security.signing import Verifier
-from fleetlink.sim.events import CarEvents
+from fleetlink.sim.events import CarEvents, Report
 from fleetlink.sim.flood import vins_for
+from fleetlink.sim.hazard_sites import HazardSites, recurring_sites
+from fleetlink.sim.hazard_truth import HazardSite
 from fleetlink.sim.kinematic import Car, KinematicFleet
 from fleetlink.sim.sumo import SumoFleet
 from fleetlink.sim.truth import Truth
@@ -82,6 +86,8 @@ class FleetSummary(msgspec.Struct):
     held_at_exit: int = 0  # still held when the cars stopped
     confirm_p50_ms: float | None = None  # PUBACK to confirmation
     confirm_p99_ms: float | None = None
+    warned: dict[str, int] = {}  # hazard id -> cars that heard its warning
+    sites: list[HazardSite] = []  # the hazards the scenario placed (its truth)
 
 
 class FleetSimulation:
@@ -103,6 +109,8 @@ class FleetSimulation:
         confirm: bool = True,
         confirm_timeout_s: float = 15.0,
         reconnect_max_s: float = 30.0,
+        hazard_sites_every_s: float = 0.0,
+        duration_s: float = 0.0,
     ) -> None:
         """``tls_for(vin)`` gives each car its TLS context (its own certificate); ``verifier``
         holds the platform keys the cars trust (``None``: they run unsigned commands)."""
@@ -152,6 +160,11 @@ class FleetSimulation:
         self._car_events = [
             CarEvents(random.Random(f"{seed}-events-{agent.vin}")) for agent in self.agents
         ]
+        self._elapsed_s = 0.0
+        self.sites: HazardSites | None = None
+        if hazard_sites_every_s > 0 and isinstance(self.movement, SumoFleet):
+            plans = recurring_sites(hazard_sites_every_s, duration_s)
+            self.sites = HazardSites(self.movement, plans, random.Random(f"{seed}-sites"))
 
     def truth(self) -> Truth:
         """What the cars sent: per VIN and boot, the last seq (each boot sent 1..last)."""
@@ -167,6 +180,12 @@ class FleetSimulation:
         the simulator's event loop (and what it measures) for hundreds of milliseconds.
         """
         self.movement.step(self.interval_s)
+        self._elapsed_s += self.interval_s
+        placed: dict[int, list[Report]] = {}
+        if self.sites is not None:
+            now_ms = time.time_ns() // 1_000_000
+            for index, report in self.sites.step(self._elapsed_s, now_ms):
+                placed.setdefault(index, []).append(report)
         loop = asyncio.get_running_loop()
         spread = self.interval_s / _REPORT_SLICES
         self._samples = []
@@ -183,11 +202,16 @@ class FleetSimulation:
                 loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
             )
             self.sampled += 1
-            self._maybe_events(index, agent, car.last_decel_ms2)
+            self._maybe_events(index, agent, car.last_decel_ms2, placed.get(index, []))
 
-    def _maybe_events(self, index: int, agent: VehicleAgent, decel_ms2: float) -> None:
+    def _maybe_events(
+        self, index: int, agent: VehicleAgent, decel_ms2: float, placed: list[Report]
+    ) -> None:
+        """The car's own events and those a hazard site makes it report."""
         events = self._car_events[index]
-        for kind, data in events.step(decel_ms2, self.interval_s):
+        for kind, data in events.step(decel_ms2, self.interval_s) + placed:
+            if kind is EventKind.HAZARD_LIGHTS:
+                events.hazard_lights = True
             agent.report_event(kind, data)
             self.events += 1
         agent.state.hazard_lights = events.hazard_lights
@@ -254,6 +278,8 @@ class FleetSimulation:
                 sample.cancel()
             agent_stop.set()
             await asyncio.wait(tasks, timeout=30)
+            now_ms = time.time_ns() // 1_000_000
+            sites = [] if self.sites is None else self.sites.finish(now_ms)
             self.movement.close()
         failed = [
             task for task in tasks if task.done() and not task.cancelled() and task.exception()
@@ -283,6 +309,8 @@ class FleetSimulation:
             unconfirmed_max=max((s.unconfirmed_max for s in stats), default=0),
             held_at_exit=sum(s.held_at_exit for s in stats),
             **_lag_percentiles([lag for agent in self.agents for lag in agent.outbox.lags]),
+            warned=dict(Counter(h for agent in self.agents for h in agent.warnings.first_heard_ms)),
+            sites=sites,
         )
 
 

@@ -40,6 +40,15 @@ class SitePlan(msgspec.Struct, frozen=True):
     duration_s: float
 
 
+def recurring_sites(every_s: float, duration_s: float) -> list[SitePlan]:
+    """An icy stretch, then a broken-down car, and so on, one every ``every_s`` seconds."""
+    plans = []
+    for n in range(1, int(duration_s // every_s) + 1):
+        kind = SiteKind.ICE if n % 2 else SiteKind.BREAKDOWN
+        plans.append(SitePlan(kind, at_s=n * every_s, duration_s=240 if n % 2 else 180))
+    return plans
+
+
 class _Site:
     def __init__(
         self, truth: HazardSite, stretches: dict[str, tuple[float, float]], car: int | None

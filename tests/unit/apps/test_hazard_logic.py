@@ -63,9 +63,12 @@ def report(
 
 
 def feed(shard: HazardShard, *items: dict[str, Any]) -> list[Hazard]:
+    """Each input, then the tick of its partition at its time (as the ticker's come live)."""
     out: list[Hazard] = []
     for item in items:
         out += shard.handle(item).hazards
+        if item["t"] != "tick":
+            out += shard.tick(item["ts"], item.get("src", 0)).hazards
     return out
 
 
@@ -231,7 +234,7 @@ def test_a_partition_that_runs_ahead_makes_no_other_late() -> None:
     s.tick(T0 + 200_000, 0)
     outcomes = [s.handle(report(f"CAR{i}", i, src=1)) for i in range(3)]
     assert [o.late for o in outcomes] == [False, False, False]
-    [confirmed] = outcomes[2].hazards
+    [confirmed] = s.tick(T0 + 2_000, 1).hazards  # partition 1's watermark reached them
     s.tick(confirmed.expires_at + 1000, 0)
     assert s.tick(confirmed.expires_at - 1000, 1).hazards == []  # partition 1 not there yet
     [cleared] = s.tick(confirmed.expires_at, 1).hazards

@@ -7,6 +7,7 @@ import time
 from confluent_kafka import KafkaError, Message
 
 from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
+from fleetlink.adapters.kafka.consume import take
 from fleetlink.errors import FleetlinkError
 
 
@@ -23,7 +24,7 @@ def read_topic(clients: KafkaClients, topic: str, timeout: float = 60.0) -> list
         while len(at_end) < partitions:
             if time.monotonic() > deadline:
                 raise FleetlinkError(f"reading {topic} did not reach its end in {timeout} s")
-            for message in consumer.consume(num_messages=5000, timeout=0.5):
+            for message in take(consumer, 5000, 0.5):
                 error = message.error()
                 if error is None:
                     records.append(message)

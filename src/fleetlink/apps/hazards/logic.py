@@ -19,12 +19,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import h3
 import msgspec
 
 from fleetlink.apps.hazards.spans import Seen, confirming_span, first_per_car
+from fleetlink.apps.hazards.watermark import EventTime, Store
 from fleetlink.contracts.geo import cell_of, distance_m, heading_diff, mean_heading
 from fleetlink.contracts.hazards import (
     RULE_OF_GROUP,
@@ -38,15 +39,7 @@ from fleetlink.contracts.hazards import (
 from fleetlink.contracts.models import EventKind
 
 _NAMESPACE: Final = uuid.UUID("5b1f2f7e-54a4-4c51-9d36-2f4b8d6a1c3e")
-_CLOCK, _SOURCES, _ACTIVE, _OPEN, _PENDING = "clock", "sources", "active", "open", "pending"
-
-
-class Store(Protocol):
-    """The part of Quix's ``State`` the logic uses."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def set(self, key: str, value: Any) -> None: ...
-    def delete(self, key: str) -> None: ...
+_ACTIVE, _OPEN = "active", "open"
 
 
 @dataclass(frozen=True)
@@ -90,53 +83,49 @@ class HazardShard:
         self._store = store
         self._params = params
         self._owns = owns
-        self._sources = sources
+        self._time = EventTime(store, sources)
 
     # inputs -----------------------------------------------------------------------------------
 
     def handle(self, item: Mapping[str, Any]) -> Outcome:
-        """Take one input; what it (and the watermark it moved) decided."""
+        """Take one input; what it (or the watermark a tick moved) decided."""
         kind, ts = item.get("t"), int(item["ts"])
-        too_old = ts < self._clock() - self._params.grace_s * 1000
+        if kind == "tick":
+            return self._settle(self._time.advance(ts, int(item.get("src", 0))))
+        clock = self._time.clock()
+        too_old = ts < clock - self._params.grace_s * 1000
         if kind == "report":
             rule = self._params.rule(EventKind(item["kind"]))
             if rule is None or item.get("late") or too_old:
                 return Outcome(late=rule is not None)
-            self._queue(item)
-        elif kind == "pass":
-            if too_old:
-                return Outcome(late=True)
-            if self._may_count(item):
-                self._queue(item)
-        return self._settle(self._advance(ts, int(item.get("src", 0))))
+        elif too_old:
+            return Outcome(late=True)
+        elif not self._may_count(item):
+            return Outcome()
+        self._time.hold(item)
+        return self._settle(clock) if ts <= clock else Outcome()
 
     def tick(self, ts: int, src: int = 0) -> Outcome:
         return self.handle({"t": "tick", "ts": ts, "src": src})
 
     def _may_count(self, item: Mapping[str, Any]) -> bool:
-        """A pass worth keeping until its time comes: fast enough, with something to pass."""
+        """A pass worth keeping until its time comes: fast enough, near a hazard that passing
+        cars may clear (most telemetry is neither, and costs no write)."""
         params = self._params
-        return (
-            params.clear_after_passes > 0
-            and float(item["speed"]) >= params.pass_min_speed_kmh
-            and bool(self._store.get(_ACTIVE) or self._store.get(_PENDING))
+        if params.clear_after_passes <= 0 or float(item["speed"]) < params.pass_min_speed_kmh:
+            return False
+        lat, lon = float(item["lat"]), float(item["lon"])
+        return any(
+            params.rules[HazardGroup(place.split("|", 1)[0])].cleared_by_passing
+            and distance_m(lat, lon, where[0], where[1]) <= params.pass_radius_m
+            for place, where in self._active().items()
         )
-
-    def _queue(self, item: Mapping[str, Any]) -> None:
-        self._store.set(_PENDING, [*self._store.get(_PENDING, []), dict(item)])
 
     def _settle(self, clock: int) -> Outcome:
         """Take the queued inputs the watermark has passed, in event-time order (however the
         partitions interleaved them); then expire what ``clock`` ends."""
         outcome = Outcome()
-        pending: list[dict[str, Any]] = self._store.get(_PENDING, [])
-        due = sorted(
-            (item for item in pending if int(item["ts"]) <= clock),
-            key=lambda item: (int(item["ts"]), item["t"], str(item.get("msg_id", item["vin"]))),
-        )
-        if due:
-            self._store.set(_PENDING, [item for item in pending if int(item["ts"]) > clock])
-        for item in due:
+        for item in self._time.due(clock):
             outcome.hazards += self._expire(int(item["ts"]))
             if item["t"] == "report":
                 outcome.hazards += self._report(item)
@@ -188,20 +177,6 @@ class HazardShard:
             self._store.set(f"h|{place}", hazard)
 
     # state ------------------------------------------------------------------------------------
-
-    def _clock(self) -> int:
-        """The watermark: the event time every source has reached (0 until each was heard)."""
-        return int(self._store.get(_CLOCK, 0))
-
-    def _advance(self, ts: int, src: int) -> int:
-        reached: dict[str, int] = self._store.get(_SOURCES, {})
-        if ts <= reached.get(str(src), 0):
-            return self._clock()
-        reached[str(src)] = ts
-        self._store.set(_SOURCES, reached)
-        clock = max(self._clock(), min(reached.get(str(n), 0) for n in range(self._sources)))
-        self._store.set(_CLOCK, clock)
-        return clock
 
     def _active(self) -> dict[str, list[float]]:
         """place ("group|cell") -> [latitude, longitude] of each active hazard."""

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError
 
 from fleetlink.adapters.kafka.clients import KafkaClients, assign_from_start
+from fleetlink.adapters.kafka.consume import take
 from fleetlink.adapters.mqtt.vehicle_link import VehicleLink
 from fleetlink.apps.hazards.book import HazardBook
 from fleetlink.contracts.codec import UndecodableError, decode
@@ -85,7 +86,7 @@ class HazardWarnings:
         at_end: set[int] = set()
         partitions = len(self._reader.assignment())
         while not self._stop.is_set():
-            for message in self._reader.consume(num_messages=500, timeout=0.2):
+            for message in take(self._reader, 500, 0.2):  # at once when the first one comes
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:

@@ -69,6 +69,7 @@ class AppRuntime:
             consumer_group=self.group,
             auto_offset_reset="earliest",
             commit_interval=apps.commit_interval_s,
+            consumer_poll_timeout=apps.poll_timeout_s,
             state_dir=self.state_dir,
             processing_guarantee="at-least-once",
             loglevel=None,  # our JSON logs, not Quix's own handler
