@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--vehicles", type=int, default=600)
     parser.add_argument("--ice", type=int, default=3)
     parser.add_argument("--breakdowns", type=int, default=3)
-    parser.add_argument("--speed", type=float, default=20.0, help="x real time, at most")
+    parser.add_argument("--speed", type=float, default=10.0, help="x real time, at most")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hazards.json")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]

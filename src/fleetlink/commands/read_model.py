@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.kafka.follow import TopicFollower
+from fleetlink.adapters.kafka.follow import Listeners, TopicFollower
 from fleetlink.adapters.kafka.seams import KafkaSource, RecordSource, SourceRecord
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts.codec import UndecodableError, decode, decode_text
@@ -66,7 +66,7 @@ class ReadModel:
         self.presence: dict[str, Presence] = {}
         self.grants: dict[str, GrantRecord] = {}
         self.audit: dict[str, list[AuditEvent]] = {}  # by VIN, in the order written
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[Transition] = Listeners()
         topics_read = (
             self._status_topic,
             self._presence_topic,
@@ -97,15 +97,7 @@ class ReadModel:
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with the new transitions of each batch read (from this thread);
         returns unlisten."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unlisten() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unlisten
+        return self._listeners.listen(listener)
 
     def command(self, command_id: str) -> CommandView | None:
         with self._lock:
@@ -184,11 +176,7 @@ class ReadModel:
             else:
                 if step is not None:
                     fresh.append(step)
-        if fresh:
-            with self._lock:
-                listeners = list(self._listeners)
-            for listener in listeners:
-                listener(fresh)
+        self._listeners.tell(fresh)
 
     def _read(self, message: SourceRecord) -> Transition | None:
         """Take one record into the view; the transition when it is a new one."""

@@ -28,6 +28,9 @@ class HazardAppSettings(Section):
     # 0.6 g, an emergency stop; C2C-CC's EEBL triggers at 7): fleets call 0.4 g "harsh", and
     # drivers brake that hard at every red light
     emergency_brake_min_ms2: float = Field(default=6.0, ge=0, le=15)
+    # hazard lights count towards a stationary hazard once the car has stood this long (s):
+    # a driver who stops hard, lights on, and drives on is no broken-down car
+    stationary_min_s: float = Field(default=30.0, ge=0, le=3600)
     pass_radius_m: float = Field(default=50.0, gt=0, le=1000)
     pass_min_speed_kmh: float = Field(default=20.0, ge=0, le=300)
     pass_grace_s: float = Field(default=10.0, ge=0, le=3600)

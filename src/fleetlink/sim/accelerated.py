@@ -108,8 +108,9 @@ class AcceleratedRun:
         try:
             for second in range(1, int(duration_s) + 1):
                 ahead = started + second / speed - time.monotonic()
+                self._producer.poll(0)
                 if ahead > 0:
-                    self._producer.poll(ahead)
+                    time.sleep(ahead)  # poll(timeout) returns with the first delivery report
                 self._clock_s = float(second)
                 now_ms = self.start_ms + second * 1000
                 self.fleet.step(1.0)

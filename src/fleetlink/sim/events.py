@@ -47,7 +47,7 @@ class CarEvents:
             if decel_ms2 >= ABS_MS2:
                 reports.append((EventKind.ABS_ACTIVATION, {"deceleration_ms2": decel_ms2}))
                 self.hazard_lights = True
-                reports.append((EventKind.HAZARD_LIGHTS, {"on": True}))
+                reports.append((EventKind.HAZARD_LIGHTS, {"on": True, "standing_s": 0}))
         if rng.random() < ESC_PER_S * dt_s:
             reports.append((EventKind.ESC_ACTIVATION, {"yaw_rate_dps": round(rng.uniform(8, 25))}))
         if rng.random() < PARKING_GAP_PER_S * dt_s:

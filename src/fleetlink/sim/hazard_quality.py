@@ -51,16 +51,19 @@ def wait_caught_up(settings: Settings, app: str, timeout_s: float) -> float:
     inputs = settings.topic_map().names((*APPS[app].inputs, KafkaTopic.TICKS))
     probe = LagProbe(kafka, app_group(settings, app), inputs, AppMetrics(app))
     zero_since: float | None = None
-    while time.monotonic() - started < timeout_s:
-        lag = probe.measure()
-        now = time.monotonic()
-        if lag > 0:
-            zero_since = None
-        elif zero_since is None:
-            zero_since = now
-        elif now - zero_since > settings.apps.commit_interval_s + 1:
-            return round(zero_since - started, 1)
-        time.sleep(0.5)
+    try:
+        while time.monotonic() - started < timeout_s:
+            lag = probe.measure()
+            now = time.monotonic()
+            if lag > 0:
+                zero_since = None
+            elif zero_since is None:
+                zero_since = now
+            elif now - zero_since > settings.apps.commit_interval_s + 1:
+                return round(zero_since - started, 1)
+            time.sleep(0.5)
+    finally:
+        probe.close()
     raise FleetlinkError(f"the {app} app did not catch up within {timeout_s} s")
 
 

@@ -2,9 +2,10 @@
 
 - An **icy stretch** (60 m of one street): a car driving over it at speed slips, and its ABS or
   ESC engages, with probability ``slip_chance`` per pass.
-- A **broken-down car**: one car stops where it drives and switches its hazard lights on; a car
-  that comes to a stand behind it switches its own on too, with probability
-  ``follower_lights_chance`` (drivers warn the traffic behind them).
+- A **broken-down car**: one car stops where it drives and switches its hazard lights on (it
+  reports them as it stops, and again after standing ``_ANNOUNCE_S``); a car that comes to a
+  stand behind it switches its own on too, with probability ``follower_lights_chance``
+  (drivers warn the traffic behind them).
 
 The truth (``sites``) says where each one was and from when to when, in simulated time.
 Sites of one kind open at the same time are placed in different warning cells, ``_APART_M``
@@ -28,6 +29,7 @@ _ICE_M = 60.0
 _QUEUE_M = 60.0  # a car standing this far behind the broken-down one is in its queue
 _MOVING_MS = 5.0  # a car slips on ice only when faster than this (18 km/h)
 _STANDING_MS = 1.3  # under 5 km/h: the app's stationary
+_ANNOUNCE_S = 35.0  # the broken-down car reports its lights again after standing this long
 _PASS_GAP_S = 30.0  # a car on the stretch again after this long is on a new pass
 # sites of one kind open at once lie in different warning cells and this far apart: the app
 # tells hazards of one group apart by their cell (one spot), so closer ones would be one
@@ -57,6 +59,7 @@ class _Site:
         self.stretches = stretches  # edge -> from, to along it (metres)
         self.car = car  # the broken-down car
         self.seen: dict[int, float] = {}  # car -> when it last met the site (s)
+        self.announced: set[float] = set()  # the broken-down car's reports, by time standing
 
 
 class HazardSites:
@@ -167,9 +170,14 @@ class HazardSites:
         reports: list[tuple[int, Report]] = []
         broken = site.car
         standing = broken is not None and fleet.cars[broken].speed_ms <= _STANDING_MS
-        if broken is not None and standing and broken not in site.seen:
-            site.seen[broken] = t_s
-            reports.append((broken, (EventKind.HAZARD_LIGHTS, {"on": True})))
+        if broken is not None and standing:
+            # lights on as it stops; the car says so again once it has stood a while
+            stopped = site.seen.setdefault(broken, t_s)
+            for after_s in (0.0, _ANNOUNCE_S):
+                if after_s <= t_s - stopped and after_s not in site.announced:
+                    site.announced.add(after_s)
+                    lights = {"on": True, "standing_s": round(t_s - stopped)}
+                    reports.append((broken, (EventKind.HAZARD_LIGHTS, lights)))
         for index, car in enumerate(fleet.cars):
             if index == site.car:
                 continue
@@ -191,7 +199,8 @@ class HazardSites:
             elif last is None and car.speed_ms <= _STANDING_MS:  # queued behind the breakdown
                 site.seen[index] = t_s
                 if rng.random() < self._lights:
-                    reports.append((index, (EventKind.HAZARD_LIGHTS, {"on": True})))
+                    lights = {"on": True, "standing_s": 0}
+                    reports.append((index, (EventKind.HAZARD_LIGHTS, lights)))
         if reports and site.truth.first_report_ms is None:
             index = self.sites.index(site.truth)
             self.sites[index] = msgspec.structs.replace(site.truth, first_report_ms=now_ms)

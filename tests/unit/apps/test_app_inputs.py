@@ -14,11 +14,13 @@ from fleetlink.apps.runtime.inputs import event_input, telemetry_input, tick_inp
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.topics import MqttTopic
+from fleetlink.settings.apps import HazardAppSettings
 from fleetlink.vehicle.warnings import WarningBook
 from tests.support.strategies import RAW_VALUES, VIN
 from tests.unit.apps.test_hazard_logic import DictStore
 
 REASONS = {reason.value for reason in DlqReason}
+RULES = HazardAppSettings()
 TOPICS = st.sampled_from(
     [
         MqttTopic.event(VIN, "harsh-braking"),
@@ -48,7 +50,7 @@ def check(value: dict[str, Any], ok: str) -> None:
 def test_any_event_record_is_an_input_or_a_dead_letter(raw: bytes | None, headers: Any) -> None:
     value = event_input(raw, headers)
     check(value, "event")
-    if value["t"] == "event" and is_report(value, 6.0):
+    if value["t"] == "event" and is_report(value, RULES):
         report = {"t": "report", **value, "late": False}
         shard = HazardShard(DictStore(), HazardParams())
         shard.handle(report)
@@ -82,7 +84,7 @@ def test_a_gateway_record_is_an_event_and_a_tombstone_a_dead_letter() -> None:
         VIN,
         90,
     )
-    assert is_report(value, 6.0)
+    assert is_report(value, RULES)
     assert event_input(None, headers)["reason"] == "tombstone"
     assert event_input(raw, headers[:1])["reason"] == "invalid-key"  # no message id
 
@@ -95,7 +97,27 @@ def test_only_braking_as_hard_as_an_emergency_stop_may_make_a_hazard() -> None:
         raw = b'{"ts":5,"seq":1,"latitude":52.5,"longitude":13.4,"data":' + data.encode() + b"}"
         return event_input(raw, headers)
 
-    assert not is_report(braking('{"deceleration_ms2": 4.5}'), 6.0)  # a red light
-    assert is_report(braking('{"deceleration_ms2": 7.2}'), 6.0)
-    assert is_report(braking("{}"), 6.0)  # the car does not say: its own word counts
-    assert is_report(braking('{"deceleration_ms2": "hard"}'), 6.0)
+    assert not is_report(braking('{"deceleration_ms2": 4.5}'), RULES)  # a red light
+    assert is_report(braking('{"deceleration_ms2": 7.2}'), RULES)
+    assert is_report(braking("{}"), RULES)  # the car does not say: its own word counts
+    assert is_report(braking('{"deceleration_ms2": "hard"}'), RULES)
+
+
+def test_hazard_lights_count_on_a_car_that_has_stood_a_while() -> None:
+    topic = MqttTopic.event(VIN, "hazard-lights").encode()
+    headers = [(h.MQTT_TOPIC, topic), (h.MESSAGE_ID, b"m1")]
+
+    def lights(speed: float, data: str) -> dict[str, Any]:
+        raw = (
+            b'{"ts":5,"seq":1,"latitude":52.5,"longitude":13.4,"speed_kmh":'
+            + str(speed).encode()
+            + b',"data":'
+            + data.encode()
+            + b"}"
+        )
+        return event_input(raw, headers)
+
+    assert not is_report(lights(40.0, '{"standing_s": 60}'), RULES)  # moving
+    assert not is_report(lights(0.0, '{"standing_s": 0}'), RULES)  # stopped hard, drives on
+    assert is_report(lights(0.0, '{"standing_s": 35}'), RULES)  # broken down
+    assert is_report(lights(0.0, "{}"), RULES)  # the car does not say

@@ -9,12 +9,42 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from confluent_kafka import KafkaException
 
 from fleetlink.adapters.kafka.seams import PARTITION_EOF, RecordSource, SourceRecord
 
 Handler = Callable[[list[SourceRecord]], None]
+T = TypeVar("T")
+
+
+class Listeners(Generic[T]):
+    """Who hears a read model's news (live streams), called from its reading thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[list[T]], None]] = []
+
+    def listen(self, listener: Callable[[list[T]], None]) -> Callable[[], None]:
+        """Call ``listener`` with each batch of news; returns unlisten."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unlisten() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unlisten
+
+    def tell(self, news: list[T]) -> None:
+        if not news:
+            return
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(news)
 
 
 class TopicFollower:

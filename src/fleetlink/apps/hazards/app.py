@@ -43,18 +43,25 @@ def params_of(settings: HazardAppSettings, grace_s: float) -> HazardParams:
     )
 
 
-def is_report(value: dict[str, Any], min_brake_ms2: float) -> bool:
-    """An event that may make a hazard: a hazard kind, with a position; hazard lights only on
-    a standing car; braking only as hard as an emergency stop (harsh braking at a red light is
-    a driver's habit, not a hazard), when the car says how hard."""
+def is_report(value: dict[str, Any], settings: HazardAppSettings) -> bool:
+    """An event that may make a hazard: a hazard kind, with a position; braking only as hard as
+    an emergency stop (harsh braking at a red light is a driver's habit, not a hazard); hazard
+    lights only on a car that stands, and has stood a while (not a driver who stopped hard and
+    drives on), as far as the car says."""
     if value["kind"] not in _HAZARD_KINDS or value["lat"] is None or value["lon"] is None:
         return False
+    data = value.get("data") or {}
     if value["kind"] == EventKind.HARSH_BRAKING:
-        deceleration = (value.get("data") or {}).get("deceleration_ms2")
-        if isinstance(deceleration, int | float) and deceleration < min_brake_ms2:
-            return False
-    moving = value.get("speed") is not None and value["speed"] > _STATIONARY_KMH
-    return not (value["kind"] == EventKind.HAZARD_LIGHTS and moving)
+        return not _below(data.get("deceleration_ms2"), settings.emergency_brake_min_ms2)
+    if value["kind"] == EventKind.HAZARD_LIGHTS:
+        moving = value.get("speed") is not None and value["speed"] > _STATIONARY_KMH
+        return not moving and not _below(data.get("standing_s"), settings.stationary_min_s)
+    return True
+
+
+def _below(said: object, floor: float) -> bool:
+    """Whether the car said a number, and it is below ``floor`` (unsaid: the car's word)."""
+    return isinstance(said, int | float) and not isinstance(said, bool) and said < floor
 
 
 def build(runtime: AppRuntime) -> None:
@@ -83,7 +90,7 @@ def build(runtime: AppRuntime) -> None:
 
     reports = (
         runtime.vehicle_input(KafkaTopic.EVENTS, "event")
-        .filter(lambda v: is_report(v, settings.emergency_brake_min_ms2))
+        .filter(lambda v: is_report(v, settings))
         .apply(
             lambda v: {
                 "t": "report",

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from fleetlink.adapters.kafka.follow import TopicFollower
+from fleetlink.adapters.kafka.follow import Listeners, TopicFollower
 from fleetlink.adapters.kafka.seams import RecordSource, SourceRecord
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.apps.hazards.book import HazardBook
@@ -36,7 +36,7 @@ class HazardReadModel:
     ) -> None:
         self._book = HazardBook()
         self._lock = threading.Lock()
-        self._listeners: list[HazardListener] = []
+        self._listeners: Listeners[Hazard] = Listeners()
         self._clock = clock
         self.skipped = SkippedRecords(log)
         self._follower = TopicFollower(
@@ -69,15 +69,7 @@ class HazardReadModel:
     def listen(self, listener: HazardListener) -> Callable[[], None]:
         """Call ``listener`` with each batch of changes (from the reading thread); returns
         unlisten."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unlisten() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unlisten
+        return self._listeners.listen(listener)
 
     def _take(self, messages: list[SourceRecord]) -> None:
         changed: list[Hazard] = []
@@ -91,7 +83,4 @@ class HazardReadModel:
                 if self._book.take(hazard):
                     changed.append(hazard)
             self._book.take_cleared()  # nothing to withdraw here
-            listeners = list(self._listeners)
-        if changed:
-            for listener in listeners:
-                listener(changed)
+        self._listeners.tell(changed)

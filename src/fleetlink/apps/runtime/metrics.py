@@ -63,6 +63,10 @@ class LagProbe:
     def stop(self) -> None:
         self._stop.set()
 
+    def close(self) -> None:
+        """For a probe measured directly, never started as a thread."""
+        self._consumer.close()
+
     def _run(self) -> None:
         while not self._stop.wait(2.0):
             try:
