@@ -4,7 +4,8 @@ One ``HazardShard`` holds every place of one shard in a key-value ``Store`` (Qui
 shard's key in the app, a dict in tests). Inputs are plain dicts, as they cross the repartition
 topic: a ``report`` (a car's event), a ``pass`` (a car's position while it drives) and a
 ``tick`` (time goes on without input, so hazards expire). Everything runs on event time: the
-shard's clock is the largest event time it has seen, ticks included.
+shard's clock is a watermark over the app's input partitions (``watermark.EventTime``), reports
+and passes wait for it and are judged in event-time order, however partitions interleave.
 
 Confirmation: ``k`` distinct cars report one group within any ``window_s`` span, near one spot
 (the same H3 cell, or within ``near_m`` of the new report across a border). A car that reports
