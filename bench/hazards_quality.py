@@ -124,6 +124,7 @@ def row(kind: str, seed: int, result: HazardRun) -> dict[str, Any]:
             for kind in {r.kind for r in q.per_site}
         },
         "hazards_per_site_max": max((r.hazards for r in q.per_site), default=0),
+        "per_site": [msgspec.to_builtins(r) for r in q.per_site],
         "events": result.run.events,
         "telemetry": result.run.telemetry,
         "wall_s": result.run.wall_s,
