@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Final
 
 import msgspec
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from fleetlink.api.auth import Caller
@@ -36,12 +37,28 @@ def hazards_view(request: Request) -> HazardReadModel:
     return view
 
 
-def _where(lat: float | None, lon: float | None) -> tuple[float, float] | None:
-    if lat is None and lon is None:
-        return None
-    if lat is None or lon is None:
+@dataclass(frozen=True)
+class Area:
+    """Where the caller asks about: around ``center`` within ``radius_m``, or everywhere."""
+
+    center: tuple[float, float] | None
+    radius_m: float
+
+    def holds(self, hazard: Hazard) -> bool:
+        return self.center is None or (
+            distance_m(*self.center, hazard.latitude, hazard.longitude) <= self.radius_m
+        )
+
+
+def _area(
+    lat: Latitude = None, lon: Longitude = None, radius_m: Radius = _DEFAULT_RADIUS_M
+) -> Area:
+    if (lat is None) != (lon is None):
         raise ApiError(422, "invalid-request", "give both lat and lon, or neither")
-    return lat, lon
+    return Area(None if lat is None or lon is None else (lat, lon), radius_m)
+
+
+Asked = Annotated[Area, Depends(_area)]
 
 
 def _readable(caller: Principal) -> None:
@@ -59,25 +76,18 @@ def _ready(view: HazardReadModel) -> None:
     summary="Hazards in force within radius_m of lat/lon, nearest first (all without lat/lon)",
     responses=documented(403, 422, 503),
 )
-async def list_hazards(
-    request: Request,
-    caller: Caller,
-    lat: Latitude = None,
-    lon: Longitude = None,
-    radius_m: Radius = _DEFAULT_RADIUS_M,
-) -> JSONResponse:
+async def list_hazards(request: Request, caller: Caller, area: Asked) -> JSONResponse:
     """Each hazard as ``fleet.hazards`` holds it (its latest step), with ``distance_m`` from the
     point asked about."""
     _readable(caller)
-    where = _where(lat, lon)
     view = hazards_view(request)
     _ready(view)
-    if where is None:
+    if area.center is None:
         rows = [msgspec.to_builtins(hazard) for hazard in view.in_force()]
     else:
         rows = [
             {**msgspec.to_builtins(hazard), "distance_m": round(distance, 1)}
-            for distance, hazard in view.near(*where, radius_m)
+            for distance, hazard in view.near(*area.center, area.radius_m)
         ]
     return JSONResponse({"hazards": rows, "total": len(rows)})
 
@@ -88,21 +98,11 @@ async def list_hazards(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **documented(403, 422)},
 )
-async def live_hazards(
-    request: Request,
-    caller: Caller,
-    lat: Latitude = None,
-    lon: Longitude = None,
-    radius_m: Radius = _DEFAULT_RADIUS_M,
-) -> StreamingResponse:
+async def live_hazards(request: Request, caller: Caller, area: Asked) -> StreamingResponse:
     """One ``hazard`` event per step (``id`` = hazard id/state/event time, ``data`` = the
     record): first those in force, then ``ready``, then each step as the app writes it."""
     _readable(caller)
-    where = _where(lat, lon)
     view = hazards_view(request)
-
-    def chosen(hazard: Hazard) -> bool:
-        return where is None or (distance_m(*where, hazard.latitude, hazard.longitude) <= radius_m)
 
     def to_frame(hazard: Hazard) -> bytes:
         event_id = f"{hazard.hazard_id}/{hazard.state.value}/{hazard.ts}"
@@ -110,7 +110,7 @@ async def live_hazards(
 
     return live_stream(
         view.listen,
-        chosen,
+        area.holds,
         to_frame,
-        opening=lambda: [to_frame(h) for h in view.in_force() if chosen(h)],
+        opening=lambda: [to_frame(h) for h in view.in_force() if area.holds(h)],
     )
