@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from fleetlink.adapters.kafka.follow import Listeners, TopicFollower
 from fleetlink.adapters.kafka.seams import RecordSource, SourceRecord
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.apps.hazards.book import HazardBook
+from fleetlink.apps.hazards.warnings import now_ms
 from fleetlink.contracts.codec import UndecodableError, decode
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
 
 HazardListener = Callable[[list[Hazard]], None]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class HazardReadModel:
