@@ -62,6 +62,8 @@ class EventKind(StrEnum):
     PARKING_GAP = "parking-gap"
     CRASH = "crash"
     TRUNK_RELOCKED = "trunk-relocked"  # closed and locked by itself after a delivery
+    PARKED = "parked"  # stands at the curb (``contracts.parking``: where, how long a car)
+    UNPARKED = "unparked"  # left its spot: the spot is free
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -41,6 +41,33 @@ class HazardAppSettings(Section):
     shard_resolution: int = Field(default=7, ge=0, le=8)
 
 
+class ParkingAppSettings(Section):
+    """The free-parking finder (``fleetlink app run parking``)."""
+
+    # a free spot's mean lifetime where the area's own turnover is not yet known (s): street
+    # parking in a busy district turns over in minutes; learned per area from the gaps seen end
+    default_lifetime_s: float = Field(default=600.0, gt=0, le=7 * 86400)
+    learn_min_ends: int = Field(default=20, ge=1, le=100_000)  # ends seen before it is learned
+    area_resolution: int = Field(default=8, ge=0, le=9)  # H3: the areas lifetimes are learned in
+    max_scan_speed_kmh: float = Field(default=55.0, gt=0, le=200)  # the side sensors' limit
+    min_length_m: float = Field(default=5.0, gt=0, le=50)  # a car fits (parallel parking)
+    merge_m: float = Field(default=8.0, gt=0, le=50)  # reports this close are one spot
+    max_heading_diff_deg: float = Field(default=30.0, gt=0, le=180)  # ... on one side of a street
+    # cars that drive past a known spot (telemetry within this distance, on its side, slow
+    # enough to scan) and do not report it saw it taken; False: the app reads no telemetry
+    use_passes: bool = True
+    pass_m: float = Field(default=12.0, gt=0, le=100)
+    pass_grace_s: float = Field(default=10.0, ge=0, le=600)  # a passer reports it this late
+    drop_below_p: float = Field(default=0.05, gt=0, lt=1)  # spots less likely free are dropped
+    trend_window_s: float = Field(default=600.0, gt=0, le=86400)
+    # a stretch seen free on at least this many passes, this share of them, over at least this
+    # span of time, and never parked in, is no parking spot (a driveway, a bus stop)
+    no_parking_min_passes: int = Field(default=10, ge=2, le=100_000)
+    no_parking_free_share: float = Field(default=0.9, gt=0, le=1)
+    no_parking_min_span_s: float = Field(default=2 * 86400.0, ge=0, le=365 * 86400)
+    shard_resolution: int = Field(default=7, ge=0, le=8)
+
+
 class AppsSettings(Section):
     """What every stream app shares."""
 
@@ -63,3 +90,4 @@ class AppsSettings(Section):
     simulated_clock: bool = False
     metrics_port: int = Field(default=9400, ge=0, le=65535)  # instance N: + N; 0: off
     hazards: HazardAppSettings = HazardAppSettings()
+    parking: ParkingAppSettings = ParkingAppSettings()
