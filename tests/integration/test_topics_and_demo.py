@@ -100,12 +100,15 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert logs == [
         "api.log",
         "app-hazards.log",
+        "app-parking.log",
         "kafka-1.log",
         "mosquitto.log",
         "simulate.log",
         "tracker.log",
     ]
-    assert '"msg": "app started"' in (tmp_path / "state" / "logs" / "app-hazards.log").read_text()
+    for app in ("hazards", "parking"):
+        log = (tmp_path / "state" / "logs" / f"app-{app}.log").read_text()
+        assert '"msg": "app started"' in log
     # the simulated fleet ran and stopped cleanly: its summary is the last thing it wrote
     fleet_log = (tmp_path / "state" / "logs" / "simulate.log").read_text()
     assert '"vehicles": 20' in fleet_log

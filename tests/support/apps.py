@@ -27,6 +27,7 @@ from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import Event, Telemetry
+from fleetlink.contracts.parking import ParkingCell
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.settings.apps import AppsSettings
@@ -57,6 +58,14 @@ class AppPlatform:
             msgspec.json.decode(record.value() or b"", type=Hazard)
             for record in self.read(KafkaTopic.HAZARDS)
         ]
+
+    def parking(self) -> dict[str, ParkingCell]:
+        """The latest record of each cell of ``fleet.parking`` (what compaction keeps)."""
+        latest: dict[str, ParkingCell] = {}
+        for record in self.read(KafkaTopic.PARKING):
+            cell = msgspec.json.decode(record.value() or b"", type=ParkingCell)
+            latest[cell.cell] = cell
+        return latest
 
 
 def app_platform(
@@ -92,6 +101,7 @@ APP_TOPICS = (
     KafkaTopic.TICKS,
     KafkaTopic.DLQ,
     KafkaTopic.HAZARDS,
+    KafkaTopic.PARKING,
 )
 
 

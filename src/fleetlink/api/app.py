@@ -20,12 +20,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
-from fleetlink.api import command_events, commands, grants, hazards, ingest, vehicles
+from fleetlink.api import command_events, commands, grants, hazards, ingest, parking, vehicles
 from fleetlink.api.auth import Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.api.docs import serve_docs
 from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
 from fleetlink.apps.hazards.read_model import HazardReadModel
+from fleetlink.apps.parking.read_model import ParkingReadModel
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
@@ -89,6 +90,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     hazards_view = HazardReadModel(
         settings, logging.getLogger("fleetlink.api.hazards"), kafka.source()
     )
+    parking_view = ParkingReadModel(
+        settings, logging.getLogger("fleetlink.api.parking"), kafka.source()
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -97,7 +101,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         commands_state.deliveries = state.deliveries
         commands_state.view.start()
         hazards_view.start()
+        parking_view.start()
         yield
+        parking_view.stop()
         hazards_view.stop()
         commands_state.view.stop()
         state.deliveries.close()
@@ -116,12 +122,14 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.commands = commands_state
     app.state.guard = guard
     app.state.hazards = hazards_view
+    app.state.parking = parking_view
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
     app.include_router(vehicles.router)
     app.include_router(grants.router)
     app.include_router(hazards.router)
+    app.include_router(parking.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -178,12 +186,15 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             cached = (now, kafka.reachable())
             ready_cache["kafka"] = cached
         view = commands_state.view
-        ok = cached[1] and view.ready.is_set() and view.alive and hazards_view.alive
+        readers = view.alive and hazards_view.alive and parking_view.alive
+        ok = cached[1] and view.ready.is_set() and readers
         detail = "ready"
         if not view.alive:
             detail = "the fleet view's reader died"
         elif not hazards_view.alive:
             detail = "the hazards view's reader died"
+        elif not parking_view.alive:
+            detail = "the parking view's reader died"
         elif not cached[1]:
             detail = "Kafka unreachable"
         elif not ok:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from fleetlink.apps.hazards import app as hazards
+from fleetlink.apps.parking import app as parking
 from fleetlink.apps.runtime.application import AppRuntime
 from fleetlink.contracts.topics import KafkaTopic
 
@@ -26,6 +27,12 @@ APPS: Final[dict[str, AppSpec]] = {
             hazards.NAME,
             "local hazard warnings: fleet.events -> fleet.hazards (ETSI DENM causes)",
             hazards.build,
+            (KafkaTopic.EVENTS, KafkaTopic.TELEMETRY),
+        ),
+        AppSpec(
+            parking.NAME,
+            "free-parking finder: curb events and passing cars -> fleet.parking (spots per cell)",
+            parking.build,
             (KafkaTopic.EVENTS, KafkaTopic.TELEMETRY),
         ),
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,16 +15,24 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.follow import TopicFollower
+from fleetlink.adapters.kafka.headers import header_value
+from fleetlink.adapters.kafka.seams import KafkaSource, SourceRecord
 from fleetlink.adapters.supervisor import Program, Supervisor
 from fleetlink.cli.common import BrokersOption, console, settings_from
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
+from fleetlink.contracts import headers as h
+from fleetlink.contracts.models import EventKind
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic, VehicleChannel
 from fleetlink.logs import configure
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 
 DEMO_USER = "demo-admin"
@@ -55,11 +65,9 @@ def demo(
     programs += [_program(ctx, stack, f"app-{name}", ["app", "run", name]) for name in APPS]
     if vehicles:
         programs.append(_program(ctx, stack, "simulate", _fleet_args(vehicles)))
+    log = configure("demo")
     services = Supervisor(
-        programs,
-        backoff_s=settings.gateway.restart_backoff_s,
-        stop_timeout_s=30,
-        log=configure("demo"),
+        programs, backoff_s=settings.gateway.restart_backoff_s, stop_timeout_s=30, log=log
     )
     api_url = f"http://{settings.api.host}:{settings.api.port}"
     # the demo's own API user: an admin, as a fleet operator's backend would be
@@ -67,13 +75,15 @@ def demo(
     token = issue_token(
         signing_key(settings, SigningPurpose.API_TOKENS), DEMO_USER, "fleet-admin", 86_400
     )
-    courier = DemoCourier(api_url, {"Authorization": f"Bearer {token}"})
+    parked = ParkedCars(settings, log)
+    courier = DemoCourier(api_url, {"Authorization": f"Bearer {token}"}, parked)
     try:
         start(stack)
         ensure_platform_topics(settings)
         console.print(topics_table(settings))
         supervisor.start()
         services.start()
+        parked.start()
         console.print(
             f"[bold]fleetlink demo[/] is running. API: {api_url}/docs  "
             f'(try: curl -H "Authorization: Bearer $(fleetlink token {DEMO_USER})" '
@@ -95,6 +105,7 @@ def demo(
             tick=tick,
         )
     finally:
+        parked.stop()
         services.stop()
         supervisor.stop()
         if started_here and not keep:
@@ -122,9 +133,53 @@ def _program(ctx: typer.Context, stack: LocalStack, name: str, args: list[str]) 
     return Program(name, argv, log=stack.logs_dir / f"{name}.log")
 
 
+class ParkedCars:
+    """The cars standing at the curb, from their ``parked``/``unparked`` events on
+    ``fleet.events``; only those of this demo's run (an earlier one's cars drive again)."""
+
+    def __init__(self, settings: Settings, log: logging.Logger) -> None:
+        self._since_ms = time.time_ns() // 1_000_000
+        self._lock = threading.Lock()
+        self._vins: set[str] = set()
+        topic = settings.routed_topic(KafkaTopic.EVENTS)
+        self._follower = None
+        if topic is not None:
+            source = KafkaSource(KafkaClients.of(settings).reader("demo-parked", log=log))
+            self._follower = TopicFollower(source, [topic], self._take, log, name="demo-parked")
+
+    def start(self) -> None:
+        if self._follower is not None:
+            self._follower.start()
+
+    def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+
+    def vins(self) -> set[str]:
+        with self._lock:
+            return set(self._vins)
+
+    def _take(self, records: list[SourceRecord]) -> None:
+        for record in records:
+            headers = record.headers()
+            origin = (header_value(headers, h.MQTT_TOPIC) or b"").decode(errors="replace")
+            topic = MqttTopic.parse_vehicle_topic(origin)
+            if topic is None or topic.channel is not VehicleChannel.EVENTS:
+                continue
+            event_time = (header_value(headers, h.EVENT_TIME) or b"0").decode(errors="replace")
+            if not event_time.isdigit() or int(event_time) < self._since_ms:
+                continue
+            with self._lock:  # a VIN's events are in order: its key picks one partition
+                if topic.detail == EventKind.PARKED:
+                    self._vins.add(topic.vin)
+                elif topic.detail == EventKind.UNPARKED:
+                    self._vins.discard(topic.vin)
+
+
 class DemoCourier:
     """Sends a command to a random online car every few seconds through the REST API, the way
-    a delivery service would, and shows how the platform's commands fare."""
+    a delivery service would, and shows how the platform's commands fare. A trunk is opened
+    only at a parked car (a moving one refuses)."""
 
     _COMMANDS = (
         {"name": "trunk.open"},
@@ -134,8 +189,12 @@ class DemoCourier:
         {"name": "feature.activate", "params": {"feature": "heated-seats"}},
     )
 
-    def __init__(self, api_url: str, auth: dict[str, str], every_s: float = 3.0) -> None:
+    def __init__(
+        self, api_url: str, auth: dict[str, str], parked: ParkedCars, every_s: float = 3.0
+    ) -> None:
         self._client = httpx.Client(base_url=api_url, timeout=2, headers=auth)
+        self._parked = parked
+        self.parked_online = 0
         self._every_s = every_s
         self._next = time.monotonic() + every_s
         self._rng = random.Random()
@@ -150,9 +209,12 @@ class DemoCourier:
         try:
             online = self._client.get("/v1/vehicles", params={"online": True, "limit": 500})
             cars = [row["vin"] for row in online.json().get("vehicles", [])]
+            parked = sorted(self._parked.vins().intersection(cars))
+            self.parked_online = len(parked)
+            choices = [c for c in self._COMMANDS if parked or c["name"] != "trunk.open"]
+            body = self._rng.choice(choices)
             if cars:
-                vin = self._rng.choice(cars)
-                body = self._rng.choice(self._COMMANDS)
+                vin = self._rng.choice(parked if body["name"] == "trunk.open" else cars)
                 reply = self._client.post(f"/v1/vehicles/{vin}/commands", json=body)
                 self.last = f"{body['name']} -> {vin}"
                 self.last_status = f"HTTP {reply.status_code}"
@@ -163,9 +225,11 @@ class DemoCourier:
 
     def table(self) -> Table:
         table = Table(title="remote commands (REST -> Kafka -> car -> back)", title_justify="left")
+        table.add_column("parked cars", justify="right")
         table.add_column("last sent", overflow="fold")
         table.add_column("reply", no_wrap=True)
         for state in self.states:
             table.add_column(state, justify="right")
-        table.add_row(self.last, self.last_status, *(f"{n:,}" for n in self.states.values()))
+        counts = (f"{n:,}" for n in self.states.values())
+        table.add_row(f"{self.parked_online:,}", self.last, self.last_status, *counts)
         return table

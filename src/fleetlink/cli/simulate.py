@@ -26,6 +26,7 @@ from fleetlink.errors import FleetlinkError
 from fleetlink.security.keys import identity_tls
 from fleetlink.security.pki import DevPki, Role
 from fleetlink.settings import Settings
+from fleetlink.sim.curb import ParkingPlan
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.truth import Gaps, Truth, compare, stamps_in
@@ -34,13 +35,14 @@ from fleetlink.sim.truth import Gaps, Truth, compare, stamps_in
 def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Table:
     stats = [agent.stats for agent in simulation.agents]
     table = Table(title=f"fleetlink simulate — {elapsed:,.0f} s", title_justify="left")
-    for column in ("vehicles", "connected", "msgs/s", "published", "resent", "events"):
+    for column in ("vehicles", "connected", "parked", "msgs/s", "published", "resent", "events"):
         table.add_column(column, justify="right")
     for column in ("unconfirmed", "commands", "reconnects", "errors"):
         table.add_column(column, justify="right")
     table.add_row(
         str(len(simulation.agents)),
         str(simulation.connected()),
+        str(simulation.parked_now()),
         f"{rate:,.0f}",
         f"{sum(s.published for s in stats):,}",
         f"{sum(s.resent for s in stats):,}",
@@ -116,8 +118,16 @@ def simulate(
             help="Place an icy stretch or a broken-down car every this many s (SUMO; 0: none).",
         ),
     ] = 0.0,
+    parking: Annotated[
+        bool,
+        typer.Option(
+            "--parking/--no-parking",
+            help="Cars park at the curb between trips and report the free gaps they pass "
+            "(SUMO mode; the kinematic mode has no parking).",
+        ),
+    ] = True,
 ) -> None:
-    """Run simulated vehicles against the MQTT broker (kinematic movement over Berlin)."""
+    """Run simulated vehicles against the MQTT broker (SUMO traffic or kinematic movement)."""
     settings = settings_from(ctx)
     host, port = settings.mqtt_address()
     raise_open_file_limit()
@@ -156,6 +166,7 @@ def simulate(
         confirm_timeout_s=confirm_timeout,
         hazard_sites_every_s=hazard_sites_every,
         duration_s=duration,
+        parking=ParkingPlan() if parking and mode == "sumo" else None,
     )
     deadline = StopDeadline(settings.runtime.stop_grace_s, logging.getLogger("fleetlink.simulate"))
     result = asyncio.run(_run(simulation, duration, view=not quiet, deadline=deadline))

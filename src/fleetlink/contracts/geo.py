@@ -48,14 +48,21 @@ def mean_heading(headings: Iterable[float]) -> float | None:
     return round(math.degrees(math.atan2(x, y)) % 360, 1)
 
 
-def cells_near(latitude: float, longitude: float, radius_m: float) -> set[str]:
-    """The warning cells within about ``radius_m`` of a point (its own and any it nearly
-    touches), from the point and eight points on the circle around it."""
-    cells = {cell_of(latitude, longitude)}
+def cells_near(
+    latitude: float, longitude: float, radius_m: float, resolution: int = GEO_WARNING_RESOLUTION
+) -> set[str]:
+    """The H3 cells (warning cells unless ``resolution`` says otherwise) within about
+    ``radius_m`` of a point (its own and any it nearly touches), from the point and eight
+    points on the circle around it."""
+
+    def at(lat: float, lon: float) -> str:
+        return str(h3.latlng_to_cell(lat, lon, resolution))
+
+    cells = {at(latitude, longitude)}
     per_degree_lon = _M_PER_DEGREE * max(0.01, math.cos(math.radians(latitude)))
     for step in range(8):
         angle = math.radians(step * 45)
         lat = latitude + radius_m * math.cos(angle) / _M_PER_DEGREE
         lon = longitude + radius_m * math.sin(angle) / per_degree_lon
-        cells.add(cell_of(max(-90.0, min(90.0, lat)), ((lon + 180) % 360) - 180))
+        cells.add(at(max(-90.0, min(90.0, lat)), ((lon + 180) % 360) - 180))
     return cells

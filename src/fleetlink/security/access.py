@@ -34,6 +34,11 @@ class Principal:
         """Hazards name no car: every road user, and everyone who serves them, may know them."""
         return self.role in tuple(UserRole)
 
+    @property
+    def may_read_parking(self) -> bool:
+        """Free spots name no car (nor who saw them): every role may know them."""
+        return self.role in tuple(UserRole)
+
     def may_read_command(self, vin: str, actor: str | None) -> bool:
         """A service sees the commands it sent, nothing else of the car."""
         return self.may_read_vehicle(vin) or (actor is not None and actor == self.name)

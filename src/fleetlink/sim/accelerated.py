@@ -27,10 +27,12 @@ from fleetlink.contracts.models import Event, EventKind, Telemetry, Tick
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.ingest.routing import Inbound, Router
 from fleetlink.settings import Settings
+from fleetlink.sim.curb import ParkingPlan, Placed, placed_events
 from fleetlink.sim.events import CarEvents, Report
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.hazard_sites import HazardSites, SitePlan
 from fleetlink.sim.hazard_truth import HazardSite
+from fleetlink.sim.parking_truth import CurbTruth
 from fleetlink.sim.sumo import SumoFleet
 from fleetlink.vehicle.state import VehicleState
 
@@ -46,6 +48,7 @@ class RunSummary(msgspec.Struct):
     events: dict[str, int]
     dead_letters: int
     sites: list[HazardSite]
+    parking: CurbTruth | None = None  # which curb spots were free when (with a parking plan)
 
 
 class AcceleratedRun:
@@ -61,7 +64,10 @@ class AcceleratedRun:
         vin_prefix: str = "ACC",
         start_ms: int | None = None,
         log: logging.Logger | None = None,
+        parking: ParkingPlan | None = None,
     ) -> None:
+        """``parking``: cars park at the curb between trips and report the gaps they pass
+        (None: every car drives all the time)."""
         self._topics = settings.topic_map()
         self._clock_s = 0.0
         # the per-car rate limit runs on simulated time
@@ -72,7 +78,8 @@ class AcceleratedRun:
         metadata = kafka.admin().list_topics(ticks, timeout=30).topics[ticks]
         self._tick_partitions = sorted(metadata.partitions)
         self._workdir = tempfile.TemporaryDirectory(prefix="fleetlink-sumo-")
-        self.fleet = SumoFleet(vehicles, seed, Path(self._workdir.name))
+        self.fleet = SumoFleet(vehicles, seed, Path(self._workdir.name), parking=parking)
+        self._car_length_m = 0.0 if parking is None else parking.car_length_m
         rng = random.Random(seed)
         self.sites = HazardSites(self.fleet, plans, random.Random(f"{seed}-sites"))
         self._vins = vins_for(vehicles, vin_prefix)
@@ -120,6 +127,7 @@ class AcceleratedRun:
                     progress(second)
             end_ms = self.start_ms + int(duration_s) * 1000
             sites = self.sites.finish(end_ms)
+            parking = self.fleet.parking_truth(self.start_ms)
             for second in range(1, int(tail_s) + 1):
                 self._tick(end_ms + second * 1000)
             self._producer.flush(60)
@@ -135,19 +143,24 @@ class AcceleratedRun:
             events=dict(self._events),
             dead_letters=self._dead,
             sites=sites,
+            parking=parking,
         )
 
     def _drive(self, second: int, now_ms: int) -> None:
         reports: dict[int, list[Report]] = {}
         for index, report in self.sites.step(float(second), now_ms):
             reports.setdefault(index, []).append(report)
+        parking = placed_events(self.fleet.take_parking_reports(), self._car_length_m)
         for index, car in enumerate(self.fleet.cars):
             state = self._states[index]
             state.latitude, state.longitude = self.fleet.position(index)
             state.heading_deg = car.heading_deg % 360
             state.speed_kmh = car.speed_ms * 3.6
             events = self._cars[index]
-            mine = events.step(car.last_decel_ms2, 1.0) + reports.get(index, [])
+            driving = not self.fleet.is_parked(index)  # a parked car has no events of its own
+            mine = (events.step(car.last_decel_ms2, 1.0) if driving else []) + reports.get(
+                index, []
+            )
             for kind, data in mine:
                 if kind is EventKind.HAZARD_LIGHTS:
                     events.hazard_lights = True
@@ -157,17 +170,32 @@ class AcceleratedRun:
                 telemetry = Telemetry(ts=now_ms, seq=self._next(index), signals=state.signals())
                 self._send(index, MqttTopic.telemetry(state.vin), encode(telemetry), now_ms)
                 self._telemetry += 1
+        for index, placed in parking:
+            self._event(index, placed.kind, placed.data, now_ms, placed)
 
-    def _event(self, index: int, kind: str, data: dict[str, object], now_ms: int) -> None:
+    def _event(
+        self,
+        index: int,
+        kind: str,
+        data: dict[str, object],
+        now_ms: int,
+        at: Placed | None = None,
+    ) -> None:
+        """An event where the car is, or ``at`` a place of its own (a gap, a spot)."""
         state = self._states[index]
+        lat, lon, heading, speed = (
+            (state.latitude, state.longitude, state.heading_deg, state.speed_kmh)
+            if at is None
+            else (at.latitude, at.longitude, at.heading_deg, at.speed_kmh)
+        )
         event = Event(
             ts=now_ms,
             seq=self._next(index),
             data=data,
-            latitude=round(state.latitude, 6),
-            longitude=round(state.longitude, 6),
-            heading_deg=round(state.heading_deg, 1),
-            speed_kmh=round(max(0.0, state.speed_kmh), 1),
+            latitude=round(lat, 6),
+            longitude=round(lon, 6),
+            heading_deg=round(heading % 360, 1),
+            speed_kmh=round(max(0.0, speed), 1),
         )
         self._send(index, MqttTopic.event(state.vin, kind), encode(event), now_ms)
         self._events[kind] += 1

@@ -5,7 +5,8 @@ Braking harder than ``HARSH_BRAKING_MS2`` (0.41 g, inside the 0.35-0.45 g fleet 
 is a harsh-braking event, beyond ``ABS_MS2`` the ABS engages and the driver switches the hazard
 lights on. Normal traffic never crashes and only rarely needs ESC: crashes, icy roads and
 broken-down cars are hazard sites a scenario places, with their truth
-(``fleetlink.sim.hazard_sites``). Rates are per second of driving, whatever the report interval.
+(``fleetlink.sim.hazard_sites``); parking gaps come from the curb a car passes (``sim.curb``).
+Rates are per second of driving, whatever the report interval.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ ABS_MS2: Final = 6.5
 # an ESC intervention per ~28 hours of driving on dry roads: rare enough that three near one
 # spot within five minutes (a traction hazard) never happen by chance in a city-sized fleet
 ESC_PER_S: Final = 1e-5
-PARKING_GAP_PER_S: Final = 0.0004
 DTC_PER_S: Final = 0.0001
 _DTC_CODES: Final = ("P0300", "P0420", "C0035", "B1000", "U0100")
 
@@ -50,10 +50,6 @@ class CarEvents:
                 reports.append((EventKind.HAZARD_LIGHTS, {"on": True, "standing_s": 0}))
         if rng.random() < ESC_PER_S * dt_s:
             reports.append((EventKind.ESC_ACTIVATION, {"yaw_rate_dps": round(rng.uniform(8, 25))}))
-        if rng.random() < PARKING_GAP_PER_S * dt_s:
-            side = rng.choice(("left", "right"))
-            length = round(rng.uniform(4.5, 9.0), 1)
-            reports.append((EventKind.PARKING_GAP, {"length_m": length, "side": side}))
         if rng.random() < DTC_PER_S * dt_s:
             code = rng.choice(_DTC_CODES)
             status = "cleared" if code in self.open_dtcs else "raised"

@@ -17,6 +17,7 @@ import msgspec
 from fleetlink.contracts.models import EventKind
 from fleetlink.errors import FleetlinkError
 from fleetlink.security.signing import Verifier
+from fleetlink.sim.curb import ParkingPlan, placed_events
 from fleetlink.sim.events import CarEvents, Report
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.hazard_sites import HazardSites, recurring_sites
@@ -88,6 +89,9 @@ class FleetSummary(msgspec.Struct):
     confirm_p99_ms: float | None = None
     warned: dict[str, int] = {}  # hazard id -> cars that heard its warning
     sites: list[HazardSite] = []  # the hazards the scenario placed (its truth)
+    parked: int = 0  # parked events sent (cars that came to stand at the curb)
+    unparked: int = 0
+    parking_gaps: int = 0
 
 
 class FleetSimulation:
@@ -111,18 +115,23 @@ class FleetSimulation:
         reconnect_max_s: float = 30.0,
         hazard_sites_every_s: float = 0.0,
         duration_s: float = 0.0,
+        parking: ParkingPlan | None = None,
     ) -> None:
         """``tls_for(vin)`` gives each car its TLS context (its own certificate); ``verifier``
-        holds the platform keys the cars trust (``None``: they run unsigned commands)."""
+        holds the platform keys the cars trust (``None``: they run unsigned commands).
+        ``parking``: cars park at the curb between trips (SUMO mode only)."""
         self.interval_s = interval_s
         self.confirm = confirm
         self.connect_rate = connect_rate
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
         self.movement: Movement
+        self._parking = parking
         if mode == "sumo":
             self._workdir = tempfile.TemporaryDirectory(prefix="fleetlink-sumo-")
-            self.movement = SumoFleet(vehicles, seed, Path(self._workdir.name))
+            # a live fleet runs for days: it keeps no truth of the curb
+            live = None if parking is None else msgspec.structs.replace(parking, truth_every_s=0)
+            self.movement = SumoFleet(vehicles, seed, Path(self._workdir.name), parking=live)
         else:
             self.movement = KinematicFleet(vehicles, seed)
         self.agents = []
@@ -155,6 +164,7 @@ class FleetSimulation:
             )
         self.sampled = 0
         self.events = 0
+        self.parking_events: Counter[str] = Counter()
         self.forced_offline: list[str] = []
         self._samples: list[asyncio.TimerHandle] = []  # of the last tick, still to come
         self._car_events = [
@@ -203,13 +213,36 @@ class FleetSimulation:
             )
             self.sampled += 1
             self._maybe_events(index, agent, car.last_decel_ms2, placed.get(index, []))
+        self._parking_reports()
+
+    def parked_now(self) -> int:
+        """Cars standing at the curb."""
+        return self.movement.parked_count() if isinstance(self.movement, SumoFleet) else 0
+
+    def _parking_reports(self) -> None:
+        if not isinstance(self.movement, SumoFleet) or self._parking is None:
+            return
+        reports = self.movement.take_parking_reports()
+        for index, placed in placed_events(reports, self._parking.car_length_m):
+            self.agents[index].report_event(
+                placed.kind,
+                placed.data,
+                latitude=placed.latitude,
+                longitude=placed.longitude,
+                heading_deg=placed.heading_deg,
+                speed_kmh=placed.speed_kmh,
+            )
+            self.events += 1
+            self.parking_events[placed.kind] += 1
 
     def _maybe_events(
         self, index: int, agent: VehicleAgent, decel_ms2: float, placed: list[Report]
     ) -> None:
-        """The car's own events and those a hazard site makes it report."""
+        """The car's own events (a parked car has none) and those a hazard site makes it report."""
         events = self._car_events[index]
-        for kind, data in events.step(decel_ms2, self.interval_s) + placed:
+        driving = not (isinstance(self.movement, SumoFleet) and self.movement.is_parked(index))
+        own = events.step(decel_ms2, self.interval_s) if driving else []
+        for kind, data in own + placed:
             if kind is EventKind.HAZARD_LIGHTS:
                 events.hazard_lights = True
             agent.report_event(kind, data)
@@ -311,6 +344,9 @@ class FleetSimulation:
             **_lag_percentiles([lag for agent in self.agents for lag in agent.outbox.lags]),
             warned=dict(Counter(h for agent in self.agents for h in agent.warnings.first_heard_ms)),
             sites=sites,
+            parked=self.parking_events[EventKind.PARKED],
+            unparked=self.parking_events[EventKind.UNPARKED],
+            parking_gaps=self.parking_events[EventKind.PARKING_GAP],
         )
 
 

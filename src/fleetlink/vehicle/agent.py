@@ -163,15 +163,26 @@ class VehicleAgent:
             self.stats.resent += 1
         self._send(MqttTopic.telemetry(self.vin), encode(telemetry), telemetry.seq)
 
-    def report_event(self, kind: EventKind, data: dict[str, object]) -> None:
+    def report_event(
+        self,
+        kind: EventKind,
+        data: dict[str, object],
+        *,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        heading_deg: float | None = None,
+        speed_kmh: float | None = None,
+    ) -> None:
+        """Report ``kind`` where the car is, or where the overrides say (a gap it measured)."""
+        state = self.state
         event = Event(
             ts=self.now_ms(),
             seq=self._next_seq(),
             data=data,
-            latitude=round(self.state.latitude, 6),
-            longitude=round(self.state.longitude, 6),
-            heading_deg=round(self.state.heading_deg % 360, 1),
-            speed_kmh=round(max(0.0, self.state.speed_kmh), 1),
+            latitude=round(state.latitude if latitude is None else latitude, 6),
+            longitude=round(state.longitude if longitude is None else longitude, 6),
+            heading_deg=round((state.heading_deg if heading_deg is None else heading_deg) % 360, 1),
+            speed_kmh=round(max(0.0, state.speed_kmh if speed_kmh is None else speed_kmh), 1),
             resent=not self.connected,
         )
         self._send(MqttTopic.event(self.vin, kind), encode(event), event.seq)

@@ -76,4 +76,4 @@ def test_a_normal_day_of_driving_brings_no_crash_and_rare_esc() -> None:
     kinds = [kind for _ in range(36_000) for kind, _ in car.step(0.0, 1.0)]  # ten hours
     assert EventKind.CRASH not in kinds
     assert kinds.count(EventKind.ESC_ACTIVATION) <= 3
-    assert kinds.count(EventKind.PARKING_GAP) > 0
+    assert EventKind.PARKING_GAP not in kinds  # gaps are seen at the curb (sim.curb)

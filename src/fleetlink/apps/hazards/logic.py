@@ -26,7 +26,7 @@ import h3
 import msgspec
 
 from fleetlink.apps.hazards.spans import Seen, confirming_span, first_per_car
-from fleetlink.apps.hazards.watermark import EventTime, Store
+from fleetlink.apps.runtime.watermark import EventTime, Store
 from fleetlink.contracts.geo import cell_of, distance_m, heading_diff, mean_heading
 from fleetlink.contracts.hazards import (
     RULE_OF_GROUP,

@@ -16,6 +16,7 @@ from typing import Any, Final, Protocol
 _CLOCK: Final = "clock"
 _SOURCES: Final = "sources"
 _WAITING: Final = "pending"  # the seconds that have a bucket
+_TAKEN: Final = "taken"  # the seconds that have a bucket of inputs already given out
 
 
 class Store(Protocol):
@@ -27,9 +28,13 @@ class Store(Protocol):
 
 
 class EventTime:
-    def __init__(self, store: Store, sources: int) -> None:
+    """``once_within_ms``: an input held again that long after one like it came out (a replay
+    after a crash: at-least-once repeats what was not yet committed) comes out no second time."""
+
+    def __init__(self, store: Store, sources: int, once_within_ms: int | None = None) -> None:
         self._store = store
         self._sources = sources
+        self._once_within_ms = once_within_ms
 
     def clock(self) -> int:
         """The watermark (0 until every source was heard)."""
@@ -70,7 +75,34 @@ class EventTime:
                 self._store.delete(f"p|{second}")
         if len(kept) != len(seconds):
             self._store.set(_WAITING, kept)
-        return sorted(
-            due,
-            key=lambda item: (int(item["ts"]), item["t"], str(item.get("msg_id", item["vin"]))),
-        )
+        due.sort(key=lambda item: (int(item["ts"]), item["t"], _identity(item)))
+        return due if self._once_within_ms is None else self._first_times(due, clock)
+
+    def _first_times(self, due: list[dict[str, Any]], clock: int) -> list[dict[str, Any]]:
+        """The inputs not given out before, remembered (by second of event time) until
+        ``once_within_ms`` behind ``clock``."""
+        assert self._once_within_ms is not None
+        seconds: list[int] = self._store.get(_TAKEN, [])
+        horizon = (clock - self._once_within_ms) // 1000
+        for second in [s for s in seconds if s < horizon]:
+            self._store.delete(f"t|{second}")
+        seconds = [s for s in seconds if s >= horizon]
+        buckets: dict[int, list[str]] = {}
+        first: list[dict[str, Any]] = []
+        for item in due:
+            second = int(item["ts"]) // 1000
+            if second not in buckets:
+                buckets[second] = self._store.get(f"t|{second}", [])
+            identity = "|".join((str(item["t"]), str(item["ts"]), _identity(item)))
+            if identity in buckets[second]:
+                continue
+            buckets[second].append(identity)
+            first.append(item)
+        for second, taken in buckets.items():
+            self._store.set(f"t|{second}", taken)
+        self._store.set(_TAKEN, sorted({*seconds, *buckets}))
+        return first
+
+
+def _identity(item: Mapping[str, Any]) -> str:
+    return str(item.get("msg_id") or item.get("vin"))

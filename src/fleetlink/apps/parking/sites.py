@@ -1,0 +1,166 @@
+"""Stretches of curb and what the fleet saw of them, pure: matching a report to its stretch, the
+free spot on it, the no-parking rule, the areas' learned lifetimes.
+
+A *site* is a stretch of curb the fleet has seen (a gap, a car parking or leaving), kept for good
+in its cell: its counts of passes that saw it free or taken, and of cars that parked there, are
+what tell a driveway from a parking spot. Its *spot* is its current free state, if any.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fleetlink.contracts.geo import distance_m, heading_diff
+from fleetlink.contracts.parking import CurbSide, ParkingSpot, SpotSource
+
+Site = dict[str, Any]  # JSON-able: it lives in the app's state store
+_MAX_WEIGHT: Final = 10  # a position is the mean of at most this many reports' worth
+_MAX_VINS: Final = 50
+
+
+@dataclass(frozen=True)
+class ParkingParams:
+    """Every constant of the finder (the app's settings)."""
+
+    default_lifetime_s: float = 600.0
+    learn_min_ends: int = 20
+    area_resolution: int = 8
+    max_scan_speed_kmh: float = 55.0
+    min_length_m: float = 5.0
+    merge_m: float = 8.0
+    max_diff_deg: float = 30.0  # of headings: the same side of the same street
+    pass_m: float = 12.0
+    pass_min_speed_kmh: float = 5.0  # a standing car scans nothing
+    pass_grace_s: float = 10.0
+    drop_below_p: float = 0.05
+    trend_window_s: float = 600.0
+    no_parking_min_passes: int = 10
+    no_parking_free_share: float = 0.9
+    no_parking_min_span_s: float = 2 * 86400.0
+    leave_margin_m: float = 1.0  # a car that leaves frees its length and the room it needed
+    grace_s: float = 10.0  # an input this far behind the shard's watermark still counts
+
+    def drop_after_ms(self, lifetime_s: float) -> int:
+        """How long after its last sighting a spot is less likely free than ``drop_below_p``."""
+        return int(lifetime_s * math.log(1 / self.drop_below_p) * 1000)
+
+
+def usable_gap(item: Mapping[str, Any], params: ParkingParams) -> bool:
+    """A gap report the finder takes: long enough for a car, scanned slowly enough (a car that
+    says nothing of its speed is believed), with a position."""
+    if item.get("lat") is None or item.get("lon") is None:
+        return False
+    speed, length = item.get("speed"), item.get("length")
+    if not isinstance(length, int | float) or isinstance(length, bool):
+        return False
+    if length < params.min_length_m:
+        return False
+    return not (isinstance(speed, int | float) and speed > params.max_scan_speed_kmh)
+
+
+def new_site(item: Mapping[str, Any], site_id: str) -> Site:
+    ts = int(item["ts"])
+    return {
+        "id": site_id,
+        "lat": float(item["lat"]),
+        "lon": float(item["lon"]),
+        "heading": item.get("heading"),
+        "side": item.get("side") or CurbSide.RIGHT.value,
+        "weight": 0,
+        "first_ts": ts,
+        "last_ts": ts,
+        "free_n": 0,  # passes that saw it free
+        "busy_n": 0,  # passes that saw it taken
+        "parked_n": 0,  # cars that parked in it or left it
+        "no_parking": False,
+        "passers": {},  # vin -> when it drove past, not yet known whether it saw it free
+        "seen": {},  # vin -> when it last said it was free
+        "spot": None,
+    }
+
+
+def matches(
+    site: Site, lat: float, lon: float, heading: Any, radius_m: float, max_diff: float
+) -> float | None:
+    """The distance from ``site`` to a point on the same side of the same street (heading
+    within ``max_diff``, when both are known), if within ``radius_m``."""
+    distance = distance_m(site["lat"], site["lon"], lat, lon)
+    if distance > radius_m:
+        return None
+    known = heading is not None and site["heading"] is not None
+    if known and heading_diff(float(heading), float(site["heading"])) > max_diff:
+        return None
+    return distance
+
+
+def observe(site: Site, item: Mapping[str, Any]) -> None:
+    """A report placed at ``site``: its position becomes the mean of its reports."""
+    weight = min(int(site["weight"]), _MAX_WEIGHT)
+    for field, key in (("lat", "lat"), ("lon", "lon")):
+        site[field] = (site[field] * weight + float(item[key])) / (weight + 1)
+    if site["heading"] is None and item.get("heading") is not None:
+        site["heading"] = float(item["heading"])
+    site["weight"] = weight + 1
+    site["last_ts"] = max(int(site["last_ts"]), int(item["ts"]))
+
+
+def see_free(site: Site, item: Mapping[str, Any], source: SpotSource, length: float) -> bool:
+    """The site is free at the item's time; whether that is news (a spot not known before)."""
+    ts, vin = int(item["ts"]), str(item["vin"])
+    spot = site["spot"]
+    if spot is None:
+        site["spot"] = {
+            "first_ts": ts,
+            "observed_ts": ts,
+            "length": length,
+            "n": 1,
+            "vins": [vin],
+            "source": source.value,
+        }
+        return True
+    n = min(int(spot["n"]), _MAX_WEIGHT)
+    spot["length"] = (spot["length"] * n + length) / (n + 1)
+    spot["n"] = n + 1
+    spot["observed_ts"] = max(int(spot["observed_ts"]), ts)
+    if vin not in spot["vins"]:
+        spot["vins"] = [*spot["vins"], vin][-_MAX_VINS:]
+    return False
+
+
+def learned_no_parking(site: Site, params: ParkingParams) -> bool:
+    """Seen free again and again, over a long enough time, and nobody ever parked there."""
+    passes = int(site["free_n"]) + int(site["busy_n"])
+    return (
+        site["parked_n"] == 0
+        and passes >= params.no_parking_min_passes
+        and site["free_n"] >= params.no_parking_free_share * passes
+        and (int(site["last_ts"]) - int(site["first_ts"])) / 1000 >= params.no_parking_min_span_s
+    )
+
+
+def lifetime_of(area: dict[str, Any] | None, params: ParkingParams) -> tuple[float, bool]:
+    """The mean time a free spot in the area stays free, and whether it was learned there:
+    the exponential's maximum-likelihood estimate, time seen free over spots seen taken."""
+    if not area or int(area["ends"]) < params.learn_min_ends:
+        return params.default_lifetime_s, False
+    return max(1.0, float(area["exposure_s"]) / int(area["ends"])), True
+
+
+def spot_of(site: Site, lifetime_s: float) -> ParkingSpot:
+    spot = site["spot"]
+    return ParkingSpot(
+        spot_id=site["id"],
+        latitude=round(site["lat"], 6),
+        longitude=round(site["lon"], 6),
+        heading_deg=round(float(site["heading"] or 0.0), 1) % 360,
+        side=CurbSide(site["side"]),
+        length_m=round(float(spot["length"]), 1),
+        first_ts=int(spot["first_ts"]),
+        observed_ts=int(spot["observed_ts"]),
+        reporters=len(spot["vins"]),
+        source=SpotSource(spot["source"]),
+        lifetime_s=round(lifetime_s, 1),
+    )
