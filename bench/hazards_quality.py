@@ -67,11 +67,13 @@ def run_settings(base: Settings, tmp: Path) -> tuple[Settings, Path]:
     return settings, config
 
 
-def wait_assigned(settings: Settings, log: Path, timeout_s: float = 60) -> None:
-    kafka, group = KafkaClients.of(settings), app_group(settings, "hazards")
+def wait_assigned(
+    settings: Settings, log: Path, app: str = "hazards", timeout_s: float = 60
+) -> None:
+    kafka, group = KafkaClients.of(settings), app_group(settings, app)
     if not wait_until(lambda: bool(assigned_members(kafka, group)), timeout_s, interval=0.5):
         lines = "\n".join(tail(log, 20))
-        raise SystemExit(f"the hazards app was not assigned its partitions:\n{lines}")
+        raise SystemExit(f"the {app} app was not assigned its partitions:\n{lines}")
 
 
 def one_run(
