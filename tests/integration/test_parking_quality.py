@@ -32,7 +32,7 @@ def test_the_spots_said_to_be_free_mostly_are(
             # learn them)
             plan=ParkingPlan(no_parking_share=0.0),
             warmup_s=300,
-            speed=30,
+            speed=40,
         )
         assert app.poll() is None
     quality = result.quality

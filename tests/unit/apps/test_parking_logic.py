@@ -7,7 +7,10 @@ import math
 from typing import Any
 
 import h3
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetlink.apps.parking.logic import ParkingShard
 from fleetlink.apps.parking.sites import ParkingParams
@@ -257,3 +260,44 @@ def test_an_input_replayed_after_a_crash_counts_once() -> None:
     replayed = feed(finder(), *items, *items[1:], until_s=100)
     assert once == {cell.cell: cell for cell in replayed}
     assert once
+
+
+_anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+    st.text(max_size=5),
+)
+
+
+@st.composite
+def curb_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """Any input the app may hand the finder: positions within the contract's ranges (the
+    event model checks those), everything else whatever a car may say."""
+    kind = draw(st.sampled_from(["gap", "parked", "unparked", "pass"]))
+    north, east = draw(st.floats(-40, 40)), draw(st.floats(-40, 40))
+    lat, lon = east_of((SPOT[0] + north / 111_320.0, SPOT[1]), east)
+    return {
+        "t": kind,
+        "vin": draw(st.sampled_from(["A", "B", "C"])),
+        "ts": at(draw(st.integers(0, 300))),
+        "lat": lat,
+        "lon": lon,
+        "heading": draw(st.one_of(st.none(), st.floats(0, 360))),
+        "speed": draw(st.one_of(st.none(), st.floats(0, 1000))),
+        "length": draw(_anything),
+        "side": draw(st.sampled_from([None, "left", "right"])),
+        "msg_id": draw(st.text(min_size=1, max_size=8)),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(curb_inputs(), max_size=25))
+def test_whatever_cars_say_the_finder_writes_records_the_contract_reads(
+    items: list[dict[str, Any]],
+) -> None:
+    shard = finder(learn_min_ends=2, no_parking_min_passes=2, no_parking_min_span_s=10)
+    cells = feed(shard, *sorted(items, key=lambda i: i["ts"]), until_s=2000)
+    for cell in cells:
+        assert msgspec.json.decode(msgspec.json.encode(cell), type=ParkingCell) == cell

@@ -96,29 +96,9 @@ def build(runtime: AppRuntime) -> None:
     )
     merged = curb.concat(runtime.ticks())
     if settings.use_passes:
-        low, high = params.pass_min_speed_kmh, params.max_scan_speed_kmh
-        passes = (
-            runtime.vehicle_input(KafkaTopic.TELEMETRY, "telemetry")
-            .filter(
-                lambda v: (
-                    v["lat"] is not None
-                    and v["lon"] is not None
-                    and v["speed"] is not None
-                    and low <= v["speed"] <= high
-                    and not v["late"]
-                )
-            )
-            .apply(
-                lambda v: {
-                    "t": "pass",
-                    **{k: v[k] for k in ("vin", "ts", "lat", "lon", "speed", "heading")},
-                }
-            )
-        )
+        passes = runtime.passing_cars(params.pass_min_speed_kmh, params.max_scan_speed_kmh)
         merged = merged.concat(passes)
-    sharded = merged.apply(route, expand=True).group_by(
-        lambda v: v["shard"], name="shard", key_serializer="str", key_deserializer="str"
-    )
+    sharded = runtime.by_shard(merged, route)
 
     def decide(
         value: dict[str, Any], own: str, _ts: int, _headers: Any, state: State[str, Any]

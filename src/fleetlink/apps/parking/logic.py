@@ -29,6 +29,7 @@ import h3
 from fleetlink.apps.parking.sites import (
     ParkingParams,
     Site,
+    car_length,
     learned_no_parking,
     lifetime_of,
     matches,
@@ -128,7 +129,7 @@ class ParkingShard:
         site["seen"][vin] = ts
         if left:
             site["parked_n"] += 1
-            length = float(item.get("length") or 4.5) + self._params.leave_margin_m
+            length = car_length(item.get("length")) + self._params.leave_margin_m
         else:
             site["free_n"] += 1
             length = float(item["length"])

@@ -19,6 +19,18 @@ from fleetlink.contracts.parking import CurbSide, ParkingSpot, SpotSource
 Site = dict[str, Any]  # JSON-able: it lives in the app's state store
 _MAX_WEIGHT: Final = 10  # a position is the mean of at most this many reports' worth
 _MAX_VINS: Final = 50
+MAX_GAP_M: Final = 100.0  # longer is no gap a side sensor measures (the contract's bound)
+_CAR_LENGTHS_M: Final = (2.0, 20.0)  # a car that says it is shorter or longer is not believed
+_CAR_LENGTH_M: Final = 4.5
+
+
+def car_length(said: Any) -> float:
+    """The length a parking or leaving car says it has, if believable."""
+    low, high = _CAR_LENGTHS_M
+    believable = (
+        isinstance(said, int | float) and not isinstance(said, bool) and low <= said <= high
+    )
+    return float(said) if believable else _CAR_LENGTH_M
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,7 @@ def usable_gap(item: Mapping[str, Any], params: ParkingParams) -> bool:
     speed, length = item.get("speed"), item.get("length")
     if not isinstance(length, int | float) or isinstance(length, bool):
         return False
-    if length < params.min_length_m:
+    if not params.min_length_m <= length <= MAX_GAP_M:
         return False
     return not (isinstance(speed, int | float) and speed > params.max_scan_speed_kmh)
 

@@ -131,6 +131,38 @@ class AppRuntime:
 
         return sdf.filter(first_time, stateful=True)
 
+    def passing_cars(self, min_kmh: float, max_kmh: float = float("inf")) -> StreamingDataFrame:
+        """Telemetry of cars driving between ``min_kmh`` and ``max_kmh`` as ``{"t": "pass",
+        vin, ts, lat, lon, speed, heading}``: the cars that drove by a place and saw it."""
+        return (
+            self.vehicle_input(KafkaTopic.TELEMETRY, "telemetry")
+            .filter(
+                lambda v: (
+                    v["lat"] is not None
+                    and v["lon"] is not None
+                    and v["speed"] is not None
+                    and min_kmh <= v["speed"] <= max_kmh
+                    and not v["late"]
+                )
+            )
+            .apply(
+                lambda v: {
+                    "t": "pass",
+                    **{k: v[k] for k in ("vin", "ts", "lat", "lon", "speed", "heading")},
+                }
+            )
+        )
+
+    @staticmethod
+    def by_shard(
+        sdf: StreamingDataFrame, route: Callable[[Value], list[Value]]
+    ) -> StreamingDataFrame:
+        """Each input to the shards ``route`` names (its ``"shard"`` key), through one
+        repartition topic keyed by shard."""
+        return sdf.apply(route, expand=True).group_by(
+            lambda v: v["shard"], name="shard", key_serializer="str", key_deserializer="str"
+        )
+
     def ticks(self) -> StreamingDataFrame:
         """Tick records (``{"t": "tick", "ts"}``) from every partition; ``start`` writes them."""
         return self._input(KafkaTopic.TICKS, "tick")
