@@ -19,7 +19,7 @@ of each cell of ``fleet.parking``, each spot's p at that moment) and compared wi
   probabilities), and the calibration: per band of p, the share really free.
 
 Driveways are told apart over days in a city (Bosch); here the finder's no-parking rule is
-scaled to the hour: ``--no-parking-span`` seconds (default 1800, twice a spot's mean free time).
+scaled to the hour: ``--no-parking-span`` seconds (default 2700, three times a spot's mean free time).
 
     .venv/bin/python bench/parking_quality.py --seeds 7,11,23 --duration 7200 --warmup 3600
 """
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3600.0, help="simulated seconds")
     parser.add_argument("--vehicles", type=int, default=300)
     parser.add_argument("--speed", type=float, default=20.0, help="x real time, at most")
-    parser.add_argument("--no-parking-span", type=float, default=1800.0)
+    parser.add_argument("--no-parking-span", type=float, default=2700.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "parking.json")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []

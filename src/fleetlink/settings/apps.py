@@ -61,9 +61,10 @@ class ParkingAppSettings(Section):
     drop_below_p: float = Field(default=0.05, gt=0, lt=1)  # spots less likely free are dropped
     trend_window_s: float = Field(default=600.0, gt=0, le=86400)
     # a stretch seen free on at least this many passes, this share of them, over at least this
-    # span of time, and never parked in, is no parking spot (a driveway, a bus stop)
+    # span of time, and never parked in, is no parking spot (a driveway, a bus stop); a spot
+    # is free a tenth of the time, and a driveway next to a free spot is one gap with it
     no_parking_min_passes: int = Field(default=10, ge=2, le=100_000)
-    no_parking_free_share: float = Field(default=0.9, gt=0, le=1)
+    no_parking_free_share: float = Field(default=0.8, gt=0, le=1)
     no_parking_min_span_s: float = Field(default=2 * 86400.0, ge=0, le=365 * 86400)
     shard_resolution: int = Field(default=7, ge=0, le=8)
 

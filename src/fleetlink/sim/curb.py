@@ -4,7 +4,7 @@ cars taking and leaving spots, and what cars' side sensors see of the free curb 
 On a share of the edges car-length spots are laid along the right curb, clear of the junctions;
 a few are no-parking stretches (driveways, bus stops) that nobody ever parks in, so sensors see
 them free every time. Cars that are not in the fleet park and leave as Poisson processes in
-simulated time, starting from their steady state. A car driving on the curbside lane at most
+simulated time, starting from their steady state. A car driving along the curb at most
 ``sensor_max_kmh`` reports every maximal run of free curb it passed whole (a gap), with misses
 and measurement noise. Deterministic for a seed: every draw comes from the ``random.Random``
 given.
@@ -299,7 +299,7 @@ class CurbModel:
         *,
         seen_from_m: float | None = None,
     ) -> list[GapReport]:
-        """The gaps (maximal runs of free curb) a car on the curbside lane of ``edge`` passed
+        """The gaps (maximal runs of free curb) a car driving along ``edge`` passed
         the end of while moving from ``from_m`` to ``to_m``, and whose start it passed too,
         at ``seen_from_m`` or later (default ``from_m``: passed whole in this move)."""
         plan = self._plan

@@ -120,7 +120,8 @@ class SumoFleet:
         trips = self._trips = ParkingTrips(self.curb, plan, rng)
         self._changes: list[ParkingChange] = []
         self._gaps: list[tuple[int, GapReport]] = []
-        # (edge, lane position) on the curbside lane after the last step; where sensing began
+        # (edge, lane position) along a street with curb spots after the last step; where
+        # sensing began
         self._curbside: list[tuple[str, float] | None] = [None] * len(self._ids)
         self._sensing_from: dict[int, float] = {}
         self._trip_count = 0
@@ -263,18 +264,25 @@ class SumoFleet:
         if index in self._trips.leaving:
             self._changes.append(ParkingChange(index, EventKind.UNPARKED, self._trips.left(index)))
         edge = str(libsumo.vehicle.getRoadID(vehicle_id))
-        curbside = edge in self._edge_set and libsumo.vehicle.getLaneIndex(vehicle_id) == 0
+        # the side sensors reach the curb from either lane of a two-lane street (4-5 m)
+        along_curb = edge in self._edge_set
         position = float(libsumo.vehicle.getLanePosition(vehicle_id))
         before = self._curbside[index]
-        self._curbside[index] = (edge, position) if curbside else None
+        self._curbside[index] = (edge, position) if along_curb else None
         speed_kmh = self.cars[index].speed_ms * 3.6
-        if not curbside or speed_kmh > self.parking.sensor_max_kmh:
+        if not along_curb or speed_kmh > self.parking.sensor_max_kmh:
             self._sensing_from.pop(index, None)  # the side sensors see no curb, or blur
             return
         seen_from = self._sensing_from.get(index)
         if before is None or before[0] != edge or seen_from is None or position < before[1]:
-            self._sensing_from[index] = position  # they watch the curb from here on
-            return
+            # they watch the curb from here on: from the street's start for a car that turned
+            # in at the junction (the curb begins clear of it), else where the car is
+            turned_in = before is None or before[0] != edge
+            start = 0.0 if turned_in and position < self.parking.junction_clear_m * 2 else position
+            self._sensing_from[index] = start
+            if start == position:
+                return
+            before, seen_from = (edge, start), start
         gaps = self.curb.scan(
             edge, before[1], position, speed_kmh, self._parking_rng, seen_from_m=seen_from
         )

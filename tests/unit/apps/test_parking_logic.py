@@ -301,3 +301,18 @@ def test_whatever_cars_say_the_finder_writes_records_the_contract_reads(
     cells = feed(shard, *sorted(items, key=lambda i: i["ts"]), until_s=2000)
     for cell in cells:
         assert msgspec.json.decode(msgspec.json.encode(cell), type=ParkingCell) == cell
+
+
+def test_a_long_gap_refreshes_the_spots_it_covers_and_counts_for_a_driveway_in_it() -> None:
+    shard = finder(no_parking_min_passes=3, no_parking_min_span_s=60)
+    driveway = east_of(SPOT, 20)
+    feed(shard, gap("A", 0, driveway))
+    # the driveway and free spots beside it: one 20 m gap whose middle is 9 m off
+    cells = feed(shard, gap("B", 40, east_of(SPOT, 29), length=20.0))
+    spots = latest(cells).spots
+    assert len(spots) == 2  # the long gap is a stretch of its own
+    driveway_spot = next(s for s in spots if s.first_ts == at(0))
+    assert (driveway_spot.observed_ts, driveway_spot.reporters) == (at(40), 2)
+    cell = latest(feed(shard, gap("D", 80, driveway), until_s=100))
+    assert cell.no_parking == 1  # seen free on 3 passes over 80 s: the long gap counted
+    assert all(s.first_ts != at(0) for s in cell.spots)

@@ -30,11 +30,13 @@ from fleetlink.apps.parking.sites import (
     ParkingParams,
     Site,
     car_length,
+    covers,
     learned_no_parking,
     lifetime_of,
     matches,
     new_site,
     observe,
+    reach_of,
     see_free,
     spot_of,
     usable_gap,
@@ -59,6 +61,8 @@ def shards_of(
 ) -> list[str]:
     """The shards an input goes to: those of the cells near it (``shard`` names a cell's)."""
     radius = params.pass_m if item["t"] == "pass" else params.merge_m
+    if item["t"] == "gap" and usable_gap(item, params):
+        radius = max(radius, reach_of(item))
     near = cells_near(float(item["lat"]), float(item["lon"]), radius, PARKING_RESOLUTION)
     return sorted({shard(cell) for cell in near})
 
@@ -140,6 +144,43 @@ class ParkingShard:
         elif see_free(site, item, SpotSource.UNPARKED if left else SpotSource.GAP, length):
             self._flow(cell_state, ts, +1)
         self._save(cell, cell_state, ts)
+        if not left:
+            self._free_along(item, site["id"])
+
+    def _free_along(self, item: Mapping[str, Any], placed_at: str) -> None:
+        """The other stretches a long gap covers were free too (a driveway next to a free spot
+        is one gap with it): their passes saw them free, their spots are fresh."""
+        vin, ts = str(item["vin"]), int(item["ts"])
+        lat, lon, heading = float(item["lat"]), float(item["lon"]), item.get("heading")
+        reach = reach_of(item)
+        for cell in self._cells_near(lat, lon, reach):
+            cell_state = self._store.get(f"c|{cell}")
+            covered = [
+                site
+                for site in (cell_state or {}).get("sites", {}).values()
+                if site["id"] != placed_at
+                and covers(site, lat, lon, heading, reach, self._params.max_diff_deg)
+            ]
+            if not covered or cell_state is None:
+                continue
+            refreshed = False
+            for site in covered:
+                site["passers"].pop(vin, None)
+                site["seen"][vin] = ts
+                site["free_n"] += 1
+                site["last_ts"] = max(int(site["last_ts"]), ts)
+                if learned_no_parking(site, self._params):
+                    site["no_parking"], site["spot"] = True, None
+                spot = site["spot"]
+                if spot is not None and int(spot["observed_ts"]) < ts:
+                    spot["observed_ts"] = ts
+                    if vin not in spot["vins"]:
+                        spot["vins"] = [*spot["vins"], vin]
+                    refreshed = True
+            if refreshed:
+                self._save(cell, cell_state, ts)
+            else:  # only what passes saw changed: nothing to write out
+                self._store.set(f"c|{cell}", cell_state)
 
     def _parked(self, item: Mapping[str, Any]) -> None:
         """A car took the spot it stands on (known free or not: the area fills up)."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fleetlink.contracts.geo import distance_m, heading_diff
+from fleetlink.contracts.geo import bearing_deg, distance_m, heading_diff
 from fleetlink.contracts.parking import CurbSide, ParkingSpot, SpotSource
 
 Site = dict[str, Any]  # JSON-able: it lives in the app's state store
@@ -22,6 +22,8 @@ _MAX_VINS: Final = 50
 MAX_GAP_M: Final = 100.0  # longer is no gap a side sensor measures (the contract's bound)
 _CAR_LENGTHS_M: Final = (2.0, 20.0)  # a car that says it is shorter or longer is not believed
 _CAR_LENGTH_M: Final = 4.5
+_PLACING_M: Final = 2.0  # how far off a car places a gap's ends (odometry)
+_CURB_WIDTH_M: Final = 4.0  # reports of one curb lie this close across the street (GPS)
 
 
 def car_length(said: Any) -> float:
@@ -50,7 +52,7 @@ class ParkingParams:
     drop_below_p: float = 0.05
     trend_window_s: float = 600.0
     no_parking_min_passes: int = 10
-    no_parking_free_share: float = 0.9
+    no_parking_free_share: float = 0.8
     no_parking_min_span_s: float = 2 * 86400.0
     leave_margin_m: float = 1.0  # a car that leaves frees its length and the room it needed
     grace_s: float = 10.0  # an input this far behind the shard's watermark still counts
@@ -106,6 +108,27 @@ def matches(
     if known and heading_diff(float(heading), float(site["heading"])) > max_diff:
         return None
     return distance
+
+
+def reach_of(gap: Mapping[str, Any]) -> float:
+    """How far from its middle a gap report reaches along the street (half its length and the
+    placing error of a car's odometry)."""
+    return float(gap["length"]) / 2 + _PLACING_M
+
+
+def covers(
+    site: Site, lat: float, lon: float, heading: Any, reach_m: float, max_diff: float
+) -> bool:
+    """Whether a gap with its middle at (lat, lon), ``reach_m`` either way along ``heading``,
+    covers the site (on the same side of the same street)."""
+    distance = matches(site, lat, lon, heading, reach_m + _CURB_WIDTH_M, max_diff)
+    if distance is None:
+        return False
+    if heading is None:
+        return distance <= reach_m
+    angle = math.radians(bearing_deg(lat, lon, site["lat"], site["lon"]) - float(heading))
+    along, across = abs(distance * math.cos(angle)), abs(distance * math.sin(angle))
+    return along <= reach_m and across <= _CURB_WIDTH_M
 
 
 def observe(site: Site, item: Mapping[str, Any]) -> None:
