@@ -19,7 +19,8 @@ of each cell of ``fleet.parking``, each spot's p at that moment) and compared wi
   probabilities), and the calibration: per band of p, the share really free.
 
 Driveways are told apart over days in a city (Bosch); here the finder's no-parking rule is
-scaled to the hour: ``--no-parking-span`` seconds (default 2700, three times a spot's mean free time).
+scaled to the hour: ``--no-parking-span`` seconds (default 2700, three times a spot's mean free
+time).
 
     .venv/bin/python bench/parking_quality.py --seeds 7,11,23 --duration 7200 --warmup 3600
 """
