@@ -19,12 +19,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
+from confluent_kafka import KafkaError, Message
 
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.delivery import BOOT_PROPERTY, SEQ_PROPERTY
 from fleetlink.contracts.models import Event, EventKind, Telemetry, Tick
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
+from fleetlink.errors import FleetlinkError
 from fleetlink.ingest.routing import Inbound, Router
 from fleetlink.settings import Settings
 from fleetlink.sim.curb import ParkingPlan, Placed, placed_events
@@ -37,6 +39,8 @@ from fleetlink.sim.sumo import SumoFleet
 from fleetlink.vehicle.state import VehicleState
 
 _BOOT = "accelerated"
+_MAX_QUEUED = 20_000  # records the producer may hold before the simulation waits for Kafka
+_FLUSH_S = 300
 
 
 class RunSummary(msgspec.Struct):
@@ -90,7 +94,9 @@ class AcceleratedRun:
         ]
         self._seq = [0] * vehicles
         self._interval = max(1, round(interval_s)) if telemetry else 0
+        self._given_start_ms = start_ms
         self.start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
+        self._failed = 0  # records Kafka refused
         self._telemetry = 0
         self._events: Counter[str] = Counter()
         self._dead = 0
@@ -111,6 +117,10 @@ class AcceleratedRun:
         writer runs ahead of it, the further one partition may get ahead of another; reports
         that arrive out of their time order still confirm a hazard, but later than they could.
         """
+        if self._given_start_ms is None:
+            # the run lies in the past: a broker refuses records stamped more than an hour
+            # ahead of its clock (log.message.timestamp.after.max.ms)
+            self.start_ms = time.time_ns() // 1_000_000 - int(duration_s * 1000)
         started = time.monotonic()
         try:
             for second in range(1, int(duration_s) + 1):
@@ -118,6 +128,8 @@ class AcceleratedRun:
                 self._producer.poll(0)
                 if ahead > 0:
                     time.sleep(ahead)  # poll(timeout) returns with the first delivery report
+                while len(self._producer) > _MAX_QUEUED:  # Kafka behind: the run waits
+                    self._producer.poll(0.05)
                 self._clock_s = float(second)
                 now_ms = self.start_ms + second * 1000
                 self.fleet.step(1.0)
@@ -130,7 +142,11 @@ class AcceleratedRun:
             parking = self.fleet.parking_truth(self.start_ms)
             for second in range(1, int(tail_s) + 1):
                 self._tick(end_ms + second * 1000)
-            self._producer.flush(60)
+            left = self._producer.flush(_FLUSH_S)
+            if left or self._failed:  # what the apps are scored on must all be in Kafka
+                raise FleetlinkError(
+                    f"{left} records not written to Kafka in {_FLUSH_S} s, {self._failed} refused"
+                )
         finally:
             self.fleet.close()
             self._workdir.cleanup()
@@ -215,6 +231,9 @@ class AcceleratedRun:
         for partition in self._tick_partitions:
             self._produce(self._topics[KafkaTopic.TICKS], tick, b"tick", [], now_ms, partition)
 
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        self._failed += error is not None
+
     def _produce(
         self,
         topic: str,
@@ -227,7 +246,13 @@ class AcceleratedRun:
         while True:
             try:
                 self._producer.produce(
-                    topic, value, key=key, partition=partition, headers=headers, timestamp=now_ms
+                    topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    headers=headers,
+                    timestamp=now_ms,
+                    on_delivery=self._delivered,
                 )
                 break
             except BufferError:  # the producer's queue is full: let Kafka catch up
