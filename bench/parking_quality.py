@@ -163,7 +163,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         key: median(key) for key in ("precision", "recall", "precision_any_p", "recall_any_p")
     }
     console.print(summary)
-    plot(rows, args.out.with_suffix(".png"))
+    plot(rows, ROOT / "BENCHMARKS-parking.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
     meta["args"] = {k: str(v) for k, v in vars(args).items()}
