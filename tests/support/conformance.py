@@ -58,7 +58,10 @@ def check_conformance(app: Any, settings: Settings, max_examples: int | None = N
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     try:
         # loading the document started the app; its answers count once it has read the fleet
-        if not wait_until(app.state.commands.view.ready.is_set, timeout=30, interval=0.05):
+        views = (app.state.commands.view, app.state.hazards, app.state.parking)
+        if not wait_until(
+            lambda: all(view.ready.is_set() for view in views), timeout=30, interval=0.05
+        ):
             raise AssertionError("the API did not finish reading the fleet in 30 s")
         return _run(schema)
     finally:

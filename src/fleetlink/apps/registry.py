@@ -37,3 +37,9 @@ APPS: Final[dict[str, AppSpec]] = {
         ),
     )
 }
+
+
+def metrics_offset(name: str) -> int:
+    """Where app ``name``'s metrics ports start after ``apps.metrics_port``: ten per app, in
+    the order listed, so the apps of one host never want the same port."""
+    return 10 * list(APPS).index(name)

@@ -27,7 +27,7 @@ def run(
 ) -> None:
     """Run one instance of an app until SIGTERM or Ctrl-C."""
     # Quix Streams takes half a second to import: only the commands that run apps pay for it
-    from fleetlink.apps.registry import APPS
+    from fleetlink.apps.registry import APPS, metrics_offset
     from fleetlink.apps.runtime.application import AppRuntime
 
     spec = APPS.get(name)
@@ -36,7 +36,7 @@ def run(
     settings = settings_from(ctx)
     log = configure(f"app.{name}")
     exit_when_a_thread_dies(log)
-    runtime = AppRuntime(settings, name, instance, log)
+    runtime = AppRuntime(settings, name, instance, log, port_offset=metrics_offset(name))
     spec.build(runtime)
     runtime.run()
 

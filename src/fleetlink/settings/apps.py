@@ -89,6 +89,8 @@ class AppsSettings(Section):
     dedup_ttl_s: float = Field(default=600.0, gt=0, le=7 * 86400)
     # the simulator sets ts and the Kafka timestamp itself: event time is the payload's ts
     simulated_clock: bool = False
-    metrics_port: int = Field(default=9400, ge=0, le=65535)  # instance N: + N; 0: off
+    # /metrics and health of instance N of the K-th app (``fleetlink app list``, from 0) on this
+    # port + 10 K + N; 0: off
+    metrics_port: int = Field(default=9400, ge=0, le=65535)
     hazards: HazardAppSettings = HazardAppSettings()
     parking: ParkingAppSettings = ParkingAppSettings()

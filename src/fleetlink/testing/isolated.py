@@ -48,4 +48,5 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.GRANTS,
     KafkaTopic.AUDIT,
     KafkaTopic.HAZARDS,
+    KafkaTopic.PARKING,
 )

@@ -53,10 +53,21 @@ class StructSerializer(Serializer):
 class AppRuntime:
     """Everything one instance of app ``name`` shares with the other apps."""
 
-    def __init__(self, settings: Settings, name: str, instance: int, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        instance: int,
+        log: logging.Logger,
+        *,
+        port_offset: int = 0,
+    ) -> None:
+        """``port_offset``: where this app's metrics ports start, after ``apps.metrics_port``
+        (apps running side by side each have their own)."""
         self.settings = settings
         self.name = name
         self.instance = instance
+        self.port_offset = port_offset
         self.log = log
         self.topics = settings.topic_map()
         self.kafka = KafkaClients.of(settings)
@@ -258,7 +269,7 @@ class AppRuntime:
         if port:
             server = serve(
                 self.metrics.registry,
-                port + self.instance,
+                port + self.port_offset + self.instance,
                 healthy=self.healthy,
                 ready=self.healthy,
             )
