@@ -224,14 +224,8 @@ class FleetSimulation:
             return
         reports = self.movement.take_parking_reports()
         for index, placed in placed_events(reports, self._parking.car_length_m):
-            self.agents[index].report_event(
-                placed.kind,
-                placed.data,
-                latitude=placed.latitude,
-                longitude=placed.longitude,
-                heading_deg=placed.heading_deg,
-                speed_kmh=placed.speed_kmh,
-            )
+            where = (placed.latitude, placed.longitude, placed.heading_deg, placed.speed_kmh)
+            self.agents[index].report_event(placed.kind, placed.data, where)
             self.events += 1
             self.parking_events[placed.kind] += 1
 

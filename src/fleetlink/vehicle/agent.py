@@ -19,7 +19,6 @@ import secrets
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -51,7 +50,7 @@ from fleetlink.vehicle.link import (
     wait_event,
 )
 from fleetlink.vehicle.outbox import Outbox, Pending
-from fleetlink.vehicle.state import VehicleState
+from fleetlink.vehicle.state import AgentStats, Placing, VehicleState
 from fleetlink.vehicle.warnings import WarningBook
 
 _delivered_decoder = decoder_of(Delivered)
@@ -59,22 +58,6 @@ _delivered_decoder = decoder_of(Delivered)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass
-class AgentStats:
-    published: int = 0  # PUBACKs received, re-sends included
-    resent: int = 0  # telemetry sampled while offline (marked ``resent`` in the payload)
-    unconfirmed_max: int = 0
-    held_at_exit: int = 0  # still in the outbox when the agent stopped: lost with the process
-    bad_confirmations: int = 0
-    connects: int = 0
-    disconnects: int = 0
-    commands: int = 0
-    errors: int = 0
-    malformed: int = 0
-    warnings: int = 0
-    answers_lost: int = 0
 
 
 class VehicleAgent:
@@ -164,25 +147,24 @@ class VehicleAgent:
         self._send(MqttTopic.telemetry(self.vin), encode(telemetry), telemetry.seq)
 
     def report_event(
-        self,
-        kind: EventKind,
-        data: dict[str, object],
-        *,
-        latitude: float | None = None,
-        longitude: float | None = None,
-        heading_deg: float | None = None,
-        speed_kmh: float | None = None,
+        self, kind: EventKind, data: dict[str, object], where: Placing | None = None
     ) -> None:
-        """Report ``kind`` where the car is, or where the overrides say (a gap it measured)."""
+        """Report ``kind`` where the car is, or ``where`` (a gap it measured, its spot)."""
         state = self.state
+        lat, lon, heading, speed = where or (
+            state.latitude,
+            state.longitude,
+            state.heading_deg,
+            state.speed_kmh,
+        )
         event = Event(
             ts=self.now_ms(),
             seq=self._next_seq(),
             data=data,
-            latitude=round(state.latitude if latitude is None else latitude, 6),
-            longitude=round(state.longitude if longitude is None else longitude, 6),
-            heading_deg=round((state.heading_deg if heading_deg is None else heading_deg) % 360, 1),
-            speed_kmh=round(max(0.0, state.speed_kmh if speed_kmh is None else speed_kmh), 1),
+            latitude=round(lat, 6),
+            longitude=round(lon, 6),
+            heading_deg=round(heading % 360, 1),
+            speed_kmh=round(max(0.0, speed), 1),
             resent=not self.connected,
         )
         self._send(MqttTopic.event(self.vin, kind), encode(event), event.seq)

@@ -56,3 +56,25 @@ class VehicleState:
             vss.HVAC_TARGET_TEMPERATURE: self.climate_target_c,
             vss.BATTERY_IS_CHARGING: self.charging,
         }
+
+
+# latitude, longitude, heading (degrees) and speed (km/h) of an event placed by the car
+Placing = tuple[float, float, float, float]
+
+
+@dataclass
+class AgentStats:
+    """What one car's agent counted while it ran."""
+
+    published: int = 0  # PUBACKs received, re-sends included
+    resent: int = 0  # telemetry sampled while offline (marked ``resent`` in the payload)
+    unconfirmed_max: int = 0
+    held_at_exit: int = 0  # still in the outbox when the agent stopped: lost with the process
+    bad_confirmations: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    commands: int = 0
+    errors: int = 0
+    malformed: int = 0
+    warnings: int = 0
+    answers_lost: int = 0

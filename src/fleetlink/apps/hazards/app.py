@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import h3
 from msgspec.structs import replace
-from quixstreams import State, message_context
+from quixstreams import State
 
 from fleetlink.apps.hazards.logic import HazardParams, HazardShard
 from fleetlink.apps.runtime.application import AppRuntime
-from fleetlink.apps.runtime.clock import shard_of
 from fleetlink.contracts.geo import cells_near
 from fleetlink.contracts.hazards import RULE_OF_GROUP, RULE_OF_KIND, Hazard
 from fleetlink.contracts.models import EventKind
@@ -71,22 +69,13 @@ def build(runtime: AppRuntime) -> None:
     if settings.clear_after_passes:
         inputs.append(KafkaTopic.TELEMETRY)
     runtime.ensure(inputs)
-    keys = runtime.shard_keys(KafkaTopic.EVENTS)
-    partitions = len(keys)
-    resolution = settings.shard_resolution
+    partitions = runtime.partitions(KafkaTopic.EVENTS)
+    shard = runtime.cell_shards(settings.shard_resolution)
     metrics = runtime.metrics
 
-    def shard(cell: str) -> str:
-        return shard_of(str(h3.cell_to_parent(cell, resolution)), partitions)
-
-    def route(value: dict[str, Any]) -> list[dict[str, Any]]:
-        # the input partition it came from: the shards' watermark waits for the slowest one
-        value = {**value, "src": message_context().partition}
-        if value["t"] == "tick":
-            return [{**value, "shard": key} for key in keys]
+    def shards(value: dict[str, Any]) -> list[str]:
         radius = settings.near_m if value["t"] == "report" else settings.pass_radius_m
-        shards = sorted({shard(cell) for cell in cells_near(value["lat"], value["lon"], radius)})
-        return [{**value, "shard": key} for key in shards]
+        return sorted({shard(cell) for cell in cells_near(value["lat"], value["lon"], radius)})
 
     reports = (
         runtime.vehicle_input(KafkaTopic.EVENTS, "event")
@@ -103,7 +92,7 @@ def build(runtime: AppRuntime) -> None:
     if settings.clear_after_passes:
         passes = runtime.passing_cars(settings.pass_min_speed_kmh)
         merged = merged.concat(passes)
-    sharded = runtime.by_shard(merged, route)
+    sharded = runtime.by_shard(merged, shards)
 
     def decide(
         value: dict[str, Any], own: str, _ts: int, _headers: Any, state: State[str, Any]

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import h3
-from quixstreams import State, message_context
+from quixstreams import State
 
 from fleetlink.apps.parking.logic import ParkingShard, shards_of
 from fleetlink.apps.parking.sites import ParkingParams
 from fleetlink.apps.runtime.application import AppRuntime
-from fleetlink.apps.runtime.clock import shard_of
 from fleetlink.contracts.models import EventKind
 from fleetlink.contracts.parking import ParkingCell
 from fleetlink.contracts.topics import KafkaTopic
@@ -74,20 +72,12 @@ def build(runtime: AppRuntime) -> None:
     if settings.use_passes:
         inputs.append(KafkaTopic.TELEMETRY)
     runtime.ensure(inputs)
-    keys = runtime.shard_keys(KafkaTopic.EVENTS)
-    partitions = len(keys)
-    resolution = settings.shard_resolution
+    partitions = runtime.partitions(KafkaTopic.EVENTS)
+    shard = runtime.cell_shards(settings.shard_resolution)
     metrics = runtime.metrics
 
-    def shard(cell: str) -> str:
-        return shard_of(str(h3.cell_to_parent(cell, resolution)), partitions)
-
-    def route(value: dict[str, Any]) -> list[dict[str, Any]]:
-        # the input partition it came from: the shards' watermark waits for the slowest one
-        value = {**value, "src": message_context().partition}
-        if value["t"] == "tick":
-            return [{**value, "shard": key} for key in keys]
-        return [{**value, "shard": key} for key in shards_of(value, params, shard)]
+    def shards(value: dict[str, Any]) -> list[str]:
+        return shards_of(value, params, shard)
 
     curb = (
         runtime.vehicle_input(KafkaTopic.EVENTS, "event")
@@ -98,7 +88,7 @@ def build(runtime: AppRuntime) -> None:
     if settings.use_passes:
         passes = runtime.passing_cars(params.pass_min_speed_kmh, params.max_scan_speed_kmh)
         merged = merged.concat(passes)
-    sharded = runtime.by_shard(merged, route)
+    sharded = runtime.by_shard(merged, shards)
 
     def decide(
         value: dict[str, Any], own: str, _ts: int, _headers: Any, state: State[str, Any]

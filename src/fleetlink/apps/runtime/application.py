@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+import h3
 from confluent_kafka import KafkaException
-from quixstreams import Application, State
+from quixstreams import Application, State, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TimestampType, Topic
@@ -27,7 +28,7 @@ from quixstreams.models.serializers import SerializationContext, Serializer
 from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.runtime.health import serve
-from fleetlink.apps.runtime.clock import event_time, shard_keys
+from fleetlink.apps.runtime.clock import event_time, shard_keys, shard_of
 from fleetlink.apps.runtime.inputs import InputDeserializer, dead
 from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe, app_group
 from fleetlink.contracts import headers as h
@@ -164,12 +165,25 @@ class AppRuntime:
             )
         )
 
-    @staticmethod
+    def cell_shards(self, resolution: int) -> Callable[[str], str]:
+        """The shard key of an H3 cell: that of its parent at ``resolution``, one of the keys
+        of ``shard_keys`` (places near each other share a shard)."""
+        partitions = self.partitions(KafkaTopic.EVENTS)
+        return lambda cell: shard_of(str(h3.cell_to_parent(cell, resolution)), partitions)
+
     def by_shard(
-        sdf: StreamingDataFrame, route: Callable[[Value], list[Value]]
+        self, sdf: StreamingDataFrame, shards: Callable[[Value], list[str]]
     ) -> StreamingDataFrame:
-        """Each input to the shards ``route`` names (its ``"shard"`` key), through one
-        repartition topic keyed by shard."""
+        """Each input to the shard keys ``shards`` names (a tick to all of them), through one
+        repartition topic keyed by shard, marked with the input partition it came from: the
+        shards' watermark waits for the slowest one."""
+        keys = self.shard_keys(KafkaTopic.EVENTS)
+
+        def route(value: Value) -> list[Value]:
+            value = {**value, "src": message_context().partition}
+            targets = keys if value["t"] == "tick" else shards(value)
+            return [{**value, "shard": key} for key in targets]
+
         return sdf.apply(route, expand=True).group_by(
             lambda v: v["shard"], name="shard", key_serializer="str", key_deserializer="str"
         )
