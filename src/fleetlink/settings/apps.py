@@ -52,6 +52,13 @@ class ParkingAppSettings(Section):
     max_scan_speed_kmh: float = Field(default=55.0, gt=0, le=200)  # the side sensors' limit
     min_length_m: float = Field(default=5.0, gt=0, le=50)  # a car fits (parallel parking)
     merge_m: float = Field(default=8.0, gt=0, le=50)  # reports this close are one spot
+    # a gap is put on the stretch it most likely is: near (cars place gaps this far off, one
+    # sigma) and likely free (a stretch last seen taken is free with this chance)
+    placing_sigma_m: float = Field(default=2.5, gt=0, le=50)
+    unknown_free: float = Field(default=0.25, gt=0, lt=1)
+    stand_m: float = Field(
+        default=3.0, gt=0, le=20
+    )  # a parking car stands on the stretch this close
     max_heading_diff_deg: float = Field(default=30.0, gt=0, le=180)  # ... on one side of a street
     # cars that drive past a known spot (telemetry within this distance, on its side, slow
     # enough to scan) and do not report it saw it taken; False: the app reads no telemetry
@@ -62,9 +69,10 @@ class ParkingAppSettings(Section):
     trend_window_s: float = Field(default=600.0, gt=0, le=86400)
     # a stretch seen free on at least this many passes, this share of them, over at least this
     # span of time, and never parked in, is no parking spot (a driveway, a bus stop); a spot
-    # is free a tenth of the time, and a driveway next to a free spot is one gap with it
+    # is free a tenth of the time, while a driveway's passes miss it now and then (5-10% of
+    # gaps go unseen, some are placed on the spot beside it): about 0.8 of them see it free
     no_parking_min_passes: int = Field(default=10, ge=2, le=100_000)
-    no_parking_free_share: float = Field(default=0.8, gt=0, le=1)
+    no_parking_free_share: float = Field(default=0.7, gt=0, le=1)
     no_parking_min_span_s: float = Field(default=2 * 86400.0, ge=0, le=365 * 86400)
     shard_resolution: int = Field(default=7, ge=0, le=8)
 

@@ -316,3 +316,37 @@ def test_a_long_gap_refreshes_the_spots_it_covers_and_counts_for_a_driveway_in_i
     cell = latest(feed(shard, gap("D", 80, driveway), until_s=100))
     assert cell.no_parking == 1  # seen free on 3 passes over 80 s: the long gap counted
     assert all(s.first_ts != at(0) for s in cell.spots)
+
+
+def test_a_gap_over_a_driveway_alone_says_nothing_of_the_longer_stretch_beside_it() -> None:
+    shard = finder(pass_grace_s=10)
+    driveway = east_of(SPOT, 20)
+    # the driveway and the spot east of it free: one 12 m gap, its middle on their border
+    feed(shard, gap("A", 0, east_of(SPOT, 23), length=12.0))
+    # the spot is taken: a car passing sees the driveway alone (its middle 3 m off)
+    cells = feed(shard, drive_by("B", 30, east_of(SPOT, 23)), gap("B", 31, driveway), until_s=60)
+    spots = latest(cells).spots
+    assert [s.length_m for s in spots] == [6.0]  # the 12 m stretch was seen taken
+    assert spots[0].first_ts == at(31)
+
+
+def test_a_gap_between_a_driveway_and_a_spot_seen_taken_is_the_driveway() -> None:
+    shard = finder(pass_grace_s=10, no_parking_min_passes=3, no_parking_min_span_s=60)
+    driveway, spot = SPOT, east_of(SPOT, 6)
+    cells = feed(shard, *(gap(f"C{n}", 40 * n, driveway) for n in range(3)))
+    assert latest(cells).no_parking == 1
+    cells = feed(shard, car("parked", "P", 100, spot))  # the spot beside it, taken
+    assert latest(cells).spots == []
+    # placing noise puts the driveway's gap nearer the taken spot than the driveway
+    cells = feed(shard, gap("D", 300, east_of(SPOT, 3.5)), until_s=320)
+    assert cells == [] or latest(cells).spots == []
+
+
+def test_a_car_parked_a_spot_away_from_where_a_driveway_is_placed_does_not_hide_it() -> None:
+    shard = finder(no_parking_min_passes=4, no_parking_min_span_s=100)
+    # a car parks beside the driveway, before anyone reported it: its stretch starts there
+    feed(shard, car("unparked", "U", 0, east_of(SPOT, 5.5)))
+    # the driveway's gaps land on that stretch (the nearest) and move it onto the driveway
+    cells = feed(shard, *(gap(f"C{n}", 40 + 40 * n) for n in range(12)), until_s=600)
+    assert latest(cells).no_parking == 1
+    assert latest(cells).spots == []

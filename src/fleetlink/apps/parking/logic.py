@@ -30,20 +30,23 @@ from fleetlink.apps.parking.sites import (
     ParkingParams,
     Site,
     car_length,
+    cell_record,
     covers,
+    free_sighting_cost,
     learned_no_parking,
     lifetime_of,
     matches,
     new_site,
     observe,
     reach_of,
+    same_length,
     see_free,
-    spot_of,
+    stood_here,
     usable_gap,
 )
 from fleetlink.apps.runtime.watermark import EventTime, Store
 from fleetlink.contracts.geo import cells_near
-from fleetlink.contracts.parking import PARKING_RESOLUTION, ParkingCell, SpotSource, trend_of
+from fleetlink.contracts.parking import PARKING_RESOLUTION, ParkingCell, SpotSource
 
 _NAMESPACE: Final = uuid.UUID("0f6c3b52-8a43-4e0e-9d3b-5e1c7a9b2d41")
 _DUE: Final = "due"  # cell -> the event time something in it is next due (ms)
@@ -122,21 +125,24 @@ class ParkingShard:
     def _free(self, item: Mapping[str, Any]) -> None:
         """A gap seen free, or a spot a car left."""
         left = item["t"] == "unparked"
-        found = self._site_for(item)
+        if left:  # where the car stood, whatever the gaps seen there
+            length = car_length(item.get("length")) + self._params.leave_margin_m
+            found = self._site_for(item, self._params.stand_m, length)
+        else:
+            length = float(item["length"])
+            found = self._site_for(item, self._params.merge_m, length, fit_length=True)
         if found is None:
             return
         site, cell, cell_state = found
         vin, ts = str(item["vin"]), int(item["ts"])
-        observe(site, item)
+        observe(site, item, length)
         site["passers"].pop(vin, None)  # its pass saw it free
         site["seen"] = {v: t for v, t in site["seen"].items() if t >= ts - self._grace_ms()}
         site["seen"][vin] = ts
         if left:
-            site["parked_n"] += 1
-            length = car_length(item.get("length")) + self._params.leave_margin_m
+            stood_here(site, item)
         else:
             site["free_n"] += 1
-            length = float(item["length"])
         if not left and learned_no_parking(site, self._params):
             site["no_parking"] = True
         if site["no_parking"]:
@@ -183,14 +189,20 @@ class ParkingShard:
                 self._store.set(f"c|{cell}", cell_state)
 
     def _parked(self, item: Mapping[str, Any]) -> None:
-        """A car took the spot it stands on (known free or not: the area fills up)."""
-        found = self._site_for(item)
+        """A car took the spot it stands on (known free or not: the area fills up). The stretch
+        it stands on is a parking place; a spot known near it is taken."""
+        ts = int(item["ts"])
+        length = car_length(item.get("length")) + self._params.leave_margin_m
+        near = self._site_for(item, self._params.merge_m, length, create=False)
+        if near is not None:
+            self._take(near[0], near[1], ts)
+            self._save(near[1], near[2], ts)
+        found = self._site_for(item, self._params.stand_m, length)
         if found is None:
             return
         site, cell, cell_state = found
-        ts = int(item["ts"])
-        observe(site, item)
-        site["parked_n"] += 1
+        observe(site, item, length)
+        stood_here(site, item)
         site["no_parking"] = False
         self._take(site, cell, ts)
         self._flow(cell_state, ts, -1)
@@ -299,27 +311,43 @@ class ParkingShard:
         area["ends"] = int(area["ends"]) + ended
         self._store.set(key, area)
 
-    def _site_for(self, item: Mapping[str, Any]) -> tuple[Site, str, dict[str, Any]] | None:
+    def _site_for(
+        self,
+        item: Mapping[str, Any],
+        radius_m: float,
+        length: float,
+        *,
+        fit_length: bool = False,
+        create: bool = True,
+    ) -> tuple[Site, str, dict[str, Any]] | None:
         """The stretch an input is about, its cell and the cell's state: the nearest known one
-        within ``merge_m``, or a new one in the input's own cell (if this shard owns it)."""
+        within ``radius_m`` (of about its ``length`` if ``fit_length``), or a new one in the
+        input's own cell (if this shard owns it)."""
         params = self._params
         lat, lon, heading = float(item["lat"]), float(item["lon"]), item.get("heading")
         best: tuple[float, Site, str, dict[str, Any]] | None = None
-        for cell in self._cells_near(lat, lon, params.merge_m):
+        for cell in self._cells_near(lat, lon, radius_m):
             cell_state = self._store.get(f"c|{cell}")
             for site in (cell_state or {}).get("sites", {}).values():
-                distance = matches(site, lat, lon, heading, params.merge_m, params.max_diff_deg)
-                if distance is not None and (best is None or distance < best[0]):
+                distance = matches(site, lat, lon, heading, radius_m, params.max_diff_deg)
+                if distance is None or (fit_length and not same_length(site, length)):
+                    continue
+                if fit_length:  # the likeliest stretch to be free there, not just the nearest
+                    lifetime, _ = lifetime_of(self._area(cell), params)
+                    distance = free_sighting_cost(site, distance, int(item["ts"]), lifetime, params)
+                if best is None or distance < best[0]:
                     best = (distance, site, cell, cell_state)
         if best is not None:
             return best[1], best[2], best[3]
+        if not create:
+            return None
         cell = str(h3.latlng_to_cell(lat, lon, PARKING_RESOLUTION))
         if not self._mine(cell):
             return None
         cell_state = self._store.get(f"c|{cell}") or {"sites": {}, "flow": []}
         seed = str(item.get("msg_id") or f"{item['vin']}|{item['ts']}")
         site_id = str(uuid.uuid5(_NAMESPACE, seed))
-        site = cell_state["sites"][site_id] = new_site(item, site_id)
+        site = cell_state["sites"][site_id] = new_site(item, site_id, length)
         return site, cell, cell_state
 
     def _cells_near(self, lat: float, lon: float, radius_m: float) -> list[str]:
@@ -354,26 +382,7 @@ class ParkingShard:
 
     def _record(self, cell: str) -> ParkingCell:
         cell_state = self._store.get(f"c|{cell}") or {"sites": {}, "flow": []}
-        ts = int(cell_state.get("ts", 0))
-        lifetime, learned = lifetime_of(self._area(cell), self._params)
-        horizon = ts - int(self._params.trend_window_s * 1000)
-        flow = [delta for at, delta in cell_state["flow"] if horizon <= at <= ts]
-        freed, taken = sum(1 for d in flow if d > 0), sum(1 for d in flow if d < 0)
-        sites = cell_state["sites"].values()
-        return ParkingCell(
-            cell=cell,
-            ts=ts,
-            spots=sorted(
-                (spot_of(site, lifetime) for site in sites if site["spot"] is not None),
-                key=lambda spot: spot.spot_id,
-            ),
-            lifetime_s=round(lifetime, 1),
-            learned=learned,
-            freed=freed,
-            taken=taken,
-            trend=trend_of(freed, taken),
-            no_parking=sum(1 for site in sites if site["no_parking"]),
-        )
+        return cell_record(cell, cell_state, self._area(cell), self._params)
 
 
 def _stamp(cell_state: dict[str, Any], ts: int) -> None:

@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fleetlink.contracts.geo import bearing_deg, distance_m, heading_diff
-from fleetlink.contracts.parking import CurbSide, ParkingSpot, SpotSource
+from fleetlink.contracts.parking import CurbSide, ParkingCell, ParkingSpot, SpotSource, trend_of
 
 Site = dict[str, Any]  # JSON-able: it lives in the app's state store
 _MAX_WEIGHT: Final = 10  # a position is the mean of at most this many reports' worth
 _MAX_VINS: Final = 50
+_MAX_PARKS: Final = 8
 MAX_GAP_M: Final = 100.0  # longer is no gap a side sensor measures (the contract's bound)
 _CAR_LENGTHS_M: Final = (2.0, 20.0)  # a car that says it is shorter or longer is not believed
 _CAR_LENGTH_M: Final = 4.5
-_PLACING_M: Final = 2.0  # how far off a car places a gap's ends (odometry)
+_PLACING_M: Final = 3.0  # how far off a car places a gap's ends (odometry, GPS)
+_SAME_LENGTH: Final = (1.5, 0.2)  # gaps this close in length (metres, share) may be one stretch
+_SITE_LENGTH_M: Final = 6.0  # of a stretch known from before sites had lengths
 _CURB_WIDTH_M: Final = 4.0  # reports of one curb lie this close across the street (GPS)
 
 
@@ -45,6 +48,9 @@ class ParkingParams:
     max_scan_speed_kmh: float = 55.0
     min_length_m: float = 5.0
     merge_m: float = 8.0
+    placing_sigma_m: float = 2.5  # how far along the street cars place a gap (one sigma)
+    unknown_free: float = 0.25  # the chance that a stretch last seen taken is free
+    stand_m: float = 3.0  # a car parking or leaving stands on the stretch this close: half a spot
     max_diff_deg: float = 30.0  # of headings: the same side of the same street
     pass_m: float = 12.0
     pass_min_speed_kmh: float = 5.0  # a standing car scans nothing
@@ -52,7 +58,7 @@ class ParkingParams:
     drop_below_p: float = 0.05
     trend_window_s: float = 600.0
     no_parking_min_passes: int = 10
-    no_parking_free_share: float = 0.8
+    no_parking_free_share: float = 0.7
     no_parking_min_span_s: float = 2 * 86400.0
     leave_margin_m: float = 1.0  # a car that leaves frees its length and the room it needed
     grace_s: float = 10.0  # an input this far behind the shard's watermark still counts
@@ -75,12 +81,13 @@ def usable_gap(item: Mapping[str, Any], params: ParkingParams) -> bool:
     return not (isinstance(speed, int | float) and speed > params.max_scan_speed_kmh)
 
 
-def new_site(item: Mapping[str, Any], site_id: str) -> Site:
+def new_site(item: Mapping[str, Any], site_id: str, length: float) -> Site:
     ts = int(item["ts"])
     return {
         "id": site_id,
         "lat": float(item["lat"]),
         "lon": float(item["lon"]),
+        "length": length,
         "heading": item.get("heading"),
         "side": item.get("side") or CurbSide.RIGHT.value,
         "weight": 0,
@@ -88,7 +95,7 @@ def new_site(item: Mapping[str, Any], site_id: str) -> Site:
         "last_ts": ts,
         "free_n": 0,  # passes that saw it free
         "busy_n": 0,  # passes that saw it taken
-        "parked_n": 0,  # cars that parked in it or left it
+        "parks": [],  # where cars that parked in it or left it stood: [lat, lon]
         "no_parking": False,
         "passers": {},  # vin -> when it drove past, not yet known whether it saw it free
         "seen": {},  # vin -> when it last said it was free
@@ -110,6 +117,31 @@ def matches(
     return distance
 
 
+def same_length(site: Site, length: float | None) -> bool:
+    """Whether a stretch of ``length`` may be the site's (a gap of two spots is not one)."""
+    if length is None:
+        return True
+    known = float(site.get("length", _SITE_LENGTH_M))
+    metres, share = _SAME_LENGTH
+    return abs(known - length) <= max(metres, share * max(known, length))
+
+
+def free_sighting_cost(
+    site: Site, distance_m: float, ts: int, lifetime_s: float, params: ParkingParams
+) -> float:
+    """How unlikely it is that a gap seen ``distance_m`` from ``site`` is the site seen free
+    (a negative log-likelihood): a gap beside a driveway and a spot taken most of the time is
+    the driveway, even when placing noise put it nearer the spot."""
+    if site["no_parking"]:
+        free = 1.0
+    elif site["spot"] is not None:
+        age_s = max(0, ts - int(site["spot"]["observed_ts"])) / 1000
+        free = max(params.unknown_free, math.exp(-age_s / lifetime_s))
+    else:
+        free = params.unknown_free
+    return distance_m**2 / (2 * params.placing_sigma_m**2) - math.log(free)
+
+
 def reach_of(gap: Mapping[str, Any]) -> float:
     """How far from its middle a gap report reaches along the street (half its length and the
     placing error of a car's odometry)."""
@@ -120,20 +152,23 @@ def covers(
     site: Site, lat: float, lon: float, heading: Any, reach_m: float, max_diff: float
 ) -> bool:
     """Whether a gap with its middle at (lat, lon), ``reach_m`` either way along ``heading``,
-    covers the site (on the same side of the same street)."""
+    covers the whole site (on the same side of the same street): a gap over a driveway alone
+    says nothing of the spot beside it, nor of a longer stretch that holds both."""
     distance = matches(site, lat, lon, heading, reach_m + _CURB_WIDTH_M, max_diff)
     if distance is None:
         return False
+    half = float(site.get("length", _SITE_LENGTH_M)) / 2
     if heading is None:
-        return distance <= reach_m
+        return distance + half <= reach_m
     angle = math.radians(bearing_deg(lat, lon, site["lat"], site["lon"]) - float(heading))
     along, across = abs(distance * math.cos(angle)), abs(distance * math.sin(angle))
-    return along <= reach_m and across <= _CURB_WIDTH_M
+    return along + half <= reach_m and across <= _CURB_WIDTH_M
 
 
-def observe(site: Site, item: Mapping[str, Any]) -> None:
-    """A report placed at ``site``: its position becomes the mean of its reports."""
+def observe(site: Site, item: Mapping[str, Any], length: float) -> None:
+    """A report placed at ``site``: its position and length become the means of its reports."""
     weight = min(int(site["weight"]), _MAX_WEIGHT)
+    site["length"] = (float(site.get("length", length)) * weight + length) / (weight + 1)
     for field, key in (("lat", "lat"), ("lon", "lon")):
         site[field] = (site[field] * weight + float(item[key])) / (weight + 1)
     if site["heading"] is None and item.get("heading") is not None:
@@ -165,11 +200,27 @@ def see_free(site: Site, item: Mapping[str, Any], source: SpotSource, length: fl
     return False
 
 
+def stood_here(site: Site, item: Mapping[str, Any]) -> None:
+    """A car parked or left where ``item`` says, at ``site``."""
+    parks = site.setdefault("parks", [])
+    parks.append([float(item["lat"]), float(item["lon"])])
+    del parks[:-_MAX_PARKS]
+
+
+def parked_in(site: Site, within_m: float) -> bool:
+    """Whether a car ever stood on the site where it is now placed: a park recorded when
+    reports had placed the site a spot away (next to a driveway) does not count."""
+    return any(
+        distance_m(site["lat"], site["lon"], lat, lon) <= within_m
+        for lat, lon in site.get("parks", [])
+    )
+
+
 def learned_no_parking(site: Site, params: ParkingParams) -> bool:
     """Seen free again and again, over a long enough time, and nobody ever parked there."""
     passes = int(site["free_n"]) + int(site["busy_n"])
     return (
-        site["parked_n"] == 0
+        not parked_in(site, params.stand_m)
         and passes >= params.no_parking_min_passes
         and site["free_n"] >= params.no_parking_free_share * passes
         and (int(site["last_ts"]) - int(site["first_ts"])) / 1000 >= params.no_parking_min_span_s
@@ -198,4 +249,30 @@ def spot_of(site: Site, lifetime_s: float) -> ParkingSpot:
         reporters=len(spot["vins"]),
         source=SpotSource(spot["source"]),
         lifetime_s=round(lifetime_s, 1),
+    )
+
+
+def cell_record(
+    cell: str, cell_state: dict[str, Any], area: dict[str, Any] | None, params: ParkingParams
+) -> ParkingCell:
+    """What the finder writes of a cell: its free spots, its flow and its trend."""
+    ts = int(cell_state.get("ts", 0))
+    lifetime, learned = lifetime_of(area, params)
+    horizon = ts - int(params.trend_window_s * 1000)
+    flow = [delta for at, delta in cell_state["flow"] if horizon <= at <= ts]
+    freed, taken = sum(1 for d in flow if d > 0), sum(1 for d in flow if d < 0)
+    sites = cell_state["sites"].values()
+    return ParkingCell(
+        cell=cell,
+        ts=ts,
+        spots=sorted(
+            (spot_of(site, lifetime) for site in sites if site["spot"] is not None),
+            key=lambda spot: spot.spot_id,
+        ),
+        lifetime_s=round(lifetime, 1),
+        learned=learned,
+        freed=freed,
+        taken=taken,
+        trend=trend_of(freed, taken),
+        no_parking=sum(1 for site in sites if site["no_parking"]),
     )
