@@ -10,13 +10,14 @@ import msgspec
 from fleetlink.contracts.asyncapi import asyncapi_document
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import MODELS
+from fleetlink.contracts.parking import ParkingCell
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """One self-contained JSON Schema per contract model, by model name."""
-    models = {**MODELS, "hazard": Hazard}
+    models = {**MODELS, "hazard": Hazard, "parking-cell": ParkingCell}
     return {name: msgspec.json.schema(model) for name, model in models.items()}
 
 

@@ -173,7 +173,10 @@ def test_json_schemas_describe_the_constraints() -> None:
         "delivered",
         "tick",
         "hazard",
+        "parking-cell",
     }
+    cell = schemas["parking-cell"]["$defs"]["ParkingCell"]
+    assert set(cell["required"]) >= {"cell", "ts", "spots", "lifetime_s"}
     grant = schemas["grant"]["$defs"]["Grant"]
     assert grant["properties"]["max_uses"]["minimum"] == 1
     assert grant["properties"]["vin"]["pattern"].startswith("^[A-HJ-NPR-Z0-9]")
