@@ -25,7 +25,8 @@ from tests.support.apps import (
     wait_assigned,
 )
 from tests.support.polling import eventually
-from tests.unit.apps.test_hazard_logic import DictStore, feed
+from tests.unit.apps.stores import JsonStore
+from tests.unit.apps.test_hazard_logic import feed
 
 Step = tuple[str, HazardState]
 
@@ -52,7 +53,7 @@ def reports(spots: range, base: int) -> list[dict[str, Any]]:
 
 
 def expected(items: list[dict[str, Any]]) -> set[Step]:
-    shard = HazardShard(DictStore(), HazardParams())
+    shard = HazardShard(JsonStore(), HazardParams())
     in_time = sorted(items, key=lambda i: i["ts"])
     return {(hazard.hazard_id, hazard.state) for hazard in feed(shard, *in_time)}
 

@@ -34,7 +34,7 @@ from tests.support.apps import (
 )
 from tests.support.gateway import header
 from tests.support.polling import eventually
-from tests.unit.apps.test_parking_logic import JsonStore
+from tests.unit.apps.stores import JsonStore
 
 EAST = 90.0
 PARTITIONS = 6  # of the test topics (``app_platform``)

@@ -58,7 +58,12 @@ def check_conformance(app: Any, settings: Settings, max_examples: int | None = N
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     try:
         # loading the document started the app; its answers count once it has read the fleet
-        views = (app.state.commands.view, app.state.hazards, app.state.parking)
+        views = (
+            app.state.commands.view,
+            app.state.hazards,
+            app.state.parking,
+            app.state.fleet,
+        )
         if not wait_until(
             lambda: all(view.ready.is_set() for view in views), timeout=30, interval=0.05
         ):

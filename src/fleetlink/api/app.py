@@ -25,6 +25,7 @@ from fleetlink.api.auth import Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.api.docs import serve_docs
 from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
+from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.hazards.read_model import HazardReadModel
 from fleetlink.apps.parking.read_model import ParkingReadModel
 from fleetlink.commands.read_model import ReadModel
@@ -93,6 +94,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     parking_view = ParkingReadModel(
         settings, logging.getLogger("fleetlink.api.parking"), kafka.source()
     )
+    fleet_view = FleetReadModel(settings, logging.getLogger("fleetlink.api.fleet"), kafka.source())
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -102,7 +104,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         commands_state.view.start()
         hazards_view.start()
         parking_view.start()
+        fleet_view.start()
         yield
+        fleet_view.stop()
         parking_view.stop()
         hazards_view.stop()
         commands_state.view.stop()
@@ -123,6 +127,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.guard = guard
     app.state.hazards = hazards_view
     app.state.parking = parking_view
+    app.state.fleet = fleet_view
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
@@ -186,7 +191,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             cached = (now, kafka.reachable())
             ready_cache["kafka"] = cached
         view = commands_state.view
-        readers = view.alive and hazards_view.alive and parking_view.alive
+        readers = view.alive and hazards_view.alive and parking_view.alive and fleet_view.alive
         ok = cached[1] and view.ready.is_set() and readers
         detail = "ready"
         if not view.alive:
@@ -195,6 +200,8 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             detail = "the hazards view's reader died"
         elif not parking_view.alive:
             detail = "the parking view's reader died"
+        elif not fleet_view.alive:
+            detail = "the vehicle-state view's reader died"
         elif not cached[1]:
             detail = "Kafka unreachable"
         elif not ok:

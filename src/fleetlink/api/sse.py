@@ -58,13 +58,63 @@ def live_stream(
         finally:
             unlisten()
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _event_stream(stream())
 
 
 def _offer(queue: asyncio.Queue[list[T]], items: list[T]) -> None:
     if not queue.full():
         queue.put_nowait(items)
+
+
+def coalesced_stream(
+    listen: Listen[T],
+    chosen: Callable[[T], bool],
+    key: Callable[[T], str],
+    to_frame: Callable[[list[T]], bytes],
+    every_s: float,
+    opening: Callable[[], Iterable[bytes]] = tuple,
+) -> StreamingResponse:
+    """Like ``live_stream``, but at most one frame each ``every_s``: the items heard since the
+    last one, the latest per ``key`` (a dashboard wants where each car is now, not every step
+    on the way; a slow client never falls behind)."""
+    loop = asyncio.get_running_loop()
+    pending: dict[str, T] = {}
+    news = asyncio.Event()
+
+    def take(items: list[T]) -> None:
+        for item in items:
+            pending[key(item)] = item
+        news.set()
+
+    def deliver(items: list[T]) -> None:
+        picked = [item for item in items if chosen(item)]
+        if picked:
+            loop.call_soon_threadsafe(take, picked)
+
+    async def stream() -> AsyncIterator[bytes]:
+        unlisten = listen(deliver)
+        try:
+            yield b"".join(opening()) + b"event: ready\ndata: {}\n\n"
+            while True:
+                try:
+                    await asyncio.wait_for(news.wait(), _KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                news.clear()
+                items = list(pending.values())
+                pending.clear()
+                yield to_frame(items)
+                await asyncio.sleep(every_s)
+        finally:
+            unlisten()
+
+    return _event_stream(stream())
+
+
+def _event_stream(stream: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

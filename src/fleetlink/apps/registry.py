@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from fleetlink.apps.fleet import app as fleet
 from fleetlink.apps.hazards import app as hazards
 from fleetlink.apps.parking import app as parking
 from fleetlink.apps.runtime.application import AppRuntime
@@ -34,6 +35,12 @@ APPS: Final[dict[str, AppSpec]] = {
             "free-parking finder: curb events and passing cars -> fleet.parking (spots per cell)",
             parking.build,
             (KafkaTopic.EVENTS, KafkaTopic.TELEMETRY),
+        ),
+        AppSpec(
+            fleet.NAME,
+            "fleet tracking: telemetry, harsh events, presence -> fleet.vehicle-state, fleet.trips",
+            fleet.build,
+            (KafkaTopic.TELEMETRY, KafkaTopic.EVENTS, KafkaTopic.PRESENCE),
         ),
     )
 }

@@ -55,6 +55,7 @@ class EventKind(StrEnum):
 
     HARSH_BRAKING = "harsh-braking"
     HARSH_ACCELERATION = "harsh-acceleration"
+    HARSH_CORNERING = "harsh-cornering"
     ESC_ACTIVATION = "esc-activation"
     ABS_ACTIVATION = "abs-activation"
     HAZARD_LIGHTS = "hazard-lights"

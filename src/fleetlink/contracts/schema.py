@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from fleetlink.contracts.asyncapi import asyncapi_document
+from fleetlink.contracts.fleet import Trip, VehicleState
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import MODELS
 from fleetlink.contracts.parking import ParkingCell
@@ -17,7 +18,8 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """One self-contained JSON Schema per contract model, by model name."""
-    models = {**MODELS, "hazard": Hazard, "parking-cell": ParkingCell}
+    records = {"parking-cell": ParkingCell, "vehicle-state": VehicleState, "trip": Trip}
+    models = {**MODELS, "hazard": Hazard, **records}
     return {name: msgspec.json.schema(model) for name, model in models.items()}
 
 

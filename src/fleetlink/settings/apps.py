@@ -77,6 +77,22 @@ class ParkingAppSettings(Section):
     shard_resolution: int = Field(default=7, ge=0, le=8)
 
 
+class FleetAppSettings(Section):
+    """Fleet tracking (``fleetlink app run fleet``): vehicle state and trips."""
+
+    # a trip starts at this speed (Samsara's 5 mph) and ends after ``stop_s`` below it (a stop at
+    # a light or a short errand does not split it), or when the car is silent for ``silence_s``
+    start_kmh: float = Field(default=8.0, gt=0, le=100)
+    stop_s: float = Field(default=300.0, gt=0, le=86400)
+    silence_s: float = Field(default=600.0, gt=0, le=86400)
+    # a vehicle's state is written on every change of kind at once, its position at most this
+    # often (a dashboard's map needs no more; the API coalesces to one frame a second anyway)
+    state_every_s: float = Field(default=2.0, ge=0, le=3600)
+    harsh_once_s: float = Field(default=30.0, ge=0, le=3600)  # one harsh episode, one count
+    sweep_every_s: float = Field(default=5.0, gt=0, le=600)  # trips that end without input
+    low_battery_pct: float = Field(default=20.0, ge=0, le=100)  # ``GET /v1/vehicles?low_battery``
+
+
 class AppsSettings(Section):
     """What every stream app shares."""
 
@@ -102,3 +118,4 @@ class AppsSettings(Section):
     metrics_port: int = Field(default=9400, ge=0, le=65535)
     hazards: HazardAppSettings = HazardAppSettings()
     parking: ParkingAppSettings = ParkingAppSettings()
+    fleet: FleetAppSettings = FleetAppSettings()

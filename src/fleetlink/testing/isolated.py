@@ -49,4 +49,6 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.AUDIT,
     KafkaTopic.HAZARDS,
     KafkaTopic.PARKING,
+    KafkaTopic.VEHICLE_STATE,
+    KafkaTopic.TRIPS,
 )

@@ -8,16 +8,22 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fleetlink.apps.fleet.tracking import FleetShard, TrackingParams
 from fleetlink.apps.hazards.app import is_report
 from fleetlink.apps.hazards.logic import HazardParams, HazardShard
-from fleetlink.apps.runtime.inputs import event_input, telemetry_input, tick_input
+from fleetlink.apps.runtime.inputs import (
+    event_input,
+    presence_input,
+    telemetry_input,
+    tick_input,
+)
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.settings.apps import HazardAppSettings
 from fleetlink.vehicle.warnings import WarningBook
 from tests.support.strategies import RAW_VALUES, VIN
-from tests.unit.apps.test_hazard_logic import DictStore
+from tests.unit.apps.stores import JsonStore
 
 REASONS = {reason.value for reason in DlqReason}
 RULES = HazardAppSettings()
@@ -27,6 +33,7 @@ TOPICS = st.sampled_from(
         MqttTopic.event(VIN, "crash"),
         MqttTopic.event(VIN, "no-such-kind"),
         MqttTopic.telemetry(VIN),
+        MqttTopic.presence(VIN),
         "geo/x/warnings/y",
         "vehicles//events/crash",
     ]
@@ -52,7 +59,7 @@ def test_any_event_record_is_an_input_or_a_dead_letter(raw: bytes | None, header
     check(value, "event")
     if value["t"] == "event" and is_report(value, RULES):
         report = {"t": "report", **value, "late": False}
-        shard = HazardShard(DictStore(), HazardParams())
+        shard = HazardShard(JsonStore(), HazardParams())
         shard.handle(report)
         shard.tick(report["ts"])  # the watermark passes it: judged
 
@@ -60,6 +67,25 @@ def test_any_event_record_is_an_input_or_a_dead_letter(raw: bytes | None, header
 @given(RAW_VALUES, GATEWAY_HEADERS)
 def test_any_telemetry_record_is_an_input_or_a_dead_letter(raw: bytes | None, headers: Any) -> None:
     check(telemetry_input(raw, headers), "telemetry")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["event", "telemetry", "presence"]), RAW_VALUES, GATEWAY_HEADERS),
+        max_size=6,
+    )
+)
+def test_any_vehicle_record_is_an_input_or_a_dead_letter_and_the_tracker_takes_it(
+    records: list[tuple[str, bytes | None, Any]],
+) -> None:
+    decoders = {"event": event_input, "telemetry": telemetry_input, "presence": presence_input}
+    shard = FleetShard(JsonStore(), TrackingParams())
+    for kind, raw, headers in records:
+        value = decoders[kind](raw, headers)
+        check(value, kind)
+        if value["t"] != "dead":
+            shard.handle(value)
+            shard.tick(int(value["ts"]) + 3_600_000)
 
 
 @given(RAW_VALUES)

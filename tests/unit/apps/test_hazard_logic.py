@@ -17,21 +17,14 @@ from fleetlink.contracts.hazards import (
     HazardGroup,
     HazardState,
 )
+from tests.unit.apps.stores import JsonStore
 
 T0 = 1_800_000_000_000
 SPOT = (52.5200, 13.4050)
 
 
-class DictStore(dict[str, Any]):
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def delete(self, key: str) -> None:
-        self.pop(key, None)
-
-
 def shard(**params: Any) -> HazardShard:
-    return HazardShard(DictStore(), HazardParams(**params))
+    return HazardShard(JsonStore(), HazardParams(**params))
 
 
 def offset(point: tuple[float, float], north_m: float, east_m: float) -> tuple[float, float]:
@@ -230,7 +223,7 @@ def test_late_reports_are_counted_and_never_confirm() -> None:
 def test_a_partition_that_runs_ahead_makes_no_other_late() -> None:
     """Partition 0 is 200 s ahead (a replay, an accelerated run): partition 1's reports of
     that time still count, and nothing expires before every partition got there."""
-    s = HazardShard(DictStore(), HazardParams(grace_s=10.0), sources=2)
+    s = HazardShard(JsonStore(), HazardParams(grace_s=10.0), sources=2)
     s.tick(T0 + 200_000, 0)
     outcomes = [s.handle(report(f"CAR{i}", i, src=1)) for i in range(3)]
     assert [o.late for o in outcomes] == [False, False, False]
@@ -251,7 +244,7 @@ def test_partitions_interleaved_any_way_give_what_time_order_gives() -> None:
     ticks = [{"t": "tick", "ts": T0 + 200_000, "src": n} for n in (0, 1)]
     results = set()
     for at in range(len(first) + 1):
-        s = HazardShard(DictStore(), HazardParams(), sources=2)
+        s = HazardShard(JsonStore(), HazardParams(), sources=2)
         hazards = feed(s, *first[:at], *second, *first[at:], *ticks)
         results.add(tuple((h.hazard_id, h.state, h.confirmed_ts, h.reporters) for h in hazards))
     [outputs] = results

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -15,27 +14,12 @@ from hypothesis import strategies as st
 from fleetlink.apps.parking.logic import ParkingShard
 from fleetlink.apps.parking.sites import ParkingParams
 from fleetlink.contracts.parking import PARKING_RESOLUTION, ParkingCell, SpotSource, Trend
+from tests.unit.apps.stores import JsonStore
 
 T0 = 1_800_000_000_000
 # the middle of a parking cell: the scenarios' stretches, tens of metres apart, share it
 SPOT = h3.cell_to_latlng(h3.latlng_to_cell(52.5200, 13.4050, PARKING_RESOLUTION))
 EAST = 90.0  # the reporters drive east, the curb on their right
-
-
-class JsonStore:
-    """A store that keeps values as JSON, as Quix's state does: a change not set is lost."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.data[key]) if key in self.data else default
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = json.dumps(value)
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
 
 
 def finder(**params: Any) -> ParkingShard:

@@ -174,6 +174,8 @@ def test_json_schemas_describe_the_constraints() -> None:
         "tick",
         "hazard",
         "parking-cell",
+        "vehicle-state",
+        "trip",
     }
     cell = schemas["parking-cell"]["$defs"]["ParkingCell"]
     assert set(cell["required"]) >= {"cell", "ts", "spots", "lifetime_s"}

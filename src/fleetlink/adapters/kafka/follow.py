@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from confluent_kafka import KafkaException
 
 from fleetlink.adapters.kafka.seams import PARTITION_EOF, RecordSource, SourceRecord
+from fleetlink.adapters.kafka.skips import SkippedRecords
 
 Handler = Callable[[list[SourceRecord]], None]
 T = TypeVar("T")
@@ -117,3 +118,42 @@ class TopicFollower:
                 self._handle(records)
             if not self._unread and not self.ready.is_set():
                 self.ready.set()
+
+
+class FollowedModel(Generic[T]):
+    """A read model kept from topics followed from their beginning: the follower's thread
+    hands each batch to ``_take`` under ``_lock`` (readers take it too), and tells listeners
+    the news it returns, out of the lock."""
+
+    def __init__(
+        self, source: RecordSource, topics: Sequence[str], log: logging.Logger, *, name: str
+    ) -> None:
+        self._lock = threading.Lock()
+        self._listeners: Listeners[T] = Listeners()
+        self.skipped = SkippedRecords(log)
+        self._follower = TopicFollower(source, topics, self._take_batch, log, name=name)
+        self.ready = self._follower.ready
+
+    @property
+    def alive(self) -> bool:
+        return self._follower.alive
+
+    def start(self) -> None:
+        self._follower.start()
+
+    def stop(self) -> None:
+        self._follower.stop()
+
+    def listen(self, listener: Callable[[list[T]], None]) -> Callable[[], None]:
+        """Call ``listener`` with each batch of news (from the reading thread); returns
+        unlisten."""
+        return self._listeners.listen(listener)
+
+    def _take_batch(self, records: list[SourceRecord]) -> None:
+        with self._lock:
+            news = self._take(records)
+        self._listeners.tell(news)
+
+    def _take(self, records: list[SourceRecord]) -> list[T]:
+        """Apply a batch of records; the news listeners hear."""
+        raise NotImplementedError

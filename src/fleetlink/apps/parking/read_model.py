@@ -5,13 +5,11 @@ its cell, as compaction would."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
-from fleetlink.adapters.kafka.follow import TopicFollower
+from fleetlink.adapters.kafka.follow import FollowedModel
 from fleetlink.adapters.kafka.seams import RecordSource, SourceRecord
-from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.apps.parking.view import ParkingNearby, ParkingView, is_parking_cell
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text
 from fleetlink.contracts.parking import ParkingCell
@@ -23,7 +21,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ParkingReadModel:
+class ParkingReadModel(FollowedModel[ParkingCell]):
     def __init__(
         self,
         settings: Settings,
@@ -32,30 +30,12 @@ class ParkingReadModel:
         *,
         clock: Callable[[], int] = now_ms,
     ) -> None:
+        topic = settings.topic_map()[KafkaTopic.PARKING]
+        super().__init__(source, [topic], log, name="parking-view")
         finder = settings.apps.parking
         # the floor and window the finder itself works with
         self._view = ParkingView(floor=finder.drop_below_p, trend_window_s=finder.trend_window_s)
-        self._lock = threading.Lock()
         self._clock = clock
-        self.skipped = SkippedRecords(log)
-        self._follower = TopicFollower(
-            source,
-            [settings.topic_map()[KafkaTopic.PARKING]],
-            self._take,
-            log,
-            name="parking-view",
-        )
-        self.ready = self._follower.ready
-
-    @property
-    def alive(self) -> bool:
-        return self._follower.alive
-
-    def start(self) -> None:
-        self._follower.start()
-
-    def stop(self) -> None:
-        self._follower.stop()
 
     def near(self, lat: float, lon: float, radius_m: float, limit: int) -> ParkingNearby:
         """The free spots within ``radius_m`` of (lat, lon) now, best first, and the area's
@@ -63,13 +43,13 @@ class ParkingReadModel:
         with self._lock:
             return self._view.near(lat, lon, radius_m, self._clock(), limit)
 
-    def _take(self, messages: list[SourceRecord]) -> None:
-        with self._lock:
-            for message in messages:
-                try:
-                    self._take_one(message)
-                except UndecodableError as unreadable:
-                    self.skipped.skip(message, unreadable)
+    def _take(self, records: list[SourceRecord]) -> list[ParkingCell]:
+        for message in records:
+            try:
+                self._take_one(message)
+            except UndecodableError as unreadable:
+                self.skipped.skip(message, unreadable)
+        return []
 
     def _take_one(self, message: SourceRecord) -> None:
         value = message.value()

@@ -16,7 +16,14 @@ from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.contracts import headers as h
 from fleetlink.contracts import vss
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text
-from fleetlink.contracts.models import Event, EventKind, Telemetry, Tick
+from fleetlink.contracts.models import (
+    Event,
+    EventKind,
+    Presence,
+    PresenceStatus,
+    Telemetry,
+    Tick,
+)
 from fleetlink.contracts.topics import MqttTopic, VehicleChannel
 
 Headers = Sequence[tuple[str, bytes | None]] | None
@@ -78,8 +85,27 @@ def telemetry_input(raw: bytes | None, headers: Headers) -> dict[str, Any]:
         "lon": _number(signals.get(vss.LONGITUDE)),
         "speed": _number(signals.get(vss.SPEED)),
         "heading": _number(signals.get(vss.HEADING)),
+        "odo": _number(signals.get(vss.ODOMETER)),
+        "soc": _number(signals.get(vss.BATTERY_STATE_OF_CHARGE)),
         "msg_id": msg_id,
         "late": late or telemetry.resent,
+    }
+
+
+def presence_input(raw: bytes | None, headers: Headers) -> dict[str, Any]:
+    """A ``fleet.presence`` record as ``{"t": "presence", vin, ts, online, ...}``."""
+    try:
+        vin, _, msg_id, _late = _origin(headers, VehicleChannel.PRESENCE)
+        presence = decode(Presence, raw)
+    except UndecodableError as error:
+        return dead(raw, error.reason, error.detail)
+    return {
+        "t": "presence",
+        "vin": vin,
+        "ts": presence.ts,
+        "online": presence.status == PresenceStatus.ONLINE,
+        "msg_id": msg_id,
+        "late": False,  # the broker's word on the car now, whenever it is read
     }
 
 
@@ -109,4 +135,6 @@ class InputDeserializer(Deserializer):
             return event_input(value, headers)
         if self._kind == "telemetry":
             return telemetry_input(value, headers)
+        if self._kind == "presence":
+            return presence_input(value, headers)
         return tick_input(value)

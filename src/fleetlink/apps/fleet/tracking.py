@@ -1,0 +1,291 @@
+"""Fleet tracking, pure: each vehicle's latest state and its trips (``contracts.fleet``).
+
+One ``FleetShard`` keeps the vehicles of one shard in a key-value ``Store`` (Quix's state in the
+app, a dict in tests), each under ``v|{vin}``. Inputs are plain dicts: ``telemetry`` (position,
+speed, odometer, battery), ``event`` (harsh events count in the trip), ``presence`` (the broker's
+online/offline) and ``tick``. A vehicle's inputs come in its own order (one partition per topic):
+an input older than what the vehicle already said is history and changes nothing, which also
+makes a replay after a crash count once.
+
+Ticks sweep the vehicles that are on a trip or heard lately, every ``sweep_every_s``: a car that
+stopped and fell silent still ends its trip on time, and a silent one goes offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from fleetlink.apps.runtime.watermark import EventTime, Store
+from fleetlink.contracts.fleet import HARSH_WEIGHTS, Motion, Trip, TripEnd, VehicleState
+from fleetlink.contracts.geo import distance_m
+
+_ACTIVE: Final = "active"  # the VINs a sweep looks at
+_SWEEP_AT: Final = "sweep_at"
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    """Every constant of the tracker (the app's settings)."""
+
+    start_kmh: float = 8.0  # a trip starts at this speed (Samsara's 5 mph)...
+    stop_s: float = 300.0  # ...and ends after this long below it
+    silence_s: float = 600.0  # a car heard nothing from this long is silent (offline, trip over)
+    state_every_s: float = 2.0  # a vehicle's state is written at most this often (changes: at once)
+    harsh_once_s: float = 30.0  # harsh events of one kind closer than this count once
+    sweep_every_s: float = 5.0
+
+
+@dataclass
+class Outcome:
+    states: list[VehicleState] = field(default_factory=list)
+    trips: list[Trip] = field(default_factory=list)
+    stale: bool = False  # older than what the vehicle already said
+
+
+Vehicle = dict[str, Any]  # JSON-able: it lives in the app's state store
+
+
+class FleetShard:
+    def __init__(self, store: Store, params: TrackingParams, sources: int = 1) -> None:
+        self._store = store
+        self._params = params
+        self._time = EventTime(store, sources)
+
+    def handle(self, item: Mapping[str, Any]) -> Outcome:
+        kind = item.get("t")
+        if kind == "tick":
+            return self._tick(int(item["ts"]), int(item.get("src", 0)))
+        if kind == "telemetry":
+            return self._telemetry(item)
+        if kind == "event":
+            return self._event(item)
+        if kind == "presence":
+            return self._presence(item)
+        return Outcome()
+
+    def tick(self, ts: int, src: int = 0) -> Outcome:
+        return self.handle({"t": "tick", "ts": ts, "src": src})
+
+    # inputs -----------------------------------------------------------------------------------
+
+    def _telemetry(self, item: Mapping[str, Any]) -> Outcome:
+        vin, ts = str(item["vin"]), int(item["ts"])
+        vehicle = self._load(vin)
+        if ts <= int(vehicle["ts"]):
+            return Outcome(stale=True)
+        out = Outcome()
+        first = vehicle["ts"] == 0
+        was_online = _online(vehicle, ts, self._params)
+        previous = (vehicle["lat"], vehicle["lon"])
+        vehicle["ts"] = vehicle["last_seen"] = ts
+        for key in ("lat", "lon", "heading", "speed", "odo", "soc"):
+            if item.get(key) is not None:
+                vehicle[key] = float(item[key])
+        trip = vehicle["trip"]
+        if trip is not None and None not in previous and vehicle["lat"] is not None:
+            trip["path_m"] += distance_m(*previous, vehicle["lat"], vehicle["lon"])
+        speed = item.get("speed")
+        changed = first or not was_online
+        if speed is not None and speed >= self._params.start_kmh:
+            starts = trip is None
+            if trip is None:
+                trip = vehicle["trip"] = _new_trip(vehicle)
+            trip.update(moving_ts=ts, stop_ts=None)
+            trip["max_speed"] = max(float(trip["max_speed"]), float(speed))
+            if starts:
+                out.trips.append(_trip_of(vin, trip))
+                changed = True
+        elif trip is not None and speed is not None:
+            if trip["stop_ts"] is None:
+                trip["stop_ts"] = ts  # first seen standing (or crawling) since it last moved
+            if ts - int(trip["moving_ts"]) >= self._params.stop_s * 1000:
+                out.trips.append(self._end(vehicle, TripEnd.STOPPED))
+                changed = True
+        self._write(vehicle, ts, out, force=changed)
+        return out
+
+    def _event(self, item: Mapping[str, Any]) -> Outcome:
+        kind, vin, ts = str(item["kind"]), str(item["vin"]), int(item["ts"])
+        if kind not in HARSH_WEIGHTS:
+            return Outcome()
+        vehicle = self._load(vin)
+        trip = vehicle["trip"]
+        if trip is None or ts < int(trip["start_ts"]):
+            return Outcome()  # harsh events count inside trips only (as Samsara's)
+        last = trip["harsh_ts"].get(kind)
+        if last is not None and ts < int(last) + self._params.harsh_once_s * 1000:
+            return Outcome(stale=ts <= int(last))  # the same episode, or a replay
+        trip["harsh_ts"][kind] = ts
+        trip["harsh"][kind] = int(trip["harsh"].get(kind, 0)) + 1
+        self._store.set(f"v|{vin}", vehicle)
+        return Outcome()
+
+    def _presence(self, item: Mapping[str, Any]) -> Outcome:
+        vin, ts = str(item["vin"]), int(item["ts"])
+        vehicle = self._load(vin)
+        if ts <= int(vehicle["presence_ts"]):
+            return Outcome(stale=True)
+        online = bool(item["online"])
+        vehicle.update(presence=online, presence_ts=ts)
+        out = Outcome()
+        if not online and vehicle["trip"] is not None:
+            out.trips.append(self._end(vehicle, TripEnd.OFFLINE))
+        if vehicle["ts"] == 0:  # heard of before any telemetry: where it is is not known
+            vehicle["ts"] = vehicle["last_seen"] = ts
+        self._write(vehicle, max(ts, int(vehicle["ts"])), out, force=True)
+        return out
+
+    # time -------------------------------------------------------------------------------------
+
+    def _tick(self, ts: int, src: int) -> Outcome:
+        clock = self._time.advance(ts, src)
+        if clock < int(self._store.get(_SWEEP_AT, 0)):
+            return Outcome()
+        self._store.set(_SWEEP_AT, clock + int(self._params.sweep_every_s * 1000))
+        out = Outcome()
+        active: list[str] = self._store.get(_ACTIVE, [])
+        still = []
+        for vin in active:
+            vehicle = self._load(vin)
+            self._sweep(vehicle, clock, out)
+            if vehicle["trip"] is not None or _online(vehicle, clock, self._params):
+                still.append(vin)
+        if still != active:
+            self._store.set(_ACTIVE, still)
+        return out
+
+    def _sweep(self, vehicle: Vehicle, clock: int, out: Outcome) -> None:
+        params, trip = self._params, vehicle["trip"]
+        silent = clock - int(vehicle["last_seen"]) >= params.silence_s * 1000
+        ended = None
+        stopped = trip is not None and trip["stop_ts"] is not None
+        if trip is not None and silent:
+            ended = TripEnd.SILENT
+        elif stopped and clock - int(trip["moving_ts"]) >= params.stop_s * 1000:
+            ended = TripEnd.STOPPED
+        if ended is not None:
+            out.trips.append(self._end(vehicle, ended))
+        went_silent = silent and not vehicle["silent"] and vehicle["presence"] is not False
+        if ended is not None or went_silent:
+            vehicle["silent"] = silent
+            out.states.append(_state_of(vehicle, clock, self._params))
+            vehicle["written"] = int(vehicle["ts"])
+            self._store.set(f"v|{vehicle['vin']}", vehicle)
+
+    # state ------------------------------------------------------------------------------------
+
+    def _end(self, vehicle: Vehicle, how: TripEnd) -> Trip:
+        """The vehicle's trip is over: it ended when the car stopped (first seen standing after
+        it last moved), or when it was last heard."""
+        trip = vehicle["trip"]
+        if how is TripEnd.STOPPED:
+            end_ts = int(trip["stop_ts"] or trip["moving_ts"])
+        else:
+            end_ts = int(vehicle["last_seen"])
+        trip.update(end_ts=end_ts, ended_by=how.value, end_odo=vehicle["odo"])
+        trip.update(end_lat=vehicle["lat"], end_lon=vehicle["lon"])
+        vehicle["trip"] = None
+        return _trip_of(str(vehicle["vin"]), trip)
+
+    def _load(self, vin: str) -> Vehicle:
+        vehicle: Vehicle | None = self._store.get(f"v|{vin}")
+        if vehicle is not None:
+            return vehicle
+        return {
+            "vin": vin,
+            "ts": 0,  # the newest telemetry's event time (0: none yet)
+            "last_seen": 0,
+            "presence": None,  # what the broker last said: True online, False offline
+            "presence_ts": 0,
+            "silent": False,
+            "written": 0,  # the event time of the last state written
+            **dict.fromkeys(("lat", "lon", "heading", "speed", "odo", "soc")),
+            "trip": None,
+        }
+
+    def _write(self, vehicle: Vehicle, ts: int, out: Outcome, *, force: bool) -> None:
+        """Save the vehicle; its state goes out if it changed kind, or was not written lately."""
+        vehicle["silent"] = False if vehicle["presence"] is not False else vehicle["silent"]
+        due = ts - int(vehicle["written"]) >= self._params.state_every_s * 1000
+        if force or due or out.trips:
+            out.states.append(_state_of(vehicle, ts, self._params))
+            vehicle["written"] = ts
+        self._store.set(f"v|{vehicle['vin']}", vehicle)
+        active: list[str] = self._store.get(_ACTIVE, [])
+        if vehicle["vin"] not in active and _online(vehicle, ts, self._params):
+            self._store.set(_ACTIVE, sorted([*active, vehicle["vin"]]))
+
+
+def _new_trip(vehicle: Vehicle) -> dict[str, Any]:
+    ts = int(vehicle["ts"])
+    return {
+        "id": f"{vehicle['vin']}-{ts}",  # the same on a replay
+        "start_ts": ts,
+        "start_lat": vehicle["lat"],
+        "start_lon": vehicle["lon"],
+        "start_odo": vehicle["odo"],
+        "moving_ts": ts,
+        "stop_ts": None,
+        "path_m": 0.0,  # along the positions: the distance when there is no odometer
+        "max_speed": 0.0,
+        "harsh": {},
+        "harsh_ts": {},
+    }
+
+
+def _online(vehicle: Vehicle, now: int, params: TrackingParams) -> bool:
+    """What the broker said last; a car it said nothing of is online while it is heard."""
+    if vehicle["presence"] is not None:
+        return bool(vehicle["presence"])
+    return vehicle["ts"] != 0 and now - int(vehicle["last_seen"]) < params.silence_s * 1000
+
+
+def _state_of(vehicle: Vehicle, ts: int, params: TrackingParams) -> VehicleState:
+    trip = vehicle["trip"]
+    return VehicleState(
+        vin=vehicle["vin"],
+        ts=ts,
+        online=_online(vehicle, ts, params),
+        last_seen=int(vehicle["last_seen"]),
+        motion=Motion.DRIVING if trip is not None else Motion.PARKED,
+        latitude=_rounded(vehicle["lat"], 6),
+        longitude=_rounded(vehicle["lon"], 6),
+        heading_deg=_rounded(vehicle["heading"], 1),
+        speed_kmh=_rounded(vehicle["speed"], 1),
+        odometer_km=_rounded(vehicle["odo"], 3),
+        soc_pct=_rounded(vehicle["soc"], 1),
+        trip_id=None if trip is None else trip["id"],
+        trip_start_ts=None if trip is None else int(trip["start_ts"]),
+    )
+
+
+def _trip_of(vin: str, trip: Mapping[str, Any]) -> Trip:
+    end_ts = trip.get("end_ts")
+    start_odo, end_odo = trip.get("start_odo"), trip.get("end_odo")
+    if start_odo is not None and end_odo is not None and end_odo >= start_odo:
+        distance_km = float(end_odo) - float(start_odo)
+    else:
+        distance_km = float(trip["path_m"]) / 1000
+    return Trip(
+        trip_id=str(trip["id"]),
+        vin=vin,
+        start_ts=int(trip["start_ts"]),
+        start_latitude=_rounded(trip["start_lat"], 6),
+        start_longitude=_rounded(trip["start_lon"], 6),
+        end_ts=None if end_ts is None else int(end_ts),
+        end_latitude=_rounded(trip.get("end_lat"), 6),
+        end_longitude=_rounded(trip.get("end_lon"), 6),
+        ended_by=None if trip.get("ended_by") is None else TripEnd(trip["ended_by"]),
+        distance_km=round(distance_km if end_ts is not None else 0.0, 3),
+        duration_s=0.0
+        if end_ts is None
+        else round((int(end_ts) - int(trip["start_ts"])) / 1000, 1),
+        max_speed_kmh=round(float(trip["max_speed"]), 1),
+        harsh=dict(sorted(trip["harsh"].items())),
+    )
+
+
+def _rounded(value: Any, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
