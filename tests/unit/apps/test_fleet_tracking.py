@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetlink.apps.fleet.tracking import FleetShard, Outcome, TrackingParams
 from fleetlink.contracts.fleet import Motion, Trip, TripEnd, VehicleState, driving_score
@@ -119,8 +122,9 @@ def test_a_trip_ended_by_silence_ends_when_the_car_was_last_heard() -> None:
 def test_a_car_that_stopped_and_fell_silent_ends_its_trip_when_it_stopped() -> None:
     shard = tracker(stop_s=300, silence_s=3600)
     run(shard, *drive(0, 120, 30.0, 0.0), telemetry(120, 0.0, 1.0))
-    assert run(shard, {"t": "tick", "ts": at(110 + 299)}).trips == []
-    [closed] = run(shard, {"t": "tick", "ts": at(110 + 305)}).trips
+    other = {**telemetry(415, 0.0), "vin": "WVWZZZ1JZXW000002"}  # keeps the shard's time going
+    assert run(shard, {**other, "ts": at(409)}).trips == []
+    [closed] = run(shard, other).trips
     assert (closed.end_ts, closed.ended_by) == (at(120), TripEnd.STOPPED)
 
 
@@ -235,3 +239,81 @@ def test_the_score_is_100_minus_10_per_weighted_event_per_100_km() -> None:
 def test_no_score_under_10_km() -> None:
     score = driving_score(VIN, [trip(9.9, 1000, harsh_braking=1)], at(0), at(5000))
     assert (score.distance_km, score.score, score.weighted_per_100_km) == (9.9, None, None)
+
+
+def closed_trips(out: Outcome) -> dict[str, Trip]:
+    """The last word on each trip that ended."""
+    return {t.trip_id: t for t in out.trips if t.end_ts is not None}
+
+
+def test_a_harsh_event_read_before_the_telemetry_of_its_trip_counts_in_it() -> None:
+    shard = tracker()
+    out = run(shard, telemetry(0, 0.0, 0.0), event("harsh-braking", 40))
+    assert out.trips == []
+    out = run(
+        shard, *drive(10, 200, 40.0, 0.0), *(telemetry(s, 0.0, 2.1) for s in range(200, 520, 10))
+    )
+    [closed] = closed_trips(out).values()
+    assert closed.harsh == {"harsh-braking": 1}
+
+
+def test_a_harsh_event_read_after_its_trip_ended_amends_the_trip() -> None:
+    shard = tracker()
+    run(shard, *drive(10, 200, 40.0, 0.0), *(telemetry(s, 0.0, 2.1) for s in range(200, 520, 10)))
+    # stopped at 200 (ended there), the trip was seen over at 490: read in order, an event at
+    # 300 would have come while it was open
+    late = (event("harsh-acceleration", 20), event("harsh-braking", 300))
+    out = run(shard, *late, event("harsh-braking", 600))
+    first, amended = out.trips
+    assert first.harsh == {"harsh-acceleration": 1}
+    assert (amended.trip_id, amended.end_ts) == (f"{VIN}-{at(10)}", at(200))
+    assert amended.harsh == {"harsh-acceleration": 1, "harsh-braking": 1}
+
+
+@given(st.randoms(use_true_random=False), st.lists(st.integers(0, 700), max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_whatever_order_telemetry_and_events_are_read_in_the_trips_are_the_same(
+    rng: random.Random, event_times: list[int]
+) -> None:
+    """Each topic is read in its own order; how the two interleave does not change a trip."""
+    records = [
+        *drive(10, 200, 40.0, 0.0),
+        *(telemetry(s, 0.0, 2.1) for s in range(200, 320, 10)),
+        *drive(320, 400, 30.0, 2.1),
+        *(telemetry(s, 0.0, 2.8) for s in range(400, 760, 10)),
+    ]
+    kinds = ("harsh-braking", "harsh-acceleration", "crash")
+    events = [event(kinds[n % 3], t) for n, t in enumerate(sorted(event_times))]
+    in_order = closed_trips(read(tracker(), sorted(records + events, key=lambda i: i["ts"])))
+    merged, left, right = [], list(records), list(events)
+    while left or right:
+        side = left if right == [] or (left and rng.random() < 0.5) else right
+        merged.append(side.pop(0))
+    assert closed_trips(read(tracker(), merged)) == in_order
+
+
+def read(shard: FleetShard, items: list[dict[str, Any]]) -> Outcome:
+    """Every input, no tick (time is the app's, not the records')."""
+    out = Outcome()
+    for item in items:
+        outcome = shard.handle(item)
+        out.states += outcome.states
+        out.trips += outcome.trips
+    return out
+
+
+def test_silence_is_judged_on_the_records_time_while_they_come() -> None:
+    shard = tracker(silence_s=600)
+    # two cars in one shard; the ticks run five minutes ahead, as on a backlog after a restart
+    other = "WVWZZZ1JZXW000002"
+    read(shard, drive(0, 60, 50.0, 0.0))
+    for s in range(0, 650, 10):
+        shard.handle({**telemetry(s, 50.0, 1.0), "vin": other})
+        assert shard.tick(at(300 + s)).trips == []  # VIN was heard at 50: not 600 s ago yet
+    shard.handle({**telemetry(650, 50.0, 1.0), "vin": other})
+    [closed] = shard.tick(at(300 + 650)).trips  # the records reached 650: 600 s of silence
+    assert (closed.vin, closed.ended_by, closed.end_ts) == (VIN, TripEnd.SILENT, at(50))
+    # the whole shard quiet for silence_s of tick time: the ticks' time counts
+    assert shard.tick(at(650 + 599)).trips == []
+    [ended] = shard.tick(at(650 + 605)).trips  # (a sweep each sweep_every_s)
+    assert (ended.vin, ended.ended_by, ended.end_ts) == (other, TripEnd.SILENT, at(650))

@@ -23,6 +23,8 @@ from fleetlink.contracts.geo import distance_m
 
 _ACTIVE: Final = "active"  # the VINs a sweep looks at
 _SWEEP_AT: Final = "sweep_at"
+_HEARD: Final = "heard"  # the newest event time the shard's vehicles sent, to the second
+_EARLY_KEPT: Final = 100  # harsh events read ahead of a vehicle's telemetry, at most
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class FleetShard:
         for key in ("lat", "lon", "heading", "speed", "odo", "soc"):
             if item.get(key) is not None:
                 vehicle[key] = float(item[key])
+        self._reached(vehicle, ts - 1, out)  # what happened before this record, first
         trip = vehicle["trip"]
         if trip is not None and None not in previous and vehicle["lat"] is not None:
             trip["path_m"] += distance_m(*previous, vehicle["lat"], vehicle["lon"])
@@ -103,24 +106,50 @@ class FleetShard:
             if ts - int(trip["moving_ts"]) >= self._params.stop_s * 1000:
                 out.trips.append(self._end(vehicle, TripEnd.STOPPED))
                 changed = True
+        self._reached(vehicle, ts, out)
         self._write(vehicle, ts, out, force=changed)
         return out
 
     def _event(self, item: Mapping[str, Any]) -> Outcome:
+        """A harsh event counts in the trip it happened in, whichever of the car's event and
+        telemetry records is read first: in the open trip, in the one that just ended (written
+        again), or, ahead of the telemetry, once the telemetry gets there."""
         kind, vin, ts = str(item["kind"]), str(item["vin"]), int(item["ts"])
         if kind not in HARSH_WEIGHTS:
             return Outcome()
         vehicle = self._load(vin)
-        trip = vehicle["trip"]
-        if trip is None or ts < int(trip["start_ts"]):
-            return Outcome()  # harsh events count inside trips only (as Samsara's)
-        last = trip["harsh_ts"].get(kind)
-        if last is not None and ts < int(last) + self._params.harsh_once_s * 1000:
-            return Outcome(stale=ts <= int(last))  # the same episode, or a replay
-        trip["harsh_ts"][kind] = ts
-        trip["harsh"][kind] = int(trip["harsh"].get(kind, 0)) + 1
+        out = Outcome()
+        if ts > int(vehicle["ts"]):
+            if [kind, ts] not in vehicle["early"]:
+                vehicle["early"] = [*vehicle["early"], [kind, ts]][-_EARLY_KEPT:]
+        elif not self._count(vehicle, kind, ts, out):
+            return Outcome()
         self._store.set(f"v|{vin}", vehicle)
-        return Outcome()
+        return out
+
+    def _count(self, vehicle: Vehicle, kind: str, ts: int, out: Outcome) -> bool:
+        """Count a harsh event (one of a kind within ``harsh_once_s`` once) in the trip it
+        happened in; whether it counted."""
+        trip, last = vehicle["trip"], vehicle["last_trip"]
+        if trip is not None and ts >= int(trip["start_ts"]):
+            counted, amended = _counted(trip, kind, ts, self._params), None
+        elif last is not None and int(last["start_ts"]) <= ts <= int(last["closed_ts"]):
+            counted = _counted(last, kind, ts, self._params)
+            amended = last if counted else None
+        else:
+            return False  # harsh events count inside trips only (as Samsara's)
+        if amended is not None:
+            out.trips.append(_trip_of(str(vehicle["vin"]), amended))
+        return counted
+
+    def _reached(self, vehicle: Vehicle, ts: int, out: Outcome) -> None:
+        """The telemetry has reached ``ts``: the harsh events read ahead of it up to there
+        count now."""
+        due = [(kind, at) for kind, at in vehicle["early"] if at <= ts]
+        if due:
+            vehicle["early"] = [[kind, at] for kind, at in vehicle["early"] if at > ts]
+            for kind, at in sorted(due, key=lambda e: (e[1], e[0])):
+                self._count(vehicle, kind, at, out)
 
     def _presence(self, item: Mapping[str, Any]) -> Outcome:
         vin, ts = str(item["vin"]), int(item["ts"])
@@ -140,10 +169,16 @@ class FleetShard:
     # time -------------------------------------------------------------------------------------
 
     def _tick(self, ts: int, src: int) -> Outcome:
-        clock = self._time.advance(ts, src)
-        if clock < int(self._store.get(_SWEEP_AT, 0)):
+        ticked = self._time.advance(ts, src)
+        if ticked < int(self._store.get(_SWEEP_AT, 0)):
             return Outcome()
-        self._store.set(_SWEEP_AT, clock + int(self._params.sweep_every_s * 1000))
+        self._store.set(_SWEEP_AT, ticked + int(self._params.sweep_every_s * 1000))
+        # Silence is judged on the time the shard's own records have reached while they come:
+        # catching up on a backlog, the ticks run ahead of records not read yet. Once the
+        # shard has heard nothing for ``silence_s`` of tick time, the ticks' time counts.
+        heard = int(self._store.get(_HEARD, 0))
+        quiet = ticked - heard >= self._params.silence_s * 1000
+        clock = ticked if quiet else heard
         out = Outcome()
         active: list[str] = self._store.get(_ACTIVE, [])
         still = []
@@ -184,9 +219,12 @@ class FleetShard:
             end_ts = int(trip["stop_ts"] or trip["moving_ts"])
         else:
             end_ts = int(vehicle["last_seen"])
-        trip.update(end_ts=end_ts, ended_by=how.value, end_odo=vehicle["odo"])
+        # a harsh event up to the record that ended it counted while it was open: the same when
+        # that event is read late
+        closed_ts = max(end_ts, int(vehicle["ts"]))
+        trip.update(end_ts=end_ts, closed_ts=closed_ts, ended_by=how.value, end_odo=vehicle["odo"])
         trip.update(end_lat=vehicle["lat"], end_lon=vehicle["lon"])
-        vehicle["trip"] = None
+        vehicle["trip"], vehicle["last_trip"] = None, trip
         return _trip_of(str(vehicle["vin"]), trip)
 
     def _load(self, vin: str) -> Vehicle:
@@ -203,10 +241,17 @@ class FleetShard:
             "written": 0,  # the event time of the last state written
             **dict.fromkeys(("lat", "lon", "heading", "speed", "odo", "soc")),
             "trip": None,
+            "last_trip": None,  # the trip that ended last: a harsh event read late counts in it
+            "early": [],  # [kind, ts] of harsh events read ahead of the telemetry
         }
+
+    def _heard(self, ts: int) -> None:
+        if ts // 1000 > int(self._store.get(_HEARD, 0)) // 1000:  # a write a second at most
+            self._store.set(_HEARD, ts)
 
     def _write(self, vehicle: Vehicle, ts: int, out: Outcome, *, force: bool) -> None:
         """Save the vehicle; its state goes out if it changed kind, or was not written lately."""
+        self._heard(int(vehicle["last_seen"]))
         vehicle["silent"] = False if vehicle["presence"] is not False else vehicle["silent"]
         due = ts - int(vehicle["written"]) >= self._params.state_every_s * 1000
         if force or due or out.trips:
@@ -216,6 +261,15 @@ class FleetShard:
         active: list[str] = self._store.get(_ACTIVE, [])
         if vehicle["vin"] not in active and _online(vehicle, ts, self._params):
             self._store.set(_ACTIVE, sorted([*active, vehicle["vin"]]))
+
+
+def _counted(trip: dict[str, Any], kind: str, ts: int, params: TrackingParams) -> bool:
+    last = trip["harsh_ts"].get(kind)
+    if last is not None and ts < int(last) + params.harsh_once_s * 1000:
+        return False  # the same episode, or a replay
+    trip["harsh_ts"][kind] = ts
+    trip["harsh"][kind] = int(trip["harsh"].get(kind, 0)) + 1
+    return True
 
 
 def _new_trip(vehicle: Vehicle) -> dict[str, Any]:
