@@ -17,8 +17,6 @@ from fleetlink.apps.parking.app import params_of
 from fleetlink.apps.parking.logic import ParkingShard, shards_of
 from fleetlink.apps.runtime.clock import shard_keys, shard_of
 from fleetlink.contracts import headers as h
-from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import Tick
 from fleetlink.contracts.parking import ParkingCell, SpotSource
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
@@ -30,6 +28,7 @@ from tests.support.apps import (
     running_app,
     send_event,
     send_telemetry,
+    tick,
     wait_assigned,
 )
 from tests.support.gateway import header
@@ -152,16 +151,6 @@ def platform(tmp_path: Path, local_stack: LocalStack, stack_config: Settings) ->
 def settled(platform: AppPlatform, want: dict[str, ParkingCell]) -> bool:
     got = platform.parking()
     return all(got.get(cell) == record for cell, record in want.items())
-
-
-def tick(platform: AppPlatform, ts: int) -> None:
-    """Time goes on to ``ts`` in every partition (the apps run on the tests' clock): what was
-    written before it is judged, in event-time order, however it arrived."""
-    producer = platform.producer()
-    topic = platform.topic(KafkaTopic.TICKS)
-    for partition in range(PARTITIONS):
-        producer.produce(topic, encode(Tick(ts=ts)), key=b"tick", partition=partition)
-    producer.flush(10)
 
 
 def test_two_instances_make_exactly_the_spots_of_the_logic(platform: AppPlatform) -> None:

@@ -25,8 +25,9 @@ from fleetlink.adapters.polling import wait_until
 from fleetlink.apps.runtime.metrics import app_group, assigned_members
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
+from fleetlink.contracts.fleet import Trip, VehicleState
 from fleetlink.contracts.hazards import Hazard
-from fleetlink.contracts.models import Event, Telemetry
+from fleetlink.contracts.models import Event, Presence, PresenceStatus, Telemetry, Tick
 from fleetlink.contracts.parking import ParkingCell
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.settings import Settings, dump_toml
@@ -67,6 +68,22 @@ class AppPlatform:
             latest[cell.cell] = cell
         return latest
 
+    def vehicle_states(self) -> dict[str, VehicleState]:
+        """The latest record of each vehicle on ``fleet.vehicle-state``."""
+        latest: dict[str, VehicleState] = {}
+        for record in self.read(KafkaTopic.VEHICLE_STATE):
+            state = msgspec.json.decode(record.value() or b"", type=VehicleState)
+            latest[state.vin] = state
+        return latest
+
+    def trips(self) -> dict[str, Trip]:
+        """The latest word on each trip of ``fleet.trips``."""
+        latest: dict[str, Trip] = {}
+        for record in self.read(KafkaTopic.TRIPS):
+            trip = msgspec.json.decode(record.value() or b"", type=Trip)
+            latest[trip.trip_id] = trip
+        return latest
+
 
 def app_platform(
     tmp_path: Path, stack: Settings, *, own_topics: bool = True, **apps: Any
@@ -98,6 +115,9 @@ def app_platform(
 APP_TOPICS = (
     KafkaTopic.EVENTS,
     KafkaTopic.TELEMETRY,
+    KafkaTopic.PRESENCE,
+    KafkaTopic.VEHICLE_STATE,
+    KafkaTopic.TRIPS,
     KafkaTopic.TICKS,
     KafkaTopic.DLQ,
     KafkaTopic.HAZARDS,
@@ -193,6 +213,7 @@ def send_telemetry(
     where: tuple[float, float],
     speed_kmh: float,
     heading_deg: float,
+    signals: dict[str, float] | None = None,
 ) -> None:
     telemetry = Telemetry(
         ts=ts,
@@ -202,6 +223,7 @@ def send_telemetry(
             "Vehicle.CurrentLocation.Longitude": where[1],
             "Vehicle.Speed": speed_kmh,
             "Vehicle.CurrentLocation.Heading": heading_deg,
+            **(signals or {}),
         },
     )
     producer.produce(
@@ -213,3 +235,27 @@ def send_telemetry(
             (h.MQTT_TOPIC, MqttTopic.telemetry(vin).encode()),
         ],
     )
+
+
+def send_presence(producer: Producer, topic: str, vin: str, ts: int, *, online: bool) -> None:
+    """A presence record as the gateway writes it (key VIN, provenance headers)."""
+    status = PresenceStatus.ONLINE if online else PresenceStatus.OFFLINE
+    producer.produce(
+        topic,
+        encode(Presence(status=status, ts=ts)),
+        key=vin.encode(),
+        headers=[
+            (h.MESSAGE_ID, f"{vin}-p-{ts}".encode()),
+            (h.MQTT_TOPIC, MqttTopic.presence(vin).encode()),
+        ],
+    )
+
+
+def tick(platform: AppPlatform, ts: int, partitions: int = 6) -> None:
+    """Time goes on to ``ts`` in every partition (the apps run on the tests' clock): what was
+    written before it is judged, in event-time order, however it arrived."""
+    producer = platform.producer()
+    topic = platform.topic(KafkaTopic.TICKS)
+    for partition in range(partitions):
+        producer.produce(topic, encode(Tick(ts=ts)), key=b"tick", partition=partition)
+    producer.flush(10)

@@ -270,26 +270,38 @@ def test_a_harsh_event_read_after_its_trip_ended_amends_the_trip() -> None:
     assert amended.harsh == {"harsh-acceleration": 1, "harsh-braking": 1}
 
 
-@given(st.randoms(use_true_random=False), st.lists(st.integers(0, 700), max_size=12))
-@settings(max_examples=60, deadline=None)
-def test_whatever_order_telemetry_and_events_are_read_in_the_trips_are_the_same(
-    rng: random.Random, event_times: list[int]
+@given(
+    st.randoms(use_true_random=False),
+    st.lists(st.integers(0, 700), max_size=12),
+    st.none() | st.integers(20, 760),
+)
+@settings(max_examples=80, deadline=None)
+def test_whatever_order_the_cars_topics_are_read_in_the_trips_and_state_are_the_same(
+    rng: random.Random, event_times: list[int], offline_s: int | None
 ) -> None:
-    """Each topic is read in its own order; how the two interleave does not change a trip."""
+    """Each topic (telemetry, events, presence) is read in its own order; how they interleave
+    changes no trip and not the car's last state."""
     records = [
         *drive(10, 200, 40.0, 0.0),
         *(telemetry(s, 0.0, 2.1) for s in range(200, 320, 10)),
         *drive(320, 400, 30.0, 2.1),
         *(telemetry(s, 0.0, 2.8) for s in range(400, 760, 10)),
     ]
+    presence_records = [presence(True, 10)]  # the same time as the first telemetry
+    if offline_s is not None:  # the car goes offline: nothing after that
+        records = [r for r in records if r["ts"] < at(offline_s)]
+        presence_records.append(presence(False, offline_s))
     kinds = ("harsh-braking", "harsh-acceleration", "crash")
     events = [event(kinds[n % 3], t) for n, t in enumerate(sorted(event_times))]
-    in_order = closed_trips(read(tracker(), sorted(records + events, key=lambda i: i["ts"])))
-    merged, left, right = [], list(records), list(events)
-    while left or right:
-        side = left if right == [] or (left and rng.random() < 0.5) else right
-        merged.append(side.pop(0))
-    assert closed_trips(read(tracker(), merged)) == in_order
+    everything = sorted(presence_records + records + events, key=lambda i: i["ts"])
+    in_order = read(tracker(), everything)
+    streams = [records, events, presence_records]
+    merged = []
+    while any(streams):
+        merged.append(rng.choice([s for s in streams if s]).pop(0))
+    shuffled = read(tracker(), merged)
+    assert closed_trips(shuffled) == closed_trips(in_order)
+    assert shuffled.states[-1] == in_order.states[-1]
 
 
 def read(shard: FleetShard, items: list[dict[str, Any]]) -> Outcome:

@@ -85,6 +85,11 @@ class FleetShard:
         for key in ("lat", "lon", "heading", "speed", "odo", "soc"):
             if item.get(key) is not None:
                 vehicle[key] = float(item[key])
+        if vehicle["presence"] is False and ts <= int(vehicle["presence_ts"]):
+            self._before_offline(vehicle, item, previous, out)
+            self._reached(vehicle, ts, out)
+            self._write(vehicle, max(ts, int(vehicle["presence_ts"])), out, force=True)
+            return out
         self._reached(vehicle, ts - 1, out)  # what happened before this record, first
         trip = vehicle["trip"]
         if trip is not None and None not in previous and vehicle["lat"] is not None:
@@ -109,6 +114,36 @@ class FleetShard:
         self._reached(vehicle, ts, out)
         self._write(vehicle, ts, out, force=changed)
         return out
+
+    def _before_offline(
+        self, vehicle: Vehicle, item: Mapping[str, Any], previous: tuple[Any, Any], out: Outcome
+    ) -> None:
+        """A record sent before the car went offline, read after the broker said so (another
+        topic): it belongs to the trip going offline ended, which ends later for it; a car
+        that was moving then had a trip that ended then."""
+        ts, speed = int(item["ts"]), item.get("speed")
+        last = vehicle["last_trip"]
+        if last is None or last["ended_by"] != TripEnd.OFFLINE.value or ts < last["start_ts"]:
+            if speed is not None and speed >= self._params.start_kmh:
+                vehicle["trip"] = _new_trip(vehicle)
+                vehicle["trip"]["max_speed"] = float(speed)
+                out.trips.append(self._end(vehicle, TripEnd.OFFLINE))
+            return
+        if None not in previous and vehicle["lat"] is not None:
+            last["path_m"] += distance_m(*previous, vehicle["lat"], vehicle["lon"])
+        if speed is not None and speed >= self._params.start_kmh:
+            last.update(moving_ts=ts, stop_ts=None)
+            last["max_speed"] = max(float(last["max_speed"]), float(speed))
+        elif speed is not None and last["stop_ts"] is None:
+            last["stop_ts"] = ts
+        stood = last["stop_ts"] is not None and ts - last["moving_ts"] >= self._params.stop_s * 1000
+        # it stood long enough before it went offline: it ended standing (as read in order)
+        end_ts = int(last["stop_ts"]) if stood else ts
+        last.update(end_ts=end_ts, closed_ts=ts, end_odo=vehicle["odo"], end_lat=vehicle["lat"])
+        last.update(
+            end_lon=vehicle["lon"], ended_by=(TripEnd.STOPPED if stood else TripEnd.OFFLINE).value
+        )
+        out.trips.append(_trip_of(str(vehicle["vin"]), last))
 
     def _event(self, item: Mapping[str, Any]) -> Outcome:
         """A harsh event counts in the trip it happened in, whichever of the car's event and
@@ -161,8 +196,6 @@ class FleetShard:
         out = Outcome()
         if not online and vehicle["trip"] is not None:
             out.trips.append(self._end(vehicle, TripEnd.OFFLINE))
-        if vehicle["ts"] == 0:  # heard of before any telemetry: where it is is not known
-            vehicle["ts"] = vehicle["last_seen"] = ts
         self._write(vehicle, max(ts, int(vehicle["ts"])), out, force=True)
         return out
 
@@ -170,8 +203,8 @@ class FleetShard:
 
     def _tick(self, ts: int, src: int) -> Outcome:
         ticked = self._time.advance(ts, src)
-        if ticked < int(self._store.get(_SWEEP_AT, 0)):
-            return Outcome()
+        if ticked == 0 or ticked < int(self._store.get(_SWEEP_AT, 0)):
+            return Outcome()  # (0: not every source has ticked yet)
         self._store.set(_SWEEP_AT, ticked + int(self._params.sweep_every_s * 1000))
         # Silence is judged on the time the shard's own records have reached while they come:
         # catching up on a backlog, the ticks run ahead of records not read yet. Once the
@@ -302,7 +335,8 @@ def _state_of(vehicle: Vehicle, ts: int, params: TrackingParams) -> VehicleState
         vin=vehicle["vin"],
         ts=ts,
         online=_online(vehicle, ts, params),
-        last_seen=int(vehicle["last_seen"]),
+        # a car known from the broker alone was last seen when the broker said so
+        last_seen=int(vehicle["last_seen"]) or int(vehicle["presence_ts"]),
         motion=Motion.DRIVING if trip is not None else Motion.PARKED,
         latitude=_rounded(vehicle["lat"], 6),
         longitude=_rounded(vehicle["lon"], 6),
