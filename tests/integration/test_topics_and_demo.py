@@ -99,6 +99,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
     assert logs == [
         "api.log",
+        "app-fleet.log",
         "app-hazards.log",
         "app-parking.log",
         "kafka-1.log",
