@@ -10,15 +10,13 @@ Server-Sent Events streams). The tracker stays the only writer; this only reads.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.kafka.follow import Listeners, TopicFollower
+from fleetlink.adapters.kafka.follow import FollowedModel
 from fleetlink.adapters.kafka.seams import KafkaSource, RecordSource, SourceRecord
-from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts.codec import UndecodableError, decode, decode_text
 from fleetlink.contracts.models import AuditEvent, CommandState, GrantRecord, Presence, Transition
 from fleetlink.contracts.topics import KafkaTopic
@@ -49,7 +47,7 @@ class CommandView:
         return True
 
 
-class ReadModel:
+class ReadModel(FollowedModel[Transition]):
     def __init__(
         self, settings: Settings, log: logging.Logger, source: RecordSource | None = None
     ) -> None:
@@ -60,44 +58,23 @@ class ReadModel:
         self._grants_topic = topics[KafkaTopic.GRANTS]
         self._audit_topic = topics[KafkaTopic.AUDIT]
         self._log = log
-        self._lock = threading.Lock()
         self.commands: dict[str, CommandView] = {}
         self.by_vin: dict[str, list[str]] = {}
         self.presence: dict[str, Presence] = {}
         self.grants: dict[str, GrantRecord] = {}
         self.audit: dict[str, list[AuditEvent]] = {}  # by VIN, in the order written
-        self._listeners: Listeners[Transition] = Listeners()
         topics_read = (
             self._status_topic,
             self._presence_topic,
             self._grants_topic,
             self._audit_topic,
         )
-        self._follower = TopicFollower(
+        super().__init__(
             source or KafkaSource(KafkaClients.of(settings).reader("api-view", log=log)),
             [t for t in topics_read if t is not None],
-            self._take,
             log,
             name="fleet-view",
         )
-        self.ready = self._follower.ready  # read every partition to its end once
-        self.skipped = SkippedRecords(log)
-
-    @property
-    def alive(self) -> bool:
-        """False once the reading thread has ended (the API is then no longer ready)."""
-        return self._follower.alive
-
-    def start(self) -> None:
-        self._follower.start()
-
-    def stop(self) -> None:
-        self._follower.stop()
-
-    def listen(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` with the new transitions of each batch read (from this thread);
-        returns unlisten."""
-        return self._listeners.listen(listener)
 
     def command(self, command_id: str) -> CommandView | None:
         with self._lock:
@@ -166,7 +143,7 @@ class ReadModel:
                 self.commands[step.command_id] = CommandView(step, [step], placeholder=True)
                 self.by_vin.setdefault(step.vin, []).append(step.command_id)
 
-    def _take(self, messages: list[SourceRecord]) -> None:
+    def _take(self, messages: list[SourceRecord]) -> list[Transition]:
         fresh: list[Transition] = []
         for message in messages:
             try:
@@ -176,7 +153,7 @@ class ReadModel:
             else:
                 if step is not None:
                     fresh.append(step)
-        self._listeners.tell(fresh)
+        return fresh
 
     def _read(self, message: SourceRecord) -> Transition | None:
         """Take one record into the view; the transition when it is a new one."""

@@ -122,13 +122,14 @@ class TopicFollower:
 
 class FollowedModel(Generic[T]):
     """A read model kept from topics followed from their beginning: the follower's thread
-    hands each batch to ``_take`` under ``_lock`` (readers take it too), and tells listeners
-    the news it returns, out of the lock."""
+    hands each batch to ``_take`` under ``_lock`` (readers take it too; it is reentrant, so a
+    model's own locked methods serve its ``_take``), and tells listeners the news it returns,
+    out of the lock."""
 
     def __init__(
         self, source: RecordSource, topics: Sequence[str], log: logging.Logger, *, name: str
     ) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._listeners: Listeners[T] = Listeners()
         self.skipped = SkippedRecords(log)
         self._follower = TopicFollower(source, topics, self._take_batch, log, name=name)
