@@ -34,8 +34,10 @@ from fleetlink.sim.events import CarEvents, Report
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.hazard_sites import HazardSites, SitePlan
 from fleetlink.sim.hazard_truth import HazardSite
+from fleetlink.sim.kinematic import report_motion
 from fleetlink.sim.parking_truth import CurbTruth
 from fleetlink.sim.sumo import SumoFleet
+from fleetlink.sim.trip_truth import TrueTrip
 from fleetlink.vehicle.state import VehicleState
 
 _BOOT = "accelerated"
@@ -53,6 +55,7 @@ class RunSummary(msgspec.Struct):
     dead_letters: int
     sites: list[HazardSite]
     parking: CurbTruth | None = None  # which curb spots were free when (with a parking plan)
+    trips: list[TrueTrip] = []  # from a spot to a spot (with a parking plan)
 
 
 class AcceleratedRun:
@@ -140,6 +143,7 @@ class AcceleratedRun:
             end_ms = self.start_ms + int(duration_s) * 1000
             sites = self.sites.finish(end_ms)
             parking = self.fleet.parking_truth(self.start_ms)
+            trips = self.fleet.trip_truth(self.start_ms, self._vins)
             for second in range(1, int(tail_s) + 1):
                 self._tick(end_ms + second * 1000)
             left = self._producer.flush(_FLUSH_S)
@@ -160,6 +164,7 @@ class AcceleratedRun:
             dead_letters=self._dead,
             sites=sites,
             parking=parking,
+            trips=trips,
         )
 
     def _drive(self, second: int, now_ms: int) -> None:
@@ -169,9 +174,7 @@ class AcceleratedRun:
         parking = placed_events(self.fleet.take_parking_reports(), self._car_length_m)
         for index, car in enumerate(self.fleet.cars):
             state = self._states[index]
-            state.latitude, state.longitude = self.fleet.position(index)
-            state.heading_deg = car.heading_deg % 360
-            state.speed_kmh = car.speed_ms * 3.6
+            report_motion(state, car, self.fleet.position(index), 1.0)
             events = self._cars[index]
             driving = not self.fleet.is_parked(index)  # a parked car has no events of its own
             mine = (events.step(car.last_decel_ms2, 1.0) if driving else []) + reports.get(

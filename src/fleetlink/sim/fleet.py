@@ -22,7 +22,7 @@ from fleetlink.sim.events import CarEvents, Report
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.hazard_sites import HazardSites, recurring_sites
 from fleetlink.sim.hazard_truth import HazardSite
-from fleetlink.sim.kinematic import Car, KinematicFleet
+from fleetlink.sim.kinematic import Car, KinematicFleet, report_motion
 from fleetlink.sim.sumo import SumoFleet
 from fleetlink.sim.truth import Truth
 from fleetlink.vehicle.agent import VehicleAgent
@@ -200,14 +200,7 @@ class FleetSimulation:
         spread = self.interval_s / _REPORT_SLICES
         self._samples = []
         for index, (agent, car) in enumerate(zip(self.agents, self.movement.cars, strict=True)):
-            state = agent.state
-            state.latitude, state.longitude = self.movement.position(index)
-            state.heading_deg = car.heading_deg
-            state.speed_kmh = car.speed_ms * 3.6
-            state.odometer_km = 10_000 + car.odometer_m / 1000
-            state.battery_soc = max(
-                5.0, state.battery_soc - car.speed_ms * self.interval_s / 50_000
-            )
+            report_motion(agent.state, car, self.movement.position(index), self.interval_s)
             self._samples.append(
                 loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
             )

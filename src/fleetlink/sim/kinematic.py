@@ -12,6 +12,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from fleetlink.vehicle.state import VehicleState
+
 EARTH_RADIUS_M = 6_371_000.0
 # Berlin Mitte: the grid's south-west corner
 ORIGIN_LAT = 52.5100
@@ -24,6 +26,20 @@ def to_lat_lon(x_m: float, y_m: float) -> tuple[float, float]:
     lat = ORIGIN_LAT + math.degrees(y_m / EARTH_RADIUS_M)
     lon = ORIGIN_LON + math.degrees(x_m / (EARTH_RADIUS_M * math.cos(math.radians(ORIGIN_LAT))))
     return lat, lon
+
+
+ODOMETER_AT_START_KM = 10_000.0
+_WH_PER_M = 1 / 50_000  # state of charge points per metre driven (a 50 km charge per 1 %)
+
+
+def report_motion(state: VehicleState, car: Car, where: tuple[float, float], dt_s: float) -> None:
+    """What a car's sensors tell its agent after ``dt_s`` seconds of driving: where it is,
+    its heading and speed, its odometer, its battery drained by the way."""
+    state.latitude, state.longitude = where
+    state.heading_deg = car.heading_deg % 360
+    state.speed_kmh = car.speed_ms * 3.6
+    state.odometer_km = ODOMETER_AT_START_KM + car.odometer_m / 1000
+    state.battery_soc = max(5.0, state.battery_soc - car.speed_ms * dt_s * _WH_PER_M)
 
 
 @dataclass

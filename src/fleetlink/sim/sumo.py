@@ -13,6 +13,7 @@ import math
 import os
 import random
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import libsumo
@@ -24,6 +25,7 @@ from fleetlink.sim.curb import CurbModel, GapReport, ParkingChange, ParkingPlan,
 from fleetlink.sim.kinematic import Car, to_lat_lon
 from fleetlink.sim.parking_trips import ParkingTrips
 from fleetlink.sim.parking_truth import CurbSpot, CurbTruth
+from fleetlink.sim.trip_truth import TrueTrip
 
 GRID_JUNCTIONS = 12
 BLOCK_M = 150.0
@@ -103,6 +105,8 @@ class SumoFleet:
         self.parking = parking
         self.curb: CurbModel | None = None
         self._trips: ParkingTrips | None = None
+        self._leaving_at: dict[int, tuple[int, float]] = {}  # car: (second, odometer) it left
+        self._true_trips: list[tuple[int, int, int, float]] = []  # car, from, to (s), metres
         if parking is None:
             for vehicle_id in self._ids:
                 start, goal = self._rng.sample(self.edges, 2)
@@ -255,6 +259,9 @@ class SumoFleet:
         self._curbside[index] = None
         self._sensing_from.pop(index, None)
         self._changes.append(ParkingChange(index, EventKind.PARKED, spot))
+        left = self._leaving_at.pop(index, None)
+        if left is not None:  # a trip from the spot it left (cars driving at the start: none)
+            self._true_trips.append((index, left[0], self.elapsed_s, car.odometer_m - left[1]))
 
     def _on_the_road(self, index: int, vehicle_id: str) -> None:
         """A car SUMO moved: off its spot if it just pulled out; the gaps it passed."""
@@ -263,6 +270,7 @@ class SumoFleet:
         assert self.parking is not None
         if index in self._trips.leaving:
             self._changes.append(ParkingChange(index, EventKind.UNPARKED, self._trips.left(index)))
+            self._leaving_at[index] = (self.elapsed_s, self.cars[index].odometer_m)
         edge = str(libsumo.vehicle.getRoadID(vehicle_id))
         # the side sensors reach the curb from either lane of a two-lane street (4-5 m)
         along_curb = edge in self._edge_set
@@ -307,6 +315,14 @@ class SumoFleet:
     def parking_truth(self, start_ms: int) -> CurbTruth | None:
         """Which curb spots were free when (simulated second 0 at ``start_ms``)."""
         return None if self.curb is None else self.curb.truth(start_ms)
+
+    def trip_truth(self, start_ms: int, vins: Sequence[str]) -> list[TrueTrip]:
+        """Every trip from a spot to a spot so far (``vins[i]`` names car ``i``; simulated
+        second 0 at ``start_ms``)."""
+        return [
+            TrueTrip(vins[car], start_ms + left * 1000, start_ms + parked * 1000, metres / 1000)
+            for car, left, parked, metres in self._true_trips
+        ]
 
     def heading_at(self, edge: str, offset_m: float) -> float:
         """The direction of travel ``offset_m`` along ``edge``, degrees clockwise from north."""
