@@ -18,10 +18,16 @@ PARTITIONS = 6
 APP_TOPICS = (
     KafkaTopic.EVENTS,
     KafkaTopic.TELEMETRY,
+    KafkaTopic.PRESENCE,
     KafkaTopic.TICKS,
     KafkaTopic.DLQ,
     KafkaTopic.HAZARDS,
+    KafkaTopic.VEHICLE_STATE,
+    KafkaTopic.TRIPS,
 )
+# throughput modes: the app each one runs (the hazards app without or with telemetry; fleet
+# tracking, with telemetry)
+APP_OF_MODE = {"passes": "hazards", "no-passes": "hazards", "fleet": "fleet"}
 
 # the event mix (weights): two thirds kinds the app drops after decoding and deduplicating
 EVENT_MIX: dict[EventKind, float] = {
@@ -50,7 +56,7 @@ SPOT_STEP_DEG = 0.02  # about 1.4 km (east) and 2.2 km (north) between spots: di
 
 @dataclass
 class Throughput:
-    mode: str  # "passes" (events + telemetry) or "no-passes" (events only)
+    mode: str  # "passes" (events + telemetry) or "no-passes" (events only): hazards; "fleet"
     run: int
     events: int
     telemetry: int

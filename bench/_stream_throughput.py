@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from _common import cpu_seconds
 from _stream_common import (
-    APP,
+    APP_OF_MODE,
     APP_TOPICS,
     AREA,
     EVENT_MIX,
@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.runner import stop_children
+from fleetlink.apps.registry import metrics_offset
 from fleetlink.apps.runtime.metrics import app_group, assigned_members
 from fleetlink.contracts import headers as h
 from fleetlink.contracts import vss
@@ -266,7 +267,7 @@ def baseline_read(kafka: KafkaClients, topics: list[str], expected: int) -> tupl
     return finished - assigned[0], cpu_seconds([os.getpid()]) - cpu_before
 
 
-def scrape_app(port: int) -> dict[str, float]:
+def scrape_app(port: int, app: str) -> dict[str, float]:
     """The app's counters (processed, late, duplicates, outputs, dead letters) by label."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
@@ -277,7 +278,7 @@ def scrape_app(port: int) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith("fleetlink_app_") and "_total" in line:
             name, _, value = line.rpartition(" ")
-            found[name.replace("fleetlink_app_", "").replace('app="hazards",', "")] = float(value)
+            found[name.replace("fleetlink_app_", "").replace(f'app="{app}",', "")] = float(value)
     return found
 
 
@@ -291,7 +292,9 @@ def throughput_run(
 ) -> Throughput:
     """One app instance over a freshly filled topic set, then the baseline over the same."""
     run_id = f"tp{run}{mode[:2]}{uuid.uuid4().hex[:6]}"
-    metrics_port = free_port_block(1)
+    app = APP_OF_MODE[mode]
+    port = free_port_block(1)  # the app's own: apps.metrics_port + its place in the app list
+    metrics_port = port - metrics_offset(app)
     apps = base.apps.model_copy(
         update={
             "state_dir": workdir / run_id,
@@ -309,7 +312,7 @@ def throughput_run(
     kafka = KafkaClients.of(settings)
     ensure_topics(kafka, settings.topic_map(), partitions=PARTITIONS, only=APP_TOPICS)
     names = settings.topic_map()
-    telemetry = args.telemetry if mode == "passes" else 0
+    telemetry = args.telemetry if mode in ("passes", "fleet") else 0
     started = time.monotonic()
     filler = Filler(seed=run)
     producer = kafka.producer(linger_ms=20)
@@ -320,10 +323,10 @@ def throughput_run(
         sources.append(names[KafkaTopic.TELEMETRY])
     fill_s = time.monotonic() - started
     records = args.events + telemetry
-    group = app_group(settings, APP)
+    group = app_group(settings, app)
     progress = GroupProgress(kafka, group)
     log = (workdir / f"{run_id}.log").open("ab")
-    argv = [sys.executable, "-m", "fleetlink", "--config", str(config), "app", "run", APP]
+    argv = [sys.executable, "-m", "fleetlink", "--config", str(config), "app", "run", app]
     launched = time.monotonic()
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     children.append(process)
@@ -332,7 +335,7 @@ def throughput_run(
             progress, sources, records, 900, lambda: process.poll() is None
         )
         app_cpu = cpu_seconds([process.pid])
-        counters = scrape_app(metrics_port)
+        counters = scrape_app(port, app)
     except SystemExit:
         console.print((workdir / f"{run_id}.log").read_text()[-3000:])
         raise

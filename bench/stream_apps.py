@@ -1,4 +1,5 @@
-"""Stream-app benchmark: the hazards app's throughput per instance and its hazard latency.
+"""Stream-app benchmark: the apps' throughput per instance (hazards, fleet tracking) and the
+hazards app's hazard latency.
 
 Starts a local stack (Kafka 4.1 KRaft + Mosquitto 2.0, mutual TLS) and measures, in one run:
 
@@ -11,6 +12,8 @@ Starts a local stack (Kafka 4.1 KRaft + Mosquitto 2.0, mutual TLS) and measures,
    ``fleetlink app run hazards`` process starts and the time from its consumer group's
    assignment until the group has committed to the end of its inputs (and of its repartition
    topic) gives records/s. Mode ``no-passes`` sets ``clear_after_passes = 0`` (events only).
+   Mode ``fleet`` runs fleet tracking (``fleetlink app run fleet``) over the same events and
+   ``--telemetry`` records: every telemetry record is a car's state, every harsh event a count.
    Baseline in the same run: a plain confluent-kafka consumer reads the same records to the end
    and decodes every value (msgspec JSON).
    The records are pre-filled with event times of the fill, and the app's ticks bring its clock

@@ -169,6 +169,14 @@ def _readable(caller: Principal, vin: str) -> None:
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
 
 
+def _readable_view(request: Request, caller: Principal, vin: str) -> FleetReadModel:
+    """The fleet's read model, once the caller may read ``vin`` and it has read everything."""
+    _readable(caller, vin)
+    view = fleet_view(request)
+    _ready(view)
+    return view
+
+
 @router.get(
     "/vehicles/{vin}",
     summary="A vehicle: online or not, last seen, its full state",
@@ -206,10 +214,7 @@ async def list_trips(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JSONResponse:
-    _readable(caller, vin)
-    view = fleet_view(request)
-    _ready(view)
-    trips = view.trips(vin, limit, before)
+    trips = _readable_view(request, caller, vin).trips(vin, limit, before)
     return JSONResponse({"vin": vin, "trips": [msgspec.to_builtins(t) for t in trips]})
 
 
@@ -230,9 +235,7 @@ async def driving_score(
     """``100 - 10 x weighted harsh events per 100 km`` (braking, acceleration and cornering 1,
     a crash 10), between 0 and 100; none under 10 km (``score`` null). A vehicle's score, not a
     driver's: fleetlink knows no drivers."""
-    _readable(caller, vin)
-    view = fleet_view(request)
-    _ready(view)
+    view = _readable_view(request, caller, vin)
     end = until if until is not None else time.time_ns() // 1_000_000
     start = since if since is not None else end - 30 * _DAY_MS
     if start >= end:
