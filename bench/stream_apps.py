@@ -129,7 +129,7 @@ def show(
 ) -> None:
     if throughput:
         table = Table(
-            title=f"hazards app throughput, medians, {meta['cpus']} cores, {meta['date']}"
+            title=f"stream app throughput, medians, {meta['cpus']} cores, {meta['date']}"
         )
         columns = ("mode", "runs", "records", "app_rate", "baseline_rate", "ratio")
         columns += ("app_us_per_record", "baseline_us_per_record", "app_s", "app_startup_s")
