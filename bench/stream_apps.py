@@ -128,9 +128,7 @@ def show(
     throughput: list[dict[str, Any]], latency: list[dict[str, Any]], meta: dict[str, Any]
 ) -> None:
     if throughput:
-        table = Table(
-            title=f"stream app throughput, medians, {meta['cpus']} cores, {meta['date']}"
-        )
+        table = Table(title=f"stream app throughput, medians, {meta['cpus']} cores, {meta['date']}")
         columns = ("mode", "runs", "records", "app_rate", "baseline_rate", "ratio")
         columns += ("app_us_per_record", "baseline_us_per_record", "app_s", "app_startup_s")
         for column in columns:
