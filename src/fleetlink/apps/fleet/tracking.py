@@ -220,6 +220,9 @@ class FleetShard:
             self._sweep(vehicle, clock, out)
             if vehicle["trip"] is not None or _online(vehicle, clock, self._params):
                 still.append(vin)
+            else:
+                vehicle["swept"] = False
+                self._store.set(f"v|{vin}", vehicle)
         if still != active:
             self._store.set(_ACTIVE, still)
         return out
@@ -290,10 +293,12 @@ class FleetShard:
         if force or due or out.trips:
             out.states.append(_state_of(vehicle, ts, self._params))
             vehicle["written"] = ts
+        # the list of vehicles to sweep is read only when one joins it, not on every record
+        joins = not vehicle.get("swept") and _online(vehicle, ts, self._params)
+        if joins:
+            vehicle["swept"] = True
+            self._store.set(_ACTIVE, [*self._store.get(_ACTIVE, []), vehicle["vin"]])
         self._store.set(f"v|{vehicle['vin']}", vehicle)
-        active: list[str] = self._store.get(_ACTIVE, [])
-        if vehicle["vin"] not in active and _online(vehicle, ts, self._params):
-            self._store.set(_ACTIVE, sorted([*active, vehicle["vin"]]))
 
 
 def _counted(trip: dict[str, Any], kind: str, ts: int, params: TrackingParams) -> bool:
