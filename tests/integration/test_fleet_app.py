@@ -6,16 +6,20 @@ kill -9 with the state directory lost."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fleetlink.apps.fleet.app import params_of
+from fleetlink.apps.fleet.app import fencing_of, judge_fences, params_of
+from fleetlink.apps.fleet.fences import FenceBook
+from fleetlink.apps.fleet.geofencing import Geofencer
 from fleetlink.apps.fleet.tracking import FleetShard
 from fleetlink.apps.runtime.clock import shard_keys, shard_of
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.fleet import Trip, TripEnd, VehicleState
+from fleetlink.contracts.geofences import FenceCircle, GeofenceDefinition, GeofenceEvent
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
@@ -72,26 +76,62 @@ def scenario(n: int, base: int) -> list[dict[str, Any]]:
     return items
 
 
+def fence_around(
+    n: int, metres_north: float, radius_m: float, dwell_s: float
+) -> GeofenceDefinition:
+    """A circle on car ``n``'s way north, for that car alone."""
+    lat = HOME[0] + n * 0.01 + metres_north / 111_195
+    return GeofenceDefinition(
+        fence_id=f"around-{n}",
+        name=f"around car {n}",
+        owner="ada",
+        created_at=1,
+        circle=FenceCircle(lat, HOME[1], radius_m),
+        vins=[vin(n)],
+        dwell_s=dwell_s,
+    )
+
+
+# car 0 drives through the first (in at 400 m, out at 650 m: 120 m and the 25 m band), car 3
+# stops in the second (in at 850 m, stands at 950 m) and dwells there
+THROUGH = fence_around(0, 500, 120, dwell_s=10)
+STOPS_IN = fence_around(3, 950, 110, dwell_s=20)
+
+Expected = tuple[dict[str, VehicleState], dict[str, Trip], dict[str, GeofenceEvent]]
+
+
 def expected(
-    platform: AppPlatform, items: list[dict[str, Any]], until: int
-) -> tuple[dict[str, VehicleState], dict[str, Trip]]:
-    """The last state of each car and the last word on each trip, as the pure logic writes
-    them fed the inputs in time order, sharded as the app shards them, then ticked."""
-    params = params_of(platform.settings.apps.fleet)
-    shards = {key: FleetShard(JsonStore(), params, PARTITIONS) for key in shard_keys(PARTITIONS)}
+    platform: AppPlatform,
+    items: list[dict[str, Any]],
+    until: int,
+    fences: tuple[GeofenceDefinition, ...] = (),
+) -> Expected:
+    """The last state of each car, the last word on each trip and the fence events, as the pure
+    logic writes them fed the inputs in time order, sharded as the app shards them, then
+    ticked."""
+    settings = platform.settings.apps.fleet
+    params = params_of(settings)
+    book = FenceBook(settings.fence_band_m)
+    book.change(fences)
+    stores = {key: JsonStore() for key in shard_keys(PARTITIONS)}
+    shards = {key: FleetShard(store, params, PARTITIONS) for key, store in stores.items()}
+    fencers = {key: Geofencer(store, book, fencing_of(settings)) for key, store in stores.items()}
     states: dict[str, VehicleState] = {}
     trips: dict[str, Trip] = {}
+    events: dict[str, GeofenceEvent] = {}
 
-    def take(outcome: Any) -> None:
+    def take(key: str, item: dict[str, Any]) -> None:
+        outcome = shards[key].handle(item)
         states.update({s.vin: s for s in outcome.states})
         trips.update({t.trip_id: t for t in outcome.trips})
+        events.update({e.event_id: e for e in judge_fences(fencers[key], item, outcome)})
 
     for item in sorted(items, key=lambda i: i["ts"]):
-        take(shards[shard_of(item["vin"], PARTITIONS)].handle(item))
-    for shard in shards.values():
+        take(shard_of(item["vin"], PARTITIONS), item)
+    for key in shards:
         for src in range(PARTITIONS):
-            take(shard.tick(until, src))
-    return states, trips
+            take(key, {"t": "tick", "ts": until, "src": src})
+    return states, trips, events
 
 
 def write(platform: AppPlatform, items: list[dict[str, Any]]) -> None:
@@ -136,9 +176,13 @@ def read_up_to(platform: AppPlatform, items: list[dict[str, Any]]) -> bool:
     return all(car in got and got[car].ts >= ts for car, ts in last.items())
 
 
-def settled(platform: AppPlatform, want: tuple[dict[str, VehicleState], dict[str, Trip]]) -> bool:
-    states, trips = want
-    return platform.vehicle_states() == states and platform.trips() == trips
+def settled(platform: AppPlatform, want: Expected) -> bool:
+    states, trips, events = want
+    return (
+        platform.vehicle_states() == states
+        and platform.trips() == trips
+        and platform.geofence_events() == events
+    )
 
 
 def run_scenarios(platform: AppPlatform, items: list[dict[str, Any]], until: int) -> None:
@@ -153,9 +197,12 @@ def test_two_instances_make_exactly_the_trips_and_states_of_the_logic(
     base = now_ms() - 600_000
     items = [item for n in range(9) for item in scenario(n, base)]
     until = base + 300_000
-    want = expected(platform, items, until)
+    want = expected(platform, items, until, (THROUGH, STOPS_IN))
+    platform.draw(THROUGH)
     with running_app(platform, "fleet", 0) as app, running_app(platform, "fleet", 1):
         wait_assigned(platform, "fleet", instances=2)
+        platform.draw(STOPS_IN)  # to the running instances: no restart
+        time.sleep(2)  # read within a poll (0.1 s) of being written
         run_scenarios(platform, items, until)
         producer = platform.producer()
         producer.produce(platform.topic(KafkaTopic.PRESENCE), b"\xff no presence", key=b"X")
@@ -179,6 +226,14 @@ def test_two_instances_make_exactly_the_trips_and_states_of_the_logic(
     assert sorted(s.online for s in states.values()) == [False] * 3 + [True] * 6
     [letter] = platform.read(KafkaTopic.DLQ)
     assert header(letter, h.DLQ_REASON) is not None
+    visits = sorted((e.vin, e.kind.value, e.ts - base) for e in platform.geofence_events().values())
+    assert visits == [
+        (vin(0), "dwell", 50_000),
+        (vin(0), "enter", 40_000),
+        (vin(0), "exit", 65_000),
+        (vin(3), "dwell", 105_000),
+        (vin(3), "enter", 85_000),
+    ]
 
 
 def test_kill_9_and_a_lost_state_directory_change_nothing(platform: AppPlatform) -> None:
@@ -187,6 +242,7 @@ def test_kill_9_and_a_lost_state_directory_change_nothing(platform: AppPlatform)
     first = [i for i in items if i["ts"] < base + 50_000]
     second = [i for i in items if i["ts"] >= base + 50_000]
     until = base + 300_000
+    platform.draw(THROUGH, STOPS_IN)
     with running_app(platform, "fleet") as app:
         write(platform, first)
         eventually(lambda: read_up_to(platform, first), 60, "the first half read")
@@ -195,7 +251,8 @@ def test_kill_9_and_a_lost_state_directory_change_nothing(platform: AppPlatform)
     shutil.rmtree(platform.settings.apps_state_dir())  # rebuilt from the changelog topics
     with running_app(platform, "fleet") as app:
         run_scenarios(platform, second, until)
-        want = expected(platform, items, until)
+        want = expected(platform, items, until, (THROUGH, STOPS_IN))
         eventually(lambda: settled(platform, want), 60, "every car and trip after the lost state")
+        assert len(want[2]) == 5
         assert app.poll() is None
     assert len(platform.trips()) == 6

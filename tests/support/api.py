@@ -34,16 +34,22 @@ class Api:
     admin: dict[str, str]
     owner: dict[str, str]
     viewer: dict[str, str]
+    service: dict[str, str]
 
     def records(self, topic: KafkaTopic) -> list[bytes | None]:
         return [r.value() for r in self.kafka.records(self.settings.topic_map()[topic])]
 
 
 def hermetic_app(
-    state_dir: Path, cars: tuple[str, ...] = (CAR, OTHER), **api: Any
+    state_dir: Path,
+    cars: tuple[str, ...] = (CAR, OTHER),
+    apps: dict[str, Any] | None = None,
+    **api: Any,
 ) -> tuple[FastAPI, MemoryKafka, Settings]:
     """The API on a fresh in-memory Kafka that has seen ``cars`` online."""
-    settings = load_settings(stack={"state_dir": state_dir}, api={"kafka_timeout_s": 1, **api})
+    settings = load_settings(
+        stack={"state_dir": state_dir}, api={"kafka_timeout_s": 1, **api}, apps=apps or {}
+    )
     kafka = MemoryKafka()
     topics = settings.topic_map()
     kafka.create(*topics.names())
@@ -54,12 +60,14 @@ def hermetic_app(
 
 
 @asynccontextmanager
-async def running_api(state_dir: Path, **api: Any) -> AsyncIterator[Api]:
-    app, kafka, settings = hermetic_app(state_dir, **api)
+async def running_api(
+    state_dir: Path, apps: dict[str, Any] | None = None, **api: Any
+) -> AsyncIterator[Api]:
+    app, kafka, settings = hermetic_app(state_dir, apps=apps, **api)
     async with app.router.lifespan_context(app):
-        view = app.state.commands.view
+        views = (app.state.commands.view, app.state.geofences.view)
         for _ in range(200):
-            if view.ready.is_set():
+            if all(view.ready.is_set() for view in views):
                 break
             await asyncio.sleep(0.01)
         transport = httpx.ASGITransport(app=app)
@@ -71,6 +79,7 @@ async def running_api(state_dir: Path, **api: Any) -> AsyncIterator[Api]:
                 admin=user_token(settings, "ada", UserRole.FLEET_ADMIN),
                 owner=user_token(settings, "olga", UserRole.OWNER, [CAR]),
                 viewer=user_token(settings, "vera", UserRole.VIEWER),
+                service=user_token(settings, "sam", UserRole.SERVICE),
             )
 
 

@@ -26,6 +26,7 @@ from fleetlink.apps.runtime.metrics import app_group, assigned_members
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.fleet import Trip, VehicleState
+from fleetlink.contracts.geofences import GeofenceDefinition, GeofenceEvent
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import Event, Presence, PresenceStatus, Telemetry, Tick
 from fleetlink.contracts.parking import ParkingCell
@@ -76,6 +77,19 @@ class AppPlatform:
             latest[state.vin] = state
         return latest
 
+    def geofence_events(self) -> dict[str, GeofenceEvent]:
+        """The events of ``fleet.geofence-events`` by id (a replay writes one again)."""
+        records = self.read(KafkaTopic.GEOFENCE_EVENTS)
+        events = [msgspec.json.decode(r.value() or b"", type=GeofenceEvent) for r in records]
+        return {event.event_id: event for event in events}
+
+    def draw(self, *fences: GeofenceDefinition) -> None:
+        """Put fences on ``fleet.geofences``, as the API does."""
+        producer = self.producer()
+        for fence in fences:
+            producer.produce(self.topic(KafkaTopic.GEOFENCES), encode(fence), fence.fence_id)
+        producer.flush(10)
+
     def trips(self) -> dict[str, Trip]:
         """The latest word on each trip of ``fleet.trips``."""
         latest: dict[str, Trip] = {}
@@ -122,6 +136,8 @@ APP_TOPICS = (
     KafkaTopic.DLQ,
     KafkaTopic.HAZARDS,
     KafkaTopic.PARKING,
+    KafkaTopic.GEOFENCES,
+    KafkaTopic.GEOFENCE_EVENTS,
 )
 
 

@@ -20,11 +20,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
-from fleetlink.api import command_events, commands, grants, hazards, ingest, parking, vehicles
+from fleetlink.api import (
+    command_events,
+    commands,
+    geofences,
+    grants,
+    hazards,
+    ingest,
+    parking,
+    vehicles,
+)
 from fleetlink.api.auth import Guard
 from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.api.docs import serve_docs
 from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
+from fleetlink.apps.fleet.fence_model import FenceReadModel
 from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.hazards.read_model import HazardReadModel
 from fleetlink.apps.parking.read_model import ParkingReadModel
@@ -95,17 +105,27 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         settings, logging.getLogger("fleetlink.api.parking"), kafka.source()
     )
     fleet_view = FleetReadModel(settings, logging.getLogger("fleetlink.api.fleet"), kafka.source())
+    fences = geofences.GeofencesState(
+        view=FenceReadModel(
+            settings, logging.getLogger("fleetlink.api.fences"), kafka.source(), events=True
+        ),
+        topic=topics[KafkaTopic.GEOFENCES],
+        per_owner=settings.apps.fleet.fences_per_owner,
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.deliveries = kafka.sink()
         commands_state.deliveries = state.deliveries
+        fences.deliveries = state.deliveries
         commands_state.view.start()
         hazards_view.start()
         parking_view.start()
         fleet_view.start()
+        fences.view.start()
         yield
+        fences.view.stop()
         fleet_view.stop()
         parking_view.stop()
         hazards_view.stop()
@@ -128,6 +148,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.hazards = hazards_view
     app.state.parking = parking_view
     app.state.fleet = fleet_view
+    app.state.geofences = fences
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
@@ -135,6 +156,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.include_router(grants.router)
     app.include_router(hazards.router)
     app.include_router(parking.router)
+    app.include_router(geofences.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -191,7 +213,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             cached = (now, kafka.reachable())
             ready_cache["kafka"] = cached
         view = commands_state.view
-        readers = view.alive and hazards_view.alive and parking_view.alive and fleet_view.alive
+        readers = all(
+            model.alive for model in (view, hazards_view, parking_view, fleet_view, fences.view)
+        )
         ok = cached[1] and view.ready.is_set() and readers
         detail = "ready"
         if not view.alive:
@@ -202,6 +226,8 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             detail = "the parking view's reader died"
         elif not fleet_view.alive:
             detail = "the vehicle-state view's reader died"
+        elif not fences.view.alive:
+            detail = "the geofences view's reader died"
         elif not cached[1]:
             detail = "Kafka unreachable"
         elif not ok:

@@ -10,6 +10,7 @@ from fastapi import Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleetlink.contracts.geofences import FENCE_ID_PATTERN
 from fleetlink.contracts.models import COMMAND_ID_PATTERN, GRANT_ID_PATTERN
 from fleetlink.contracts.vin import VIN_PATTERN
 
@@ -23,11 +24,15 @@ CommandIdPath = Annotated[
 GrantIdPath = Annotated[
     str, Path(description="a key's id, as POST /v1/grants answered it", pattern=GRANT_ID_PATTERN)
 ]
+FenceIdPath = Annotated[
+    str, Path(description="a geofence's id, as POST answered it", pattern=FENCE_ID_PATTERN)
+]
 # a path parameter that breaks its pattern is answered with its own error code
 PATH_ERRORS = {
     "vin": ("invalid-vin", "not a VIN (17 characters, no I, O, Q)"),
     "command_id": ("invalid-command-id", "not a command id (letters, digits, . _ : -)"),
     "grant_id": ("invalid-grant-id", "not a key id (letters, digits, . _ : -)"),
+    "fence_id": ("invalid-fence-id", "not a geofence id (letters, digits, . _ : -)"),
 }
 
 
@@ -68,7 +73,7 @@ _MEANINGS = {
     400: "The body is not JSON, or not UTF-8",
     401: "No valid bearer token",
     403: "The caller's role or key does not allow it",
-    404: "No such vehicle, command or key (or no mapping for the topic)",
+    404: "No such vehicle, command, key or geofence (or no mapping for the topic)",
     405: "The path exists; the method does not (see Allow)",
     409: "It conflicts with what exists (an idempotency key used otherwise, a finished command)",
     413: "The body is larger than api.max_body_bytes",

@@ -9,6 +9,7 @@ import msgspec
 
 from fleetlink.contracts.asyncapi import asyncapi_document
 from fleetlink.contracts.fleet import Trip, VehicleState
+from fleetlink.contracts.geofences import GeofenceDefinition, GeofenceEvent
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import MODELS
 from fleetlink.contracts.parking import ParkingCell
@@ -18,7 +19,13 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """One self-contained JSON Schema per contract model, by model name."""
-    records = {"parking-cell": ParkingCell, "vehicle-state": VehicleState, "trip": Trip}
+    records = {
+        "parking-cell": ParkingCell,
+        "vehicle-state": VehicleState,
+        "trip": Trip,
+        "geofence": GeofenceDefinition,
+        "geofence-event": GeofenceEvent,
+    }
     models = {**MODELS, "hazard": Hazard, **records}
     return {name: msgspec.json.schema(model) for name, model in models.items()}
 

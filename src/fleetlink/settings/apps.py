@@ -91,6 +91,11 @@ class FleetAppSettings(Section):
     harsh_once_s: float = Field(default=30.0, ge=0, le=3600)  # one harsh episode, one count
     sweep_every_s: float = Field(default=5.0, gt=0, le=600)  # trips that end without input
     low_battery_pct: float = Field(default=20.0, ge=0, le=100)  # ``GET /v1/vehicles?low_battery``
+    # geofence hysteresis: a car enters after ``fence_fixes`` fixes in a row inside a fence and
+    # exits after as many farther than ``fence_band_m`` outside it (GPS error is a few metres)
+    fence_band_m: float = Field(default=25.0, ge=0, le=1000)
+    fence_fixes: int = Field(default=2, ge=1, le=20)
+    fences_per_owner: int = Field(default=100, ge=1, le=100_000)  # an admin's are not counted
 
 
 class AppsSettings(Section):

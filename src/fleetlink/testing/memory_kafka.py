@@ -130,7 +130,7 @@ class MemorySink:
         self._kafka = kafka
 
     async def produce(
-        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
     ) -> Delivered:
         return self._kafka.append(topic, value, key, headers)
 

@@ -23,5 +23,6 @@ def test_the_api_keeps_its_published_contract(tmp_path: Path) -> None:
     assert result.links >= 4
     # the run reached the API's rules, not only its doors: bodies it accepted are in Kafka
     topics = settings.topic_map()
-    for topic in (KafkaTopic.TELEMETRY, KafkaTopic.EVENTS, KafkaTopic.COMMANDS, KafkaTopic.GRANTS):
+    wrote = (KafkaTopic.TELEMETRY, KafkaTopic.EVENTS, KafkaTopic.COMMANDS, KafkaTopic.GRANTS)
+    for topic in (*wrote, KafkaTopic.GEOFENCES):
         assert kafka.records(topics[topic]), f"nothing reached {topic}"

@@ -176,7 +176,11 @@ def test_json_schemas_describe_the_constraints() -> None:
         "parking-cell",
         "vehicle-state",
         "trip",
+        "geofence",
+        "geofence-event",
     }
+    circle = schemas["geofence"]["$defs"]["FenceCircle"]
+    assert circle["properties"]["radius_m"]["minimum"] == 50
     cell = schemas["parking-cell"]["$defs"]["ParkingCell"]
     assert set(cell["required"]) >= {"cell", "ts", "spots", "lifetime_s"}
     grant = schemas["grant"]["$defs"]["Grant"]

@@ -41,7 +41,7 @@ class AsyncDeliveries:
     async def produce(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,  # None: a tombstone
         key: bytes | None,
         headers: list[tuple[str, bytes]],
     ) -> Delivered:

@@ -43,7 +43,7 @@ PARTITION_EOF: Final[int] = KafkaError._PARTITION_EOF  # "this partition is caug
 
 class RecordSink(Protocol):
     async def produce(
-        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
     ) -> Delivered:
         """Write one record; returns once it is durable, raises ``KafkaUnavailableError``."""
         ...

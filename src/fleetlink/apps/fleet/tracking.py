@@ -44,6 +44,7 @@ class Outcome:
     states: list[VehicleState] = field(default_factory=list)
     trips: list[Trip] = field(default_factory=list)
     stale: bool = False  # older than what the vehicle already said
+    swept_at: int | None = None  # a tick swept the shard's vehicles at this event time
 
 
 Vehicle = dict[str, Any]  # JSON-able: it lives in the app's state store
@@ -212,7 +213,7 @@ class FleetShard:
         heard = int(self._store.get(_HEARD, 0))
         quiet = ticked - heard >= self._params.silence_s * 1000
         clock = ticked if quiet else heard
-        out = Outcome()
+        out = Outcome(swept_at=clock)
         active: list[str] = self._store.get(_ACTIVE, [])
         still = []
         for vin in active:

@@ -27,6 +27,8 @@ from quixstreams.models.serializers import SerializationContext, Serializer
 
 from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.follow import FollowedModel
+from fleetlink.adapters.kafka.seams import KafkaSource, RecordSource
 from fleetlink.adapters.runtime.health import serve
 from fleetlink.apps.runtime.clock import event_time, shard_keys, shard_of
 from fleetlink.apps.runtime.inputs import InputDeserializer, dead
@@ -98,6 +100,7 @@ class AppRuntime:
         )
         self._inputs: list[str] = []
         self._threads: list[threading.Thread] = []
+        self._followed: list[FollowedModel[Any]] = []
         self._stop = threading.Event()
 
     # topics -----------------------------------------------------------------------------------
@@ -243,6 +246,23 @@ class AppRuntime:
 
     # running ------------------------------------------------------------------------------------
 
+    def reader(self, name: str) -> RecordSource:
+        """A reader of whole topics (no group, no commits) for a model the app follows."""
+        return KafkaSource(self.kafka.reader(f"{self.group}-{name}", log=self.log))
+
+    def follow(self, model: FollowedModel[Any]) -> None:
+        """Read ``model`` to the end of its topics before the app processes anything (every
+        record is judged against it: a replay judges as the first run did), then keep it
+        following while the app runs."""
+        self._followed.append(model)
+
+    def _read_followed(self) -> None:
+        for model in self._followed:
+            model.start()
+        for model in self._followed:
+            while not model.ready.wait(10):
+                self.log.warning("still reading what the app follows", extra={"app": self.name})
+
     def start_ticker(self) -> None:
         """Write one tick to every partition of ``fleet.ticks`` each ``tick_interval_s``."""
         name = self.topics[KafkaTopic.TICKS]
@@ -268,11 +288,14 @@ class AppRuntime:
 
     def healthy(self) -> tuple[bool, str]:
         dead_threads = [t.name for t in self._threads if not t.is_alive()]
+        if any(not model.alive for model in self._followed):
+            dead_threads.append("follower")
         return (not dead_threads, f"thread {dead_threads[0]} died" if dead_threads else "ok")
 
     def run(self) -> None:
         """Process until SIGTERM or Ctrl-C (Quix handles both), with ticks, lag and /metrics.
         In simulated-clock mode the simulator writes the ticks, on its own time."""
+        self._read_followed()
         if not self.settings.apps.simulated_clock:
             self.start_ticker()
         lag = LagProbe(self.kafka, self.group, self._inputs, self.metrics)
@@ -296,5 +319,7 @@ class AppRuntime:
         finally:
             self._stop.set()
             lag.stop()
+            for model in self._followed:
+                model.stop()
             if server is not None:
                 server.shutdown()
