@@ -177,9 +177,8 @@ class AcceleratedRun:
             report_motion(state, car, self.fleet.position(index), 1.0)
             events = self._cars[index]
             driving = not self.fleet.is_parked(index)  # a parked car has no events of its own
-            mine = (events.step(car.last_decel_ms2, 1.0) if driving else []) + reports.get(
-                index, []
-            )
+            own = events.step(car.last_decel_ms2, 1.0, car.last_accel_ms2) if driving else []
+            mine = own + reports.get(index, [])
             for kind, data in mine:
                 if kind is EventKind.HAZARD_LIGHTS:
                     events.hazard_lights = True

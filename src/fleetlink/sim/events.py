@@ -2,10 +2,12 @@
 fleet over MQTT and for accelerated runs straight into Kafka.
 
 Braking harder than ``HARSH_BRAKING_MS2`` (0.41 g, inside the 0.35-0.45 g fleet vendors use)
-is a harsh-braking event, beyond ``ABS_MS2`` the ABS engages and the driver switches the hazard
-lights on. Normal traffic never crashes and only rarely needs ESC: crashes, icy roads and
-broken-down cars are hazard sites a scenario places, with their truth
-(``fleetlink.sim.hazard_sites``); parking gaps come from the curb a car passes (``sim.curb``).
+is a harsh-braking event, speeding up harder than ``HARSH_ACCELERATION_MS2`` (0.37 g, GPS
+Insight's threshold for light vehicles) a harsh-acceleration event; beyond ``ABS_MS2`` the ABS
+engages and the driver switches the hazard lights on. Normal traffic never crashes and only
+rarely needs ESC: crashes, icy roads and broken-down cars are hazard sites a scenario places,
+with their truth (``fleetlink.sim.hazard_sites``); parking gaps come from the curb a car passes
+(``sim.curb``).
 Rates are per second of driving, whatever the report interval.
 """
 
@@ -18,6 +20,7 @@ from typing import Any, Final
 from fleetlink.contracts.models import EventKind
 
 HARSH_BRAKING_MS2: Final = 4.0
+HARSH_ACCELERATION_MS2: Final = 3.6
 ABS_MS2: Final = 6.5
 # an ESC intervention per ~28 hours of driving on dry roads: rare enough that three near one
 # spot within five minutes (a traction hazard) never happen by chance in a city-sized fleet
@@ -36,8 +39,9 @@ class CarEvents:
     hazard_lights: bool = False
     open_dtcs: set[str] = field(default_factory=set)
 
-    def step(self, decel_ms2: float, dt_s: float) -> list[Report]:
-        """The events of ``dt_s`` seconds that ended braking at ``decel_ms2`` (m/s², >= 0)."""
+    def step(self, decel_ms2: float, dt_s: float, accel_ms2: float = 0.0) -> list[Report]:
+        """The events of ``dt_s`` seconds that ended braking at ``decel_ms2`` or speeding up at
+        ``accel_ms2`` (m/s², >= 0)."""
         rng = self.rng
         reports: list[Report] = []
         if self.hazard_lights and rng.random() < 0.2:
@@ -48,6 +52,10 @@ class CarEvents:
                 reports.append((EventKind.ABS_ACTIVATION, {"deceleration_ms2": decel_ms2}))
                 self.hazard_lights = True
                 reports.append((EventKind.HAZARD_LIGHTS, {"on": True, "standing_s": 0}))
+        if accel_ms2 >= HARSH_ACCELERATION_MS2:
+            reports.append(
+                (EventKind.HARSH_ACCELERATION, {"acceleration_ms2": round(accel_ms2, 2)})
+            )
         if rng.random() < ESC_PER_S * dt_s:
             reports.append((EventKind.ESC_ACTIVATION, {"yaw_rate_dps": round(rng.uniform(8, 25))}))
         if rng.random() < DTC_PER_S * dt_s:

@@ -205,7 +205,7 @@ class FleetSimulation:
                 loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
             )
             self.sampled += 1
-            self._maybe_events(index, agent, car.last_decel_ms2, placed.get(index, []))
+            self._maybe_events(index, agent, car, placed.get(index, []))
         self._parking_reports()
 
     def parked_now(self) -> int:
@@ -223,12 +223,14 @@ class FleetSimulation:
             self.parking_events[placed.kind] += 1
 
     def _maybe_events(
-        self, index: int, agent: VehicleAgent, decel_ms2: float, placed: list[Report]
+        self, index: int, agent: VehicleAgent, car: Car, placed: list[Report]
     ) -> None:
         """The car's own events (a parked car has none) and those a hazard site makes it report."""
         events = self._car_events[index]
         driving = not (isinstance(self.movement, SumoFleet) and self.movement.is_parked(index))
-        own = events.step(decel_ms2, self.interval_s) if driving else []
+        own = (
+            events.step(car.last_decel_ms2, self.interval_s, car.last_accel_ms2) if driving else []
+        )
         for kind, data in own + placed:
             if kind is EventKind.HAZARD_LIGHTS:
                 events.hazard_lights = True

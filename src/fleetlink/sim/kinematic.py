@@ -53,6 +53,7 @@ class Car:
     heading_deg: float = 0.0
     odometer_m: float = 0.0
     last_decel_ms2: float = 0.0
+    last_accel_ms2: float = 0.0
 
 
 class KinematicFleet:
@@ -112,6 +113,7 @@ class KinematicFleet:
                 car.wait_s = self._rng.uniform(5, 30)
             car.target = self._neighbour(*car.target)
         car.last_decel_ms2 = max(0.0, (before - car.speed_ms) / dt) if dt > 0 else 0.0
+        car.last_accel_ms2 = max(0.0, (car.speed_ms - before) / dt) if dt > 0 else 0.0
 
     def position(self, index: int) -> tuple[float, float]:
         car = self.cars[index]

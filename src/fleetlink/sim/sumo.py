@@ -31,8 +31,9 @@ GRID_JUNCTIONS = 12
 BLOCK_M = 150.0
 # SUMO's drivers never brake harder than their type's ``decel``: most brake as people do at a
 # light (3.0 m/s², near the 3.4 traffic engineers assume), a brisk tenth at 4.5 (harsh-braking
-# events at lights, as real fleets see them); only a scenario makes anyone brake harder
-DRIVER_TYPES = (("calm", 3.0, 0.9), ("brisk", 4.5, 0.1))  # type id, decel m/s², share
+# events at lights, as real fleets see them); only a scenario makes anyone brake harder. The
+# brisk also pull away at up to 3.8 m/s² (SUMO's car: 2.6), now and then a harsh acceleration.
+DRIVER_TYPES = (("calm", 3.0, 2.6, 0.9), ("brisk", 4.5, 3.8, 0.1))  # id, decel, accel, share
 
 
 def sumo_binary(name: str) -> Path:
@@ -91,10 +92,11 @@ class SumoFleet:
             ]
         )  # fmt: skip
         self.edges = sorted(e for e in libsumo.edge.getIDList() if not e.startswith(":"))
-        for type_id, decel, _share in DRIVER_TYPES:
+        for type_id, decel, accel, _share in DRIVER_TYPES:
             libsumo.vehicletype.copy("DEFAULT_VEHTYPE", type_id)
             libsumo.vehicletype.setDecel(type_id, decel)
             libsumo.vehicletype.setApparentDecel(type_id, decel)
+            libsumo.vehicletype.setAccel(type_id, accel)
         self._ids = [f"car{index}" for index in range(count)]
         shares = [share for *_, share in DRIVER_TYPES]
         self._types = self._rng.choices([t for t, *_ in DRIVER_TYPES], shares, k=count)
@@ -179,7 +181,9 @@ class SumoFleet:
             car.x_m, car.y_m = libsumo.vehicle.getPosition(vehicle_id)
             car.speed_ms = libsumo.vehicle.getSpeed(vehicle_id)
             car.heading_deg = libsumo.vehicle.getAngle(vehicle_id)
-            car.last_decel_ms2 = max(0.0, -libsumo.vehicle.getAcceleration(vehicle_id))
+            acceleration = libsumo.vehicle.getAcceleration(vehicle_id)
+            car.last_decel_ms2 = max(0.0, -acceleration)
+            car.last_accel_ms2 = max(0.0, acceleration)
             distance = libsumo.vehicle.getDistance(vehicle_id)
             car.odometer_m += max(0.0, distance - self._last_distance[index])
             self._last_distance[index] = distance if distance >= 0 else 0.0

@@ -8,7 +8,7 @@ from typing import Any
 from fleetlink.contracts.geo import cell_of
 from fleetlink.contracts.hazards import Hazard, HazardGroup, HazardState
 from fleetlink.contracts.models import EventKind
-from fleetlink.sim.events import ABS_MS2, HARSH_BRAKING_MS2, CarEvents
+from fleetlink.sim.events import ABS_MS2, HARSH_ACCELERATION_MS2, HARSH_BRAKING_MS2, CarEvents
 from fleetlink.sim.hazard_truth import HazardSite, SiteKind, score
 
 T0 = 1_800_000_000_000
@@ -69,6 +69,13 @@ def test_a_car_reports_harsh_braking_abs_and_its_hazard_lights() -> None:
     kinds = [kind for kind, _ in car.step(ABS_MS2, 0.0)]
     assert kinds == [EventKind.HARSH_BRAKING, EventKind.ABS_ACTIVATION, EventKind.HAZARD_LIGHTS]
     assert car.hazard_lights
+
+
+def test_a_car_reports_harsh_acceleration_from_the_threshold_on() -> None:
+    car = CarEvents(random.Random(1))
+    assert car.step(0.0, 0.0, HARSH_ACCELERATION_MS2 - 0.1) == []
+    [(kind, data)] = car.step(0.0, 0.0, HARSH_ACCELERATION_MS2)
+    assert (kind, data) == (EventKind.HARSH_ACCELERATION, {"acceleration_ms2": 3.6})
 
 
 def test_a_normal_day_of_driving_brings_no_crash_and_rare_esc() -> None:

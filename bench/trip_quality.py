@@ -1,0 +1,163 @@
+"""Fleet tracking's trips against the simulator's own: recall, precision, start/end and distance.
+
+Starts a local stack and the fleet app (``fleetlink app run fleet``, simulated-clock mode, the
+service's own settings: a trip ends after ``apps.fleet.stop_s`` = 5 minutes standing), then for
+each seed simulates ``--duration`` seconds (an hour) of SUMO traffic (``--vehicles`` cars in the
+12 x 12-block grid city) in which the fleet's cars drive from a curb spot to a curb spot and stay
+there between trips (errands of 5-30 minutes, work and visits of up to 3 hours, nights), written
+straight into Kafka in simulated time. The app's ``fleet.trips`` are scored against the trips
+the simulator drove (the baseline: its ground truth, same run), over the trips that started
+after ``--warmup`` and ended ``stop_s`` and a minute before the end:
+
+- **recall**: of the true trips, the share found (a closed trip of the same car starting and
+  ending within 30 s of it); **precision**: of the trips found, the share that are true;
+- start and end errors (median, largest) and the distance error against the simulator's
+  odometer (share within 2 %).
+
+    .venv/bin/python bench/trip_quality.py --seeds 7,11,23 --duration 3600 --vehicles 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import exit_cleanly_on_sigterm
+from hazards_quality import run_settings, wait_assigned
+from rich.console import Console
+from rich.table import Table
+
+from fleetlink.adapters.kafka.admin import ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.runner import stop_children
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.settings import Settings, load_settings
+from fleetlink.sim.trip_quality import TripRun, measure_trips
+from fleetlink.stack import LocalStack
+from fleetlink.stack.ports import stack_on_free_ports
+
+console = Console(width=120)
+ROOT = Path(__file__).resolve().parents[1]
+FLEET_TOPICS = (KafkaTopic.PRESENCE, KafkaTopic.VEHICLE_STATE, KafkaTopic.TRIPS)
+
+
+def one_run(base: Settings, tmp: Path, args: argparse.Namespace, seed: int) -> TripRun:
+    settings, config = run_settings(base, tmp)
+    ensure_topics(KafkaClients.of(settings), settings.topic_map(), partitions=6, only=FLEET_TOPICS)
+    log_path = tmp / f"app-{seed}.log"
+    log = log_path.open("ab")
+    argv = [sys.executable, "-m", "fleetlink", "--config", str(config), "app", "run", "fleet"]
+    app = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_assigned(settings, log_path, "fleet")
+        with console.status(f"seed {seed}") as status:
+            result = measure_trips(
+                settings,
+                vehicles=args.vehicles,
+                seed=seed,
+                duration_s=args.duration,
+                warmup_s=args.warmup,
+                speed=args.speed,
+                progress=lambda s: status.update(f"seed {seed}: {s:.0f} simulated s"),
+            )
+        if app.poll() is not None:
+            raise SystemExit(f"the fleet app exited with {app.returncode}")
+        return result
+    finally:
+        stop_children([app])
+        log.close()
+
+
+def row(seed: int, result: TripRun) -> dict[str, Any]:
+    q = result.quality
+    return {
+        "seed": seed,
+        "true_trips": q.true_trips,
+        "found_trips": q.found_trips,
+        "matched": q.matched,
+        "recall": q.recall,
+        "precision": q.precision,
+        "distance_within_2pct": q.distance_within,
+        "start_error_s": q.start_error_s,
+        "end_error_s": q.end_error_s,
+        "distance_error": q.distance_error,
+        "trip_records": result.records,
+        "telemetry": result.run.telemetry,
+        "wall_s": result.run.wall_s,
+        "catch_up_s": result.catch_up_s,
+    }
+
+
+def main() -> None:
+    exit_cleanly_on_sigterm()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seeds", default="7,11,23")
+    parser.add_argument("--duration", type=float, default=3600.0, help="simulated seconds")
+    parser.add_argument("--warmup", type=float, default=60.0, help="simulated seconds")
+    parser.add_argument("--vehicles", type=int, default=300)
+    parser.add_argument("--speed", type=float, default=20.0, help="x real time, at most")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "trips.json")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fleetlink-tq-") as name:
+        tmp = Path(name)
+        base = load_settings(stack=stack_on_free_ports(tmp / "stack"))
+        stack = LocalStack(base.stack)
+        try:
+            with console.status("starting the stack"):
+                stack.up()
+            for seed in (int(s) for s in args.seeds.split(",")):
+                rows.append(row(seed, one_run(base, tmp, args, seed)))
+                console.print(rows[-1])
+        finally:
+            stack.down()
+    report(rows, args)
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    table = Table(title="Trips against the simulator's own", title_justify="left")
+    columns = ("seed", "true", "found", "recall", "precision", "dist. within 2 %")
+    for column in (*columns, "start err p50/max s", "end err p50/max s", "wall s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["seed"]),
+            str(r["true_trips"]),
+            str(r["found_trips"]),
+            _f(r["recall"]),
+            _f(r["precision"]),
+            _f(r["distance_within_2pct"]),
+            "/".join(f"{v:.1f}" for v in r["start_error_s"]),
+            "/".join(f"{v:.1f}" for v in r["end_error_s"]),
+            f"{r['wall_s']:.0f}",
+        )
+    console.print(table)
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return round(statistics.median(values), 4) if values else None
+
+    summary = {key: median(key) for key in ("recall", "precision", "distance_within_2pct")}
+    console.print(summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+    meta["args"] = {k: str(v) for k, v in vars(args).items()}
+    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1))
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
