@@ -24,10 +24,17 @@ APP_TOPICS = (
     KafkaTopic.HAZARDS,
     KafkaTopic.VEHICLE_STATE,
     KafkaTopic.TRIPS,
+    KafkaTopic.GEOFENCES,
+    KafkaTopic.GEOFENCE_EVENTS,
 )
 # throughput modes: the app each one runs (the hazards app without or with telemetry; fleet
-# tracking, with telemetry)
-APP_OF_MODE = {"passes": "hazards", "no-passes": "hazards", "fleet": "fleet"}
+# tracking, with telemetry, without geofences or with ``--fences`` of them)
+APP_OF_MODE = {
+    "passes": "hazards",
+    "no-passes": "hazards",
+    "fleet": "fleet",
+    "fleet-fences": "fleet",
+}
 
 # the event mix (weights): two thirds kinds the app drops after decoding and deduplicating
 EVENT_MIX: dict[EventKind, float] = {

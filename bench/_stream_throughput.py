@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import random
 import subprocess
@@ -40,6 +41,7 @@ from fleetlink.apps.runtime.metrics import app_group, assigned_members
 from fleetlink.contracts import headers as h
 from fleetlink.contracts import vss
 from fleetlink.contracts.codec import encode
+from fleetlink.contracts.geofences import FenceCircle, GeofenceDefinition, GeoJsonPolygon
 from fleetlink.contracts.models import Event, EventKind, Telemetry
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.settings import Settings, dump_toml
@@ -84,6 +86,34 @@ class Filler:
         if kind is EventKind.CRASH:
             return {"severity": "minor"}
         return {}
+
+    def fences(self, producer: Producer, topic: str, count: int) -> None:
+        """Geofences for every car over the area, as an admin draws them: half circles of
+        100 m to 2 km, half squares of the same size, a third with a dwell time."""
+        rng = self.rng
+        for n in range(count):
+            lat, lon = self._anywhere()
+            size_m = rng.uniform(100, 2000)
+            circle = polygon = None
+            if n % 2:
+                circle = FenceCircle(lat, lon, size_m)
+            else:
+                dlat = size_m / 111_320
+                dlon = dlat / math.cos(math.radians(lat))
+                corners = [(-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1)]
+                ring = [[lon + x * dlon, lat + y * dlat] for x, y in corners]
+                polygon = GeoJsonPolygon("Polygon", [ring])
+            fence = GeofenceDefinition(
+                fence_id=f"bench-{n}",
+                name=f"bench {n}",
+                owner="bench",
+                created_at=1,
+                circle=circle,
+                polygon=polygon,
+                dwell_s=600.0 if n % 3 == 0 else None,
+            )
+            producer.produce(topic, encode(fence), fence.fence_id.encode())
+        producer.flush(30)
 
     def events(self, producer: Producer, topic: str, count: int) -> None:
         rng = self.rng
@@ -312,7 +342,7 @@ def throughput_run(
     kafka = KafkaClients.of(settings)
     ensure_topics(kafka, settings.topic_map(), partitions=PARTITIONS, only=APP_TOPICS)
     names = settings.topic_map()
-    telemetry = args.telemetry if mode in ("passes", "fleet") else 0
+    telemetry = args.telemetry if mode in ("passes", "fleet", "fleet-fences") else 0
     started = time.monotonic()
     filler = Filler(seed=run)
     producer = kafka.producer(linger_ms=20)
@@ -321,6 +351,8 @@ def throughput_run(
     if telemetry:
         filler.telemetry(producer, names[KafkaTopic.TELEMETRY], telemetry)
         sources.append(names[KafkaTopic.TELEMETRY])
+    if mode == "fleet-fences":
+        filler.fences(producer, names[KafkaTopic.GEOFENCES], args.fences)
     fill_s = time.monotonic() - started
     records = args.events + telemetry
     group = app_group(settings, app)

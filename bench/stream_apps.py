@@ -14,6 +14,8 @@ Starts a local stack (Kafka 4.1 KRaft + Mosquitto 2.0, mutual TLS) and measures,
    topic) gives records/s. Mode ``no-passes`` sets ``clear_after_passes = 0`` (events only).
    Mode ``fleet`` runs fleet tracking (``fleetlink app run fleet``) over the same events and
    ``--telemetry`` records: every telemetry record is a car's state, every harsh event a count.
+   Mode ``fleet-fences`` does the same with ``--fences`` geofences for every car (circles and
+   squares of 100 m to 2 km over the area, a third with a dwell time) drawn before it starts.
    Baseline in the same run: a plain confluent-kafka consumer reads the same records to the end
    and decodes every value (msgspec JSON).
    The records are pre-filled with event times of the fill, and the app's ticks bring its clock
@@ -229,6 +231,7 @@ def main() -> None:
         "--telemetry", type=int, default=15_000, help="telemetry records per 'passes' run"
     )
     parser.add_argument("--modes", default="passes,no-passes", help="throughput modes")
+    parser.add_argument("--fences", type=int, default=1000, help="geofences ('fleet-fences')")
     parser.add_argument("--hazards", type=int, default=30, help="hazards per latency run")
     parser.add_argument("--hazard-gap", type=float, default=1.0, help="s between hazards")
     parser.add_argument(

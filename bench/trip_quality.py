@@ -3,9 +3,11 @@
 Starts a local stack and the fleet app (``fleetlink app run fleet``, simulated-clock mode, the
 service's own settings: a trip ends after ``apps.fleet.stop_s`` = 5 minutes standing), then for
 each seed simulates ``--duration`` seconds (an hour) of SUMO traffic (``--vehicles`` cars in the
-12 x 12-block grid city) in which the fleet's cars drive from a curb spot to a curb spot and stay
-there between trips (errands of 5-30 minutes, work and visits of up to 3 hours, nights), written
-straight into Kafka in simulated time. The app's ``fleet.trips`` are scored against the trips
+12 x 12-block grid city) in which the fleet's cars drive from a curb spot to a curb spot (trips of
+``--trip`` seconds of free-flow driving, stops at red lights inside them) and stay there between
+trips (``--stay`` seconds: longer than the 5 minutes that end a trip, short enough for two or
+three trips per car in the hour; half the cars start parked), written straight into Kafka in
+simulated time. The app's ``fleet.trips`` are scored against the trips
 the simulator drove (the baseline: its ground truth, same run), over the trips that started
 after ``--warmup`` and ended ``stop_s`` and a minute before the end:
 
@@ -40,6 +42,7 @@ from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.runner import stop_children
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings, load_settings
+from fleetlink.sim.curb import ParkingPlan, Stay
 from fleetlink.sim.trip_quality import TripRun, measure_trips
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
@@ -66,6 +69,11 @@ def one_run(base: Settings, tmp: Path, args: argparse.Namespace, seed: int) -> T
                 duration_s=args.duration,
                 warmup_s=args.warmup,
                 speed=args.speed,
+                plan=ParkingPlan(
+                    trip_s=_range(args.trip),
+                    stays=(Stay(1.0, *_range(args.stay)),),
+                    start_parked_share=0.5,
+                ),
                 progress=lambda s: status.update(f"seed {seed}: {s:.0f} simulated s"),
             )
         if app.poll() is not None:
@@ -106,6 +114,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=60.0, help="simulated seconds")
     parser.add_argument("--vehicles", type=int, default=300)
     parser.add_argument("--speed", type=float, default=20.0, help="x real time, at most")
+    parser.add_argument("--trip", default="180,900", help="s of driving: min,max")
+    parser.add_argument("--stay", default="420,1200", help="s at the curb: min,max")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "trips.json")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
@@ -153,6 +163,11 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
     meta["args"] = {k: str(v) for k, v in vars(args).items()}
     args.out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1))
+
+
+def _range(text: str) -> tuple[float, float]:
+    low, high = (float(part) for part in text.split(","))
+    return low, high
 
 
 def _f(value: float | None) -> str:

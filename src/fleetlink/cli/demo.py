@@ -21,6 +21,7 @@ from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.seams import KafkaSource, SourceRecord
 from fleetlink.adapters.supervisor import Program, Supervisor
 from fleetlink.cli.common import BrokersOption, console, settings_from
+from fleetlink.cli.demo_fleet import DemoFleet
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
@@ -77,6 +78,7 @@ def demo(
     )
     parked = ParkedCars(settings, log)
     courier = DemoCourier(api_url, {"Authorization": f"Bearer {token}"}, parked)
+    fleet = DemoFleet(courier.client)
     try:
         start(stack)
         ensure_platform_topics(settings)
@@ -94,12 +96,14 @@ def demo(
             supervisor.check()
             services.check()
             courier.tick()
+            fleet.tick()
 
         live_view(
             lambda: Group(
                 status_view(stack, settings),
                 gateway_table(supervisor, settings),
                 courier.table(),
+                fleet.table(),
             ),
             duration=duration,
             tick=tick,
@@ -192,7 +196,7 @@ class DemoCourier:
     def __init__(
         self, api_url: str, auth: dict[str, str], parked: ParkedCars, every_s: float = 3.0
     ) -> None:
-        self._client = httpx.Client(base_url=api_url, timeout=2, headers=auth)
+        self.client = httpx.Client(base_url=api_url, timeout=2, headers=auth)
         self._parked = parked
         self.parked_online = 0
         self._every_s = every_s
@@ -207,7 +211,7 @@ class DemoCourier:
             return
         self._next = time.monotonic() + self._every_s
         try:
-            online = self._client.get("/v1/vehicles", params={"online": True, "limit": 500})
+            online = self.client.get("/v1/vehicles", params={"online": True, "limit": 500})
             cars = [row["vin"] for row in online.json().get("vehicles", [])]
             parked = sorted(self._parked.vins().intersection(cars))
             self.parked_online = len(parked)
@@ -215,10 +219,10 @@ class DemoCourier:
             body = self._rng.choice(choices)
             if cars:
                 vin = self._rng.choice(parked if body["name"] == "trunk.open" else cars)
-                reply = self._client.post(f"/v1/vehicles/{vin}/commands", json=body)
+                reply = self.client.post(f"/v1/vehicles/{vin}/commands", json=body)
                 self.last = f"{body['name']} -> {vin}"
                 self.last_status = f"HTTP {reply.status_code}"
-            self.states = self._client.get("/v1/commands/summary").json().get("states", {})
+            self.states = self.client.get("/v1/commands/summary").json().get("states", {})
         except (httpx.HTTPError, ValueError) as error:
             self.last = "API not answering yet"
             self.last_status = type(error).__name__
