@@ -8,9 +8,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import Request
+
+from fleetlink.api.geofences import live_geofence_events
 from fleetlink.contracts.codec import decode, encode
 from fleetlink.contracts.geofences import FenceEventKind, GeofenceDefinition, fence_event
 from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.security.access import Principal
+from fleetlink.security.users import UserRole
 from tests.support.api import CAR, OTHER, Api, run, running_api
 
 LAT0, LON0 = 52.52, 13.40
@@ -220,5 +225,34 @@ def test_a_bad_fence_on_the_topic_is_skipped_not_fatal(tmp_path: Path) -> None:
             assert await listed(api, api.admin) == ["fine"]
             ready = await api.client.get("/readyz")
             assert ready.status_code == 200, ready.text
+
+    run(scenario())
+
+
+def test_the_live_stream_sends_each_event_the_caller_may_see(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_api(tmp_path) as api:
+            app = api.client._transport.app  # type: ignore[attr-defined]
+            _, depot = await draw(api, api.admin, name="depot", **CIRCLE)
+            olga = Principal("olga", UserRole.OWNER, frozenset({CAR}))
+            request = Request({"type": "http", "app": app, "headers": [], "query_string": b""})
+            response = await live_geofence_events(request, olga, fence_id=None, vin=None)
+            body = response.body_iterator
+            assert await anext(body) == b"event: ready\ndata: {}\n\n"
+            # drawn after the stream opened: its events come too
+            _, home = await draw(api, api.owner, name="home", **CIRCLE, vins=[CAR])
+            topic = api.settings.topic_map()[KafkaTopic.GEOFENCE_EVENTS]
+            enter = FenceEventKind.ENTER
+            for event in (
+                fence_event(depot["fence_id"], CAR, enter, T0, T0),  # not her fence
+                fence_event(home["fence_id"], OTHER, enter, T0, T0),  # not her car
+                fence_event(home["fence_id"], CAR, enter, T0 + 5, T0 + 5),
+            ):
+                api.kafka.append(topic, encode(event), event.vin.encode())
+            frame = await asyncio.wait_for(anext(body), 5)
+            event_id = f"{home['fence_id']}/{CAR}/enter/{T0 + 5}"
+            assert frame.startswith(f"event: geofence\nid: {event_id}\ndata: ".encode())
+            assert frame.count(b"event: geofence") == 1
+            await body.aclose()  # type: ignore[attr-defined]
 
     run(scenario())
