@@ -109,6 +109,10 @@ class AppsSettings(Section):
     # Quix Streams asks Kafka for a batch and waits this long for it to fill (its default, 1 s,
     # is a second per hop at live rates: a warning would take seconds)
     poll_timeout_s: float = Field(default=0.02, gt=0, le=5)
+    # how long a fetch may wait at the broker for data: Quix asks for the changelogs' offsets one
+    # partition at a time when it is assigned partitions, each answer queued behind a waiting
+    # fetch (librdkafka's 0.5 s: 12 s before an app with 24 state partitions processed anything)
+    fetch_wait_s: float = Field(default=0.05, gt=0, le=5)
     # a record's event time (payload ts) may run this far ahead of its Kafka timestamp
     max_clock_ahead_s: float = Field(default=5.0, ge=0, le=3600)
     # a record this far behind its shard's clock still counts; older ones are counted as late

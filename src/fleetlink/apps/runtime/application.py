@@ -22,7 +22,7 @@ from confluent_kafka import KafkaException
 from quixstreams import Application, State, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.models import TimestampType, Topic
+from quixstreams.models import TimestampType, Topic, TopicManager
 from quixstreams.models.serializers import SerializationContext, Serializer
 
 from fleetlink.adapters.kafka.admin import ensure_topics
@@ -33,6 +33,7 @@ from fleetlink.adapters.runtime.health import serve
 from fleetlink.apps.runtime.clock import event_time, shard_keys, shard_of
 from fleetlink.apps.runtime.inputs import InputDeserializer, dead
 from fleetlink.apps.runtime.metrics import AppMetrics, LagProbe, app_group
+from fleetlink.apps.runtime.topic_admin import PromptTopicAdmin
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, encode
 from fleetlink.contracts.models import Tick
@@ -78,9 +79,18 @@ class AppRuntime:
         self.group = app_group(settings, name)
         self.state_dir = settings.apps_state_dir() / name / f"instance-{instance}"
         apps = settings.apps
+        connection = ConnectionConfig.from_librdkafka_dict(self.kafka.quix_connection())
+        producer_config = self.kafka.quix_tuning() | {
+            "client.id": f"{self.group}-{instance}",
+            "linger.ms": 2,
+        }
         self.app = Application(
-            broker_address=ConnectionConfig.from_librdkafka_dict(self.kafka.quix_connection()),
+            broker_address=connection,
             consumer_group=self.group,
+            topic_manager=TopicManager(
+                PromptTopicAdmin(broker_address=connection, extra_config=producer_config),
+                consumer_group=self.group,
+            ),
             auto_offset_reset="earliest",
             commit_interval=apps.commit_interval_s,
             consumer_poll_timeout=apps.poll_timeout_s,
@@ -94,9 +104,9 @@ class AppRuntime:
                 "client.id": f"{self.group}-{instance}",
                 "group.instance.id": f"{self.group}-{instance}",
                 "session.timeout.ms": int(apps.session_timeout_s * 1000),
+                "fetch.wait.max.ms": int(apps.fetch_wait_s * 1000),
             },
-            producer_extra_config=self.kafka.quix_tuning()
-            | {"client.id": f"{self.group}-{instance}", "linger.ms": 2},
+            producer_extra_config=producer_config,
         )
         self._inputs: list[str] = []
         self._threads: list[threading.Thread] = []
