@@ -21,74 +21,27 @@ simulator's own truth, in the same run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from _common import exit_cleanly_on_sigterm
-from rich.console import Console
+from _quality import ROOT, app_running, console, on_a_stack, run_settings, save
 from rich.table import Table
 
-from fleetlink.adapters.kafka.admin import ensure_topics
-from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.polling import wait_until
-from fleetlink.adapters.runner import stop_children, tail
-from fleetlink.apps.runtime.metrics import app_group, assigned_members
-from fleetlink.contracts.topics import KafkaTopic
-from fleetlink.settings import Settings, dump_toml, load_settings
+from fleetlink.settings import Settings
 from fleetlink.sim.hazard_quality import HazardRun, measure, site_plans
-from fleetlink.stack import LocalStack
-from fleetlink.stack.ports import stack_on_free_ports
-
-console = Console(width=120)
-ROOT = Path(__file__).resolve().parents[1]
-APP_TOPICS = (KafkaTopic.EVENTS, KafkaTopic.TELEMETRY, KafkaTopic.TICKS, KafkaTopic.DLQ)
-
-
-def run_settings(base: Settings, tmp: Path) -> tuple[Settings, Path]:
-    """Settings of one run: topics and state of its own, simulated clock."""
-    run = f"q{uuid.uuid4().hex[:8]}"
-    topics = base.topics.model_copy(update={"prefix": base.topic_map().prefixed(run).prefix})
-    apps = base.apps.model_copy(
-        update={"simulated_clock": True, "state_dir": tmp / run, "metrics_port": 0}
-    )
-    settings = base.model_copy(update={"topics": topics, "apps": apps})
-    config = tmp / f"{run}.toml"
-    config.write_text(dump_toml(settings))
-    ensure_topics(KafkaClients.of(settings), settings.topic_map(), partitions=6, only=APP_TOPICS)
-    return settings, config
-
-
-def wait_assigned(
-    settings: Settings, log: Path, app: str = "hazards", timeout_s: float = 60
-) -> None:
-    kafka, group = KafkaClients.of(settings), app_group(settings, app)
-    if not wait_until(lambda: bool(assigned_members(kafka, group)), timeout_s, interval=0.5):
-        lines = "\n".join(tail(log, 20))
-        raise SystemExit(f"the {app} app was not assigned its partitions:\n{lines}")
 
 
 def one_run(
     base: Settings, tmp: Path, args: argparse.Namespace, seed: int, *, sites: bool
 ) -> HazardRun:
     settings, config = run_settings(base, tmp)
-    log_path = tmp / f"app-{seed}-{sites}.log"
-    log = log_path.open("ab")
-    argv = [sys.executable, "-m", "fleetlink", "--config", str(config), "app", "run", "hazards"]
-    app = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_assigned(settings, log_path)
+    with app_running(settings, config, "hazards", f"{seed}-{sites}"):
         plans = site_plans(args.duration, ice=args.ice, breakdowns=args.breakdowns) if sites else []
         with console.status(f"seed {seed}, {'scenario' if sites else 'normal traffic'}") as st:
-            result = measure(
+            return measure(
                 settings,
                 vehicles=args.vehicles,
                 seed=seed,
@@ -97,12 +50,6 @@ def one_run(
                 speed=args.speed,
                 progress=lambda s: st.update(f"seed {seed}: {s:.0f} simulated s"),
             )
-        if app.poll() is not None:
-            raise SystemExit(f"the hazards app exited with {app.returncode}")
-        return result
-    finally:
-        stop_children([app])
-        log.close()
 
 
 def row(kind: str, seed: int, result: HazardRun) -> dict[str, Any]:
@@ -150,20 +97,15 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="fleetlink-hq-") as name:
-        tmp = Path(name)
-        base = load_settings(stack=stack_on_free_ports(tmp / "stack"))
-        stack = LocalStack(base.stack)
-        try:
-            with console.status("starting the stack"):
-                stack.up()
-            for seed in seeds:
-                for sites in (True, False):
-                    result = one_run(base, tmp, args, seed, sites=sites)
-                    rows.append(row("scenario" if sites else "normal", seed, result))
-                    console.print({k: v for k, v in rows[-1].items() if k != "false_hazards"})
-        finally:
-            stack.down()
+
+    def runs(base: Settings, tmp: Path) -> None:
+        for seed in seeds:
+            for sites in (True, False):
+                result = one_run(base, tmp, args, seed, sites=sites)
+                rows.append(row("scenario" if sites else "normal", seed, result))
+                console.print({k: v for k, v in rows[-1].items() if k != "false_hazards"})
+
+    on_a_stack("fleetlink-hq-", runs)
     report(rows, args)
 
 
@@ -204,11 +146,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         if scenario
         else None,
     }
-    console.print(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "args": vars(args)}
-    meta["args"] = {k: str(v) for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1))
+    save(args, summary, rows)
 
 
 if __name__ == "__main__":

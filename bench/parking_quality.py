@@ -28,13 +28,6 @@ time).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,46 +37,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import msgspec
 from _common import exit_cleanly_on_sigterm
-from hazards_quality import run_settings, wait_assigned
-from rich.console import Console
+from _quality import ROOT, app_running, console, medians, per_seed, run_settings, save
 from rich.table import Table
 
-from fleetlink.adapters.runner import stop_children
-from fleetlink.settings import Settings, load_settings
+from fleetlink.settings import Settings
 from fleetlink.sim.parking_quality import ParkingRun, measure
-from fleetlink.stack import LocalStack
-from fleetlink.stack.ports import stack_on_free_ports
-
-console = Console(width=120)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_run(base: Settings, tmp: Path, args: argparse.Namespace, seed: int) -> ParkingRun:
     parking = base.apps.parking.model_copy(update={"no_parking_min_span_s": args.no_parking_span})
     base = base.model_copy(update={"apps": base.apps.model_copy(update={"parking": parking})})
     settings, config = run_settings(base, tmp)
-    log_path = tmp / f"app-{seed}.log"
-    log = log_path.open("ab")
-    argv = [sys.executable, "-m", "fleetlink", "--config", str(config), "app", "run", "parking"]
-    app = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_assigned(settings, log_path, "parking")
-        with console.status(f"seed {seed}") as status:
-            result = measure(
-                settings,
-                vehicles=args.vehicles,
-                seed=seed,
-                duration_s=args.duration,
-                warmup_s=args.warmup,
-                speed=args.speed,
-                progress=lambda s: status.update(f"seed {seed}: {s:.0f} simulated s"),
-            )
-        if app.poll() is not None:
-            raise SystemExit(f"the parking app exited with {app.returncode}")
-        return result
-    finally:
-        stop_children([app])
-        log.close()
+    with app_running(settings, config, "parking", str(seed)), console.status(f"seed {seed}") as st:
+        return measure(
+            settings,
+            vehicles=args.vehicles,
+            seed=seed,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            speed=args.speed,
+            progress=lambda s: st.update(f"seed {seed}: {s:.0f} simulated s"),
+        )
 
 
 def row(seed: int, result: ParkingRun) -> dict[str, Any]:
@@ -120,19 +94,12 @@ def main() -> None:
     parser.add_argument("--no-parking-span", type=float, default=2700.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "parking.json")
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="fleetlink-pq-") as name:
-        tmp = Path(name)
-        base = load_settings(stack=stack_on_free_ports(tmp / "stack"))
-        stack = LocalStack(base.stack)
-        try:
-            with console.status("starting the stack"):
-                stack.up()
-            for seed in (int(s) for s in args.seeds.split(",")):
-                rows.append(row(seed, one_run(base, tmp, args, seed)))
-                console.print({k: v for k, v in rows[-1].items() if k != "calibration"})
-        finally:
-            stack.down()
+    rows = per_seed(
+        args,
+        "fleetlink-pq-",
+        lambda base, tmp, seed: row(seed, one_run(base, tmp, args, seed)),
+        ("calibration",),
+    )
     report(rows, args)
 
 
@@ -155,19 +122,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         )
     console.print(table)
 
-    def median(key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
-        return round(statistics.median(values), 4) if values else None
-
-    summary = {
-        key: median(key) for key in ("precision", "recall", "precision_any_p", "recall_any_p")
-    }
-    console.print(summary)
+    summary = medians(rows, ("precision", "recall", "precision_any_p", "recall_any_p"))
     plot(rows, ROOT / "BENCHMARKS-parking.png")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
-    meta["args"] = {k: str(v) for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1))
+    save(args, summary, rows)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

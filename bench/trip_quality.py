@@ -22,66 +22,38 @@ after ``--warmup`` and ended ``stop_s`` and a minute before the end:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from _common import exit_cleanly_on_sigterm
-from hazards_quality import run_settings, wait_assigned
-from rich.console import Console
+from _quality import ROOT, app_running, console, medians, per_seed, run_settings, save
 from rich.table import Table
 
-from fleetlink.adapters.kafka.admin import ensure_topics
-from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.runner import stop_children
 from fleetlink.contracts.topics import KafkaTopic
-from fleetlink.settings import Settings, load_settings
+from fleetlink.settings import Settings
 from fleetlink.sim.curb import ParkingPlan, Stay
 from fleetlink.sim.trip_quality import TripRun, measure_trips
-from fleetlink.stack import LocalStack
-from fleetlink.stack.ports import stack_on_free_ports
 
-console = Console(width=120)
-ROOT = Path(__file__).resolve().parents[1]
 FLEET_TOPICS = (KafkaTopic.PRESENCE, KafkaTopic.VEHICLE_STATE, KafkaTopic.TRIPS)
 
 
 def one_run(base: Settings, tmp: Path, args: argparse.Namespace, seed: int) -> TripRun:
-    settings, config = run_settings(base, tmp)
-    ensure_topics(KafkaClients.of(settings), settings.topic_map(), partitions=6, only=FLEET_TOPICS)
-    log_path = tmp / f"app-{seed}.log"
-    log = log_path.open("ab")
-    argv = [sys.executable, "-m", "fleetlink", "--config", str(config), "app", "run", "fleet"]
-    app = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_assigned(settings, log_path, "fleet")
-        with console.status(f"seed {seed}") as status:
-            result = measure_trips(
-                settings,
-                vehicles=args.vehicles,
-                seed=seed,
-                duration_s=args.duration,
-                warmup_s=args.warmup,
-                speed=args.speed,
-                plan=ParkingPlan(
-                    trip_s=_range(args.trip),
-                    stays=(Stay(1.0, *_range(args.stay)),),
-                    start_parked_share=0.5,
-                ),
-                progress=lambda s: status.update(f"seed {seed}: {s:.0f} simulated s"),
-            )
-        if app.poll() is not None:
-            raise SystemExit(f"the fleet app exited with {app.returncode}")
-        return result
-    finally:
-        stop_children([app])
-        log.close()
+    settings, config = run_settings(base, tmp, FLEET_TOPICS)
+    with app_running(settings, config, "fleet", str(seed)), console.status(f"seed {seed}") as st:
+        return measure_trips(
+            settings,
+            vehicles=args.vehicles,
+            seed=seed,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            speed=args.speed,
+            plan=ParkingPlan(
+                trip_s=_range(args.trip),
+                stays=(Stay(1.0, *_range(args.stay)),),
+                start_parked_share=0.5,
+            ),
+            progress=lambda s: st.update(f"seed {seed}: {s:.0f} simulated s"),
+        )
 
 
 def row(seed: int, result: TripRun) -> dict[str, Any]:
@@ -118,19 +90,9 @@ def main() -> None:
     parser.add_argument("--stay", default="420,1200", help="s at the curb: min,max")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "trips.json")
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="fleetlink-tq-") as name:
-        tmp = Path(name)
-        base = load_settings(stack=stack_on_free_ports(tmp / "stack"))
-        stack = LocalStack(base.stack)
-        try:
-            with console.status("starting the stack"):
-                stack.up()
-            for seed in (int(s) for s in args.seeds.split(",")):
-                rows.append(row(seed, one_run(base, tmp, args, seed)))
-                console.print(rows[-1])
-        finally:
-            stack.down()
+    rows = per_seed(
+        args, "fleetlink-tq-", lambda base, tmp, seed: row(seed, one_run(base, tmp, args, seed))
+    )
     report(rows, args)
 
 
@@ -153,16 +115,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         )
     console.print(table)
 
-    def median(key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
-        return round(statistics.median(values), 4) if values else None
-
-    summary = {key: median(key) for key in ("recall", "precision", "distance_within_2pct")}
-    console.print(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
-    meta["args"] = {k: str(v) for k, v in vars(args).items()}
-    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1))
+    save(args, medians(rows, ("recall", "precision", "distance_within_2pct")), rows)
 
 
 def _range(text: str) -> tuple[float, float]:
