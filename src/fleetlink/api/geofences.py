@@ -203,7 +203,11 @@ async def create_geofence(request: Request, body: GeofenceRequest, caller: Calle
     )
 
 
-@router.get("/geofences", summary="The geofences you drew, or (admins, viewers) all of them")
+@router.get(
+    "/geofences",
+    summary="The geofences you drew, or (admins, viewers) all of them",
+    responses=documented(503),
+)
 async def list_geofences(request: Request, caller: Caller) -> JSONResponse:
     view = _ready(fences_view(request))
     fences = [msgspec.to_builtins(d) for d in view.definitions() if _visible(caller, d)]

@@ -51,4 +51,6 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.PARKING,
     KafkaTopic.VEHICLE_STATE,
     KafkaTopic.TRIPS,
+    KafkaTopic.GEOFENCES,
+    KafkaTopic.GEOFENCE_EVENTS,
 )
