@@ -1,0 +1,147 @@
+"""Tire pressure, pure: a slow leak found by its trend, a rapid loss at once.
+
+Gauge pressures are normalised to 20 °C by the ideal gas law (the car's ambient temperature
+stands in for the tire's: a parked tire takes the air's temperature), then each wheel is taken
+relative to the median of the car's four: what the weather does to all four cancels out, a
+cold night is no leak. A wheel whose differential falls faster than ``leak_kpa_per_day`` by a
+Theil-Sen slope (the median of the slopes between every two points: robust to a few bad
+readings) over at least ``min_span_s`` and ``min_points`` is leaking. Normal permeation loses
+about 0.3 kPa a day on every wheel alike; a nail about 14-21 kPa a day on one.
+
+A wheel at or below ``critical_share`` of its placard pressure (FMVSS 138: the telltale lights
+at 25 % below placard, within 20 minutes) is critical on the record that shows it.
+
+Each finding is told once; a wheel refilled (its pressure up ``refill_kpa`` or more at 20 °C
+since its record before) starts afresh: the refill breaks its trend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from statistics import median
+from typing import Any, Final
+
+import numpy as np
+
+from fleetlink.contracts import vss
+
+_ABSOLUTE_ZERO_C: Final = -273.15
+_ATMOSPHERE_KPA: Final = 101.325
+_REFERENCE_K: Final = 293.15  # 20 °C
+_DAY_S: Final = 86_400.0
+
+WHEELS: Final = (
+    vss.TIRE_PRESSURE_FRONT_LEFT,
+    vss.TIRE_PRESSURE_FRONT_RIGHT,
+    vss.TIRE_PRESSURE_REAR_LEFT,
+    vss.TIRE_PRESSURE_REAR_RIGHT,
+)
+_FRONT: Final = frozenset(WHEELS[:2])
+
+
+class TireFinding(StrEnum):
+    LEAK = "tire-leak"  # warning: losing pressure faster than the other wheels
+    CRITICAL = "tire-critical"  # at or below 75 % of placard
+
+
+@dataclass(frozen=True)
+class TireParams:
+    placard_front_kpa: float = 240.0
+    placard_rear_kpa: float = 235.0
+    critical_share: float = 0.75
+    refill_kpa: float = 10.0
+    leak_kpa_per_day: float = 7.0  # about 1 psi a day
+    min_span_s: float = 6 * 3600.0
+    min_points: int = 12
+    window_s: float = 72 * 3600.0
+    point_every_s: float = 1800.0  # one point per wheel this often: the slope is O(points²)
+
+
+@dataclass(frozen=True)
+class Found:
+    wheel: str
+    finding: TireFinding
+    ts: int
+    evidence: dict[str, float]
+
+
+def normalised_kpa(gauge_kpa: float, temperature_c: float) -> float:
+    """The gauge pressure the tire would show at 20 °C (same air, ideal gas)."""
+    kelvin = temperature_c - _ABSOLUTE_ZERO_C
+    return (gauge_kpa + _ATMOSPHERE_KPA) * _REFERENCE_K / kelvin - _ATMOSPHERE_KPA
+
+
+def theil_sen_per_day(points: list[list[float]]) -> float:
+    """The median of the slopes between every two points ``[ts_s, value]``, per day."""
+    data = np.asarray(points, dtype=float)
+    first, second = np.triu_indices(len(data), 1)
+    dt = data[second, 0] - data[first, 0]
+    chosen = dt > 0
+    slopes = (data[second, 1] - data[first, 1])[chosen] / dt[chosen]
+    return float(np.median(slopes)) * _DAY_S
+
+
+def tire_step(
+    state: dict[str, Any],
+    ts_ms: int,
+    gauge_kpa: Mapping[str, float],
+    ambient_c: float,
+    params: TireParams,
+) -> list[Found]:
+    """Take one record of a car's four pressures (``WHEELS`` keys, kPa) and the air's
+    temperature into ``state`` (JSON-able, the car's own); the findings it makes."""
+    if any(wheel not in gauge_kpa for wheel in WHEELS) or ambient_c <= _ABSOLUTE_ZERO_C + 1:
+        return []
+    if ts_ms <= int(state.get("ts", 0)):
+        return []  # history: taken already
+    state["ts"] = ts_ms
+    now_s = ts_ms / 1000
+    normal = {wheel: normalised_kpa(gauge_kpa[wheel], ambient_c) for wheel in WHEELS}
+    middle = median(normal.values())
+    wheels: dict[str, Any] = state.setdefault("wheels", {})
+    found: list[Found] = []
+    for wheel in WHEELS:
+        mine = wheels.setdefault(wheel, {"points": [], "told": []})
+        placard = params.placard_front_kpa if wheel in _FRONT else params.placard_rear_kpa
+        if normal[wheel] - float(mine.get("last", normal[wheel])) >= params.refill_kpa:
+            mine.update(points=[], told=[])  # refilled: the trend starts again
+        mine["last"] = round(normal[wheel], 3)
+        differential = normal[wheel] - middle
+        points: list[list[float]] = mine["points"]
+        if not points or now_s - points[-1][0] >= params.point_every_s:
+            points.append([now_s, round(differential, 3)])
+            mine["points"] = [p for p in points if now_s - p[0] <= params.window_s]
+        if normal[wheel] <= params.critical_share * placard:
+            evidence = {"kpa_at_20c": round(normal[wheel], 1), "placard_kpa": placard}
+            found += _tell(mine, wheel, TireFinding.CRITICAL, ts_ms, evidence)
+        slope = _slope(mine["points"], params)
+        if slope is not None and slope <= -params.leak_kpa_per_day:
+            evidence = {
+                "kpa_per_day": round(slope, 2),
+                "below_other_wheels_kpa": round(-differential, 1),
+                "kpa_at_20c": round(normal[wheel], 1),
+                "points": float(len(mine["points"])),
+            }
+            found += _tell(mine, wheel, TireFinding.LEAK, ts_ms, evidence)
+    return found
+
+
+def _slope(points: list[list[float]], params: TireParams) -> float | None:
+    if len(points) < params.min_points or points[-1][0] - points[0][0] < params.min_span_s:
+        return None
+    return theil_sen_per_day(points)
+
+
+def _tell(
+    wheel_state: dict[str, Any],
+    wheel: str,
+    finding: TireFinding,
+    ts_ms: int,
+    evidence: dict[str, float],
+) -> list[Found]:
+    if finding.value in wheel_state["told"]:
+        return []
+    wheel_state["told"] = [*wheel_state["told"], finding.value]
+    return [Found(wheel, finding, ts_ms, evidence)]
