@@ -24,6 +24,13 @@ TIRE_PRESSURE_FRONT_LEFT: Final = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pre
 TIRE_PRESSURE_FRONT_RIGHT: Final = "Vehicle.Chassis.Axle.Row1.Wheel.Right.Tire.Pressure"
 TIRE_PRESSURE_REAR_LEFT: Final = "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure"
 TIRE_PRESSURE_REAR_RIGHT: Final = "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure"
+# front left, front right, rear left, rear right (kPa)
+TIRE_PRESSURES: Final = (
+    TIRE_PRESSURE_FRONT_LEFT,
+    TIRE_PRESSURE_FRONT_RIGHT,
+    TIRE_PRESSURE_REAR_LEFT,
+    TIRE_PRESSURE_REAR_RIGHT,
+)
 HAZARD_LIGHTS_ON: Final = "Vehicle.Body.Lights.Hazard.IsSignaling"
 HVAC_IS_ON: Final = "Vehicle.Cabin.HVAC.IsAirConditioningActive"
 HVAC_TARGET_TEMPERATURE: Final = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"

@@ -87,6 +87,9 @@ def telemetry_input(raw: bytes | None, headers: Headers) -> dict[str, Any]:
         "heading": _number(signals.get(vss.HEADING)),
         "odo": _number(signals.get(vss.ODOMETER)),
         "soc": _number(signals.get(vss.BATTERY_STATE_OF_CHARGE)),
+        "soh": _number(signals.get(vss.BATTERY_STATE_OF_HEALTH)),
+        "air_c": _number(signals.get(vss.AMBIENT_TEMPERATURE)),
+        "tires": [_number(signals.get(wheel)) for wheel in vss.TIRE_PRESSURES],
         "msg_id": msg_id,
         "late": late or telemetry.resent,
     }
