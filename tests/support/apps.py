@@ -138,6 +138,9 @@ APP_TOPICS = (
     KafkaTopic.PARKING,
     KafkaTopic.GEOFENCES,
     KafkaTopic.GEOFENCE_EVENTS,
+    KafkaTopic.ALERTS,
+    KafkaTopic.ALERT_ACKS,
+    KafkaTopic.SERVICES,
 )
 
 

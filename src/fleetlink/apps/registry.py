@@ -8,6 +8,7 @@ from typing import Final
 
 from fleetlink.apps.fleet import app as fleet
 from fleetlink.apps.hazards import app as hazards
+from fleetlink.apps.maintenance import app as maintenance
 from fleetlink.apps.parking import app as parking
 from fleetlink.apps.runtime.application import AppRuntime
 from fleetlink.contracts.topics import KafkaTopic
@@ -19,6 +20,7 @@ class AppSpec:
     description: str
     build: Callable[[AppRuntime], None]
     inputs: tuple[KafkaTopic, ...]  # what its lag is measured on
+    exactly_once: bool = False
 
 
 APPS: Final[dict[str, AppSpec]] = {
@@ -41,6 +43,13 @@ APPS: Final[dict[str, AppSpec]] = {
             "fleet tracking: telemetry, harsh events, presence -> fleet.vehicle-state, fleet.trips",
             fleet.build,
             (KafkaTopic.TELEMETRY, KafkaTopic.EVENTS, KafkaTopic.PRESENCE),
+        ),
+        AppSpec(
+            maintenance.NAME,
+            "predictive maintenance: tires, battery, service, DTCs -> fleet.alerts (exactly once)",
+            maintenance.build,
+            (KafkaTopic.TELEMETRY, KafkaTopic.EVENTS, KafkaTopic.SERVICES, KafkaTopic.ALERT_ACKS),
+            exactly_once=True,
         ),
     )
 }

@@ -36,7 +36,14 @@ def run(
     settings = settings_from(ctx)
     log = configure(f"app.{name}")
     exit_when_a_thread_dies(log)
-    runtime = AppRuntime(settings, name, instance, log, port_offset=metrics_offset(name))
+    runtime = AppRuntime(
+        settings,
+        name,
+        instance,
+        log,
+        port_offset=metrics_offset(name),
+        exactly_once=spec.exactly_once,
+    )
     spec.build(runtime)
     runtime.run()
 

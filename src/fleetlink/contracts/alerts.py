@@ -9,7 +9,7 @@ so: a DTC cleared, a tire refilled, a service recorded). ``alert_id`` is
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -49,6 +49,25 @@ class Alert(msgspec.Struct, frozen=True, omit_defaults=True):
     action: str  # what to do about it
     evidence: dict[str, Any] = {}
     acknowledged_by: str | None = None
+
+
+class AlertAck(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A person acknowledged an alert (``fleet.alert-acks``, key: VIN)."""
+
+    alert_id: str
+    vin: Vin
+    by: str
+    ts: EpochMillis
+
+
+class ServiceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A service done (compacted ``fleet.services``, key: VIN): the next interval starts."""
+
+    vin: Vin
+    ts: EpochMillis
+    odometer_km: Annotated[float, msgspec.Meta(ge=0)]
+    by: str
+    note: str = ""
 
 
 def alert_id(vin: str, kind: AlertKind, subject: str, raised_ts: int) -> str:

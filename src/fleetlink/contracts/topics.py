@@ -121,6 +121,8 @@ class KafkaTopic(StrEnum):
     GEOFENCE_EVENTS = "fleet.geofence-events"
     ALERTS = "fleet.alerts"
     GEOFENCES = "fleet.geofences"
+    ALERT_ACKS = "fleet.alert-acks"
+    SERVICES = "fleet.services"
     PAYMENTS = "fleet.payments"
     PURCHASES = "fleet.purchases"
     ENTITLEMENTS = "fleet.entitlements"
@@ -198,7 +200,9 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     _spec(KafkaTopic.VEHICLE_STATE, "VIN", _C, _CLOUD, "latest position, speed, battery, online"),
     _spec(KafkaTopic.TRIPS, "VIN", _D, _CLOUD, "trips: start, end, distance, harsh events"),
     _spec(KafkaTopic.GEOFENCE_EVENTS, "VIN", _D, _CLOUD, "geofence visits: enter, dwell, exit"),
-    _spec(KafkaTopic.ALERTS, "VIN", _D, _CLOUD, "fleet and maintenance alerts"),
+    _spec(KafkaTopic.ALERTS, "VIN", _D, _CLOUD, "maintenance alerts: raised, acked, resolved"),
+    _spec(KafkaTopic.ALERT_ACKS, "VIN", _D, _CLOUD, "alerts acknowledged, and by whom"),
+    _spec(KafkaTopic.SERVICES, "VIN", _C, _CLOUD, "services recorded: when, at what odometer"),
     _spec(KafkaTopic.GEOFENCES, "geofence id", _C, _CLOUD, "geofences: circles and polygons"),
     _spec(KafkaTopic.PAYMENTS, "purchase id", _D, _CLOUD, "payment provider events as received"),
     _spec(KafkaTopic.PURCHASES, "purchase id", _C, _CLOUD, "purchase lifecycle"),

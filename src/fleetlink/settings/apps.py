@@ -98,6 +98,23 @@ class FleetAppSettings(Section):
     fences_per_owner: int = Field(default=100, ge=1, le=100_000)  # an admin's are not counted
 
 
+class MaintenanceAppSettings(Section):
+    """Predictive maintenance (``fleetlink app run maintenance``): alerts from cars' data."""
+
+    # tires: placard pressures (the simulator's cars; a real fleet sets its models'), a leak
+    # at this many kPa a day below the car's other wheels, judged over at least this long
+    placard_front_kpa: float = Field(default=240.0, gt=0, le=1000)
+    placard_rear_kpa: float = Field(default=235.0, gt=0, le=1000)
+    leak_kpa_per_day: float = Field(default=7.0, gt=0, le=500)
+    leak_min_span_s: float = Field(default=6 * 3600.0, gt=0, le=30 * 86400)
+    # the traction battery: a fade faster than this, over at least this many daily means
+    fade_pct_per_year: float = Field(default=5.0, gt=0, le=100)
+    fade_min_days: int = Field(default=90, ge=2, le=3650)
+    service_interval_km: float = Field(default=15_000.0, gt=0, le=1_000_000)
+    service_interval_days: float = Field(default=365.0, gt=0, le=3650)
+    dtc_repeat_quiet_s: float = Field(default=86_400.0, ge=0, le=30 * 86400)
+
+
 class AppsSettings(Section):
     """What every stream app shares."""
 
@@ -113,6 +130,10 @@ class AppsSettings(Section):
     # partition at a time when it is assigned partitions, each answer queued behind a waiting
     # fetch (librdkafka's 0.5 s: 12 s before an app with 24 state partitions processed anything)
     fetch_wait_s: float = Field(default=0.05, gt=0, le=5)
+    # apps that write exactly once (maintenance): a transaction left open by a killed instance
+    # holds back every read_committed reader of its partitions until it times out, so short;
+    # each instance keeps one transactional id, so its restart fences the old one at once
+    transaction_timeout_s: float = Field(default=10.0, ge=1, le=900)
     # a record's event time (payload ts) may run this far ahead of its Kafka timestamp
     max_clock_ahead_s: float = Field(default=5.0, ge=0, le=3600)
     # a record this far behind its shard's clock still counts; older ones are counted as late
@@ -128,3 +149,4 @@ class AppsSettings(Section):
     hazards: HazardAppSettings = HazardAppSettings()
     parking: ParkingAppSettings = ParkingAppSettings()
     fleet: FleetAppSettings = FleetAppSettings()
+    maintenance: MaintenanceAppSettings = MaintenanceAppSettings()

@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 from fleetlink.apps.fleet.tracking import FleetShard, TrackingParams
 from fleetlink.apps.hazards.app import is_report
 from fleetlink.apps.hazards.logic import HazardParams, HazardShard
+from fleetlink.apps.maintenance.logic import MaintenanceParams, MaintenanceShard
 from fleetlink.apps.runtime.inputs import (
+    ack_input,
     event_input,
     presence_input,
+    service_input,
     telemetry_input,
     tick_input,
 )
@@ -147,3 +150,34 @@ def test_hazard_lights_count_on_a_car_that_has_stood_a_while() -> None:
     assert not is_report(lights(0.0, '{"standing_s": 0}'), RULES)  # stopped hard, drives on
     assert is_report(lights(0.0, '{"standing_s": 35}'), RULES)  # broken down
     assert is_report(lights(0.0, "{}"), RULES)  # the car does not say
+
+
+SERVICES = st.builds(
+    lambda vin, ts, odo: (
+        b'{"vin": "%s", "ts": %d, "odometer_km": %s, "by": "ada"}'
+        % (vin.encode(), ts, str(odo).encode())
+    ),
+    st.sampled_from([VIN, "not a vin"]),
+    st.integers(-1, 2**45),
+    st.floats(allow_nan=False, allow_infinity=False) | st.integers(-5, 10**7),
+)
+ACKS = st.builds(
+    lambda vin, ts, alert: (
+        b'{"vin": "%s", "ts": %d, "alert_id": "%s", "by": "ada"}'
+        % (vin.encode(), ts, alert.encode())
+    ),
+    st.sampled_from([VIN, "not a vin"]),
+    st.integers(-1, 2**45),
+    st.text(alphabet="abc/-0", max_size=20),
+)
+
+
+@given(RAW_VALUES | SERVICES | ACKS)
+def test_any_ack_or_service_record_is_an_input_or_a_dead_letter_the_logic_takes(
+    raw: bytes | None,
+) -> None:
+    for decoder, kind in ((ack_input, "ack"), (service_input, "service")):
+        value = decoder(raw)
+        check(value, kind)
+        if value["t"] != "dead":
+            MaintenanceShard(JsonStore(), MaintenanceParams()).handle(value)

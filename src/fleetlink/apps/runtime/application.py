@@ -65,9 +65,13 @@ class AppRuntime:
         log: logging.Logger,
         *,
         port_offset: int = 0,
+        exactly_once: bool = False,
     ) -> None:
         """``port_offset``: where this app's metrics ports start, after ``apps.metrics_port``
-        (apps running side by side each have their own)."""
+        (apps running side by side each have their own). ``exactly_once``: outputs and input
+        offsets commit in one Kafka transaction, under a transactional id of this instance's
+        own (a random one per start would leave a killed instance's transaction open until it
+        timed out)."""
         self.settings = settings
         self.name = name
         self.instance = instance
@@ -84,6 +88,11 @@ class AppRuntime:
             "client.id": f"{self.group}-{instance}",
             "linger.ms": 2,
         }
+        if exactly_once:
+            producer_config |= {
+                "transactional.id": f"{self.group}-{instance}",
+                "transaction.timeout.ms": int(apps.transaction_timeout_s * 1000),
+            }
         self.app = Application(
             broker_address=connection,
             consumer_group=self.group,
@@ -95,7 +104,7 @@ class AppRuntime:
             commit_interval=apps.commit_interval_s,
             consumer_poll_timeout=apps.poll_timeout_s,
             state_dir=self.state_dir,
-            processing_guarantee="at-least-once",
+            processing_guarantee="exactly-once" if exactly_once else "at-least-once",
             loglevel=None,  # our JSON logs, not Quix's own handler
             # static membership: an instance restarted under its number takes its partitions
             # back at once, not after the dead member's session timed out
@@ -155,6 +164,12 @@ class AppRuntime:
             return True
 
         return sdf.filter(first_time, stateful=True)
+
+    def records_input(self, topic: KafkaTopic, kind: str) -> StreamingDataFrame:
+        """Records the platform writes itself (``ack``, ``service``): decoded, on event time;
+        the undecodable go to the dead-letter topic. Not deduplicated: applying one twice
+        changes nothing."""
+        return self._input(topic, kind)
 
     def passing_cars(self, min_kmh: float, max_kmh: float = float("inf")) -> StreamingDataFrame:
         """Telemetry of cars driving between ``min_kmh`` and ``max_kmh`` as ``{"t": "pass",

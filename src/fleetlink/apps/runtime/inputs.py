@@ -15,6 +15,7 @@ from quixstreams.models.serializers import Deserializer, SerializationContext
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.contracts import headers as h
 from fleetlink.contracts import vss
+from fleetlink.contracts.alerts import AlertAck, ServiceRecord
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text
 from fleetlink.contracts.models import (
     Event,
@@ -112,6 +113,30 @@ def presence_input(raw: bytes | None, headers: Headers) -> dict[str, Any]:
     }
 
 
+def ack_input(raw: bytes | None) -> dict[str, Any]:
+    """A ``fleet.alert-acks`` record (the API's) as ``{"t": "ack", vin, ts, alert_id, by}``."""
+    try:
+        ack = decode(AlertAck, raw)
+    except UndecodableError as error:
+        return dead(raw, error.reason, error.detail)
+    return {"t": "ack", "vin": ack.vin, "ts": ack.ts, "alert_id": ack.alert_id, "by": ack.by}
+
+
+def service_input(raw: bytes | None) -> dict[str, Any]:
+    """A ``fleet.services`` record (the API's) as ``{"t": "service", vin, ts, odo, by}``."""
+    try:
+        service = decode(ServiceRecord, raw)
+    except UndecodableError as error:
+        return dead(raw, error.reason, error.detail)
+    return {
+        "t": "service",
+        "vin": service.vin,
+        "ts": service.ts,
+        "odo": service.odometer_km,
+        "by": service.by,
+    }
+
+
 def tick_input(raw: bytes | None) -> dict[str, Any]:
     try:
         return {"t": "tick", "ts": decode(Tick, raw).ts}
@@ -140,4 +165,8 @@ class InputDeserializer(Deserializer):
             return telemetry_input(value, headers)
         if self._kind == "presence":
             return presence_input(value, headers)
+        if self._kind == "ack":
+            return ack_input(value)
+        if self._kind == "service":
+            return service_input(value)
         return tick_input(value)

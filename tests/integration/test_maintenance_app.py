@@ -1,0 +1,107 @@
+"""Predictive maintenance as a real process on the real Kafka, exactly once: two cars, a DTC
+raised twice and a blow-out, an acknowledgement from the platform; killed with -9 while its
+transaction is open, restarted: a read_committed reader sees each alert state once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from fleetlink.contracts.alerts import Alert, AlertAck, AlertState
+from fleetlink.contracts.codec import encode
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.settings import Settings
+from fleetlink.stack import LocalStack
+from tests.support.apps import (
+    AppPlatform,
+    app_platform,
+    now_ms,
+    running_app,
+    send_event,
+    send_telemetry,
+    wait_assigned,
+)
+from tests.support.polling import eventually
+
+CAR, OTHER = "MNT0001000000000A", "MNT0002000000000A"
+HOME = (52.52, 13.40)
+TIRES = {
+    "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": 240.0,
+    "Vehicle.Chassis.Axle.Row1.Wheel.Right.Tire.Pressure": 240.0,
+    "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure": 235.0,
+    "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure": 235.0,
+    "Vehicle.Exterior.AirTemperature": 20.0,
+}
+
+
+@pytest.fixture
+def platform(tmp_path: Path, local_stack: LocalStack, stack_config: Settings) -> AppPlatform:
+    # a transaction stays open 3 s: long enough to kill the app inside one
+    return app_platform(tmp_path, stack_config, commit_interval_s=3.0, transaction_timeout_s=5)
+
+
+def alerts(platform: AppPlatform) -> list[Alert]:
+    """Every record of ``fleet.alerts`` a read_committed reader sees (confluent's default)."""
+    records = platform.read(KafkaTopic.ALERTS)
+    return [msgspec.json.decode(r.value() or b"", type=Alert) for r in records]
+
+
+def test_alerts_once_through_a_kill_9_inside_a_transaction(platform: AppPlatform) -> None:
+    producer = platform.producer()
+    events, telemetry = platform.topic(KafkaTopic.EVENTS), platform.topic(KafkaTopic.TELEMETRY)
+    base = now_ms() - 60_000
+    with running_app(platform, "maintenance") as app:
+        wait_assigned(platform, "maintenance")
+        send_event(
+            producer, events, CAR, "dtc", base, HOME, data={"code": "P0300", "status": "raised"}
+        )
+        send_telemetry(producer, telemetry, OTHER, base, HOME, 0.0, 0.0, TIRES)
+        producer.flush(10)
+        time.sleep(1.5)  # read and decided, not committed (every 3 s)
+        app.kill()
+        app.wait(10)
+    assert alerts(platform) == []  # the open transaction is not seen
+    with running_app(platform, "maintenance") as app:
+        wait_assigned(platform, "maintenance")
+        # the same code again, a message of its own, and one sent twice: no new alert
+        send_event(
+            producer,
+            events,
+            CAR,
+            "dtc",
+            base + 1000,
+            HOME,
+            data={"code": "P0300", "status": "raised"},
+        )
+        send_event(
+            producer,
+            events,
+            CAR,
+            "dtc",
+            base + 1000,
+            HOME,
+            data={"code": "P0300", "status": "raised"},
+        )
+        blowout = {**TIRES, "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure": 150.0}
+        send_telemetry(producer, telemetry, OTHER, base + 2000, HOME, 0.0, 0.0, blowout)
+        producer.flush(10)
+        eventually(lambda: len(alerts(platform)) == 2, 40, "the DTC and the blow-out")
+        [dtc] = [a for a in alerts(platform) if a.vin == CAR]
+        ack = AlertAck(alert_id=dtc.alert_id, vin=CAR, by="ada", ts=base + 3000)
+        producer.produce(platform.topic(KafkaTopic.ALERT_ACKS), encode(ack), CAR.encode())
+        producer.flush(10)
+        eventually(lambda: len(alerts(platform)) == 3, 30, "the acknowledgement")
+        assert app.poll() is None
+    seen = sorted((a.vin, a.kind.value, a.state.value, a.subject) for a in alerts(platform))
+    assert seen == [
+        (CAR, "dtc", "acknowledged", "P0300"),
+        (CAR, "dtc", "raised", "P0300"),
+        (OTHER, "tire-critical", "raised", "rear-left"),
+    ]
+    assert dtc.raised_ts == base
+    assert [a.acknowledged_by for a in alerts(platform) if a.state is AlertState.ACKNOWLEDGED] == [
+        "ada"
+    ]
