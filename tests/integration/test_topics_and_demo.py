@@ -96,11 +96,13 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert "remote commands" in result.stdout
     assert "HTTP 202" in result.stdout  # the demo courier sent a command through the REST API
     assert "succeeded" in result.stdout  # and the tracker saw a car carry one out
+    assert "fleet tracking" in result.stdout  # the demo's geofence row
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
     assert logs == [
         "api.log",
         "app-fleet.log",
         "app-hazards.log",
+        "app-maintenance.log",
         "app-parking.log",
         "kafka-1.log",
         "mosquitto.log",
