@@ -13,7 +13,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fleetlink.adapters.runtime.watchdog import StopDeadline, exit_when_a_thread_dies
+from fleetlink.adapters.runtime.watchdog import (
+    StopDeadline,
+    exit_when_a_thread_dies,
+    stop_when_orphaned,
+)
 from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.common import console, settings_from
 from fleetlink.cli.stack import live_view
@@ -151,6 +155,7 @@ def worker(
     signal.signal(signal.SIGTERM, signalled(on_stop))
     signal.signal(signal.SIGINT, signalled(on_stop))
     signal.signal(signal.SIGUSR1, signalled(drain))
+    stop_when_orphaned(on_stop, deadline)
     code = UplinkWorker(settings, index, log).run(stop, drain)
     time.sleep(0)  # let paho's thread finish its last write
     raise typer.Exit(code)

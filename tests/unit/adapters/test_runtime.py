@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -125,6 +127,46 @@ def test_a_process_told_to_stop_exits_within_its_grace_whatever_it_waits_for() -
     assert child.stderr is not None
     line = json.loads(child.stderr.read().strip().splitlines()[-1])
     assert line["msg"] == "stopping took too long; exiting now"
+
+
+def running(pid: int) -> bool:
+    """Alive, not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_process_whose_parent_died_exits_within_its_grace_whatever_its_main_thread_does() -> None:
+    """No signal at all (the parent set none) and a main thread that never looks up: the
+    orphan watch still ends the process ``grace`` after the parent died."""
+    orphan = (
+        "import threading, time\n"
+        "from fleetlink.logs import configure\n"
+        "from fleetlink.adapters.runtime.watchdog import StopDeadline, stop_when_orphaned\n"
+        "stop_when_orphaned(threading.Event(), StopDeadline(0.5, configure('test')), 0.1)\n"
+        "time.sleep(60)  # held, as in a C call waiting for a Kafka that is gone\n"
+    )
+    parent = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {orphan!r}],"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(2)  # the child is up and watching its parent\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=30, check=True
+    )
+    pid = int(done.stdout.strip())
+    started = time.monotonic()
+    while running(pid) and time.monotonic() - started < 20:
+        time.sleep(0.1)
+    gone = not running(pid)
+    if not gone:
+        os.kill(pid, signal.SIGKILL)
+    assert gone
+    assert time.monotonic() - started < 10  # not the 60 s its main thread would have slept
 
 
 def test_lifelines_name_a_thread_that_ended_quietly() -> None:

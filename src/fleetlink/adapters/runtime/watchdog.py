@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from types import TracebackType
@@ -108,6 +109,21 @@ class StopDeadline:
         for handler in logging.getLogger().handlers:
             handler.flush()
         self._exit_now(EXIT_STOP_OVERDUE)
+
+
+def stop_when_orphaned(stop: threading.Event, deadline: StopDeadline, every_s: float = 0.5) -> None:
+    """A thread that sees the parent die (the process is handed to another) and then sets
+    ``stop`` and arms ``deadline``, even while the main thread is held in a C call (a Python
+    signal handler, and so the deadline it arms, waits for the main thread)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        stop.set()
+        deadline.arm()
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def stop_on_signals(stop: threading.Event, deadline: StopDeadline) -> None:
