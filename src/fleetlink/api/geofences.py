@@ -238,8 +238,8 @@ async def list_geofence_events(
     """Of the fences the caller may see and the vehicles they may read; the newest 10,000 of
     the platform are kept here (``fleet.geofence-events`` holds them all)."""
     fences = _chosen_events(request, caller, fence_id)
-    events = fences_view(request).events(fences, vin, before, limit * 4)
-    rows = [msgspec.to_builtins(e) for e in events if caller.may_read_vehicle(e.vin)][:limit]
+    events = fences_view(request).events(fences, vin, before, limit, caller.may_read_vehicle)
+    rows = [msgspec.to_builtins(e) for e in events]
     return JSONResponse({"events": rows})
 
 

@@ -10,6 +10,7 @@ reason, as every record a reader cannot use; the API never writes one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fleetlink.adapters.kafka.follow import FollowedModel
 from fleetlink.adapters.kafka.seams import RecordSource, SourceRecord
@@ -54,9 +55,15 @@ class FenceReadModel(FollowedModel[GeofenceEvent]):
             return dict(sorted(self._inside.get(fence_id, {}).items()))
 
     def events(
-        self, fence_ids: set[str] | None, vin: str | None, before: int | None, limit: int
+        self,
+        fence_ids: set[str] | None,
+        vin: str | None,
+        before: int | None,
+        limit: int,
+        readable: Callable[[str], bool] = lambda _vin: True,
     ) -> list[GeofenceEvent]:
-        """The newest events first, of these fences (None: any) and this vehicle (None: any)."""
+        """The newest events first, of these fences (None: any), this vehicle (None: any) and
+        the vehicles ``readable`` lets through."""
         with self._lock:
             chosen = [
                 event
@@ -64,6 +71,7 @@ class FenceReadModel(FollowedModel[GeofenceEvent]):
                 if (fence_ids is None or event.fence_id in fence_ids)
                 and (vin is None or event.vin == vin)
                 and (before is None or event.ts < before)
+                and readable(event.vin)
             ]
         chosen.sort(key=lambda e: (e.ts, e.event_id), reverse=True)
         return chosen[:limit]

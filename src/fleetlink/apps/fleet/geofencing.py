@@ -76,11 +76,12 @@ class Geofencer:
         if not due or int(due[0][0]) > clock:
             return []
         split = bisect.bisect_right([int(entry[0]) for entry in due], clock)
+        index = self._book.now()
         events: list[GeofenceEvent] = []
         for _at, vin, fence_id in due[:split]:
             vehicle = self._store.get(f"g|{vin}")
             visit = None if vehicle is None else vehicle["fences"].get(fence_id)
-            fence = self._book.now().fences.get(fence_id)
+            fence = index.fences.get(fence_id)
             if visit is None or fence is None or not visit["in"] or visit.get("dwelt", True):
                 continue
             events += self._dwell(vin, fence, visit, clock)
