@@ -65,7 +65,11 @@ async def running_api(
 ) -> AsyncIterator[Api]:
     app, kafka, settings = hermetic_app(state_dir, apps=apps, **api)
     async with app.router.lifespan_context(app):
-        views = (app.state.commands.view, app.state.geofences.view)
+        views = (
+            app.state.commands.view,
+            app.state.geofences.view,
+            app.state.maintenance.view,
+        )
         for _ in range(200):
             if all(view.ready.is_set() for view in views):
                 break

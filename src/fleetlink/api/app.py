@@ -27,6 +27,7 @@ from fleetlink.api import (
     grants,
     hazards,
     ingest,
+    maintenance,
     parking,
     vehicles,
 )
@@ -37,6 +38,7 @@ from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
 from fleetlink.apps.fleet.fence_model import FenceReadModel
 from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.hazards.read_model import HazardReadModel
+from fleetlink.apps.maintenance.read_model import AlertReadModel
 from fleetlink.apps.parking.read_model import ParkingReadModel
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
@@ -112,6 +114,14 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         topic=topics[KafkaTopic.GEOFENCES],
         per_owner=settings.apps.fleet.fences_per_owner,
     )
+    maintenance_settings = settings.apps.maintenance
+    upkeep = maintenance.MaintenanceState(
+        view=AlertReadModel(settings, logging.getLogger("fleetlink.api.alerts"), kafka.source()),
+        acks_topic=topics[KafkaTopic.ALERT_ACKS],
+        services_topic=topics[KafkaTopic.SERVICES],
+        interval_km=maintenance_settings.service_interval_km,
+        interval_days=maintenance_settings.service_interval_days,
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -119,12 +129,15 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         state.deliveries = kafka.sink()
         commands_state.deliveries = state.deliveries
         fences.deliveries = state.deliveries
+        upkeep.deliveries = state.deliveries
         commands_state.view.start()
         hazards_view.start()
         parking_view.start()
         fleet_view.start()
         fences.view.start()
+        upkeep.view.start()
         yield
+        upkeep.view.stop()
         fences.view.stop()
         fleet_view.stop()
         parking_view.stop()
@@ -149,6 +162,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.parking = parking_view
     app.state.fleet = fleet_view
     app.state.geofences = fences
+    app.state.maintenance = upkeep
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
@@ -157,6 +171,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.include_router(hazards.router)
     app.include_router(parking.router)
     app.include_router(geofences.router)
+    app.include_router(maintenance.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -213,21 +228,19 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             cached = (now, kafka.reachable())
             ready_cache["kafka"] = cached
         view = commands_state.view
-        readers = all(
-            model.alive for model in (view, hazards_view, parking_view, fleet_view, fences.view)
+        readers = (
+            (view, "the fleet view"),
+            (hazards_view, "the hazards view"),
+            (parking_view, "the parking view"),
+            (fleet_view, "the vehicle-state view"),
+            (fences.view, "the geofences view"),
+            (upkeep.view, "the alerts view"),
         )
-        ok = cached[1] and view.ready.is_set() and readers
+        dead = next((name for model, name in readers if not model.alive), None)
+        ok = cached[1] and view.ready.is_set() and dead is None
         detail = "ready"
-        if not view.alive:
-            detail = "the fleet view's reader died"
-        elif not hazards_view.alive:
-            detail = "the hazards view's reader died"
-        elif not parking_view.alive:
-            detail = "the parking view's reader died"
-        elif not fleet_view.alive:
-            detail = "the vehicle-state view's reader died"
-        elif not fences.view.alive:
-            detail = "the geofences view's reader died"
+        if dead is not None:
+            detail = f"{dead}'s reader died"
         elif not cached[1]:
             detail = "Kafka unreachable"
         elif not ok:

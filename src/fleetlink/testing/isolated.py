@@ -53,4 +53,7 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.TRIPS,
     KafkaTopic.GEOFENCES,
     KafkaTopic.GEOFENCE_EVENTS,
+    KafkaTopic.ALERTS,
+    KafkaTopic.ALERT_ACKS,
+    KafkaTopic.SERVICES,
 )

@@ -51,7 +51,7 @@ def test_every_api_route_declares_its_errors_with_the_one_error_schema(
     writes = [o for p, m, o in api if m == "post"]
     assert all("503" in o["responses"] for o in writes)
     with_body = [o for o in writes if "requestBody" in o]
-    assert len(with_body) == 5  # a command, a key, telemetry, an event, a geofence
+    assert len(with_body) == 6  # a command, a key, telemetry, an event, a geofence, a service
     assert all("400" in o["responses"] for o in with_body)
 
 
