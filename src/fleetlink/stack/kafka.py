@@ -180,6 +180,9 @@ def server_properties(
         "offsets.topic.num.partitions": 12,
         "transaction.state.log.replication.factor": replication,
         "transaction.state.log.min.isr": min_insync,
+        # a transaction left open by a killed producer is aborted within a second of its
+        # timeout, not up to ten: read_committed readers wait for that abort
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
         "share.coordinator.state.topic.replication.factor": replication,
         "share.coordinator.state.topic.min.isr": min_insync,
         "unclean.leader.election.enable": "false",
