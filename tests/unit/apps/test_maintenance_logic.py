@@ -93,3 +93,13 @@ def test_a_blow_out_in_telemetry_is_a_critical_alert_on_its_wheel() -> None:
         shard.handle(telemetry(T0 + 120_000, tires=[240.0, None, 150.0, 235.0], air_c=20.0)) == []
     )
     assert shard.handle(telemetry(T0 + 180_000, tires=[240.0, 240.0, 100.0, 235.0])) == []
+    # refilled: the alert is resolved, under the id it was raised with
+    [refilled] = shard.handle(
+        telemetry(T0 + 240_000, tires=[240.0, 240.0, 236.0, 235.0], air_c=20.0)
+    )
+    assert (refilled.alert_id, refilled.state, refilled.ts) == (
+        critical.alert_id,
+        AlertState.RESOLVED,
+        T0 + 240_000,
+    )
+    assert shard.open_alerts(VIN) == []

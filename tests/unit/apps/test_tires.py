@@ -119,13 +119,22 @@ def test_a_rapid_loss_is_critical_on_the_record_that_shows_it() -> None:
     assert tire_step(state, T0 + 120_000, gauges, 20.0, TireParams()) == []  # told once
 
 
-def test_a_refilled_wheel_starts_afresh() -> None:
+def test_a_refill_resolves_what_was_told_and_the_wheel_starts_afresh() -> None:
     state: dict[str, Any] = {}
     gauges = dict(PLACARD)
     gauges[LEAKING] = 170.0
     assert len(tire_step(state, T0, gauges, 20.0, TireParams())) == 1
     gauges[LEAKING] = 235.0
-    assert tire_step(state, T0 + 60_000, gauges, 20.0, TireParams()) == []
+    [refilled] = tire_step(state, T0 + 60_000, gauges, 20.0, TireParams())
+    assert refilled == Found(
+        LEAKING,
+        TireFinding.CRITICAL,
+        T0 + 60_000,
+        {"kpa_at_20c": 235.0},
+        raised_ts=T0,
+        resolved=True,
+    )
+    assert tire_step(state, T0 + 90_000, gauges, 20.0, TireParams()) == []
     gauges[LEAKING] = 160.0
     assert [f.finding for f in tire_step(state, T0 + 120_000, gauges, 20.0, TireParams())] == [
         TireFinding.CRITICAL

@@ -147,16 +147,17 @@ class MaintenanceShard:
 def _tire_alert(vin: str, found: Found) -> Alert:
     kind, severity, title, action = _TIRE_KINDS[found.finding]
     wheel = _WHEEL_NAMES[found.wheel]
+    raised_ts = found.raised_ts if found.resolved else found.ts
     return Alert(
-        alert_id=alert_id(vin, kind, wheel, found.ts),
+        alert_id=alert_id(vin, kind, wheel, raised_ts),
         vin=vin,
         kind=kind,
         subject=wheel,
         severity=severity,
-        state=AlertState.RAISED,
+        state=AlertState.RESOLVED if found.resolved else AlertState.RAISED,
         ts=found.ts,
-        raised_ts=found.ts,
-        title=f"{title} ({wheel})",
+        raised_ts=raised_ts,
+        title=f"{title} ({wheel}){': refilled' if found.resolved else ''}",
         action=action,
         evidence=dict(found.evidence),
     )

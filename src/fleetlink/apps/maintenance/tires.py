@@ -12,7 +12,8 @@ A wheel at or below ``critical_share`` of its placard pressure (FMVSS 138: the t
 at 25 % below placard, within 20 minutes) is critical on the record that shows it.
 
 Each finding is told once; a wheel refilled (its pressure up ``refill_kpa`` or more at 20 °C
-since its record before) starts afresh: the refill breaks its trend.
+since its record before) resolves what was told of it and starts afresh: the refill breaks its
+trend.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Found:
     finding: TireFinding
     ts: int
     evidence: dict[str, float]
+    raised_ts: int = 0  # of the finding a refill resolves (``resolved``)
+    resolved: bool = False
 
 
 def normalised_kpa(gauge_kpa: float, temperature_c: float) -> float:
@@ -98,10 +101,10 @@ def tire_step(
     wheels: dict[str, Any] = state.setdefault("wheels", {})
     found: list[Found] = []
     for wheel in WHEELS:
-        mine = wheels.setdefault(wheel, {"points": [], "told": []})
+        mine = wheels.setdefault(wheel, {"points": [], "told": {}})
         placard = params.placard_front_kpa if wheel in _FRONT else params.placard_rear_kpa
         if normal[wheel] - float(mine.get("last", normal[wheel])) >= params.refill_kpa:
-            mine.update(points=[], told=[])  # refilled: the trend starts again
+            found += _refilled(mine, wheel, ts_ms, normal[wheel])
         mine["last"] = round(normal[wheel], 3)
         differential = normal[wheel] - middle
         points: list[list[float]] = mine["points"]
@@ -136,7 +139,21 @@ def _tell(
     ts_ms: int,
     evidence: dict[str, float],
 ) -> list[Found]:
-    if finding.value in wheel_state["told"]:
+    told: dict[str, int] = wheel_state["told"]
+    if finding.value in told:
         return []
-    wheel_state["told"] = [*wheel_state["told"], finding.value]
+    told[finding.value] = ts_ms
     return [Found(wheel, finding, ts_ms, evidence)]
+
+
+def _refilled(
+    wheel_state: dict[str, Any], wheel: str, ts_ms: int, kpa_at_20c: float
+) -> list[Found]:
+    """The wheel's trend starts again; what was told of it is resolved."""
+    told: dict[str, int] = wheel_state["told"]
+    evidence = {"kpa_at_20c": round(kpa_at_20c, 1)}
+    wheel_state.update(points=[], told={})
+    return [
+        Found(wheel, TireFinding(finding), ts_ms, evidence, raised_ts=raised, resolved=True)
+        for finding, raised in told.items()
+    ]
