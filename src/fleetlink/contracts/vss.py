@@ -31,6 +31,10 @@ TIRE_PRESSURES: Final = (
     TIRE_PRESSURE_REAR_LEFT,
     TIRE_PRESSURE_REAR_RIGHT,
 )
+# the air in each tire, as its TPMS sensor reads it (°C), same order
+TIRE_TEMPERATURES: Final = tuple(
+    wheel.replace(".Pressure", ".Temperature") for wheel in TIRE_PRESSURES
+)
 HAZARD_LIGHTS_ON: Final = "Vehicle.Body.Lights.Hazard.IsSignaling"
 HVAC_IS_ON: Final = "Vehicle.Cabin.HVAC.IsAirConditioningActive"
 HVAC_TARGET_TEMPERATURE: Final = "Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"

@@ -19,15 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import KafkaError, Message
 
-from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.contracts.codec import encode
-from fleetlink.contracts.delivery import BOOT_PROPERTY, SEQ_PROPERTY
-from fleetlink.contracts.models import Event, EventKind, Telemetry, Tick
-from fleetlink.contracts.topics import KafkaTopic, MqttTopic
-from fleetlink.errors import FleetlinkError
-from fleetlink.ingest.routing import Inbound, Router
+from fleetlink.contracts.models import EventKind
 from fleetlink.settings import Settings
 from fleetlink.sim.curb import ParkingPlan, Placed, placed_events
 from fleetlink.sim.events import CarEvents, Report
@@ -38,11 +31,8 @@ from fleetlink.sim.kinematic import report_motion
 from fleetlink.sim.parking_truth import CurbTruth
 from fleetlink.sim.sumo import SumoFleet
 from fleetlink.sim.trip_truth import TrueTrip
+from fleetlink.sim.writer import SimWriter
 from fleetlink.vehicle.state import VehicleState
-
-_BOOT = "accelerated"
-_MAX_QUEUED = 20_000  # records the producer may hold before the simulation waits for Kafka
-_FLUSH_S = 300
 
 
 class RunSummary(msgspec.Struct):
@@ -75,15 +65,9 @@ class AcceleratedRun:
     ) -> None:
         """``parking``: cars park at the curb between trips and report the gaps they pass
         (None: every car drives all the time)."""
-        self._topics = settings.topic_map()
         self._clock_s = 0.0
         # the per-car rate limit runs on simulated time
-        self._router = Router.from_settings(settings.gateway, self._topics, lambda: self._clock_s)
-        kafka = KafkaClients.of(settings)
-        self._producer = kafka.producer(linger_ms=20, log=log)
-        ticks = self._topics[KafkaTopic.TICKS]
-        metadata = kafka.admin().list_topics(ticks, timeout=30).topics[ticks]
-        self._tick_partitions = sorted(metadata.partitions)
+        self._writer = SimWriter(settings, lambda: self._clock_s, log)
         self._workdir = tempfile.TemporaryDirectory(prefix="fleetlink-sumo-")
         self.fleet = SumoFleet(vehicles, seed, Path(self._workdir.name), parking=parking)
         self._car_length_m = 0.0 if parking is None else parking.car_length_m
@@ -95,14 +79,11 @@ class AcceleratedRun:
             VehicleState(vin, *self.fleet.position(i), battery_soc=rng.uniform(20, 95))
             for i, vin in enumerate(self._vins)
         ]
-        self._seq = [0] * vehicles
         self._interval = max(1, round(interval_s)) if telemetry else 0
         self._given_start_ms = start_ms
         self.start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
-        self._failed = 0  # records Kafka refused
         self._telemetry = 0
         self._events: Counter[str] = Counter()
-        self._dead = 0
 
     def run(
         self,
@@ -128,16 +109,14 @@ class AcceleratedRun:
         try:
             for second in range(1, int(duration_s) + 1):
                 ahead = started + second / speed - time.monotonic()
-                self._producer.poll(0)
                 if ahead > 0:
-                    time.sleep(ahead)  # poll(timeout) returns with the first delivery report
-                while len(self._producer) > _MAX_QUEUED:  # Kafka behind: the run waits
-                    self._producer.poll(0.05)
+                    time.sleep(ahead)
+                self._writer.keep_pace()
                 self._clock_s = float(second)
                 now_ms = self.start_ms + second * 1000
                 self.fleet.step(1.0)
                 self._drive(second, now_ms)
-                self._tick(now_ms)
+                self._writer.tick(now_ms)
                 if second % 10 == 0:
                     progress(second)
             end_ms = self.start_ms + int(duration_s) * 1000
@@ -145,12 +124,8 @@ class AcceleratedRun:
             parking = self.fleet.parking_truth(self.start_ms)
             trips = self.fleet.trip_truth(self.start_ms, self._vins)
             for second in range(1, int(tail_s) + 1):
-                self._tick(end_ms + second * 1000)
-            left = self._producer.flush(_FLUSH_S)
-            if left or self._failed:  # what the apps are scored on must all be in Kafka
-                raise FleetlinkError(
-                    f"{left} records not written to Kafka in {_FLUSH_S} s, {self._failed} refused"
-                )
+                self._writer.tick(end_ms + second * 1000)
+            self._writer.flush()
         finally:
             self.fleet.close()
             self._workdir.cleanup()
@@ -161,7 +136,7 @@ class AcceleratedRun:
             start_ms=self.start_ms,
             telemetry=self._telemetry,
             events=dict(self._events),
-            dead_letters=self._dead,
+            dead_letters=self._writer.dead_letters,
             sites=sites,
             parking=parking,
             trips=trips,
@@ -185,8 +160,7 @@ class AcceleratedRun:
                 self._event(index, kind, data, now_ms)
             state.hazard_lights = events.hazard_lights
             if self._interval and (second + index) % self._interval == 0:
-                telemetry = Telemetry(ts=now_ms, seq=self._next(index), signals=state.signals())
-                self._send(index, MqttTopic.telemetry(state.vin), encode(telemetry), now_ms)
+                self._writer.telemetry(state.vin, state.signals(), now_ms)
                 self._telemetry += 1
         for index, placed in parking:
             self._event(index, placed.kind, placed.data, now_ms, placed)
@@ -206,57 +180,14 @@ class AcceleratedRun:
             if at is None
             else (at.latitude, at.longitude, at.heading_deg, at.speed_kmh)
         )
-        event = Event(
-            ts=now_ms,
-            seq=self._next(index),
+        self._writer.event(
+            state.vin,
+            kind,
+            now_ms,
             data=data,
             latitude=round(lat, 6),
             longitude=round(lon, 6),
             heading_deg=round(heading % 360, 1),
             speed_kmh=round(max(0.0, speed), 1),
         )
-        self._send(index, MqttTopic.event(state.vin, kind), encode(event), now_ms)
         self._events[kind] += 1
-
-    def _next(self, index: int) -> int:
-        self._seq[index] += 1
-        return self._seq[index]
-
-    def _send(self, index: int, topic: str, payload: bytes, now_ms: int) -> None:
-        stamp = ((BOOT_PROPERTY, _BOOT), (SEQ_PROPERTY, str(self._seq[index])))
-        record = self._router.route(Inbound(topic, payload, 1, now_ms, user_properties=stamp))
-        self._dead += record.dlq_reason is not None
-        self._produce(record.topic, record.value, record.key, record.headers, now_ms)
-
-    def _tick(self, now_ms: int) -> None:
-        tick = encode(Tick(ts=now_ms))
-        for partition in self._tick_partitions:
-            self._produce(self._topics[KafkaTopic.TICKS], tick, b"tick", [], now_ms, partition)
-
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        self._failed += error is not None
-
-    def _produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None,
-        headers: list[tuple[str, bytes]],
-        now_ms: int,
-        partition: int = -1,
-    ) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value,
-                    key=key,
-                    partition=partition,
-                    headers=headers,
-                    timestamp=now_ms,
-                    on_delivery=self._delivered,
-                )
-                break
-            except BufferError:  # the producer's queue is full: let Kafka catch up
-                self._producer.poll(0.1)
-        self._producer.poll(0)

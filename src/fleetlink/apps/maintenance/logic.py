@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -84,10 +84,12 @@ class MaintenanceShard:
         tires, air = item.get("tires"), item.get("air_c")
         if isinstance(tires, list) and None not in tires and air is not None:
             pressures = dict(zip(WHEELS, tires, strict=True))
+            own = item.get("tire_c")
+            air_in = dict(zip(WHEELS, own, strict=True)) if _full(own) else None
             tire_state = car.setdefault("tires", {})
             found += [
                 _tire_alert(vin, f)
-                for f in tire_step(tire_state, ts, pressures, air, self._params.tires)
+                for f in tire_step(tire_state, ts, pressures, air, self._params.tires, air_in)
             ]
         if item.get("soh") is not None:
             battery = car.setdefault("battery", {})
@@ -142,6 +144,10 @@ class MaintenanceShard:
     def open_alerts(self, vin: str) -> list[Alert]:
         opened: dict[str, Any] = self._store.get(f"o|{vin}") or {}
         return [msgspec.convert(value, Alert) for value in opened.values()]
+
+
+def _full(values: object) -> TypeGuard[list[float]]:
+    return isinstance(values, list) and len(values) == len(WHEELS) and None not in values
 
 
 def _tire_alert(vin: str, found: Found) -> Alert:

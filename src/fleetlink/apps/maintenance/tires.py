@@ -1,19 +1,21 @@
 """Tire pressure, pure: a slow leak found by its trend, a rapid loss at once.
 
-Gauge pressures are normalised to 20 °C by the ideal gas law (the car's ambient temperature
-stands in for the tire's: a parked tire takes the air's temperature), then each wheel is taken
-relative to the median of the car's four: what the weather does to all four cancels out, a
-cold night is no leak. A wheel whose differential falls faster than ``leak_kpa_per_day`` by a
-Theil-Sen slope (the median of the slopes between every two points: robust to a few bad
-readings) over at least ``min_span_s`` and ``min_points`` is leaking. Normal permeation loses
-about 0.3 kPa a day on every wheel alike; a nail about 14-21 kPa a day on one.
+Gauge pressures are normalised to 20 °C by the ideal gas law, at the tire's own temperature
+where its sensor reports it (else the air's: a parked tire takes the air's temperature, a
+driven one is warmer), then each wheel is taken relative to the median of the car's four: what
+the weather does to all four cancels out, a cold night is no leak. A wheel whose differential
+falls faster than ``leak_kpa_per_day`` by a Theil-Sen slope (the median of the slopes between
+every two points: robust to a few bad readings) over the last 72 hours, or 1.5 (1.25) times as
+fast over the last 12 (24) hours (``windows``; each at least ``min_span_s`` and
+``min_points``), is leaking. Normal permeation loses about 0.3 kPa a day on every wheel alike;
+a nail about 14-21 kPa a day on one.
 
 A wheel at or below ``critical_share`` of its placard pressure (FMVSS 138: the telltale lights
 at 25 % below placard, within 20 minutes) is critical on the record that shows it.
 
-Each finding is told once; a wheel refilled (its pressure up ``refill_kpa`` or more at 20 °C
-since its record before) resolves what was told of it and starts afresh: the refill breaks its
-trend.
+Each finding is told once (a leak not on a wheel told critical: that says more). A wheel
+refilled (up ``refill_kpa`` or more at 20 °C since its record before) resolves what was told
+of it; every wheel's trend starts again (their median moved).
 """
 
 from __future__ import annotations
@@ -47,11 +49,19 @@ class TireParams:
     placard_front_kpa: float = 240.0
     placard_rear_kpa: float = 235.0
     critical_share: float = 0.75
-    refill_kpa: float = 10.0
+    refill_kpa: float = 5.0
     leak_kpa_per_day: float = 7.0  # about 1 psi a day
     min_span_s: float = 6 * 3600.0
     min_points: int = 12
-    window_s: float = 72 * 3600.0
+    # the slope over the last 12 h finds a fast leak soon after it starts (over 72 h the
+    # flat days before it outvote it), over 72 h a slow one; a short window's slope is
+    # noisier (a drive warms the fronts more than the rears), so it must be steeper:
+    # (window, times leak_kpa_per_day)
+    windows: tuple[tuple[float, float], ...] = (
+        (12 * 3600.0, 1.5),
+        (24 * 3600.0, 1.25),
+        (72 * 3600.0, 1.0),
+    )
     point_every_s: float = 1800.0  # one point per wheel this often: the slope is O(points²)
 
 
@@ -87,49 +97,71 @@ def tire_step(
     gauge_kpa: Mapping[str, float],
     ambient_c: float,
     params: TireParams,
+    tire_c: Mapping[str, float] | None = None,
 ) -> list[Found]:
-    """Take one record of a car's four pressures (``WHEELS`` keys, kPa) and the air's
-    temperature into ``state`` (JSON-able, the car's own); the findings it makes."""
+    """Take one record of a car's four pressures (``WHEELS`` keys, kPa), the air's
+    temperature and, where the sensors report it, each tire's own, into ``state`` (JSON-able,
+    the car's own); the findings it makes."""
     if any(wheel not in gauge_kpa for wheel in WHEELS) or ambient_c <= _ABSOLUTE_ZERO_C + 1:
         return []
     if ts_ms <= int(state.get("ts", 0)):
         return []  # history: taken already
     state["ts"] = ts_ms
     now_s = ts_ms / 1000
-    normal = {wheel: normalised_kpa(gauge_kpa[wheel], ambient_c) for wheel in WHEELS}
+    inside = dict.fromkeys(WHEELS, ambient_c)
+    if tire_c is not None and all(tire_c.get(w, -300) > _ABSOLUTE_ZERO_C + 1 for w in WHEELS):
+        inside = {wheel: tire_c[wheel] for wheel in WHEELS}
+    normal = {wheel: normalised_kpa(gauge_kpa[wheel], inside[wheel]) for wheel in WHEELS}
     middle = median(normal.values())
     wheels: dict[str, Any] = state.setdefault("wheels", {})
     found: list[Found] = []
     for wheel in WHEELS:
         mine = wheels.setdefault(wheel, {"points": [], "told": {}})
-        placard = params.placard_front_kpa if wheel in _FRONT else params.placard_rear_kpa
         if normal[wheel] - float(mine.get("last", normal[wheel])) >= params.refill_kpa:
             found += _refilled(mine, wheel, ts_ms, normal[wheel])
-        mine["last"] = round(normal[wheel], 3)
+            for other in wheels.values():  # the median moved: every trend starts again
+                other["points"] = []
+    for wheel in WHEELS:
+        mine = wheels[wheel]
+        placard = params.placard_front_kpa if wheel in _FRONT else params.placard_rear_kpa
         differential = normal[wheel] - middle
+        mine["last"] = round(normal[wheel], 3)
         points: list[list[float]] = mine["points"]
-        if not points or now_s - points[-1][0] >= params.point_every_s:
-            points.append([now_s, round(differential, 3)])
-            mine["points"] = [p for p in points if now_s - p[0] <= params.window_s]
         if normal[wheel] <= params.critical_share * placard:
             evidence = {"kpa_at_20c": round(normal[wheel], 1), "placard_kpa": placard}
             found += _tell(mine, wheel, TireFinding.CRITICAL, ts_ms, evidence)
-        slope = _slope(mine["points"], params)
-        if slope is not None and slope <= -params.leak_kpa_per_day:
+        if points and now_s - points[-1][0] < params.point_every_s:
+            continue  # the trend is judged at each new point
+        points.append([now_s, round(differential, 3)])
+        mine["points"] = points = [
+            p for p in points if now_s - p[0] <= max(w for w, _ in params.windows)
+        ]
+        slope = _steepest(points, params)
+        if slope is not None and TireFinding.CRITICAL.value not in mine["told"]:
+            per_day, span_s, count = slope
             evidence = {
-                "kpa_per_day": round(slope, 2),
+                "kpa_per_day": round(per_day, 2),
                 "below_other_wheels_kpa": round(-differential, 1),
                 "kpa_at_20c": round(normal[wheel], 1),
-                "points": float(len(mine["points"])),
+                "hours": round(span_s / 3600, 1),
+                "points": float(count),
             }
             found += _tell(mine, wheel, TireFinding.LEAK, ts_ms, evidence)
     return found
 
 
-def _slope(points: list[list[float]], params: TireParams) -> float | None:
-    if len(points) < params.min_points or points[-1][0] - points[0][0] < params.min_span_s:
-        return None
-    return theil_sen_per_day(points)
+def _steepest(points: list[list[float]], params: TireParams) -> tuple[float, float, int] | None:
+    """The first window (the shortest) whose slope is a leak: (kPa a day, its span, points)."""
+    now_s = points[-1][0]
+    for window_s, steeper in params.windows:
+        recent = [p for p in points if now_s - p[0] <= window_s]
+        span_s = now_s - recent[0][0]
+        if len(recent) < params.min_points or span_s < params.min_span_s:
+            continue
+        per_day = theil_sen_per_day(recent)
+        if per_day <= -params.leak_kpa_per_day * steeper:
+            return per_day, span_s, len(recent)
+    return None
 
 
 def _tell(

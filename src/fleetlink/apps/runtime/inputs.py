@@ -91,6 +91,7 @@ def telemetry_input(raw: bytes | None, headers: Headers) -> dict[str, Any]:
         "soh": _number(signals.get(vss.BATTERY_STATE_OF_HEALTH)),
         "air_c": _number(signals.get(vss.AMBIENT_TEMPERATURE)),
         "tires": [_number(signals.get(wheel)) for wheel in vss.TIRE_PRESSURES],
+        "tire_c": [_number(signals.get(wheel)) for wheel in vss.TIRE_TEMPERATURES],
         "msg_id": msg_id,
         "late": late or telemetry.resent,
     }
