@@ -14,6 +14,8 @@ from fleetlink.contracts.alerts import Alert, AlertAck, AlertState
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
+from fleetlink.sim.health import FaultKind, HealthPlan
+from fleetlink.sim.maintenance_quality import measure_maintenance
 from fleetlink.stack import LocalStack
 from tests.support.apps import (
     AppPlatform,
@@ -141,3 +143,33 @@ def test_a_killed_transaction_holds_readers_back_no_longer_than_its_timeout(
     assert held <= timeout_s + 4, f"held back {held:.1f} s, the timeout is {timeout_s} s"
     # the aborted alert never shows; the DTC's offset was not committed: a restart redoes it
     print(f"read_committed reader held back {held:.1f} s after kill -9 (timeout {timeout_s} s)")
+
+
+def test_the_simulators_faults_are_found_and_a_healthy_car_left_alone(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """The week of ``bench/maintenance_quality.py`` in small: three cars for two and a half
+    simulated days through Kafka in simulated time (a slow leak, a trouble code, a healthy
+    car, the same weather with its -15 °C night), scored against the run's truth."""
+    platform = app_platform(tmp_path, stack_config, simulated_clock=True)
+    with running_app(platform, "maintenance") as app:
+        wait_assigned(platform, "maintenance")
+        result = measure_maintenance(
+            platform.settings,
+            vehicles=3,
+            seed=5,
+            days=2.5,
+            plan=HealthPlan(fault_days=0.5),
+            vin_prefix="MNTSEM",
+            faults=["leak", "dtc", None],
+            timeout_s=60,
+        )
+        assert app.poll() is None
+    kinds = {k.kind: k for k in result.quality.kinds}
+    leak, dtc = kinds[FaultKind.SLOW_LEAK.value], kinds[FaultKind.DTC.value]
+    assert (leak.faults, leak.found, leak.precision) == (1, 1, 1.0), leak
+    assert leak.detect_h[0] < 24
+    assert (dtc.faults, dtc.found, dtc.precision) == (1, 1, 1.0), dtc
+    assert result.quality.healthy_cars == 1
+    assert result.quality.healthy_tire_battery_alerts == 0
+    assert result.run.dead_letters == 0

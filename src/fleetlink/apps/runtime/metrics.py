@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from fleetlink.adapters.kafka.clients import KafkaClients
@@ -43,15 +44,26 @@ class AppMetrics:
         counter.labels(self.app, *label).inc()
 
 
+_MARKERS_PEEK_S = 2.0
+_MARKERS_AT_MOST = 2  # a commit or abort marker per transaction left behind the last record
+
+
 class LagProbe:
     """The consumer group's lag (end offsets minus committed) over its inputs and the
-    repartition topics Quix Streams made for it, in a thread."""
+    repartition topics Quix Streams made for it, in a thread.
+
+    An app that writes exactly once leaves a transaction's marker behind the last record of
+    each repartition partition: an offset no consumer ever reads, so a group that has read
+    everything stays one behind its end. A partition only that far behind is peeked at: when
+    nothing readable is left, it is not behind.
+    """
 
     def __init__(
         self, kafka: KafkaClients, group: str, topics: Iterable[str], metrics: AppMetrics
     ) -> None:
         self._group = group
         self._consumer = kafka.consumer(group, extra={"enable.partition.eof": False})
+        self._peeker = kafka.reader("lag-peek")  # never commits: the group's offsets stay
         self._topics = list(topics)
         self._metrics = metrics
         self._stop = threading.Event()
@@ -66,6 +78,7 @@ class LagProbe:
     def close(self) -> None:
         """For a probe measured directly, never started as a thread."""
         self._consumer.close()
+        self._peeker.close()
 
     def _run(self) -> None:
         while not self._stop.wait(2.0):
@@ -73,7 +86,7 @@ class LagProbe:
                 self._metrics.lag.labels(self._metrics.app).set(self.measure())
             except KafkaException:
                 continue
-        self._consumer.close()
+        self.close()
 
     def measure(self) -> int:
         cluster = self._consumer.list_topics(timeout=5).topics
@@ -87,8 +100,29 @@ class LagProbe:
         lag = 0
         for committed in self._consumer.committed(partitions, timeout=5):
             _, high = self._consumer.get_watermark_offsets(committed, timeout=5, cached=False)
-            lag += high - max(committed.offset, 0)
+            behind = high - max(committed.offset, 0)
+            if 0 < behind <= _MARKERS_AT_MOST and committed.offset >= 0:
+                behind = 0 if self._markers_only(committed) else behind
+            lag += behind
         return lag
+
+    def _markers_only(self, committed: TopicPartition) -> bool:
+        """Whether nothing a read_committed consumer could read is left after ``committed``."""
+        self._peeker.assign([committed])
+        try:
+            deadline = time.monotonic() + _MARKERS_PEEK_S
+            while time.monotonic() < deadline:
+                message = self._peeker.poll(0.2)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is None:
+                    return False
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return True
+            return False
+        finally:
+            self._peeker.unassign()
 
 
 def assigned_members(kafka: KafkaClients, group: str) -> int | None:
