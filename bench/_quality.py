@@ -1,6 +1,6 @@
 """What the quality benchmarks share (hazards, parking, trips against the simulator's truth):
-a local stack on free ports, each run on topics and state of its own, one app process per run
-in simulated-clock mode, and the results file."""
+a local stack on free ports, each run on topics (kept forever) and state of its own, one app
+process per run in simulated-clock mode, and the results file."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from rich.console import Console
 
 from fleetlink.adapters.kafka.admin import ensure_topics
@@ -49,8 +50,19 @@ def run_settings(
     config = tmp / f"{run}.toml"
     config.write_text(dump_toml(settings))
     kafka = KafkaClients.of(settings)
-    ensure_topics(kafka, settings.topic_map(), partitions=6, only=(*APP_TOPICS, *topics))
+    names = ensure_topics(kafka, settings.topic_map(), partitions=6, only=(*APP_TOPICS, *topics))
+    keep_forever(kafka, names)
     return settings, config
+
+
+def keep_forever(kafka: KafkaClients, topics: list[str]) -> None:
+    """No retention on a run's topics: a run of simulated months writes records stamped months
+    ago, and the broker would delete them (by their timestamps) before the app reads them."""
+    forever = [ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET)]
+    resources = [ConfigResource(ResourceType.TOPIC, t, incremental_configs=forever) for t in topics]
+    admin = kafka.admin()  # held until the answers came: a dropped client never answers
+    for future in admin.incremental_alter_configs(resources).values():
+        future.result(30)
 
 
 def wait_assigned(settings: Settings, log: Path, app: str, timeout_s: float = 60) -> None:

@@ -338,6 +338,7 @@ def _plan(
     else:
         since_km = rng.uniform(0, plan.interval_km - plan.warn_km - 2_000)
         since_days = rng.uniform(0, plan.interval_days - plan.warn_days - days - 5)
+    car.odometer_km = max(car.odometer_km, since_km + rng.uniform(1_000, 20_000))  # not new
     return ServiceStart(car.vin, start_ms - int(since_days * DAY_MS), car.odometer_km - since_km)
 
 

@@ -18,7 +18,7 @@ from fleetlink.sim.health import (
 )
 
 START = 1_790_000_000_000 - 1_790_000_000_000 % DAY_MS  # midnight
-VINS = [f"SIMHEALTH0000000{n}" for n in range(4)]
+VINS = [f"SEMHEALTH0000000{n}" for n in range(4)]
 FAULTS = ["leak", "puncture", "dtc", None]
 
 
@@ -113,3 +113,18 @@ def test_a_service_coming_due_is_noted_when_the_warning_begins() -> None:
     assert car.truth == [TrueFault(car.vin, FaultKind.SERVICE_DUE, "service", ts)]
     driven = car.odometer_km - last.odometer_km
     assert driven >= 14_000 or (ts - last.ts) / DAY_MS >= 335
+
+
+def test_every_last_service_is_one_the_contract_takes() -> None:
+    """Odometers start at 5,000 km or more, a service 14,000 km ago must fit under them."""
+    import msgspec
+
+    from fleetlink.contracts.alerts import ServiceRecord
+    from fleetlink.contracts.codec import decode, encode
+
+    vins = [f"SEMHEALTH{n:08d}" for n in range(300)]
+    _, services, _ = fleet_health(vins, HealthPlan(service=0.5), 11, START, 7)
+    for last in services:
+        record = ServiceRecord(last.vin, last.ts, last.odometer_km, by="simulator")
+        assert decode(ServiceRecord, encode(record)) == record
+        assert msgspec.to_builtins(record)["odometer_km"] >= 0
