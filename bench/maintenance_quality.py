@@ -32,6 +32,7 @@ from rich.table import Table
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.sim.health import HealthPlan
+from fleetlink.sim.health_run import HealthRun
 from fleetlink.sim.maintenance_quality import MaintenanceRun, measure_maintenance
 
 MAINTENANCE_TOPICS = (KafkaTopic.SERVICES, KafkaTopic.ALERT_ACKS, KafkaTopic.ALERTS)
@@ -47,9 +48,8 @@ def one_run(base: Settings, tmp: Path, seed: int, label: str, **run: Any) -> Mai
     ):
         return measure_maintenance(
             settings,
-            seed=seed,
+            HealthRun(seed=seed, **run),
             progress=lambda d: status.update(f"seed {seed}: {label}, {d:.0f} simulated days"),
-            **run,
         )
 
 

@@ -15,6 +15,7 @@ from fleetlink.contracts.codec import encode
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.sim.health import FaultKind, HealthPlan
+from fleetlink.sim.health_run import HealthRun
 from fleetlink.sim.maintenance_quality import measure_maintenance
 from fleetlink.stack import LocalStack
 from tests.support.apps import (
@@ -154,16 +155,15 @@ def test_the_simulators_faults_are_found_and_a_healthy_car_left_alone(
     platform = app_platform(tmp_path, stack_config, simulated_clock=True)
     with running_app(platform, "maintenance") as app:
         wait_assigned(platform, "maintenance")
-        result = measure_maintenance(
-            platform.settings,
+        run = HealthRun(
             vehicles=3,
             seed=5,
             days=2.5,
             plan=HealthPlan(fault_days=0.5),
             vin_prefix="MNTSEM",
             faults=["leak", "dtc", None],
-            timeout_s=60,
         )
+        result = measure_maintenance(platform.settings, run, timeout_s=60)
         assert app.poll() is None
     kinds = {k.kind: k for k in result.quality.kinds}
     leak, dtc = kinds[FaultKind.SLOW_LEAK.value], kinds[FaultKind.DTC.value]

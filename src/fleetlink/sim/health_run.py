@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import msgspec
 
@@ -37,32 +38,40 @@ class HealthSummary(msgspec.Struct):
     healthy: list[str]  # VINs without a fault
 
 
+@dataclass(frozen=True)
+class HealthRun:
+    """What to simulate: ``days`` ending now of ``vehicles`` cars; telemetry every
+    ``report_s`` while driving, every ``parked_report_s`` parked; ``faults``: the first cars'
+    own (``fleet_health``)."""
+
+    vehicles: int
+    seed: int
+    days: float
+    plan: HealthPlan
+    report_s: float = 300.0
+    parked_report_s: float = 3600.0
+    vin_prefix: str = "MNT"
+    faults: Sequence[str | None] = ()
+
+
 def run_health(
     settings: Settings,
+    run: HealthRun,
     *,
-    vehicles: int,
-    seed: int,
-    days: float,
-    plan: HealthPlan,
-    report_s: float = 300.0,
-    parked_report_s: float = 3600.0,
-    vin_prefix: str = "MNT",
-    faults: Sequence[str | None] = (),
     log: logging.Logger | None = None,
     progress: Callable[[float], None] = print,
 ) -> HealthSummary:
-    """Simulate ``days`` ending now (a broker refuses records far ahead of its clock); the
-    truth is what the cars really had. ``faults``: the first cars' own (``fleet_health``).
-    ``progress`` hears the simulated days done."""
+    """Simulate ``run`` into Kafka (ending now: a broker refuses records far ahead of its
+    clock); the truth is what the cars really had. ``progress`` hears the simulated days."""
     started = time.monotonic()
-    step_ms = int(report_s * 1000)
+    step_ms = int(run.report_s * 1000)
     end_ms = time.time_ns() // 1_000_000
-    start_ms = end_ms - int(days * DAY_MS)
+    start_ms = end_ms - int(run.days * DAY_MS)
     start_ms -= start_ms % step_ms
     clock = [0.0]
     writer = SimWriter(settings, lambda: clock[0], log)
-    vins = vins_for(vehicles, vin_prefix)
-    cars, services, weather = fleet_health(vins, plan, seed, start_ms, days, faults)
+    vins = vins_for(run.vehicles, run.vin_prefix)
+    cars, services, weather = fleet_health(vins, run.plan, run.seed, start_ms, run.days, run.faults)
     for last in services:
         record = ServiceRecord(last.vin, last.ts, last.odometer_km, by="simulator")
         writer.produce(
@@ -75,11 +84,11 @@ def run_health(
         air = weather.at(now_ms)
         for car, last in zip(cars, services, strict=True):
             signals, dtcs = car.step(now_ms, air)
-            service_truth(car, last, now_ms, plan)
+            service_truth(car, last, now_ms, run.plan)
             for data in dtcs:
                 writer.event(car.vin, EventKind.DTC.value, now_ms, data=data)
                 events += 1
-            every = report_s if car.driving(now_ms) else parked_report_s
+            every = run.report_s if car.driving(now_ms) else run.parked_report_s
             if now_ms - reported[car.vin] >= every * 1000:
                 writer.telemetry(car.vin, signals, now_ms)
                 reported[car.vin] = now_ms
@@ -90,8 +99,8 @@ def run_health(
     writer.flush()
     truth = [fault for car in cars for fault in car.truth]
     return HealthSummary(
-        vehicles=vehicles,
-        days=days,
+        vehicles=run.vehicles,
+        days=run.days,
         start_ms=start_ms,
         end_ms=end_ms,
         wall_s=round(time.monotonic() - started, 1),

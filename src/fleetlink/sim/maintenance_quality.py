@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import msgspec
 
@@ -26,8 +26,8 @@ from fleetlink.contracts.codec import UndecodableError, decode
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.settings import Settings
 from fleetlink.sim.hazard_quality import wait_caught_up
-from fleetlink.sim.health import HOUR_MS, FaultKind, HealthPlan, TrueFault
-from fleetlink.sim.health_run import HealthSummary, run_health
+from fleetlink.sim.health import HOUR_MS, FaultKind, TrueFault
+from fleetlink.sim.health_run import HealthRun, HealthSummary, run_health
 
 _WEAR_KINDS = (AlertKind.TIRE_LEAK, AlertKind.TIRE_CRITICAL, AlertKind.BATTERY_FADE)
 EARLY_CRITICAL_MS = 3 * HOUR_MS
@@ -119,33 +119,15 @@ def _matches(fault: TrueFault, alert: Alert, end_ms: int) -> bool:
 
 def measure_maintenance(
     settings: Settings,
+    run: HealthRun,
     *,
-    vehicles: int,
-    seed: int,
-    days: float,
-    plan: HealthPlan,
-    report_s: float = 300.0,
-    parked_report_s: float = 3600.0,
-    vin_prefix: str = "MNT",
-    faults: Sequence[str | None] = (),
     progress: Callable[[float], None] = lambda _d: None,
     timeout_s: float = 900,
     log: logging.Logger | None = None,
 ) -> MaintenanceRun:
+    """``run`` into Kafka, the maintenance app caught up, its alerts scored."""
     log = log or logging.getLogger("fleetlink.sim.quality")
-    summary = run_health(
-        settings,
-        vehicles=vehicles,
-        seed=seed,
-        days=days,
-        plan=plan,
-        report_s=report_s,
-        parked_report_s=parked_report_s,
-        vin_prefix=vin_prefix,
-        faults=faults,
-        log=log,
-        progress=progress,
-    )
+    summary = run_health(settings, run, log=log, progress=progress)
     catch_up = wait_caught_up(settings, "maintenance", timeout_s)
     alerts, records = raised_alerts(settings, log)
     quality = score_alerts(summary.truth, alerts, summary.healthy, summary.end_ms)
