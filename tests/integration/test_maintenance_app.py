@@ -1,6 +1,6 @@
-"""Predictive maintenance as a real process on the real Kafka, exactly once: two cars, a DTC
-raised twice and a blow-out, an acknowledgement from the platform; killed with -9 while its
-transaction is open, restarted: a read_committed reader sees each alert state once."""
+"""Predictive maintenance as a real process on the real Kafka, exactly once: alerts once through
+a kill -9 inside an open transaction, readers held back no longer than the transaction timeout,
+the simulator's faults found, and the whole alert loop through the API."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from fastapi.testclient import TestClient
 
+from fleetlink.adapters.kafka.admin import ensure_topics
+from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.api.app import create_app
 from fleetlink.contracts.alerts import Alert, AlertAck, AlertState
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings
 from fleetlink.sim.health import FaultKind, HealthPlan
 from fleetlink.sim.health_run import HealthRun
 from fleetlink.sim.maintenance_quality import measure_maintenance
 from fleetlink.stack import LocalStack
+from fleetlink.testing.isolated import RUNNING_TOPICS
 from tests.support.apps import (
     AppPlatform,
     app_platform,
@@ -28,6 +34,7 @@ from tests.support.apps import (
     wait_assigned,
 )
 from tests.support.polling import eventually
+from tests.support.stack import user_token
 
 CAR, OTHER = "MNT0001000000000A", "MNT0002000000000A"
 HOME = (52.52, 13.40)
@@ -173,3 +180,51 @@ def test_the_simulators_faults_are_found_and_a_healthy_car_left_alone(
     assert result.quality.healthy_cars == 1
     assert result.quality.healthy_tire_battery_alerts == 0
     assert result.run.dead_letters == 0
+
+
+def test_an_alert_through_the_api_raised_acknowledged_and_resolved(
+    tmp_path: Path, local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """The whole loop on the real Kafka: the car raises a code, the API lists it, a fleet
+    admin acknowledges it, the app writes it acknowledged, the car clears it, the API says
+    resolved and the car's health ok; a recorded service shows in the health."""
+    platform = app_platform(tmp_path, stack_config)
+    ensure_topics(
+        KafkaClients.of(platform.settings),
+        platform.settings.topic_map(),
+        partitions=6,
+        only=RUNNING_TOPICS,
+    )
+    producer = platform.producer()
+    events = platform.topic(KafkaTopic.EVENTS)
+    admin = user_token(platform.settings, "ada", UserRole.FLEET_ADMIN)
+    with (
+        running_app(platform, "maintenance") as app,
+        TestClient(create_app(platform.settings), headers=admin) as api,
+    ):
+        wait_assigned(platform, "maintenance")
+        code = {"code": "C0035", "status": "raised", "lamps": {"amber": True}}
+        send_event(producer, events, CAR, "dtc", now_ms(), HOME, data=code)
+        producer.flush(10)
+
+        def listed(state: str) -> list[dict[str, object]]:
+            reply = api.get("/v1/alerts", params={"vin": CAR, "state": state})
+            return list(reply.json()["alerts"]) if reply.status_code == 200 else []
+
+        eventually(lambda: len(listed("raised")) == 1, 30, "the raised alert in the API")
+        [raised] = listed("raised")
+        assert (raised["severity"], raised["subject"]) == ("warning", "C0035")
+        ack = api.post(f"/v1/alerts/{raised['alert_id']}/ack")
+        assert ack.status_code == 202, ack.text
+        eventually(lambda: len(listed("acknowledged")) == 1, 30, "the acknowledgement")
+        assert listed("acknowledged")[0]["acknowledged_by"] == "ada"
+        done = api.post(f"/v1/vehicles/{CAR}/services", json={"odometer_km": 20_000})
+        assert done.status_code == 201, done.text
+        cleared = {"code": "C0035", "status": "cleared"}
+        send_event(producer, events, CAR, "dtc", now_ms(), HOME, data=cleared)
+        producer.flush(10)
+        eventually(lambda: len(listed("resolved")) == 1, 30, "the resolution")
+        health = api.get(f"/v1/vehicles/{CAR}/health").json()
+        assert (health["status"], health["open_alerts"]) == ("ok", [])
+        assert health["service"]["last"]["odometer_km"] == 20_000
+        assert app.poll() is None
