@@ -16,6 +16,7 @@ from fleetlink.api.errors import AUTHENTICATED, ApiError, VinPath, documented
 from fleetlink.api.sse import coalesced_stream, frame
 from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.fleet.view import Box, Circle, VehicleFilter, VehicleQuery
+from fleetlink.apps.maintenance.read_model import AlertReadModel
 from fleetlink.contracts.fleet import VehicleState
 from fleetlink.contracts.models import PresenceStatus
 from fleetlink.security.access import Principal
@@ -121,16 +122,24 @@ async def list_vehicles(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> JSONResponse:
-    """Each row: ``vin``, ``online`` and ``since`` (the broker's word), and the vehicle's latest
-    state where the fleet app has written one (position, speed, heading, odometer, charge,
+    """Each row: ``vin``, ``online`` and ``since`` (the broker's word), ``health`` (its worst
+    open maintenance alert, or ``ok``), and the vehicle's latest state where the fleet app has
+    written one (position, speed, heading, odometer, charge,
     ``motion``, ``last_seen``, the current trip). ``next``: the cursor of the next page."""
     view = fleet_view(request)
     if asked.reads_states():
         _ready(view)  # these filters read the states: all of them, or none
     query = VehicleQuery(asked, after, limit)
     page = view.page(query, _presence(request), caller.may_read_vehicle)
+    health = _health(request, [row.vin for row in page.rows])
     rows = [
-        {"vin": row.vin, "online": row.online, "since": row.since, **_state_row(row.state)}
+        {
+            "vin": row.vin,
+            "online": row.online,
+            "since": row.since,
+            "health": health[row.vin],
+            **_state_row(row.state),
+        }
         for row in page.rows
     ]
     return JSONResponse({"vehicles": rows, "total": page.total, "next": page.next})
@@ -164,6 +173,12 @@ async def live_vehicles(request: Request, caller: Caller, asked: Asked) -> Strea
     )
 
 
+def _health(request: Request, vins: list[str]) -> dict[str, str]:
+    """Each vehicle's worst open maintenance alert (``ok``: none), as ``/health`` says."""
+    alerts: AlertReadModel = request.app.state.maintenance.view
+    return alerts.health(set(vins))
+
+
 def _readable(caller: Principal, vin: str) -> None:
     if not caller.may_read_vehicle(vin):
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
@@ -179,7 +194,7 @@ def _readable_view(request: Request, caller: Principal, vin: str) -> FleetReadMo
 
 @router.get(
     "/vehicles/{vin}",
-    summary="A vehicle: online or not, last seen, its full state",
+    summary="A vehicle: online or not, last seen, its full state, its health (worst alert)",
     responses=documented(403, 404),
 )
 async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
@@ -196,6 +211,7 @@ async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONRes
             "since": None if presence is None else presence.ts,
             "reason": None if presence is None else presence.reason,
             "state": None if state is None else msgspec.to_builtins(state),
+            "health": _health(request, [vin])[vin],
         }
     )
 

@@ -147,6 +147,14 @@ def test_health_is_the_worst_open_alert_and_the_service_interval(tmp_path: Path)
             await written(api, LEAK, MISFIRE, GONE)
             health = (await api.client.get(path, headers=api.owner)).json()
             assert health["status"] == "critical"
+            # the vehicle and the list say it too, as the map colours cars by it
+            vehicle = (await api.client.get(f"/v1/vehicles/{CAR}", headers=api.owner)).json()
+            assert vehicle["health"] == "critical"
+            listed = (await api.client.get("/v1/vehicles", headers=api.admin)).json()
+            assert {r["vin"]: r["health"] for r in listed["vehicles"]} == {
+                CAR: "critical",
+                OTHER: "ok",
+            }
             assert [a["subject"] for a in health["open_alerts"]] == ["P0300", "front-left"]
             other = await api.client.get(f"/v1/vehicles/{OTHER}/health", headers=api.owner)
             assert (other.status_code, other.json()["error"]) == (403, "forbidden")

@@ -78,6 +78,18 @@ class AlertReadModel(FollowedModel[Alert]):
         chosen.sort(key=lambda a: (a.raised_ts, a.alert_id), reverse=True)
         return chosen[: query.limit]
 
+    def health(self, vins: Collection[str]) -> dict[str, str]:
+        """Each vehicle's worst open alert's severity, or ``ok``."""
+        worst: dict[str, Severity] = {}
+        with self._lock:
+            for alert in self._alerts.values():
+                if alert.state is AlertState.RESOLVED or alert.vin not in vins:
+                    continue
+                known = worst.get(alert.vin)
+                if known is None or SEVERITY_RANK[alert.severity] > SEVERITY_RANK[known]:
+                    worst[alert.vin] = alert.severity
+        return {vin: worst[vin].value if vin in worst else "ok" for vin in vins}
+
     def last_service(self, vin: str) -> ServiceRecord | None:
         with self._lock:
             return self._services.get(vin)
