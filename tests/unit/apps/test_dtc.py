@@ -96,3 +96,20 @@ def test_any_dtc_event_gives_alerts_or_none(data: dict[str, Any], ts: int) -> No
     state: dict[str, Any] = {}
     for alert in dtc_step(state, VIN, ts, data, DtcParams()):
         assert alert.state in (AlertState.RAISED, AlertState.RESOLVED)
+
+
+def test_the_shipped_table_describes_the_common_codes_and_every_simulated_one() -> None:
+    import re
+
+    from fleetlink.apps.maintenance.dtc_codes import CODES
+    from fleetlink.sim.events import _DTC_CODES
+    from fleetlink.sim.health import DTC_LAMPS
+
+    assert len(CODES) >= 80
+    assert all(re.fullmatch(r"[PCBU][0-3][0-9A-F]{3}", code) for code in CODES)
+    assert set(_DTC_CODES) | set(DTC_LAMPS) <= set(CODES)
+    assert all(info.title and info.action for info in CODES.values())
+    # no lamp status: the table's class decides; the dangerous ones are critical
+    for code in ("P0217", "P0524", "U0100", "P0AA6"):
+        assert severity_of(code_info(code), None, "confirmed") is Severity.CRITICAL, code
+    assert code_info("P0305").title == "Cylinder 5 misfire detected"

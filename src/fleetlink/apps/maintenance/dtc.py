@@ -5,7 +5,8 @@ and what to do; the same code again within ``repeat_quiet_s`` (24 h) raises no n
 Severity (research brief §4.4): critical when the red stop lamp is on (J1939 SPN 623) or the
 code's own class is critical (a crash); warning when the amber lamp or the MIL is on with a
 confirmed code; info for a pending code (seen once, not yet stored) or the protect lamp alone.
-Without lamp status (a plain OBD-II car), the code's class in the table decides.
+Without lamp status (a plain OBD-II car), the code's class in the table decides
+(``dtc_codes``: the generic codes a fleet meets most; others by their system).
 """
 
 from __future__ import annotations
@@ -16,47 +17,11 @@ from typing import Any, Final
 
 import msgspec
 
+from fleetlink.apps.maintenance.dtc_codes import CODES, CodeInfo
 from fleetlink.contracts.alerts import Alert, AlertKind, AlertState, Severity, alert_id
 
 # J2012's first letter: the system a code belongs to
 _SYSTEMS: Final = {"P": "powertrain", "C": "chassis", "B": "body", "U": "network"}
-
-
-@dataclass(frozen=True)
-class CodeInfo:
-    title: str
-    severity: Severity  # without lamp status
-    action: str
-
-
-# The codes the simulator raises, and the classes a code falls back on. SAE J2012 titles.
-CODES: Final[dict[str, CodeInfo]] = {
-    "P0300": CodeInfo(
-        "Random/multiple cylinder misfire detected",
-        Severity.WARNING,
-        "Reduce load; book an engine check within days (misfire can damage the catalyst)",
-    ),
-    "P0420": CodeInfo(
-        "Catalyst system efficiency below threshold (bank 1)",
-        Severity.WARNING,
-        "Book an emissions check; the car may fail inspection",
-    ),
-    "C0035": CodeInfo(
-        "Left front wheel speed sensor circuit",
-        Severity.WARNING,
-        "ABS and stability control may be off: book a brake check soon",
-    ),
-    "B1000": CodeInfo(
-        "Electronic control unit fault (body)",
-        Severity.INFO,
-        "Note it for the next service",
-    ),
-    "U0100": CodeInfo(
-        "Lost communication with engine control module",
-        Severity.CRITICAL,
-        "Stop when safe and call for assistance: the engine may not be controlled",
-    ),
-}
 
 
 @dataclass(frozen=True)
