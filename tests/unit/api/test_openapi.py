@@ -112,3 +112,25 @@ def test_the_docs_pages_load_everything_from_the_api_itself(tmp_path: Path) -> N
         "redoc.standalone.js",
     }
     assert all(len(fetched[path].content) > 1000 for path in assets)
+
+
+def test_every_live_stream_is_read_to_its_first_event_by_the_conformance_run(
+    document: dict[str, Any],
+) -> None:
+    """A stream never ends by itself: without ``max-stream-events`` the conformance run waits
+    for each generated case's keepalive (a stream forgotten there cost the suite 5 minutes)."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[3] / "schemathesis.toml").read_text())
+    bounded = {
+        entry["include-operation-id"]
+        for entry in config["operations"]
+        if "max-stream-events" in entry and "include-operation-id" in entry
+    }
+    streams = {
+        operation["operationId"]
+        for _, _, operation in operations(document)
+        if "text/event-stream" in operation["responses"].get("200", {}).get("content", {})
+    }
+    assert len(streams) >= 5
+    assert streams <= bounded, f"streams without max-stream-events: {sorted(streams - bounded)}"
