@@ -152,7 +152,8 @@ class KafkaTopicSpec(msgspec.Struct, frozen=True):
     """One topic of the contract: its key, cleanup policy, size and where it is written.
 
     ``partitions`` None: the cluster-wide setting (``kafka.topic_partitions``);
-    ``retention_ms`` None: the cluster's retention.
+    ``retention_ms`` None: the cluster's retention; ``mirrored`` False: the topic stays on the
+    cluster it is written on (edge-cloud topology).
     """
 
     topic: KafkaTopic
@@ -162,6 +163,7 @@ class KafkaTopicSpec(msgspec.Struct, frozen=True):
     description: str
     partitions: int | None = None
     retention_ms: int | None = None
+    mirrored: bool = True
 
     @property
     def compacted(self) -> bool:
@@ -169,9 +171,15 @@ class KafkaTopicSpec(msgspec.Struct, frozen=True):
 
 
 def _spec(
-    topic: KafkaTopic, key: str, cleanup: Cleanup, at: Site, description: str
+    topic: KafkaTopic,
+    key: str,
+    cleanup: Cleanup,
+    at: Site,
+    description: str,
+    *,
+    mirrored: bool = True,
 ) -> KafkaTopicSpec:
-    return KafkaTopicSpec(topic, key, cleanup, at, description)
+    return KafkaTopicSpec(topic, key, cleanup, at, description, mirrored=mirrored)
 
 
 _D, _C = Cleanup.DELETE, Cleanup.COMPACT
@@ -193,8 +201,16 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     ),
     _spec(KafkaTopic.COMMAND_STATUS, "command id", _C, _EDGE, "command lifecycle transitions"),
     _spec(KafkaTopic.GRANTS, "grant id", _C, _CLOUD, "digital keys: issued, revoked"),
-    # written by the API only today; a second writer at the edge gets a topic of its own
-    _spec(KafkaTopic.AUDIT, "VIN", _D, _CLOUD, "who did what: keys, commands, refusals"),
+    # written by the API only today; a second writer at the edge gets a topic of its own;
+    # read in the cloud alone: it stays there
+    _spec(
+        KafkaTopic.AUDIT,
+        "VIN",
+        _D,
+        _CLOUD,
+        "who did what: keys, commands, refusals",
+        mirrored=False,
+    ),
     _spec(KafkaTopic.HAZARDS, "H3 cell", _D, _EDGE, "hazard lifecycle"),
     _spec(KafkaTopic.PARKING, "H3 cell", _C, _EDGE, "free-spot estimates per cell"),
     _spec(KafkaTopic.VEHICLE_STATE, "VIN", _C, _CLOUD, "latest position, speed, battery, online"),
@@ -204,7 +220,15 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     _spec(KafkaTopic.ALERT_ACKS, "VIN", _D, _CLOUD, "alerts acknowledged, and by whom"),
     _spec(KafkaTopic.SERVICES, "VIN", _C, _CLOUD, "services recorded: when, at what odometer"),
     _spec(KafkaTopic.GEOFENCES, "geofence id", _C, _CLOUD, "geofences: circles and polygons"),
-    _spec(KafkaTopic.PAYMENTS, "purchase id", _D, _CLOUD, "payment provider events as received"),
+    # the payment provider's word stays with the purchase processor, in the cloud
+    _spec(
+        KafkaTopic.PAYMENTS,
+        "purchase id",
+        _D,
+        _CLOUD,
+        "payment provider events as received",
+        mirrored=False,
+    ),
     _spec(KafkaTopic.PURCHASES, "purchase id", _C, _CLOUD, "purchase lifecycle"),
     _spec(KafkaTopic.ENTITLEMENTS, "{vin}/{feature}", _C, _CLOUD, "features a vehicle may use"),
     _spec(KafkaTopic.CAMPAIGNS, "campaign id", _C, _CLOUD, "OTA campaign definitions"),
@@ -227,6 +251,7 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
         _EDGE,
         "clock ticks that drive the stream apps' expiry",
         retention_ms=3_600_000,
+        mirrored=False,
     ),
 )
 

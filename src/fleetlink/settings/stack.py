@@ -15,6 +15,17 @@ def _default_cache_dir() -> Path:
     return Path(base) / "fleetlink"
 
 
+class MirrorSettings(Section):
+    """MirrorMaker 2 between the edge and the cloud cluster (``--topology edge-cloud``)."""
+
+    # a topic created on one side is mirrored within this long (MM2's default: 10 minutes)
+    refresh_topics_s: int = Field(default=60, ge=1, le=86400)
+    # what a killed MM2 copies again: at most this much of its last records
+    offset_flush_ms: int = Field(default=5000, ge=100, le=600_000)
+    tasks: int = Field(default=2, ge=1, le=64)  # per direction; a partition is one task's
+    heartbeat_s: int = Field(default=1, ge=1, le=3600)  # the replication-lag probe's beat
+
+
 class StackSettings(Section):
     """The local development stack: one Kafka (or three) and one Mosquitto on loopback."""
 
@@ -35,6 +46,7 @@ class StackSettings(Section):
     # reason; a huge one is refused by the broker before it costs anyone memory.
     mqtt_max_packet_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     start_timeout_s: float = Field(default=120.0, gt=0)
+    mirror: MirrorSettings = MirrorSettings()
 
     @field_validator("brokers")
     @classmethod
