@@ -11,8 +11,9 @@ Each MM2 process runs next to its target (``--clusters <target>``): it consumes 
 produces locally, and its Connect group lives on its own cluster, so a cut link does not take its
 tasks away. It reads read_committed (its default would copy aborted transactions as committed),
 writes with ``acks=all`` and idempotence, keeps no consumer-group offsets in sync (fleetlink's
-consumers never fail over between the clusters: they dedup on ``fl.msg_id``), and beats its
-heartbeat every ``heartbeat_s``: the replication-lag probe.
+consumers never fail over between the clusters: they dedup on ``fl.msg_id``; its checkpoints
+stay on the target, unused), and beats its heartbeat every ``heartbeat_s``: the replication-lag
+probe.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ def mm2_properties(
         f"refresh.topics.interval.seconds = {mirror.refresh_topics_s}",
         f"offset.flush.interval.ms = {mirror.offset_flush_ms}",
         f"emit.heartbeats.interval.seconds = {mirror.heartbeat_s}",
-        "emit.checkpoints.enabled = false",
+        # MM2 4.1 refuses to run its connectors with offset syncs off: kept, but written on
+        # the target (the default writes them into the source, over the WAN)
+        "offset-syncs.topic.location = target",
         "sync.group.offsets.enabled = false",
-        "emit.offset-syncs.enabled = false",
         "sync.topic.configs.enabled = true",
     ]
     for internal in (
