@@ -77,24 +77,9 @@ def test_alerts_once_through_a_kill_9_inside_a_transaction(platform: AppPlatform
     with running_app(platform, "maintenance") as app:
         wait_assigned(platform, "maintenance")
         # the same code again, a message of its own, and one sent twice: no new alert
-        send_event(
-            producer,
-            events,
-            CAR,
-            "dtc",
-            base + 1000,
-            HOME,
-            data={"code": "P0300", "status": "raised"},
-        )
-        send_event(
-            producer,
-            events,
-            CAR,
-            "dtc",
-            base + 1000,
-            HOME,
-            data={"code": "P0300", "status": "raised"},
-        )
+        again = {"code": "P0300", "status": "raised"}
+        for _ in range(2):
+            send_event(producer, events, CAR, "dtc", base + 1000, HOME, data=again)
         blowout = {**TIRES, "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure": 150.0}
         send_telemetry(producer, telemetry, OTHER, base + 2000, HOME, 0.0, 0.0, blowout)
         producer.flush(10)

@@ -63,3 +63,9 @@ async def _caller(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+
+
+def require_vehicle(caller: Principal, vin: str) -> None:
+    """403 unless the caller may read the vehicle (admins and viewers: all; owners: theirs)."""
+    if not caller.may_read_vehicle(vin):
+        raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
-from fleetlink.api.auth import Caller
+from fleetlink.api.auth import Caller, require_vehicle
 from fleetlink.api.bodies import ApiBody, JsonInt
 from fleetlink.api.commands import EXAMPLE_VIN, REQUESTABLE, commands_state
 from fleetlink.api.errors import (
@@ -197,8 +197,7 @@ async def revoke_grant(request: Request, grant_id: GrantIdPath, caller: Caller) 
 
 @router.get("/vehicles/{vin}/audit", summary="Who did what to this car: keys, commands, refusals")
 async def vehicle_audit(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
-    if not caller.may_read_vehicle(vin):
-        raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
+    require_vehicle(caller, vin)
     view = commands_state(request).view
     trail: list[dict[str, Any]] = [msgspec.to_builtins(e) for e in view.audit_of(vin)]
     for command in view.commands_of(vin):

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from fleetlink.adapters.kafka.seams import RecordSink
-from fleetlink.api.auth import Caller
+from fleetlink.api.auth import Caller, require_vehicle
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import commands_state
 from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, VinPath, documented
@@ -202,11 +202,6 @@ async def get_alert(request: Request, alert_id: AlertIdPath, caller: Caller) -> 
     return JSONResponse(msgspec.to_builtins(_readable_alert(request, alert_id, caller)))
 
 
-def _readable(caller: Principal, vin: str) -> None:
-    if not caller.may_read_vehicle(vin):
-        raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
-
-
 @router.get(
     "/vehicles/{vin}/health",
     summary="A vehicle's health: its open alerts, the worst first, and its service interval",
@@ -215,7 +210,7 @@ def _readable(caller: Principal, vin: str) -> None:
 async def vehicle_health(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
     """``status``: ``ok``, or the worst open alert's severity. ``service``: the last recorded
     service and when the next is due (by km or date, whichever comes first)."""
-    _readable(caller, vin)
+    require_vehicle(caller, vin)
     view = _ready(request)
     opened = view.alerts(AlertQuery(_OPEN, vin=vin, limit=1000), lambda _vin: True)
     opened.sort(key=lambda a: (-SEVERITY_RANK[a.severity], -a.raised_ts))

@@ -10,7 +10,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from fleetlink.api.auth import Caller
+from fleetlink.api.auth import Caller, require_vehicle
 from fleetlink.api.commands import commands_state
 from fleetlink.api.errors import AUTHENTICATED, ApiError, VinPath, documented
 from fleetlink.api.sse import coalesced_stream, frame
@@ -179,14 +179,9 @@ def _health(request: Request, vins: list[str]) -> dict[str, str]:
     return alerts.health(set(vins))
 
 
-def _readable(caller: Principal, vin: str) -> None:
-    if not caller.may_read_vehicle(vin):
-        raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
-
-
 def _readable_view(request: Request, caller: Principal, vin: str) -> FleetReadModel:
     """The fleet's read model, once the caller may read ``vin`` and it has read everything."""
-    _readable(caller, vin)
+    require_vehicle(caller, vin)
     view = fleet_view(request)
     _ready(view)
     return view
@@ -198,7 +193,7 @@ def _readable_view(request: Request, caller: Principal, vin: str) -> FleetReadMo
     responses=documented(403, 404),
 )
 async def get_vehicle(request: Request, vin: VinPath, caller: Caller) -> JSONResponse:
-    _readable(caller, vin)
+    require_vehicle(caller, vin)
     presence = commands_state(request).view.presence.get(vin)
     state = fleet_view(request).state(vin)
     if presence is None and state is None:
