@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from fleetlink.settings import Settings, load_settings
+from fleetlink.settings.stack import Topology
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,6 +17,13 @@ err_console = Console(stderr=True)
 BrokersOption = Annotated[
     int | None,
     typer.Option("--brokers", help="Kafka nodes of the local stack: 1, or 3 for replication."),
+]
+TopologyOption = Annotated[
+    Topology | None,
+    typer.Option(
+        "--topology",
+        help="single: one Kafka. edge-cloud: an edge and a cloud Kafka linked by MirrorMaker 2.",
+    ),
 ]
 StateDirOption = Annotated[
     Path | None, typer.Option("--state-dir", help="Where the local stack keeps all its state.")

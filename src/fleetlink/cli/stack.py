@@ -16,10 +16,16 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetlink.adapters.runner import tail
-from fleetlink.cli.common import BrokersOption, StateDirOption, console, settings_from
+from fleetlink.cli.common import (
+    BrokersOption,
+    StateDirOption,
+    TopologyOption,
+    console,
+    settings_from,
+)
 from fleetlink.errors import FleetlinkError
 from fleetlink.settings import Settings
-from fleetlink.stack import LocalStack
+from fleetlink.stack import LocalStack, stack_status
 from fleetlink.stack.kafka import ensure_kafka_jars
 
 app = typer.Typer(help="The local Kafka + Mosquitto stack.", no_args_is_help=True)
@@ -31,30 +37,50 @@ def _shown_path(path: str) -> str:
 
 
 def status_view(stack: LocalStack, settings: Settings) -> Group:
-    rows = stack.status()
+    rows = stack_status(stack)
     if not rows:
         return Group(Text("The local stack is not running (fleetlink stack up).", style="yellow"))
     table = Table(title=f"fleetlink local stack ({stack.state_dir})", title_justify="left")
+    mirrored = any(row.name.startswith("mirror-") for row in rows)
     for column in ("component", "pid", "address", "running", "answers"):
         table.add_column(column)
+    if mirrored:
+        table.add_column("lag", justify="right")
     table.add_column("log", overflow="fold")
     for row in rows:
+        lag = [] if not mirrored else [_shown_lag(row.lag_s, row.name.startswith("mirror-"))]
         table.add_row(
             row.name,
             str(row.pid),
             row.address,
             "[green]yes[/]" if row.running else "[red]no[/]",
             "[green]yes[/]" if row.answers else "[red]no[/]",
+            *lag,
             _shown_path(row.log),
         )
     host, port = settings.mqtt_address()
+    kafka = [
+        part
+        for cluster in stack.clusters
+        for part in (
+            (f"Kafka {cluster.site.value} " if mirrored else "Kafka bootstrap ", "bold"),
+            cluster.bootstrap_servers() + "   ",
+        )
+    ]
     endpoints = Text.assemble(
-        ("Kafka bootstrap ", "bold"),
-        stack.bootstrap_servers(),
-        ("   MQTT ", "bold"),
+        *kafka,
+        ("MQTT ", "bold"),
         f"mqtts://{host}:{port} (client certificates of {stack.pki.directory})",
     )
     return Group(table, endpoints)
+
+
+def _shown_lag(lag_s: float | None, is_mirror: bool) -> str:
+    if not is_mirror:
+        return ""
+    if lag_s is None:
+        return "[red]no beat yet[/]"
+    return f"{lag_s:.1f} s"
 
 
 def start(stack: LocalStack) -> None:
@@ -89,10 +115,18 @@ def live_view(
 
 
 @app.command("up")
-def up(ctx: typer.Context, brokers: BrokersOption = None, state_dir: StateDirOption = None) -> None:
-    """Start Kafka (KRaft) and Mosquitto on loopback and wait until both answer."""
-    settings = settings_from(ctx, stack={"brokers": brokers, "state_dir": state_dir})
-    stack = LocalStack(settings.stack)
+def up(
+    ctx: typer.Context,
+    brokers: BrokersOption = None,
+    state_dir: StateDirOption = None,
+    topology: TopologyOption = None,
+) -> None:
+    """Start Kafka (KRaft) and Mosquitto on loopback and wait until both answer; with
+    ``--topology edge-cloud`` a cloud Kafka too and MirrorMaker 2 both ways."""
+    settings = settings_from(
+        ctx, stack={"brokers": brokers, "state_dir": state_dir, "topology": topology}
+    )
+    stack = LocalStack(settings.stack, topics=settings.topic_map())
     start(stack)
     console.print(status_view(stack, settings))
 
@@ -136,7 +170,7 @@ def status(
         live_view(lambda: status_view(stack, settings))
         return
     console.print(status_view(stack, settings))
-    rows = stack.status()
+    rows = stack_status(stack)
     if not rows or not all(r.running and r.answers for r in rows):
         raise typer.Exit(1)
 

@@ -15,12 +15,18 @@ app = typer.Typer(help="The platform's Kafka topics.", no_args_is_help=True)
 
 
 def ensure_platform_topics(settings: Settings) -> list[str]:
-    return ensure_topics(
-        KafkaClients.of(settings),
-        settings.topic_map(),
-        partitions=settings.kafka.topic_partitions,
-        replication_factor=settings.kafka.topic_replication_factor,
-    )
+    """Create the missing contract topics on every cluster of the platform (edge and cloud
+    alike, with equal partition counts: MirrorMaker 2 keeps each record's partition)."""
+    created = []
+    for site in settings.sites():
+        names = ensure_topics(
+            KafkaClients.of(settings.at_site(site)),
+            settings.topic_map(),
+            partitions=settings.kafka.topic_partitions,
+            replication_factor=settings.kafka.topic_replication_factor,
+        )
+        created += names if len(settings.sites()) == 1 else [f"{n} ({site})" for n in names]
+    return created
 
 
 def topics_table(settings: Settings) -> Table:

@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from fleetlink.contracts.topics import KafkaTopic, TopicMap
+from fleetlink.contracts.topics import KafkaTopic, Site, TopicMap
 from fleetlink.errors import ConfigError
 from fleetlink.settings.apps import AppsSettings
 from fleetlink.settings.base import LOCALHOST
@@ -35,7 +35,7 @@ from fleetlink.settings.services import (
     TopicSettings,
     TrackerSettings,
 )
-from fleetlink.settings.stack import StackSettings
+from fleetlink.settings.stack import StackSettings, Topology
 
 ENV_PREFIX = "FLEETLINK_"
 ENV_NESTED_DELIMITER = "__"
@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     """Every setting of fleetlink, one section per concern.
 
     ``kafka`` is the default cluster profile; ``clusters`` names more (e.g. ``edge``, ``cloud``),
-    each with its own address and security options.
+    each with its own address and security options. ``site`` says where this process runs in
+    the edge-cloud topology: its default cluster is then ``clusters.<site>`` if there is one
+    (two external clusters), else that site's cluster of the local stack.
     """
 
     model_config = SettingsConfigDict(
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    site: Site = Site.EDGE
     kafka: KafkaSettings = KafkaSettings()
     clusters: dict[Annotated[str, Field(pattern=CLUSTER_NAME)], KafkaSettings] = Field(
         default_factory=dict
@@ -93,16 +96,22 @@ class Settings(BaseSettings):
 
     @property
     def uses_local_kafka(self) -> bool:
-        return self.kafka.bootstrap_servers is None
+        return self.kafka_profile().bootstrap_servers is None
+
+    @property
+    def edge_cloud(self) -> bool:
+        """The local stack runs an edge and a cloud cluster linked by MirrorMaker 2."""
+        return self.stack.topology is Topology.EDGE_CLOUD
 
     @property
     def uses_local_mqtt(self) -> bool:
         return self.mqtt.host is None
 
     def kafka_profile(self, cluster: str = DEFAULT_CLUSTER) -> KafkaSettings:
-        """The settings of one Kafka cluster: ``default`` is the ``kafka`` section."""
+        """The settings of one Kafka cluster: ``default`` is this site's profile if there is one,
+        else the ``kafka`` section."""
         if cluster == DEFAULT_CLUSTER:
-            return self.kafka
+            return self.clusters.get(self.site.value, self.kafka)
         try:
             return self.clusters[cluster]
         except KeyError:
@@ -115,7 +124,27 @@ class Settings(BaseSettings):
             return servers
         if cluster != DEFAULT_CLUSTER:
             raise ConfigError(f"invalid configuration: clusters.{cluster}.bootstrap_servers: unset")
-        return ",".join(f"{LOCALHOST}:{port}" for port in self.stack.kafka_ports())
+        return self.local_bootstrap_servers(self.site)
+
+    def sites(self) -> list[Site]:
+        """The clusters of the platform: edge and cloud (the local edge-cloud stack, or two
+        cluster profiles named so), else just this process's."""
+        linked = {Site.EDGE.value, Site.CLOUD.value} <= set(self.clusters)
+        if (self.uses_local_kafka and self.edge_cloud) or linked:
+            return list(Site)
+        return [self.site]
+
+    def at_site(self, site: Site) -> Settings:
+        """These settings for a process at ``site``."""
+        return self.model_copy(update={"site": site})
+
+    def local_bootstrap_servers(self, site: Site) -> str:
+        """The local stack's cluster at ``site`` (the one cluster unless edge-cloud)."""
+        if site is Site.CLOUD and self.edge_cloud:
+            ports = self.stack.cloud_kafka_ports()
+        else:
+            ports = self.stack.kafka_ports()
+        return ",".join(f"{LOCALHOST}:{port}" for port in ports)
 
     def kafka_client_config(self, cluster: str = DEFAULT_CLUSTER) -> dict[str, str]:
         """librdkafka settings shared by every producer, consumer and admin client of a cluster."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -18,16 +19,26 @@ def _default_cache_dir() -> Path:
 class MirrorSettings(Section):
     """MirrorMaker 2 between the edge and the cloud cluster (``--topology edge-cloud``)."""
 
-    # a topic created on one side is mirrored within this long (MM2's default: 10 minutes)
-    refresh_topics_s: int = Field(default=60, ge=1, le=86400)
+    # a topic created on one side is mirrored within this long (MM2's default: 10 minutes);
+    # each refresh is one metadata request per side
+    refresh_topics_s: int = Field(default=5, ge=1, le=86400)
     # what a killed MM2 copies again: at most this much of its last records
     offset_flush_ms: int = Field(default=5000, ge=100, le=600_000)
     tasks: int = Field(default=2, ge=1, le=64)  # per direction; a partition is one task's
     heartbeat_s: int = Field(default=1, ge=1, le=3600)  # the replication-lag probe's beat
 
 
+class Topology(StrEnum):
+    """``single``: one Kafka cluster. ``edge-cloud``: an edge cluster beside Mosquitto and a
+    cloud cluster, linked both ways by two MirrorMaker 2 processes."""
+
+    SINGLE = "single"
+    EDGE_CLOUD = "edge-cloud"
+
+
 class StackSettings(Section):
-    """The local development stack: one Kafka (or three) and one Mosquitto on loopback."""
+    """The local development stack: one Kafka (or three) and one Mosquitto on loopback; with the
+    ``edge-cloud`` topology a second Kafka of as many nodes (the cloud) and MirrorMaker 2."""
 
     state_dir: Path = Path(".fleetlink")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
@@ -46,6 +57,10 @@ class StackSettings(Section):
     # reason; a huge one is refused by the broker before it costs anyone memory.
     mqtt_max_packet_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     start_timeout_s: float = Field(default=120.0, gt=0)
+    topology: Topology = Topology.SINGLE
+    cloud_kafka_port: Port = 9192  # the cloud cluster's ports (edge-cloud topology)
+    cloud_controller_port: Port = 19193
+    mirror_heap_mb: int = Field(default=256, ge=128, le=16384)  # each MM2 process
     mirror: MirrorSettings = MirrorSettings()
 
     @field_validator("brokers")
@@ -57,8 +72,15 @@ class StackSettings(Section):
 
     @model_validator(mode="after")
     def _ports_do_not_overlap(self) -> StackSettings:
-        kafka = set(range(self.kafka_port, self.kafka_port + self.brokers))
-        controller = set(range(self.controller_port, self.controller_port + self.brokers))
+        kafka = set(self.kafka_ports())
+        controller = set(self.controller_ports())
+        if self.topology is Topology.EDGE_CLOUD:
+            cloud = set(self.cloud_kafka_ports()) | set(self.cloud_controller_ports())
+            if cloud & (kafka | controller) or set(self.cloud_kafka_ports()) & set(
+                self.cloud_controller_ports()
+            ):
+                raise ValueError("the cloud cluster's ports overlap the edge's or each other")
+            kafka |= cloud
         mqtt = {self.mqtt_port, self.mqtt_password_port} - {None}
         if (
             kafka & controller
@@ -74,6 +96,12 @@ class StackSettings(Section):
 
     def kafka_ports(self) -> list[int]:
         return [self.kafka_port + i for i in range(self.brokers)]
+
+    def cloud_kafka_ports(self) -> list[int]:
+        return [self.cloud_kafka_port + i for i in range(self.brokers)]
+
+    def cloud_controller_ports(self) -> list[int]:
+        return [self.cloud_controller_port + i for i in range(self.brokers)]
 
     @property
     def pki_dir(self) -> Path:

@@ -1,10 +1,13 @@
-"""The local stack: one or three KRaft Kafka nodes and one Mosquitto, all state in one directory.
+"""The local stack: one or three KRaft Kafka nodes and one Mosquitto, all state in one directory;
+with the ``edge-cloud`` topology a second (cloud) cluster and two MirrorMaker 2 processes.
 
 Layout of the state directory::
 
     stack.json                 processes started by ``up`` (``down`` stops exactly these)
     kafka/cluster.id           kept across restarts, so data survives ``down`` / ``up``
     kafka/node-N/              server.properties and data/ of node N
+    cloud-kafka/               the same for the cloud cluster (edge-cloud)
+    mirror/mm2.properties      both MM2 processes' configuration (edge-cloud)
     mosquitto/                 mosquitto.conf, the generated ACL and the persistence database
     pki/                       the development CA and identities (see fleetlink.security.pki)
     logs/                      one log per process
@@ -17,16 +20,17 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-
 from fleetlink.adapters import runner
 from fleetlink.adapters.polling import wait_until
 from fleetlink.adapters.runner import ProcessRecord
+from fleetlink.contracts.topics import PRODUCTION_TOPICS, Site, TopicMap
 from fleetlink.errors import StackError
 from fleetlink.security.pki import DevPki, Role
-from fleetlink.settings import StackSettings
-from fleetlink.stack import kafka, mosquitto
+from fleetlink.settings import KafkaSettings, StackSettings
+from fleetlink.settings.stack import Topology
+from fleetlink.stack import kafka, mirror, mirror_run, mosquitto
 from fleetlink.stack.access import BrokerAccess
+from fleetlink.stack.clusters import LocalCluster, local_clusters
 from fleetlink.stack.ports import LOOPBACK, port_accepts, port_is_free
 from fleetlink.stack.prereq import find_java, find_mosquitto
 from fleetlink.stack.probes import kafka_broker_ids, mqtt_answers
@@ -43,23 +47,22 @@ def kafka_name(node_id: int) -> str:
     return f"kafka-{node_id}"
 
 
-class ComponentStatus(msgspec.Struct, frozen=True):
-    name: str
-    pid: int
-    address: str
-    running: bool
-    answers: bool
-    log: str
-
-
 class LocalStack:
     """Start, inspect and stop the local Kafka + Mosquitto processes of one state directory."""
 
-    def __init__(self, settings: StackSettings, *, die_with_caller: bool = False) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        *,
+        die_with_caller: bool = False,
+        topics: TopicMap = PRODUCTION_TOPICS,
+    ) -> None:
         """``die_with_caller``: the processes this object starts stop when the calling process
-        dies, even by ``kill -9`` (the demo's own stack); else they outlive it."""
+        dies, even by ``kill -9`` (the demo's own stack); else they outlive it. ``topics``: the
+        names MirrorMaker 2 mirrors (under any run prefix)."""
         self.settings = settings
         self.die_with_caller = die_with_caller
+        self.topics = topics
         self.state_dir = settings.state_dir.resolve()
         self.cache_dir = settings.cache_dir.expanduser().resolve()
 
@@ -68,9 +71,6 @@ class LocalStack:
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
-
-    def _node_dir(self, node_id: int) -> Path:
-        return self.state_dir / "kafka" / f"node-{node_id}"
 
     @property
     def _mosquitto_dir(self) -> Path:
@@ -94,38 +94,35 @@ class LocalStack:
     def state(self) -> StackState | None:
         return load_state(self.state_dir)
 
-    def bootstrap_servers(self) -> str:
-        return ",".join(f"{LOOPBACK}:{port}" for port in self.settings.kafka_ports())
+    def bootstrap_servers(self, site: Site = Site.EDGE) -> str:
+        """The cluster at ``site`` (the one cluster of a single stack)."""
+        return self.cluster(site).bootstrap_servers()
+
+    @property
+    def clusters(self) -> list[LocalCluster]:
+        """The Kafka clusters of the running stack's topology, else of the settings'."""
+        state = self.state()
+        topology = self.settings.topology if state is None else Topology(state.topology)
+        return local_clusters(self.settings, self.state_dir, topology)
+
+    def cluster(self, site: Site) -> LocalCluster:
+        for cluster in self.clusters:
+            if cluster.site is site:
+                return cluster
+        raise StackError(f"this stack has no {site.value} cluster (stack.topology single)")
+
+    def cluster_of(self, process_name: str) -> LocalCluster | None:
+        return next((c for c in self.clusters if c.owns(process_name)), None)
 
     def is_up(self) -> bool:
         state = self.state()
         return state is not None and all(runner.is_running(p) for p in state.processes)
 
-    def status(self) -> list[ComponentStatus]:
-        """Every recorded process: whether its pid runs and whether it answers its protocol."""
-        state = self.state()
-        if state is None:
-            return []
-        brokers = kafka_broker_ids(self.bootstrap_servers()) if state.kafka() else set()
-        rows = []
-        for record in state.processes:
-            running = runner.is_running(record)
-            if record.name == MOSQUITTO:
-                answers = running and self.mqtt_answers()
-            else:
-                node_id = int(record.name.split("-")[1])
-                answers = running and node_id in brokers and port_accepts(record.port)
-            rows.append(
-                ComponentStatus(
-                    name=record.name,
-                    pid=record.pid,
-                    address=f"{LOOPBACK}:{record.port}",
-                    running=running,
-                    answers=answers,
-                    log=record.log,
-                )
-            )
-        return rows
+    def replication_lag_s(self, source: Site) -> float | None:
+        """How far the other cluster trails ``source`` (the newest copied beat's age); None
+        before a first beat crossed."""
+        target = Site.CLOUD if source is Site.EDGE else Site.EDGE
+        return mirror_run.heartbeat_age_s(self.bootstrap_servers(target), source)
 
     def log_files(self) -> dict[str, Path]:
         state = self.state()
@@ -146,6 +143,11 @@ class LocalStack:
                         f"the stack in {self.state_dir} runs {existing.brokers} broker(s); "
                         "run `fleetlink stack down` before changing stack.brokers"
                     )
+                if existing.topology != self.settings.topology:
+                    raise StackError(
+                        f"the stack in {self.state_dir} runs the {existing.topology} topology; "
+                        "run `fleetlink stack down` before changing stack.topology"
+                    )
                 return existing
             self.down()
 
@@ -156,21 +158,38 @@ class LocalStack:
             report(f"Created a development CA in {self.pki.directory}")
         self.pki.ensure([PROBE_IDENTITY], Role.MONITOR)
         libs = kafka.ensure_kafka_jars(self.cache_dir, self.settings.kafka_version, report)
-        cluster_id = self._cluster_id()
+        cluster_ids = {
+            cluster.site: cluster.cluster_id(self.settings.brokers) for cluster in self.clusters
+        }
 
-        state = StackState(cluster_id=cluster_id, brokers=self.settings.brokers)
+        state = StackState(
+            cluster_id=cluster_ids[Site.EDGE],
+            brokers=self.settings.brokers,
+            topology=self.settings.topology,
+        )
         try:
             report("Starting Mosquitto")
             state.processes.append(self._start_mosquitto(mosquitto_bin))
             save_state(self.state_dir, state)
-            report(
-                f"Starting Kafka {self.settings.kafka_version} ({self.settings.brokers} node(s))"
-            )
-            for node_id in range(1, self.settings.brokers + 1):
-                state.processes.append(self._start_kafka_node(java, libs, node_id, cluster_id))
-                save_state(self.state_dir, state)
+            for cluster in self.clusters:
+                report(
+                    f"Starting Kafka {self.settings.kafka_version} "
+                    f"({self.settings.brokers} node(s), {cluster.site.value})"
+                )
+                for node_id in range(1, self.settings.brokers + 1):
+                    state.processes.append(self._start_kafka_node(java, libs, cluster, node_id))
+                    save_state(self.state_dir, state)
             report("Waiting for Kafka and Mosquitto to answer")
             self._wait_until_ready(state)
+            if self.settings.topology is Topology.EDGE_CLOUD:
+                report("Starting MirrorMaker 2 both ways")
+                for cluster in self.clusters:
+                    mirror_run.prepare_heartbeats(cluster.bootstrap_servers())
+                for site in Site:
+                    state.processes.append(self._start_mirror(java, libs, site))
+                    save_state(self.state_dir, state)
+                report("Waiting for the first heartbeats to cross both ways")
+                self._wait_until_mirrored(state)
         except BaseException:
             self.down()
             raise
@@ -181,8 +200,10 @@ class LocalStack:
         state = self.state()
         stopped: list[ProcessRecord] = []
         if state is not None:
-            records = state.kafka() + state.mosquitto()
+            records = state.mirrors() + state.kafka() + state.mosquitto()
             stopped = [record for record in records if runner.is_running(record)]
+            for record in state.mirrors():
+                runner.stop(record, timeout=30.0)
             # Brokers get SIGTERM together so the controller quorum stays up while they hand over.
             for record in state.kafka():
                 runner.send_signal(record, signal.SIGTERM)
@@ -190,7 +211,7 @@ class LocalStack:
                 runner.stop(record, timeout=30.0)
             clear_state(self.state_dir)
         if purge:
-            for sub in ("kafka", "mosquitto", "logs"):
+            for sub in ("kafka", "cloud-kafka", "mirror", "mosquitto", "logs"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
         return stopped
 
@@ -205,12 +226,15 @@ class LocalStack:
         if runner.is_running(old):
             return old
         assert state is not None
+        cluster = self.cluster_of(name)
         if name == MOSQUITTO:
             record = self._start_mosquitto(find_mosquitto())
         else:
             libs = kafka.ensure_kafka_jars(self.cache_dir, self.settings.kafka_version)
-            node_id = int(name.split("-")[1])
-            record = self._start_kafka_node(find_java(), libs, node_id, state.cluster_id)
+            if cluster is not None:
+                record = self._start_kafka_node(find_java(), libs, cluster, cluster.node_id(name))
+            else:
+                record = self._start_mirror(find_java(), libs, Site(name.removeprefix("mirror-")))
         state.processes = [record if p.name == name else p for p in state.processes]
         save_state(self.state_dir, state)
         self._wait_until_ready(state)
@@ -224,7 +248,8 @@ class LocalStack:
         return records[0]
 
     def kill(self, name: str, signum: signal.Signals = signal.SIGKILL) -> ProcessRecord:
-        """Send ``signum`` to one component (fault tests): ``kafka-2``, ``mosquitto``."""
+        """Send ``signum`` to one component (fault tests): ``kafka-2``, ``mosquitto``,
+        ``mirror-cloud``."""
         record = self._record(name)
         runner.send_signal(record, signum)
         return record
@@ -243,9 +268,11 @@ class LocalStack:
         wanted = {
             "stack.mqtt_port": [self.settings.mqtt_port],
             "stack.mqtt_password_port": [p for p in [self.settings.mqtt_password_port] if p],
-            "stack.kafka_port": self.settings.kafka_ports(),
-            "stack.controller_port": self.settings.controller_ports(),
         }
+        for cluster in self.clusters:
+            key = "stack.cloud_" if cluster.site is Site.CLOUD else "stack."
+            wanted[f"{key}kafka_port"] = cluster.kafka_ports
+            wanted[f"{key}controller_port"] = cluster.controller_ports
         for key, ports in wanted.items():
             for port in ports:
                 if not port_is_free(port):
@@ -253,23 +280,6 @@ class LocalStack:
                         f"port {port} on {LOOPBACK} is taken by another process: stop it or "
                         f"choose another {key} (FLEETLINK_{key.upper().replace('.', '__')})"
                     )
-
-    def _cluster_id(self) -> str:
-        """Reuse the cluster id of existing data; data from another node count is an error."""
-        id_file = self.state_dir / "kafka" / "cluster.id"
-        nodes = sorted((self.state_dir / "kafka").glob("node-*"))
-        if id_file.is_file() and nodes:
-            if len(nodes) != self.settings.brokers:
-                raise StackError(
-                    f"{self.state_dir} holds data of a {len(nodes)}-node Kafka; "
-                    "run `fleetlink stack down --purge` to start one of "
-                    f"{self.settings.brokers} node(s)"
-                )
-            return id_file.read_text().strip()
-        id_file.parent.mkdir(parents=True, exist_ok=True)
-        cluster_id = kafka.new_cluster_id()
-        id_file.write_text(cluster_id + "\n")
-        return cluster_id
 
     def _start_mosquitto(self, mosquitto_bin: Path) -> ProcessRecord:
         data_dir = self._mosquitto_dir / "data"
@@ -306,29 +316,36 @@ class LocalStack:
         )
 
     def _start_kafka_node(
-        self, java: Path, libs: Path, node_id: int, cluster_id: str
+        self, java: Path, libs: Path, cluster: LocalCluster, node_id: int
     ) -> ProcessRecord:
-        node_dir = self._node_dir(node_id)
-        data_dir = node_dir / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        properties = node_dir / "server.properties"
-        properties.write_text(
-            kafka.server_properties(
-                node_id=node_id,
-                kafka_ports=self.settings.kafka_ports(),
-                controller_ports=self.settings.controller_ports(),
-                data_dir=data_dir,
-            )
+        return cluster.start_node(
+            java,
+            libs,
+            node_id,
+            brokers=self.settings.brokers,
+            logs_dir=self.logs_dir,
+            heap_mb=self.settings.kafka_heap_mb,
+            die_with_parent=self.die_with_caller,
         )
-        log4j = self.state_dir / "kafka" / "log4j2.properties"
-        log4j.write_text(kafka.LOG4J2_PROPERTIES)
-        kafka.format_storage(java, libs, properties, cluster_id)
-        return runner.spawn(
-            kafka_name(node_id),
-            kafka.broker_argv(java, libs, properties, log4j, self.settings.kafka_heap_mb),
-            log=self.logs_dir / f"{kafka_name(node_id)}.log",
-            marker=properties,
-            port=self.settings.kafka_ports()[node_id - 1],
+
+    def _start_mirror(self, java: Path, libs: Path, target: Site) -> ProcessRecord:
+        """The MM2 process writing into ``target``, in dedicated mode beside it."""
+        properties = mirror.mm2_properties(
+            {site: KafkaSettings() for site in Site},
+            {cluster.site: cluster.bootstrap_servers() for cluster in self.clusters},
+            self.topics,
+            self.settings.mirror,
+            replication_factor=min(3, self.settings.brokers),
+        )
+        return mirror_run.start_mirror(
+            java,
+            libs,
+            target,
+            properties=properties,
+            directory=self.state_dir / "mirror",
+            logs_dir=self.logs_dir,
+            heap_mb=self.settings.mirror_heap_mb,
+            port=self.cluster(target).kafka_ports[0],
             die_with_parent=self.die_with_caller,
         )
 
@@ -341,21 +358,38 @@ class LocalStack:
         timeout = self.settings.start_timeout_s
 
         def ready() -> bool:
-            for record in state.processes:
-                if not runner.is_running(record):
-                    last = runner.tail(Path(record.log), 5)
-                    raise StackError(
-                        f"{record.name} exited during start-up; last log line: "
-                        f"{last[-1] if last else '(none)'} (log: {record.log})"
-                    )
-            if not all(port_accepts(p) for p in self.settings.kafka_ports()):
-                return False
-            return (
-                kafka_broker_ids(self.bootstrap_servers(), timeout=2.0) >= expected
-                and self.mqtt_answers()
-            )
+            self._check_alive(state)
+            for cluster in self.clusters:
+                if not all(port_accepts(p) for p in cluster.kafka_ports):
+                    return False
+                if kafka_broker_ids(cluster.bootstrap_servers(), timeout=2.0) < expected:
+                    return False
+            return self.mqtt_answers()
 
         if not wait_until(ready, timeout, interval=0.5):
             raise StackError(
                 f"the stack did not answer within {timeout:.0f} s; see the logs in {self.logs_dir}"
             )
+
+    def _wait_until_mirrored(self, state: StackState) -> None:
+        timeout = self.settings.start_timeout_s
+
+        def crossed() -> bool:
+            self._check_alive(state)
+            return all(self.replication_lag_s(site) is not None for site in Site)
+
+        if not wait_until(crossed, timeout, interval=0.5):
+            raise StackError(
+                f"MirrorMaker 2 copied no heartbeat within {timeout:.0f} s; see "
+                f"{self.logs_dir / 'mirror-edge.log'} and mirror-cloud.log"
+            )
+
+    @staticmethod
+    def _check_alive(state: StackState) -> None:
+        for record in state.processes:
+            if not runner.is_running(record):
+                last = runner.tail(Path(record.log), 5)
+                raise StackError(
+                    f"{record.name} exited during start-up; last log line: "
+                    f"{last[-1] if last else '(none)'} (log: {record.log})"
+                )

@@ -36,6 +36,10 @@ _SASL_MODULES: Final = {
 }
 
 
+# a run prefix as TopicSettings.prefix allows it, then its dot
+_RUN_PREFIX: Final = r"[A-Za-z0-9_-][A-Za-z0-9._-]*\."
+
+
 class MirrorLoopError(ValueError):
     """A topic would flow both ways, or from the side that does not write it."""
 
@@ -63,9 +67,13 @@ def check_flows(topics: TopicMap, mirrored: Mapping[Flow, list[str]]) -> None:
                 raise MirrorLoopError(f"{name} is not written at the {source.value}")
 
 
-def topics_pattern(names: list[str]) -> str:
-    """A Java regex matching exactly ``names`` (MM2 matches the whole topic name)."""
-    return "|".join(re.escape(name) for name in names) if names else "(?!)"
+def topics_pattern(names: list[str], *, any_run: bool = False) -> str:
+    """A Java regex matching exactly ``names`` (MM2 matches the whole topic name); ``any_run``:
+    also under any run prefix (``<run>.<name>``, see ``TopicMap.prefixed``)."""
+    if not names:
+        return "(?!)"
+    exact = "|".join(re.escape(name) for name in names)
+    return f"(?:{_RUN_PREFIX})?(?:{exact})" if any_run else exact
 
 
 def mm2_properties(
@@ -76,7 +84,8 @@ def mm2_properties(
     replication_factor: int,
 ) -> str:
     """The ``mm2.properties`` of both MM2 processes (each started with ``--clusters`` its
-    target); ``clusters`` gives each side's security, ``bootstrap`` its servers."""
+    target); ``clusters`` gives each side's security, ``bootstrap`` its servers. The topics flow
+    under any run prefix too: tests and benchmarks of one stack each use their own names."""
     mirrored = flows(topics)
     check_flows(topics, mirrored)
     lines = [
@@ -108,7 +117,7 @@ def mm2_properties(
     for (source, target), names in mirrored.items():
         flow = f"{source.value}->{target.value}"
         lines.append(f"{flow}.enabled = true")
-        lines.append(f"{flow}.topics = {_escaped(topics_pattern(names))}")
+        lines.append(f"{flow}.topics = {_escaped(topics_pattern(names, any_run=True))}")
     return "\n".join(lines) + "\n"
 
 

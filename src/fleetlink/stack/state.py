@@ -17,9 +17,14 @@ class StackState(msgspec.Struct):
     cluster_id: str
     brokers: int
     processes: list[ProcessRecord] = []
+    topology: str = "single"
 
     def kafka(self) -> list[ProcessRecord]:
-        return [p for p in self.processes if p.name.startswith("kafka")]
+        """The Kafka nodes of every cluster (``kafka-N``, ``cloud-kafka-N``)."""
+        return [p for p in self.processes if p.name.rpartition("-")[0].endswith("kafka")]
+
+    def mirrors(self) -> list[ProcessRecord]:
+        return [p for p in self.processes if p.name.startswith("mirror-")]
 
     def mosquitto(self) -> list[ProcessRecord]:
         return [p for p in self.processes if p.name == "mosquitto"]

@@ -97,6 +97,10 @@ def test_the_properties_mirror_exactly_the_flows_read_committed_and_identically_
         matched = {name for name in topics.names() if pattern.fullmatch(name)}
         assert matched == set(names)  # exactly these: not the other side's, not a look-alike
         assert not pattern.fullmatch("run1xfleetxtelemetry")
+        for name in names:  # another run's topics on the same stack flow the same way
+            assert pattern.fullmatch(f"run2.{name}")
+            assert not pattern.fullmatch(f"run2.{name}x")
+    assert not re.compile(read["edge->cloud.topics"]).fullmatch("run2.fleet.commands")
 
 
 def test_an_empty_flow_matches_nothing_and_sasl_reaches_mm2() -> None:

@@ -107,6 +107,7 @@ def test_mosquitto_is_mutual_tls_only_with_identities_as_client_ids(tmp_path: Pa
 def test_runtime_pom_names_the_pinned_kafka() -> None:
     pom = runtime_pom("4.1.1")
     assert "<artifactId>kafka_2.13</artifactId>" in pom
+    assert "<artifactId>connect-mirror</artifactId>" in pom  # MM2 of the same version
     assert "<version>4.1.1</version>" in pom
     assert "log4j-slf4j-impl" in pom
 
