@@ -42,6 +42,14 @@ def stack_settings(state_dir: Path, brokers: int = 1) -> Settings:
     return load_settings(stack=stack_on_free_ports(state_dir, brokers))
 
 
+def edge_cloud_settings(state_dir: Path) -> Settings:
+    """An edge-cloud stack of its own (free ports), MM2 tuned to pick up a test's new topics
+    within a second and lose at most a second of offsets when killed."""
+    stack = stack_on_free_ports(state_dir, edge_cloud=True)
+    stack["mirror"] = {"refresh_topics_s": 1, "offset_flush_ms": 1000, "heartbeat_s": 1}
+    return load_settings(stack=stack)
+
+
 def stack_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for a CLI subprocess."""
     stack = settings.stack
@@ -51,6 +59,10 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "FLEETLINK_STACK__KAFKA_PORT": str(stack.kafka_port),
         "FLEETLINK_STACK__CONTROLLER_PORT": str(stack.controller_port),
         "FLEETLINK_STACK__MQTT_PORT": str(stack.mqtt_port),
+        "FLEETLINK_STACK__TOPOLOGY": str(stack.topology),
+        "FLEETLINK_STACK__CLOUD_KAFKA_PORT": str(stack.cloud_kafka_port),
+        "FLEETLINK_STACK__CLOUD_CONTROLLER_PORT": str(stack.cloud_controller_port),
+        "FLEETLINK_STACK__LINK_PORT": str(stack.link_port),
     }
 
 

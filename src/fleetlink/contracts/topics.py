@@ -132,6 +132,7 @@ class KafkaTopic(StrEnum):
     V2X_DENM_IN = "v2x.denm.in"
     V2X_DENM_OUT = "v2x.denm.out"
     TICKS = "fleet.ticks"
+    REPLICATION_ALERTS = "fleet.replication-alerts"
 
 
 class Cleanup(StrEnum):
@@ -146,6 +147,10 @@ class Site(StrEnum):
 
     EDGE = "edge"
     CLOUD = "cloud"
+
+    @property
+    def other(self) -> Site:
+        return Site.CLOUD if self is Site.EDGE else Site.EDGE
 
 
 class KafkaTopicSpec(msgspec.Struct, frozen=True):
@@ -242,6 +247,15 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     _spec(KafkaTopic.V2X_CAM_IN, "station id", _D, _EDGE, "ETSI CAM from roadside units"),
     _spec(KafkaTopic.V2X_DENM_IN, "station id", _D, _EDGE, "ETSI DENM from roadside units"),
     _spec(KafkaTopic.V2X_DENM_OUT, "action id", _D, _EDGE, "ETSI DENM to roadside units"),
+    # each side's replication monitor writes about the flow into its own cluster
+    _spec(
+        KafkaTopic.REPLICATION_ALERTS,
+        "flow",
+        _D,
+        _CLOUD,
+        "replication: lag past its bound, records expired before they crossed",
+        mirrored=False,
+    ),
     # Quix Streams has no timers: every app instance writes one tick per partition each
     # interval, so state expires on time without input; each cluster has its own
     KafkaTopicSpec(

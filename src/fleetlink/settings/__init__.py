@@ -19,6 +19,7 @@ from fleetlink.settings.model import (
 from fleetlink.settings.mqtt import MqttSettings
 from fleetlink.settings.services import (
     ApiSettings,
+    ReplicationSettings,
     RuntimeSettings,
     SecuritySettings,
     TopicSettings,
@@ -39,6 +40,7 @@ __all__ = [
     "MappingRule",
     "MqttSettings",
     "Port",
+    "ReplicationSettings",
     "RuntimeSettings",
     "SecuritySettings",
     "Settings",

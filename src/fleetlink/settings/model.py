@@ -30,6 +30,7 @@ from fleetlink.settings.kafka import KafkaSettings
 from fleetlink.settings.mqtt import MqttSettings
 from fleetlink.settings.services import (
     ApiSettings,
+    ReplicationSettings,
     RuntimeSettings,
     SecuritySettings,
     TopicSettings,
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    site: Site = Site.EDGE
+    site: Site | None = None  # None: a single cluster (or the edge's of the local stack)
     kafka: KafkaSettings = KafkaSettings()
     clusters: dict[Annotated[str, Field(pattern=CLUSTER_NAME)], KafkaSettings] = Field(
         default_factory=dict
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     topics: TopicSettings = TopicSettings()
     apps: AppsSettings = AppsSettings()
+    replication: ReplicationSettings = ReplicationSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +101,11 @@ class Settings(BaseSettings):
         return self.kafka_profile().bootstrap_servers is None
 
     @property
+    def here(self) -> Site:
+        """Where this process runs: its ``site``, the edge unless set."""
+        return self.site or Site.EDGE
+
+    @property
     def edge_cloud(self) -> bool:
         """The local stack runs an edge and a cloud cluster linked by MirrorMaker 2."""
         return self.stack.topology is Topology.EDGE_CLOUD
@@ -111,7 +118,8 @@ class Settings(BaseSettings):
         """The settings of one Kafka cluster: ``default`` is this site's profile if there is one,
         else the ``kafka`` section."""
         if cluster == DEFAULT_CLUSTER:
-            return self.clusters.get(self.site.value, self.kafka)
+            site = self.site
+            return self.kafka if site is None else self.clusters.get(site.value, self.kafka)
         try:
             return self.clusters[cluster]
         except KeyError:
@@ -124,7 +132,7 @@ class Settings(BaseSettings):
             return servers
         if cluster != DEFAULT_CLUSTER:
             raise ConfigError(f"invalid configuration: clusters.{cluster}.bootstrap_servers: unset")
-        return self.local_bootstrap_servers(self.site)
+        return self.local_bootstrap_servers(self.here)
 
     def sites(self) -> list[Site]:
         """The clusters of the platform: edge and cloud (the local edge-cloud stack, or two
@@ -132,7 +140,7 @@ class Settings(BaseSettings):
         linked = {Site.EDGE.value, Site.CLOUD.value} <= set(self.clusters)
         if (self.uses_local_kafka and self.edge_cloud) or linked:
             return list(Site)
-        return [self.site]
+        return [self.here]
 
     def at_site(self, site: Site) -> Settings:
         """These settings for a process at ``site``."""
@@ -145,6 +153,18 @@ class Settings(BaseSettings):
         else:
             ports = self.stack.kafka_ports()
         return ",".join(f"{LOCALHOST}:{port}" for port in ports)
+
+    def remote_settings(self, site: Site) -> Settings:
+        """These settings for reaching the cluster at ``site`` from here: on the local
+        edge-cloud stack another site's cluster is reached over the link (which a test can
+        cut), as MM2 reaches it."""
+        there = self.at_site(site)
+        if site is self.here or not (self.uses_local_kafka and self.edge_cloud):
+            return there
+        block = 1 if site is Site.EDGE else 3  # the link proxy's ports of that cluster
+        servers = ",".join(f"{LOCALHOST}:{port}" for port in self.stack.link_ports(block))
+        kafka = self.kafka.model_copy(update={"bootstrap_servers": servers})
+        return there.model_copy(update={"kafka": kafka})
 
     def kafka_client_config(self, cluster: str = DEFAULT_CLUSTER) -> dict[str, str]:
         """librdkafka settings shared by every producer, consumer and admin client of a cluster."""

@@ -20,6 +20,17 @@ class TrackerSettings(Section):
     reconcile_window_s: float = Field(default=600.0, ge=0, le=86400)
 
 
+class ReplicationSettings(Section):
+    """The replication monitor (``fleetlink mirror monitor``), one beside each MM2 target."""
+
+    check_s: float = Field(default=1.0, gt=0, le=300)
+    # a lag alert when the newest copied heartbeat is older than this
+    lag_alert_s: float = Field(default=30.0, gt=0, le=86400)
+    metrics_port: int = Field(default=9390, ge=0, le=65535)  # 0: no /metrics
+    # MM2's offsets topic on the target: what it has copied; {source} is the source's alias
+    offsets_topic: str = "mm2-offsets.{source}.internal"
+
+
 class ApiSettings(Section):
     """The HTTP API (``fleetlink api``)."""
 

@@ -60,6 +60,9 @@ class StackSettings(Section):
     topology: Topology = Topology.SINGLE
     cloud_kafka_port: Port = 9192  # the cloud cluster's ports (edge-cloud topology)
     cloud_controller_port: Port = 19193
+    # edge-cloud: the first of 4 x brokers ports for the link (each node's LINK listener and its
+    # port on the link proxy, edge then cloud), through which each MM2 reaches its remote side
+    link_port: Port = 9600
     mirror_heap_mb: int = Field(default=256, ge=128, le=16384)  # each MM2 process
     mirror: MirrorSettings = MirrorSettings()
 
@@ -76,11 +79,14 @@ class StackSettings(Section):
         controller = set(self.controller_ports())
         if self.topology is Topology.EDGE_CLOUD:
             cloud = set(self.cloud_kafka_ports()) | set(self.cloud_controller_ports())
+            link = set(range(self.link_port, self.link_port + 4 * self.brokers))
             if cloud & (kafka | controller) or set(self.cloud_kafka_ports()) & set(
                 self.cloud_controller_ports()
             ):
                 raise ValueError("the cloud cluster's ports overlap the edge's or each other")
-            kafka |= cloud
+            if link & (kafka | controller | cloud):
+                raise ValueError("the link ports overlap the clusters' ports")
+            kafka |= cloud | link
         mqtt = {self.mqtt_port, self.mqtt_password_port} - {None}
         if (
             kafka & controller
@@ -102,6 +108,11 @@ class StackSettings(Section):
 
     def cloud_controller_ports(self) -> list[int]:
         return [self.cloud_controller_port + i for i in range(self.brokers)]
+
+    def link_ports(self, block: int) -> list[int]:
+        """Block 0: the edge nodes' LINK listeners, 1: their proxy ports; 2, 3: the cloud's."""
+        first = self.link_port + block * self.brokers
+        return [first + i for i in range(self.brokers)]
 
     @property
     def pki_dir(self) -> Path:

@@ -24,6 +24,8 @@ class LocalCluster(msgspec.Struct, frozen=True):
     root: Path
     kafka_ports: list[int]
     controller_ports: list[int]
+    link_listener_ports: list[int] = []  # edge-cloud: each node's LINK listener
+    link_ports: list[int] = []  # and the link proxy's port in front of it
 
     def node_name(self, node_id: int) -> str:
         return f"{self.node_prefix}-{node_id}"
@@ -40,6 +42,13 @@ class LocalCluster(msgspec.Struct, frozen=True):
 
     def bootstrap_servers(self) -> str:
         return ",".join(f"{LOOPBACK}:{port}" for port in self.kafka_ports)
+
+    def link_bootstrap_servers(self) -> str:
+        """The cluster as the other side reaches it: through the link proxy."""
+        return ",".join(f"{LOOPBACK}:{port}" for port in self.link_ports)
+
+    def link_routes(self) -> list[tuple[int, int]]:
+        return list(zip(self.link_ports, self.link_listener_ports, strict=True))
 
     def cluster_id(self, brokers: int) -> str:
         """Reuse the cluster id of existing data; data of another node count is an error."""
@@ -80,6 +89,11 @@ class LocalCluster(msgspec.Struct, frozen=True):
                 kafka_ports=self.kafka_ports,
                 controller_ports=self.controller_ports,
                 data_dir=data_dir,
+                link=(
+                    (self.link_listener_ports[node_id - 1], self.link_ports[node_id - 1])
+                    if self.link_ports
+                    else None
+                ),
             )
         )
         kafka.format_storage(java, libs, properties, self.cluster_id(brokers))
@@ -107,6 +121,7 @@ def local_clusters(
             root=state_dir / "kafka",
             kafka_ports=settings.kafka_ports(),
             controller_ports=settings.controller_ports(),
+            **_link(settings, topology, 0),
         )
     ]
     if topology is Topology.EDGE_CLOUD:
@@ -117,6 +132,16 @@ def local_clusters(
                 root=state_dir / "cloud-kafka",
                 kafka_ports=settings.cloud_kafka_ports(),
                 controller_ports=settings.cloud_controller_ports(),
+                **_link(settings, topology, 2),
             )
         )
     return clusters
+
+
+def _link(settings: StackSettings, topology: Topology, block: int) -> dict[str, list[int]]:
+    if topology is not Topology.EDGE_CLOUD:
+        return {}
+    return {
+        "link_listener_ports": settings.link_ports(block),
+        "link_ports": settings.link_ports(block + 1),
+    }

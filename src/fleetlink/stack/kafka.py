@@ -158,11 +158,13 @@ def server_properties(
     kafka_ports: list[int],
     controller_ports: list[int],
     data_dir: Path,
+    link: tuple[int, int] | None = None,
 ) -> str:
     """KRaft config of node ``node_id`` (1-based) in a cluster of ``len(kafka_ports)`` nodes.
 
     Every node is broker and controller. With three nodes, topics default to replication factor 3
-    and ``min.insync.replicas=2``, so ``acks=all`` survives the loss of one broker.
+    and ``min.insync.replicas=2``, so ``acks=all`` survives the loss of one broker. ``link``: a
+    ``LINK`` listener on its first port that advertises its second (the link proxy's).
     """
     brokers = len(kafka_ports)
     replication = min(3, brokers)
@@ -172,15 +174,22 @@ def server_properties(
     )
     kafka_port = kafka_ports[node_id - 1]
     controller_port = controller_ports[node_id - 1]
+    listeners = f"PLAINTEXT://{LOOPBACK}:{kafka_port},CONTROLLER://{LOOPBACK}:{controller_port}"
+    advertised = f"PLAINTEXT://{LOOPBACK}:{kafka_port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if link is not None:
+        listeners += f",LINK://{LOOPBACK}:{link[0]}"
+        advertised += f",LINK://{LOOPBACK}:{link[1]}"
+        protocols += ",LINK:PLAINTEXT"
     settings = {
         "process.roles": "broker,controller",
         "node.id": node_id,
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{kafka_port},CONTROLLER://{LOOPBACK}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{kafka_port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": data_dir,
         "num.partitions": 3,
         "default.replication.factor": replication,
@@ -195,6 +204,9 @@ def server_properties(
         "share.coordinator.state.topic.replication.factor": replication,
         "share.coordinator.state.topic.min.isr": min_insync,
         "unclean.leader.election.enable": "false",
+        # retention is applied within seconds, not five minutes: a test of a cut longer than
+        # the edge's retention sees records go when they are due
+        "log.retention.check.interval.ms": 1000,
         # Local stack: consumers join at once instead of waiting for more members.
         "group.initial.rebalance.delay.ms": 0,
     }

@@ -95,7 +95,6 @@ def mm2_properties(
         f"replication.factor = {replication_factor}",
         f"tasks.max = {mirror.tasks}",
         f"refresh.topics.interval.seconds = {mirror.refresh_topics_s}",
-        f"offset.flush.interval.ms = {mirror.offset_flush_ms}",
         f"emit.heartbeats.interval.seconds = {mirror.heartbeat_s}",
         # MM2 4.1 refuses to run its connectors with offset syncs off: kept, but written on
         # the target (the default writes them into the source, over the WAN)
@@ -117,6 +116,8 @@ def mm2_properties(
     for (source, target), names in mirrored.items():
         flow = f"{source.value}->{target.value}"
         lines.append(f"{flow}.enabled = true")
+        # a worker setting: MM2 takes it from the target cluster's properties only
+        lines.append(f"{target.value}.offset.flush.interval.ms = {mirror.offset_flush_ms}")
         lines.append(f"{flow}.topics = {_escaped(topics_pattern(names, any_run=True))}")
     return "\n".join(lines) + "\n"
 

@@ -66,10 +66,10 @@ def start_mirror(
     port: int,
     die_with_parent: bool,
 ) -> ProcessRecord:
-    """Write ``properties`` as ``<directory>/mm2.properties`` and start the MM2 process
-    writing into ``target``; its log is ``<logs_dir>/mirror-<target>.log``."""
+    """Write ``properties`` as ``<directory>/mm2-<target>.properties`` and start the MM2
+    process writing into ``target``; its log is ``<logs_dir>/mirror-<target>.log``."""
     directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "mm2.properties"
+    config = directory / f"mm2-{target.value}.properties"
     config.write_text(properties)
     name = mirror_name(target)
     return runner.spawn(

@@ -28,20 +28,30 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
         return True
 
 
+# ports this process handed out already: free until their user binds them, not to hand out twice
+_handed_out: set[int] = set()
+
+
 def free_port_block(size: int, low: int = 20000, high: int = 32000) -> int:
-    """First port of ``size`` consecutive free ports, below Linux's ephemeral range."""
+    """First port of ``size`` consecutive free ports, below Linux's ephemeral range, none of
+    them handed out before by this process."""
     candidates = list(range(low, high - size, size))
     random.shuffle(candidates)
     for first in candidates:
-        if all(port_is_free(port) for port in range(first, first + size)):
+        block = range(first, first + size)
+        if _handed_out.isdisjoint(block) and all(port_is_free(port) for port in block):
+            _handed_out.update(block)
             return first
     raise OSError(f"no {size} consecutive free ports between {low} and {high}")
 
 
-def stack_on_free_ports(state_dir: Path, brokers: int = 1) -> dict[str, Any]:
-    """The ``stack`` settings of a stack of its own: state under ``state_dir``, free ports."""
-    first = free_port_block(2 * brokers + 2)
-    return {
+def stack_on_free_ports(
+    state_dir: Path, brokers: int = 1, *, edge_cloud: bool = False
+) -> dict[str, Any]:
+    """The ``stack`` settings of a stack of its own: state under ``state_dir``, free ports;
+    ``edge_cloud``: with the cloud cluster's ports too."""
+    first = free_port_block(8 * brokers + 2 if edge_cloud else 2 * brokers + 2)
+    settings = {
         "state_dir": state_dir,
         "brokers": brokers,
         "kafka_port": first,
@@ -49,3 +59,11 @@ def stack_on_free_ports(state_dir: Path, brokers: int = 1) -> dict[str, Any]:
         "mqtt_port": first + 2 * brokers,
         "mqtt_password_port": first + 2 * brokers + 1,
     }
+    if edge_cloud:
+        settings |= {
+            "topology": "edge-cloud",
+            "cloud_kafka_port": first + 2 * brokers + 2,
+            "cloud_controller_port": first + 3 * brokers + 2,
+            "link_port": first + 4 * brokers + 2,
+        }
+    return settings

@@ -7,6 +7,8 @@ import msgspec
 
 from fleetlink.adapters import runner
 from fleetlink.contracts.topics import Site
+from fleetlink.stack.edge_cloud import LINK
+from fleetlink.stack.link import LinkMode
 from fleetlink.stack.local import MOSQUITTO, LocalStack
 from fleetlink.stack.ports import LOOPBACK, port_accepts
 from fleetlink.stack.probes import kafka_broker_ids
@@ -39,13 +41,16 @@ def stack_status(stack: LocalStack) -> list[ComponentStatus]:
         address = f"{LOOPBACK}:{record.port}"
         if record.name == MOSQUITTO:
             answers = running and stack.mqtt_answers()
+        elif record.name == LINK:
+            answers = running and stack.link.mode() is LinkMode.UP
+            address = f"{LOOPBACK}:{record.port} ({stack.link.mode()})"
         elif cluster is not None:
             node_id = cluster.node_id(record.name)
             answers = running and node_id in brokers[cluster.site] and port_accepts(record.port)
         else:
             target = Site(record.name.removeprefix("mirror-"))
-            source = Site.EDGE if target is Site.CLOUD else Site.CLOUD
-            lag = stack.replication_lag_s(source)
+            source = target.other
+            lag = stack.link.lag_s(source)
             answers = running and lag is not None and lag < MIRROR_ANSWER_LAG_S
             address = f"{source.value} -> {target.value}"
         rows.append(

@@ -22,7 +22,8 @@ def test_on_the_local_edge_cloud_stack_each_site_reaches_its_own_cluster(
 ) -> None:
     monkeypatch.setenv("FLEETLINK_STACK__TOPOLOGY", "edge-cloud")
     edge = load_settings()
-    assert edge.site is Site.EDGE
+    assert edge.site is None
+    assert edge.here is Site.EDGE
     assert edge.kafka_bootstrap_servers() == "127.0.0.1:9092"
     monkeypatch.setenv("FLEETLINK_SITE", "cloud")
     cloud = load_settings()
