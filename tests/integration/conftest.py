@@ -11,7 +11,7 @@ from fleetlink.adapters import runner
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.support.browser import chromium_version
-from tests.support.stack import edge_cloud_settings, stack_settings
+from tests.support.stack import stack_settings
 
 
 @pytest.fixture(scope="session")
@@ -37,24 +37,6 @@ def bootstrap_servers(local_stack: LocalStack) -> str:
 @pytest.fixture(scope="session")
 def mqtt_port(local_stack: LocalStack) -> int:
     return local_stack.settings.mqtt_port
-
-
-@pytest.fixture(scope="session")
-def edge_cloud_config(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return edge_cloud_settings(tmp_path_factory.mktemp("edge-cloud"))
-
-
-@pytest.fixture(scope="session")
-def edge_cloud_stack(edge_cloud_config: Settings) -> Iterator[LocalStack]:
-    """An edge and a cloud Kafka linked by MirrorMaker 2 (and Mosquitto beside the edge):
-    started once, by the first test that asks for it."""
-    stack = LocalStack(edge_cloud_config.stack)
-    stack.up()
-    yield stack
-    state = stack.state()  # a test may have restarted a process under a new pid
-    stack.down()
-    left = [record for record in state.processes if runner.is_running(record)] if state else []
-    assert not left, f"processes left running: {left}"
 
 
 def pytest_report_header() -> list[str]:

@@ -141,6 +141,7 @@ APP_TOPICS = (
     KafkaTopic.ALERTS,
     KafkaTopic.ALERT_ACKS,
     KafkaTopic.SERVICES,
+    KafkaTopic.REPLICATION_ALERTS,  # the API follows it
 )
 
 

@@ -25,6 +25,7 @@ class Program:
     name: str
     argv: list[str]
     log: Path | None = None  # output appended here; None: the supervisor's own
+    env: dict[str, str] | None = None  # its whole environment; None: this process's
 
 
 @dataclass
@@ -83,7 +84,7 @@ class Supervisor:
     def _spawn(self, handle: WorkerHandle) -> None:
         program = handle.program
         # dies with the supervisor, even by kill -9
-        handle.process = runner.start(program.argv, output=program.log)
+        handle.process = runner.start(program.argv, output=program.log, env=program.env)
         handle.started_at = time.monotonic()
         handle.restart_at = None
         self._log.info("process started", extra={"program": program.name, "pid": handle.pid})

@@ -29,6 +29,7 @@ from fleetlink.api import (
     ingest,
     maintenance,
     parking,
+    replication,
     vehicles,
 )
 from fleetlink.api.auth import Guard
@@ -43,6 +44,7 @@ from fleetlink.apps.parking.read_model import ParkingReadModel
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
+from fleetlink.mirror.view import ReplicationView
 from fleetlink.security.keys import command_signer, signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.ratelimit import RateLimiter
@@ -122,6 +124,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         interval_km=maintenance_settings.service_interval_km,
         interval_days=maintenance_settings.service_interval_days,
     )
+    link_view = ReplicationView(
+        settings, logging.getLogger("fleetlink.api.replication"), kafka.source()
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -136,7 +141,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         fleet_view.start()
         fences.view.start()
         upkeep.view.start()
+        link_view.start()
         yield
+        link_view.stop()
         upkeep.view.stop()
         fences.view.stop()
         fleet_view.stop()
@@ -163,6 +170,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.fleet = fleet_view
     app.state.geofences = fences
     app.state.maintenance = upkeep
+    app.state.replication = link_view
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
@@ -172,6 +180,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.include_router(parking.router)
     app.include_router(geofences.router)
     app.include_router(maintenance.router)
+    app.include_router(replication.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -235,6 +244,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             (fleet_view, "the vehicle-state view"),
             (fences.view, "the geofences view"),
             (upkeep.view, "the alerts view"),
+            (link_view, "the replication view"),
         )
         dead = next((name for model, name in readers if not model.alive), None)
         ok = cached[1] and view.ready.is_set() and dead is None

@@ -31,6 +31,7 @@ from fleetlink.api.errors import (
     VinPath,
     documented,
 )
+from fleetlink.api.replication import edge_unreachable_since
 from fleetlink.commands import intake
 from fleetlink.commands.read_model import CommandView, ReadModel
 from fleetlink.contracts import headers
@@ -175,6 +176,18 @@ def command_json(view: CommandView) -> dict[str, Any]:
     }
 
 
+def shown(request: Request, view: CommandView) -> dict[str, Any]:
+    """``command_json``, and for a command still queued while the edge is unreachable (the
+    edge-cloud topology), since when: it waits in the cloud, or at the edge unseen, and never
+    runs after ``expires_at``."""
+    body = command_json(view)
+    since = edge_unreachable_since(request)
+    if since is not None and view.latest.state == CommandState.QUEUED:
+        body["awaiting_edge"] = True
+        body["edge_unreachable_since"] = since
+    return body
+
+
 def commands_state(request: Request) -> CommandsState:
     state: CommandsState = request.app.state.commands
     return state
@@ -237,7 +250,7 @@ async def submit_command(
     view = state.view.command(command.command_id)
     assert view is not None
     return JSONResponse(
-        command_json(view),
+        shown(request, view),
         status_code=202,
         headers={"Location": f"/v1/commands/{command.command_id}"},
     )
@@ -256,7 +269,7 @@ async def command_summary(request: Request, caller: Caller) -> JSONResponse:
     responses=documented(404),
 )
 async def get_command(request: Request, command_id: CommandIdPath, caller: Caller) -> JSONResponse:
-    return JSONResponse(command_json(_readable(request, command_id, caller)))
+    return JSONResponse(shown(request, _readable(request, command_id, caller)))
 
 
 def _readable(request: Request, command_id: str, caller: Principal) -> CommandView:
@@ -286,7 +299,7 @@ async def list_commands(
     if not views and not caller.may_read_vehicle(vin) and caller.role is not UserRole.SERVICE:
         raise ApiError(403, "forbidden", f"{vin} is not one of your vehicles")
     newest = sorted(views, key=lambda v: v.latest.created_at or 0, reverse=True)[:limit]
-    return JSONResponse({"vin": vin, "commands": [command_json(v) for v in newest]})
+    return JSONResponse({"vin": vin, "commands": [shown(request, v) for v in newest]})
 
 
 @router.post(
@@ -314,7 +327,9 @@ async def cancel_command(
         view.latest.vin.encode(),
         [(headers.RECORD_KIND, b"cancel")],
     )
-    deadline = time.monotonic() + state.cancel_wait_s
+    # the tracker that answers a cancel runs at the edge: while it is cut off, say so at once
+    wait_s = 0.0 if edge_unreachable_since(request) is not None else state.cancel_wait_s
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         await asyncio.sleep(0.02)
         now_state = _current_state(view)
@@ -323,7 +338,7 @@ async def cancel_command(
         if now_state != CommandState.QUEUED:
             raise _not_cancellable(view)
     return JSONResponse(
-        {**command_json(view), "cancel": "requested"},
+        {**shown(request, view), "cancel": "requested"},
         status_code=202,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import threading
@@ -20,20 +21,21 @@ from fleetlink.adapters.kafka.follow import TopicFollower
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.seams import KafkaSource, SourceRecord
 from fleetlink.adapters.supervisor import Program, Supervisor
-from fleetlink.cli.common import BrokersOption, console, settings_from
+from fleetlink.cli.common import BrokersOption, TopologyOption, console, settings_from
 from fleetlink.cli.demo_fleet import DemoFleet
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.models import EventKind
-from fleetlink.contracts.topics import KafkaTopic, MqttTopic, VehicleChannel
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic, Site, VehicleChannel
 from fleetlink.logs import configure
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.settings import Settings
+from fleetlink.settings.stack import Topology
 from fleetlink.stack import LocalStack
 
 DEMO_USER = "demo-admin"
@@ -42,6 +44,7 @@ DEMO_USER = "demo-admin"
 def demo(
     ctx: typer.Context,
     brokers: BrokersOption = None,
+    topology: TopologyOption = None,
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
@@ -52,18 +55,31 @@ def demo(
         int, typer.Option("--vehicles", min=0, help="Simulated vehicles (0: none).")
     ] = 200,
 ) -> None:
-    """Run the whole platform on the local stack with a live status view (Ctrl-C stops)."""
-    settings = settings_from(ctx, stack={"brokers": brokers})
-    stack = LocalStack(settings.stack)
+    """Run the whole platform on the local stack with a live status view (Ctrl-C stops); with
+    ``--topology edge-cloud`` split between an edge and a cloud cluster."""
+    settings = settings_from(ctx, stack={"brokers": brokers, "topology": topology})
+    stack = LocalStack(settings.stack, topics=settings.topic_map())
     started_here = not stack.is_up()
     # the demo's own stack goes with it, even after kill -9, unless it is to be kept
     stack.die_with_caller = started_here and not keep
     supervisor = new_supervisor(ctx, settings)
     # restarted like the gateway workers when they exit (a process whose thread died exits)
-    programs = [_program(ctx, stack, "tracker", ["tracker"]), _program(ctx, stack, "api", ["api"])]
+    programs = [
+        _program(ctx, stack, "tracker", ["tracker"]),  # beside the downlink: at the edge
+        _program(ctx, stack, "api", ["api"], Site.CLOUD),
+    ]
     from fleetlink.apps.registry import APPS  # Quix Streams: imported by the commands using it
 
-    programs += [_program(ctx, stack, f"app-{name}", ["app", "run", name]) for name in APPS]
+    programs += [
+        _program(ctx, stack, f"app-{name}", ["app", "run", name], spec.site)
+        for name, spec in APPS.items()
+    ]
+    if settings.edge_cloud:  # each side watches the flow into it
+        port = settings.replication.metrics_port
+        for offset, site in enumerate(Site):
+            watch = ["mirror", "monitor", "--site", site.value]
+            env = {"FLEETLINK_REPLICATION__METRICS_PORT": str(port + offset) if port else "0"}
+            programs.append(_program(ctx, stack, f"monitor-{site}", watch, site, env))
     if vehicles:
         programs.append(_program(ctx, stack, "simulate", _fleet_args(vehicles)))
     log = configure("demo")
@@ -125,8 +141,16 @@ def _fleet_args(vehicles: int) -> list[str]:
     ]
 
 
-def _program(ctx: typer.Context, stack: LocalStack, name: str, args: list[str]) -> Program:
-    """A fleetlink process of its own; its log goes beside the stack's logs."""
+def _program(
+    ctx: typer.Context,
+    stack: LocalStack,
+    name: str,
+    args: list[str],
+    site: Site = Site.EDGE,
+    env: dict[str, str] | None = None,
+) -> Program:
+    """A fleetlink process of its own; its log goes beside the stack's logs. On the
+    edge-cloud stack it runs at ``site``: its settings say so."""
     config_file: Path | None = ctx.find_root().obj
     argv = [sys.executable, "-m", "fleetlink"]
     if config_file is not None:
@@ -134,7 +158,14 @@ def _program(ctx: typer.Context, stack: LocalStack, name: str, args: list[str]) 
     argv += args
     if name == "simulate":
         argv.append("--quiet")
-    return Program(name, argv, log=stack.logs_dir / f"{name}.log")
+    environment = dict(env or {})
+    if stack.settings.topology is Topology.EDGE_CLOUD:
+        environment |= {
+            "FLEETLINK_STACK__TOPOLOGY": stack.settings.topology.value,
+            "FLEETLINK_SITE": site.value,
+        }
+    full = {**os.environ, **environment} if environment else None
+    return Program(name, argv, log=stack.logs_dir / f"{name}.log", env=full)
 
 
 class ParkedCars:

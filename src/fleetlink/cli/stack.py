@@ -27,6 +27,7 @@ from fleetlink.errors import FleetlinkError
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack, stack_status
 from fleetlink.stack.kafka import ensure_kafka_jars
+from fleetlink.stack.link import LinkMode
 
 app = typer.Typer(help="The local Kafka + Mosquitto stack.", no_args_is_help=True)
 
@@ -43,9 +44,9 @@ def status_view(stack: LocalStack, settings: Settings) -> Group:
     table = Table(title=f"fleetlink local stack ({stack.state_dir})", title_justify="left")
     mirrored = any(row.name.startswith("mirror-") for row in rows)
     for column in ("component", "pid", "address", "running", "answers"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)  # what people copy: never cut
     if mirrored:
-        table.add_column("lag", justify="right")
+        table.add_column("lag", justify="right", no_wrap=True)
     table.add_column("log", overflow="fold")
     for row in rows:
         lag = [] if not mirrored else [_shown_lag(row.lag_s, row.name.startswith("mirror-"))]
@@ -217,3 +218,32 @@ def _follow(files: dict[str, Path]) -> None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         return
+
+
+link_app = typer.Typer(help="The link between edge and cloud (--topology edge-cloud).")
+app.add_typer(link_app, name="link")
+
+
+@link_app.command("cut")
+def cut_link(
+    ctx: typer.Context,
+    mode: Annotated[
+        LinkMode,
+        typer.Option("--mode", help="reset: connections refused and reset. blackhole: silence."),
+    ] = LinkMode.RESET,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Cut the link between the edge and the cloud cluster; both keep running."""
+    stack = LocalStack(settings_from(ctx, stack={"state_dir": state_dir}).stack)
+    if mode is LinkMode.UP:
+        raise FleetlinkError("--mode up is `fleetlink stack link heal`")
+    stack.link.cut(mode)
+    console.print(f"Link cut ({mode}): MirrorMaker 2 waits; `fleetlink stack link heal` ends it.")
+
+
+@link_app.command("heal")
+def heal_link(ctx: typer.Context, state_dir: StateDirOption = None) -> None:
+    """Restore the link; MirrorMaker 2 catches up by itself."""
+    stack = LocalStack(settings_from(ctx, stack={"state_dir": state_dir}).stack)
+    stack.link.heal()
+    console.print("Link up.")

@@ -13,6 +13,7 @@ from fleetlink.contracts.geofences import GeofenceDefinition, GeofenceEvent
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import MODELS
 from fleetlink.contracts.parking import ParkingCell
+from fleetlink.contracts.replication import ReplicationAlert
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -25,6 +26,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "trip": Trip,
         "geofence": GeofenceDefinition,
         "geofence-event": GeofenceEvent,
+        "replication-alert": ReplicationAlert,
     }
     models = {**MODELS, "hazard": Hazard, **records}
     return {name: msgspec.json.schema(model) for name, model in models.items()}

@@ -73,12 +73,12 @@ class LocalCluster(msgspec.Struct, frozen=True):
         libs: Path,
         node_id: int,
         *,
-        brokers: int,
         logs_dir: Path,
         heap_mb: int,
         die_with_parent: bool,
     ) -> ProcessRecord:
-        """Format (once) and start node ``node_id``; its log is ``<logs_dir>/<name>.log``."""
+        """Format (once) and start node ``node_id`` of the cluster ``cluster_id`` chose; its
+        log is ``<logs_dir>/<name>.log``."""
         node_dir = self.node_dir(node_id)
         data_dir = node_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,9 @@ class LocalCluster(msgspec.Struct, frozen=True):
                 ),
             )
         )
-        kafka.format_storage(java, libs, properties, self.cluster_id(brokers))
+        # the id ``cluster_id`` chose at ``up``, before any node of this start had a directory
+        cluster_id = (self.root / "cluster.id").read_text().strip()
+        kafka.format_storage(java, libs, properties, cluster_id)
         name = self.node_name(node_id)
         log4j = kafka.write_log4j(self.root)
         return runner.spawn(
@@ -114,34 +116,21 @@ def local_clusters(
 ) -> list[LocalCluster]:
     """The edge cluster (``kafka-N`` in ``kafka/``: the one cluster of a single stack), then
     the cloud's (``cloud-kafka-N`` in ``cloud-kafka/``) with the edge-cloud topology."""
-    clusters = [
-        LocalCluster(
-            site=Site.EDGE,
-            node_prefix="kafka",
-            root=state_dir / "kafka",
-            kafka_ports=settings.kafka_ports(),
-            controller_ports=settings.controller_ports(),
-            **_link(settings, topology, 0),
-        )
-    ]
+    layout = [(Site.EDGE, "kafka", settings.kafka_ports(), settings.controller_ports())]
     if topology is Topology.EDGE_CLOUD:
-        clusters.append(
-            LocalCluster(
-                site=Site.CLOUD,
-                node_prefix="cloud-kafka",
-                root=state_dir / "cloud-kafka",
-                kafka_ports=settings.cloud_kafka_ports(),
-                controller_ports=settings.cloud_controller_ports(),
-                **_link(settings, topology, 2),
-            )
+        cloud_ports = settings.cloud_kafka_ports(), settings.cloud_controller_ports()
+        layout.append((Site.CLOUD, "cloud-kafka", *cloud_ports))
+    linked = topology is Topology.EDGE_CLOUD
+    return [
+        LocalCluster(
+            site=site,
+            node_prefix=prefix,
+            root=state_dir / prefix,
+            kafka_ports=kafka_ports,
+            controller_ports=controller_ports,
+            # link blocks: 0, 1 the edge's listeners and proxy ports; 2, 3 the cloud's
+            link_listener_ports=settings.link_ports(2 * index) if linked else [],
+            link_ports=settings.link_ports(2 * index + 1) if linked else [],
         )
-    return clusters
-
-
-def _link(settings: StackSettings, topology: Topology, block: int) -> dict[str, list[int]]:
-    if topology is not Topology.EDGE_CLOUD:
-        return {}
-    return {
-        "link_listener_ports": settings.link_ports(block),
-        "link_ports": settings.link_ports(block + 1),
-    }
+        for index, (site, prefix, kafka_ports, controller_ports) in enumerate(layout)
+    ]

@@ -325,7 +325,6 @@ class LocalStack:
             java,
             libs,
             node_id,
-            brokers=self.settings.brokers,
             logs_dir=self.logs_dir,
             heap_mb=self.settings.kafka_heap_mb,
             die_with_parent=self.die_with_caller,

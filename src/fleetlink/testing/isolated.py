@@ -56,4 +56,5 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.ALERTS,
     KafkaTopic.ALERT_ACKS,
     KafkaTopic.SERVICES,
+    KafkaTopic.REPLICATION_ALERTS,
 )

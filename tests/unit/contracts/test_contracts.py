@@ -178,6 +178,7 @@ def test_json_schemas_describe_the_constraints() -> None:
         "trip",
         "geofence",
         "geofence-event",
+        "replication-alert",
     }
     circle = schemas["geofence"]["$defs"]["FenceCircle"]
     assert circle["properties"]["radius_m"]["minimum"] == 50

@@ -3,55 +3,28 @@ a killed MM2 process losing nothing."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
-from typing import Any
 
 import pytest
 from confluent_kafka import Message
 
-from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.dedup import message_id
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.polling import wait_until
-from fleetlink.contracts import headers as h
-from fleetlink.contracts.topics import PRODUCTION_TOPICS, KafkaTopic, Site, TopicMap
+from fleetlink.contracts.topics import KafkaTopic, Site
+from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack, stack_status
 from fleetlink.stack.link import LinkMode
 from fleetlink.stack.mirror_run import mirror_name
+from tests.support.edge_cloud import run_topics, send
 from tests.support.gateway import wait_for_ids
+from tests.support.stack import run_cli, stack_env
 
 CUT_S = 6.0
 CUT_SETTLE_S = 2.0
-
-
-def run_topics(stack: LocalStack) -> TopicMap:
-    """This test's own topics, made on both sides as ``topics ensure`` makes them."""
-    topics = PRODUCTION_TOPICS.prefixed(f"ec{uuid.uuid4().hex[:8]}")
-    for site in Site:
-        ensure_topics(KafkaClients.at(stack.bootstrap_servers(site)), topics, partitions=3)
-    return topics
-
-
-def send(
-    stack: LocalStack, site: Site, topic: str, count: int, vins: int = 7, producer: Any = None
-) -> list[str]:
-    """``count`` records keyed by VIN with the platform's headers; their ids in send order."""
-    producer = producer or KafkaClients.at(stack.bootstrap_servers(site)).producer()
-    ids = []
-    for seq in range(count):
-        record_id = uuid.uuid4().hex
-        producer.produce(
-            topic,
-            key=f"VIN{seq % vins:014d}".encode(),
-            value=f'{{"seq": {seq}}}'.encode(),
-            headers=[(h.MESSAGE_ID, record_id.encode()), (h.SOURCE, b"mqtt"), ("seq", str(seq))],
-        )
-        ids.append(record_id)
-    assert producer.flush(30) == 0
-    return ids
 
 
 def by_id(records: list[Message]) -> dict[str, Message]:
@@ -204,3 +177,25 @@ def test_a_cut_link_holds_both_ways_and_heals_without_loss(
         f"{mode}: {len(up)} up, {len(down)} down; caught up {caught_up_s:.1f} s after healing; "
         f"duplicates {arrived_up.duplicates} up, {arrived_down.duplicates} down"
     )
+
+
+def test_the_cli_shows_both_sides_and_cuts_and_heals_the_link(
+    edge_cloud_config: Settings, edge_cloud_stack: LocalStack
+) -> None:
+    env = {**os.environ, **stack_env(edge_cloud_config)}
+    status = run_cli("stack", "status", env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    for shown in ("cloud-kafka-1", "mirror-edge", "mirror-cloud", "edge -> cloud", "lag", "link"):
+        assert shown in status.stdout
+    cut = run_cli("stack", "link", "cut", "--mode", "blackhole", env=env)
+    assert cut.returncode == 0, cut.stdout + cut.stderr
+    assert edge_cloud_stack.link.mode() is LinkMode.BLACKHOLE
+    status = run_cli("stack", "status", env=env)
+    assert status.returncode == 1  # the link does not answer
+    assert "blackhole" in status.stdout
+    healed = run_cli("stack", "link", "heal", env=env)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert edge_cloud_stack.link.mode() is LinkMode.UP
+    wrong = run_cli("stack", "link", "cut", "--mode", "sideways", env=env)
+    assert wrong.returncode == 2
+    assert "sideways" in wrong.stderr + wrong.stdout

@@ -16,19 +16,23 @@ import httpx
 import msgspec
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec
+from fastapi.testclient import TestClient
 
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.polling import wait_until
+from fleetlink.api.app import create_app
 from fleetlink.contracts.replication import ReplicationAlert, ReplicationAlertKind
 from fleetlink.contracts.topics import KafkaTopic, Site
+from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack import LocalStack
 from fleetlink.stack.link import LinkMode
 from fleetlink.stack.ports import free_port_block
-from tests.integration.test_edge_cloud import run_topics, send
+from tests.support.apps import send_presence
+from tests.support.edge_cloud import run_topics, send
 from tests.support.gateway import wait_for_ids
-from tests.support.stack import REPO
+from tests.support.stack import REPO, user_token
 
 RETENTION_MS = 1500
 LAG_ALERT_S = 2.5  # beats cross each second: a healthy link stays well under
@@ -178,3 +182,60 @@ def test_a_cut_longer_than_the_edge_retention_is_reported_with_what_was_lost(
     lag = [a.state for a in alerts() if a.kind is ReplicationAlertKind.LAG]
     assert lag[:2] == ["raised", "cleared"]
     print(f"sent {len(sent)}, lost to retention {missing}, reported {reported()}; lag {lag}")
+
+
+def test_the_api_says_since_when_the_edge_is_unreachable_and_what_waits_for_it(
+    edge_cloud_config: Settings, edge_cloud_stack: LocalStack, tmp_path: Path
+) -> None:
+    """The API runs in the cloud: while the link is cut it says since when the edge is
+    unreachable, a new command is taken but marked awaiting the edge, and a cancel says at
+    once that its outcome is not known yet (the tracker that settles it is at the edge)."""
+    stack = edge_cloud_stack
+    topics = run_topics(stack)
+    settings = edge_cloud_config.model_copy(
+        update={
+            "site": Site.CLOUD,
+            "topics": edge_cloud_config.topics.model_copy(update={"prefix": topics.prefix}),
+            "replication": edge_cloud_config.replication.model_copy(
+                update={"check_s": 0.3, "lag_alert_s": LAG_ALERT_S, "metrics_port": 0}
+            ),
+        }
+    )
+    admin = user_token(settings, "ada", UserRole.FLEET_ADMIN)
+    vin = "ECAPA000000000001"
+
+    def flow() -> dict[str, object]:
+        flows = api.get("/v1/replication").json()["flows"]
+        return next((f for f in flows if f["flow"] == "edge->cloud"), {})
+
+    with (
+        monitor_process(settings, tmp_path),
+        TestClient(create_app(settings), headers=admin) as api,
+    ):
+        assert wait_until(lambda: api.get("/readyz").status_code == 200, 30, 0.3)
+        # the car came online at the edge; the cloud's API learns it over the link
+        edge = KafkaClients.at(stack.bootstrap_servers(Site.EDGE)).producer()
+        send_presence(edge, topics[KafkaTopic.PRESENCE], vin, int(time.time() * 1000), online=True)
+        assert edge.flush(10) == 0
+        assert wait_until(lambda: api.get(f"/v1/vehicles/{vin}").status_code == 200, 20, 0.3)
+        assert api.get("/v1/replication").status_code == 200
+        stack.link.cut(LinkMode.BLACKHOLE)
+        try:
+            assert wait_until(lambda: flow().get("lagging_since") is not None, 15, 0.3)
+            since = flow()["lagging_since"]
+            command = api.post(f"/v1/vehicles/{vin}/commands", json={"name": "honk"})
+            assert command.status_code == 202, command.text
+            assert command.json()["awaiting_edge"] is True
+            assert command.json()["edge_unreachable_since"] == since
+            started = time.monotonic()
+            cancel = api.post(f"/v1/commands/{command.json()['command_id']}/cancel")
+            assert cancel.status_code == 202
+            assert cancel.json()["cancel"] == "requested"
+            assert time.monotonic() - started < 2  # no waiting for a tracker cut off
+        finally:
+            stack.link.heal()
+        assert wait_until(lambda: flow().get("lagging_since") is None, 20, 0.3)
+        again = api.get(f"/v1/commands/{command.json()['command_id']}").json()
+        assert "awaiting_edge" not in again
+        viewer = user_token(settings, "vic", UserRole.OWNER, vins=[vin])
+        assert api.get("/v1/replication", headers=viewer).status_code == 403
