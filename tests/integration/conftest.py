@@ -7,11 +7,10 @@ from importlib.metadata import version
 
 import pytest
 
-from fleetlink.adapters import runner
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.support.browser import chromium_version
-from tests.support.stack import stack_settings
+from tests.support.stack import running_stack, stack_settings
 
 
 @pytest.fixture(scope="session")
@@ -21,12 +20,8 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def local_stack(stack_config: Settings) -> Iterator[LocalStack]:
-    stack = LocalStack(stack_config.stack)
-    state = stack.up()
-    yield stack
-    stack.down()
-    left = [record for record in state.processes if runner.is_running(record)]
-    assert not left, f"processes left running: {left}"
+    with running_stack(stack_config) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

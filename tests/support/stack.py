@@ -21,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from fleetlink.adapters import runner
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import DevPki, Role, SigningPurpose
@@ -40,6 +41,21 @@ REPO = Path(__file__).resolve().parents[2]
 def stack_settings(state_dir: Path, brokers: int = 1) -> Settings:
     """Settings for a stack of its own on free loopback ports, state under ``state_dir``."""
     return load_settings(stack=stack_on_free_ports(state_dir, brokers))
+
+
+@contextmanager
+def running_stack(settings: Settings) -> Iterator[LocalStack]:
+    """The stack of ``settings``, up; afterwards down, and no process of it left (a test may
+    have restarted one under a new pid: the state at the end counts)."""
+    stack = LocalStack(settings.stack)
+    stack.up()
+    try:
+        yield stack
+    finally:
+        state = stack.state()
+        stack.down()
+    left = [record for record in state.processes if runner.is_running(record)] if state else []
+    assert not left, f"processes left running: {left}"
 
 
 def edge_cloud_settings(state_dir: Path) -> Settings:

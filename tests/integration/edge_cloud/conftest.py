@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetlink.adapters import runner
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
-from tests.support.stack import edge_cloud_settings
+from tests.support.stack import edge_cloud_settings, running_stack
 
 
 @pytest.fixture(scope="package")
@@ -21,10 +20,5 @@ def edge_cloud_config(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="package")
 def edge_cloud_stack(edge_cloud_config: Settings) -> Iterator[LocalStack]:
-    stack = LocalStack(edge_cloud_config.stack)
-    stack.up()
-    yield stack
-    state = stack.state()  # a test may have restarted a process under a new pid
-    stack.down()
-    left = [record for record in state.processes if runner.is_running(record)] if state else []
-    assert not left, f"processes left running: {left}"
+    with running_stack(edge_cloud_config) as stack:
+        yield stack
