@@ -18,11 +18,17 @@ import httpx
 
 from fleetlink.adapters.supervisor import Program, Supervisor, WorkerHandle
 from fleetlink.contracts.models import CommandState
+from fleetlink.contracts.topics import Site
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack.ports import free_port_block
 from fleetlink.vehicle.agent import VehicleAgent
-from tests.support.gateway import gateway_config, keep_running, supervised_gateway
+from tests.support.gateway import (
+    create_topics,
+    gateway_config,
+    keep_running,
+    supervised_gateway,
+)
 from tests.support.polling import eventually
 from tests.support.stack import new_agent, user_token
 
@@ -63,6 +69,10 @@ class Garage:
         eventually(lambda: agent.connected, 15, f"{vin} connected")
         return agent
 
+    def drive(self, vin: str) -> None:
+        """One telemetry sample of a car, on the agents' loop."""
+        self._call(_sample(self.agents[vin]))
+
     def stop(self, vin: str) -> None:
         stop, task = self._running.pop(vin)
 
@@ -84,6 +94,10 @@ class Garage:
         self._call(end_all())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+async def _sample(agent: VehicleAgent) -> None:
+    agent.sample_telemetry()
 
 
 @dataclass
@@ -174,8 +188,23 @@ def command_platform(
     config.write_text(dump_toml(settings))
     garage = Garage(stack)
     fleetlink = [sys.executable, "-m", "fleetlink", "--config", str(config)]
+    programs = [Program("tracker", [*fleetlink, "tracker"])]  # the edge's, beside the downlink
+    if settings.edge_cloud:  # the API and a replication monitor in the cloud
+        cloud = settings.at_site(Site.CLOUD)
+        create_topics(cloud)
+        watch = {"check_s": 0.3, "lag_alert_s": 2.5, "metrics_port": 0}
+        cloud = cloud.model_copy(update={"replication": cloud.replication.model_copy(update=watch)})
+        cloud_config = config.with_name(f"cloud-{config.name}")
+        cloud_config.write_text(dump_toml(cloud))
+        in_cloud = [sys.executable, "-m", "fleetlink", "--config", str(cloud_config)]
+        programs += [
+            Program("api", [*in_cloud, "api"]),
+            Program("monitor", [*in_cloud, "mirror", "monitor"]),
+        ]
+    else:
+        programs.append(Program("api", [*fleetlink, "api"]))
     services = Supervisor(
-        [Program("tracker", [*fleetlink, "tracker"]), Program("api", [*fleetlink, "api"])],
+        programs,
         backoff_s=settings.gateway.restart_backoff_s,
         stop_timeout_s=20,
         log=logging.getLogger("test.services"),
