@@ -15,15 +15,19 @@ from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.polling import wait_until
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.delivery import SEQ_PROPERTY
-from fleetlink.contracts.topics import KafkaTopic, Site
+from fleetlink.contracts.geo import cell_of
+from fleetlink.contracts.topics import KafkaTopic, MqttTopic, Site
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.link import LinkMode
 from fleetlink.vehicle.agent import VehicleAgent
+from tests.support.apps import AppPlatform, app_platform, now_ms, running_app, send_event
 from tests.support.commands import FINAL, Platform, command_platform
 from tests.support.polling import eventually
+from tests.support.stack import mqtt_client
 
 CARS = 4
+SPOT = (52.47, 13.52)
 
 
 def vin(n: int) -> str:
@@ -34,7 +38,10 @@ def test_a_cut_link_while_cars_drive_and_commands_flow(
     edge_cloud_config: Settings, edge_cloud_stack: LocalStack, tmp_path: Path
 ) -> None:
     stack = edge_cloud_stack
-    with command_platform(tmp_path, edge_cloud_config) as platform:
+    with (
+        command_platform(tmp_path, edge_cloud_config) as platform,
+        running_app(_hazards_at_the_edge(tmp_path, platform), "hazards") as hazards,
+    ):
         topics = platform.settings.topic_map()
         edge = KafkaClients.at(stack.bootstrap_servers(Site.EDGE))
         cloud = KafkaClients.at(stack.bootstrap_servers(Site.CLOUD))
@@ -62,13 +69,30 @@ def test_a_cut_link_while_cars_drive_and_commands_flow(
             stack.link.cut(LinkMode.BLACKHOLE)
             eventually(lambda: _lagging(platform), 15, "the API to see the edge unreachable")
             doomed = platform.post(vin(1), name="honk", ttl_s=3)  # expires during the cut
+            doomed_at = time.monotonic()
             assert doomed.status_code == 202, doomed.text
             assert doomed.json()["awaiting_edge"] is True
             telemetry_at_cut = len(read_topic(edge, topics[KafkaTopic.TELEMETRY]))
             # the edge keeps serving: the away car comes back and gets what waited for it
             platform.garage.start(vin(3))
             eventually(lambda: platform.garage.agents[vin(3)].executor.executed == 1, 20, "run")
-            time.sleep(4)  # the doomed command's expires_at passes, the link still cut
+            # and cars braking hard at one spot warn the cars near it, with no cloud hop
+            warnings = MqttTopic.geo_warnings_filter(cell_of(*SPOT))
+            with mqtt_client(edge_cloud_config, subscribe=warnings) as (_, nearby):
+                producer = edge.producer()
+                for reporter in ("ECHAZ000000000001", "ECHAZ000000000002", "ECHAZ000000000003"):
+                    send_event(
+                        producer,
+                        topics[KafkaTopic.EVENTS],
+                        reporter,
+                        "harsh-braking",
+                        now_ms(),
+                        SPOT,
+                    )
+                assert producer.flush(10) == 0
+                warned = nearby.wait_for(1, 20)
+            assert [m.topic.startswith("geo/") for m in warned] == [True]
+            time.sleep(max(0.0, 3.5 - (time.monotonic() - doomed_at)))  # its expires_at passes
             assert len(read_topic(edge, topics[KafkaTopic.TELEMETRY])) > telemetry_at_cut
         finally:
             stack.link.heal()
@@ -82,6 +106,12 @@ def test_a_cut_link_while_cars_drive_and_commands_flow(
         assert platform.garage.agents[vin(1)].executor.executed == 0  # checked at the car
         uplink = [KafkaTopic.TELEMETRY, KafkaTopic.EVENTS, KafkaTopic.COMMAND_RESPONSES]
         _every_record_reached_the_cloud(cloud, [topics[t] for t in uplink], cars)
+        assert hazards.poll() is None
+
+
+def _hazards_at_the_edge(tmp_path: Path, platform: Platform) -> AppPlatform:
+    """The hazards app on the platform's topics, at the edge (its site)."""
+    return app_platform(tmp_path, platform.settings, own_topics=False)
 
 
 def _has(clients: KafkaClients, topic: str, command_id: str) -> bool:
@@ -116,8 +146,9 @@ def _every_record_reached_the_cloud(
                 ids.add(record_id)
                 seq = int(header_value(record.headers(), SEQ_PROPERTY) or b"0")
                 # the MQTT topic names the car (answers are keyed by command id)
-                car = (header_value(record.headers(), h.MQTT_TOPIC) or b"").decode().split("/")[1]
-                per_topic.setdefault(car, []).append(seq)
+                mqtt_topic = (header_value(record.headers(), h.MQTT_TOPIC) or b"").decode()
+                if mqtt_topic.count("/") >= 2:  # other reporters' records name no car of ours
+                    per_topic.setdefault(mqtt_topic.split("/")[1], []).append(seq)
             for vin, seqs in per_topic.items():
                 assert seqs == sorted(seqs), f"{vin} out of order in {topic}"
                 seen.setdefault(vin, []).extend(seqs)
