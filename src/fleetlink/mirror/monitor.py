@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.contracts.replication import ReplicationAlert, ReplicationAlertKind
 from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.mirror import HEARTBEATS, remote_heartbeats
 from fleetlink.mirror.guard import Expired, LagAlarm, RetentionGuard, SourcePartition
 from fleetlink.settings import Settings
 
@@ -42,7 +43,7 @@ def parse_offset(
         offset = json.loads(value or b"")["offset"]
         if connector != _SOURCE_CONNECTOR or partition["cluster"] != source:
             return None
-        if str(partition["topic"]).endswith("heartbeats"):
+        if str(partition["topic"]).endswith(HEARTBEATS):
             return None  # MM2's own beats: the lag probe, not data
         return SourcePartition(str(partition["topic"]), int(partition["partition"])), int(offset)
     except (ValueError, TypeError, KeyError):
@@ -64,7 +65,7 @@ class ReplicationMonitor:
         self.remote = KafkaClients.of(settings.remote_settings(self.source))
         self.alerts_topic = settings.topic_map()[KafkaTopic.REPLICATION_ALERTS]
         self.offsets_topic = settings.replication.offsets_topic.format(source=self.source.value)
-        self.heartbeats = f"{self.source.value}.heartbeats"
+        self.heartbeats = remote_heartbeats(self.source)
         self.guard = RetentionGuard()
         self.alarm = LagAlarm(settings.replication.lag_alert_s)
         self.newest_beat_ms: int | None = None

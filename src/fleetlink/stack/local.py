@@ -45,10 +45,6 @@ MOSQUITTO = "mosquitto"
 PROBE_IDENTITY = "fleetlink-probe"
 
 
-def kafka_name(node_id: int) -> str:
-    return f"kafka-{node_id}"
-
-
 class LocalStack:
     """Start, inspect and stop the local Kafka + Mosquitto processes of one state directory."""
 

@@ -19,20 +19,15 @@ from fleetlink.adapters import runner
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.runner import ProcessRecord
 from fleetlink.contracts.topics import Site
+from fleetlink.mirror import HEARTBEATS, remote_heartbeats
 from fleetlink.stack import kafka
 
-HEARTBEATS = "heartbeats"
 MIRROR_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
 
 
 def mirror_name(target: Site) -> str:
     """The stack's name of the MM2 process writing into ``target``."""
     return f"mirror-{target.value}"
-
-
-def remote_heartbeats(source: Site) -> str:
-    """The topic, on the other cluster, holding the beats copied from ``source``."""
-    return f"{source.value}.{HEARTBEATS}"
 
 
 def mirror_argv(
