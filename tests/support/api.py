@@ -16,6 +16,7 @@ from fleetlink.api.app import create_app
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import Presence, PresenceStatus
 from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.payments.provider import PaymentProvider
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, load_settings
 from fleetlink.testing.memory_kafka import MemoryKafka
@@ -44,9 +45,11 @@ def hermetic_app(
     state_dir: Path,
     cars: tuple[str, ...] = (CAR, OTHER),
     apps: dict[str, Any] | None = None,
+    provider: PaymentProvider | None = None,
     **api: Any,
 ) -> tuple[FastAPI, MemoryKafka, Settings]:
-    """The API on a fresh in-memory Kafka that has seen ``cars`` online."""
+    """The API on a fresh in-memory Kafka that has seen ``cars`` online (sedans of a recent
+    firmware), charging at ``provider``."""
     settings = load_settings(
         stack={"state_dir": state_dir}, api={"kafka_timeout_s": 1, **api}, apps=apps or {}
     )
@@ -54,21 +57,25 @@ def hermetic_app(
     topics = settings.topic_map()
     kafka.create(*topics.names())
     for vin in cars:
-        presence = Presence(status=PresenceStatus.ONLINE, ts=1)
+        presence = Presence(PresenceStatus.ONLINE, 1, model="fl-sedan", firmware="2026.40")
         kafka.append(topics[KafkaTopic.PRESENCE], encode(presence), vin.encode())
-    return create_app(settings, kafka.backbone()), kafka, settings
+    return create_app(settings, kafka.backbone(), provider), kafka, settings
 
 
 @asynccontextmanager
 async def running_api(
-    state_dir: Path, apps: dict[str, Any] | None = None, **api: Any
+    state_dir: Path,
+    apps: dict[str, Any] | None = None,
+    provider: PaymentProvider | None = None,
+    **api: Any,
 ) -> AsyncIterator[Api]:
-    app, kafka, settings = hermetic_app(state_dir, apps=apps, **api)
+    app, kafka, settings = hermetic_app(state_dir, apps=apps, provider=provider, **api)
     async with app.router.lifespan_context(app):
         views = (
             app.state.commands.view,
             app.state.geofences.view,
             app.state.maintenance.view,
+            app.state.purchases.view,
         )
         for _ in range(200):
             if all(view.ready.is_set() for view in views):

@@ -142,6 +142,8 @@ APP_TOPICS = (
     KafkaTopic.ALERT_ACKS,
     KafkaTopic.SERVICES,
     KafkaTopic.REPLICATION_ALERTS,  # the API follows it
+    KafkaTopic.PURCHASES,  # and these
+    KafkaTopic.ENTITLEMENTS,
 )
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -172,10 +172,17 @@ class Platform:
 
 @contextmanager
 def command_platform(
-    tmp_path: Path, stack: Settings, *, grace_s: float = 1.0, runtime: dict[str, Any] | None = None
+    tmp_path: Path,
+    stack: Settings,
+    *,
+    grace_s: float = 1.0,
+    runtime: dict[str, Any] | None = None,
+    sections: dict[str, Any] | None = None,
+    beside_api: Sequence[tuple[str, list[str]]] = (),
 ) -> Iterator[Platform]:
     """Gateway (supervised), ``fleetlink tracker`` and ``fleetlink api`` processes on topics of
-    their own; every process is stopped by its pid on exit."""
+    their own, and ``beside_api`` (name, sub-command) where the API runs, with ``sections`` of
+    settings over the defaults; every process is stopped by its pid on exit."""
     config, settings, _topics = gateway_config(tmp_path, stack)
     api_port = free_port_block(1)
     settings = settings.model_copy(
@@ -183,6 +190,12 @@ def command_platform(
             "tracker": settings.tracker.model_copy(update={"response_grace_s": grace_s}),
             "api": settings.api.model_copy(update={"port": api_port, "kafka_timeout_s": 3}),
             "runtime": settings.runtime.model_copy(update=runtime or {}),
+            **{
+                name: getattr(settings, name).model_validate(
+                    getattr(settings, name).model_dump() | values
+                )
+                for name, values in (sections or {}).items()
+            },
         }
     )
     config.write_text(dump_toml(settings))
@@ -201,8 +214,10 @@ def command_platform(
             Program("api", [*in_cloud, "api"]),
             Program("monitor", [*in_cloud, "mirror", "monitor"]),
         ]
+        programs += [Program(name, [*in_cloud, *command]) for name, command in beside_api]
     else:
         programs.append(Program("api", [*fleetlink, "api"]))
+        programs += [Program(name, [*fleetlink, *command]) for name, command in beside_api]
     services = Supervisor(
         programs,
         backoff_s=settings.gateway.restart_backoff_s,

@@ -29,6 +29,7 @@ from fleetlink.api import (
     ingest,
     maintenance,
     parking,
+    purchases,
     replication,
     vehicles,
 )
@@ -45,6 +46,9 @@ from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
 from fleetlink.mirror.view import ReplicationView
+from fleetlink.payments.provider import PaymentProvider, provider_of
+from fleetlink.payments.secrets import webhook_secrets
+from fleetlink.purchases.read_model import PurchaseReadModel
 from fleetlink.security.keys import command_signer, signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.ratelimit import RateLimiter
@@ -77,8 +81,13 @@ class BodyLimit:
         await self._app(scope, receive, send)
 
 
-def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
-    """The API on the settings' Kafka cluster, or on ``backbone`` (in-memory Kafka in tests)."""
+def create_app(
+    settings: Settings,
+    backbone: Backbone | None = None,
+    provider: PaymentProvider | None = None,
+) -> FastAPI:
+    """The API on the settings' Kafka cluster, or on ``backbone`` (in-memory Kafka in tests);
+    purchases are charged at ``provider`` (default: the configured one)."""
     gateway = settings.gateway
     topics = settings.topic_map()
     kafka = backbone or _cluster_backbone(settings)
@@ -127,6 +136,18 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     link_view = ReplicationView(
         settings, logging.getLogger("fleetlink.api.replication"), kafka.source()
     )
+    shop = purchases.PurchasesState(
+        view=PurchaseReadModel(
+            settings, logging.getLogger("fleetlink.api.purchases"), kafka.source()
+        ),
+        provider=provider or provider_of(settings),
+        catalogue={feature.id: feature for feature in settings.purchases.catalogue},
+        payments_topic=topics[KafkaTopic.PAYMENTS],
+        dlq_topic=topics[KafkaTopic.DLQ],
+        webhook_secrets=webhook_secrets(settings),
+        tolerance_s=settings.payments.tolerance_s,
+        retry_after_s=state.retry_after_s,
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -135,6 +156,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         commands_state.deliveries = state.deliveries
         fences.deliveries = state.deliveries
         upkeep.deliveries = state.deliveries
+        shop.deliveries = state.deliveries
         commands_state.view.start()
         hazards_view.start()
         parking_view.start()
@@ -142,7 +164,9 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
         fences.view.start()
         upkeep.view.start()
         link_view.start()
+        shop.view.start()
         yield
+        shop.view.stop()
         link_view.stop()
         upkeep.view.stop()
         fences.view.stop()
@@ -171,6 +195,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.state.geofences = fences
     app.state.maintenance = upkeep
     app.state.replication = link_view
+    app.state.purchases = shop
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
@@ -181,6 +206,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
     app.include_router(geofences.router)
     app.include_router(maintenance.router)
     app.include_router(replication.router)
+    app.include_router(purchases.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -245,6 +271,7 @@ def create_app(settings: Settings, backbone: Backbone | None = None) -> FastAPI:
             (fences.view, "the geofences view"),
             (upkeep.view, "the alerts view"),
             (link_view, "the replication view"),
+            (shop.view, "the purchases view"),
         )
         dead = next((name for model, name in readers if not model.alive), None)
         ok = cached[1] and view.ready.is_set() and dead is None

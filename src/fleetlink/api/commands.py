@@ -41,7 +41,6 @@ from fleetlink.contracts.models import (
     AuditEvent,
     Command,
     CommandCancel,
-    CommandName,
     CommandState,
     GrantRecord,
 )
@@ -88,7 +87,7 @@ class CommandsState:
 
 
 EXAMPLE_VIN = "WVWZZZ1JZXW000001"
-REQUESTABLE = [name for name in CATALOGUE if name is not CommandName.GRANT_REVOKE]
+REQUESTABLE = [name for name in CATALOGUE if name not in intake.PLATFORM_ONLY]
 
 
 def _command_body_schema(schema: dict[str, Any]) -> None:

@@ -9,7 +9,17 @@ import typer
 from rich.text import Text
 
 from fleetlink import __version__
-from fleetlink.cli import apps, config, contracts, gateway, mirror, stack, topics
+from fleetlink.cli import (
+    apps,
+    config,
+    contracts,
+    gateway,
+    mirror,
+    payments,
+    purchases,
+    stack,
+    topics,
+)
 from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
@@ -32,6 +42,8 @@ app.add_typer(config.app, name="config")
 app.add_typer(apps.app, name="app")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(mirror.app, name="mirror")
+app.add_typer(payments.app, name="payments")
+app.add_typer(purchases.app, name="purchases")
 app.command("demo")(demo)
 app.command("api")(api)
 app.command("simulate")(simulate)

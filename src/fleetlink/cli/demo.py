@@ -221,7 +221,7 @@ class DemoCourier:
         {"name": "trunk.close"},
         {"name": "flash"},
         {"name": "climate", "params": {"target_c": 21.5}},
-        {"name": "feature.activate", "params": {"feature": "heated-seats"}},
+        {"name": "honk"},
     )
 
     def __init__(

@@ -111,6 +111,14 @@ class Accepted:
 Decision = Accepted | Replayed | Refused
 
 
+# commands only the platform sends, each as the consequence of something else
+PLATFORM_ONLY = {
+    CommandName.GRANT_REVOKE: "revoke a key with POST /v1/grants/{grant_id}/revoke",
+    CommandName.FEATURE_ACTIVATE: "buy a feature with POST /v1/vehicles/{vin}/purchases",
+    CommandName.FEATURE_DEACTIVATE: "a feature ends with its entitlement (refund, expiry)",
+}
+
+
 def command_id_for(vin: str, idempotency_key: str | None) -> str | None:
     """The command id an idempotency key stands for (per car); None without a key."""
     if idempotency_key is None:
@@ -187,9 +195,9 @@ def _command_of(request: Request) -> tuple[CommandName, dict[str, Any], int] | R
         return Refused(
             422, "unknown-command", f"no command {request.name!r}", extra={"known": known}
         )
-    if name is CommandName.GRANT_REVOKE:
-        revoke = "revoke a key with POST /v1/grants/{grant_id}/revoke"
-        return Refused(422, "unknown-command", revoke)
+    platform_only = PLATFORM_ONLY.get(name)
+    if platform_only is not None:
+        return Refused(422, "unknown-command", platform_only)
     try:
         params = validate_params(name, request.params)
     except InvalidParamsError as error:

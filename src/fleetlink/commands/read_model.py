@@ -98,6 +98,11 @@ class ReadModel(FollowedModel[Transition]):
         """Whether the car ever connected (without a presence mapping: assumed)."""
         return self._presence_topic is None or vin in self.presence
 
+    def presence_of(self, vin: str) -> Presence | None:
+        """The car's latest presence: online or not, its model and firmware."""
+        with self._lock:
+            return self.presence.get(vin)
+
     def grant(self, grant_id: str) -> GrantRecord | None:
         with self._lock:
             return self.grants.get(grant_id)

@@ -28,8 +28,17 @@ class ClimateParams(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     target_c: Annotated[float, Meta(ge=15, le=30)] | None = None
 
 
-class FeatureParams(msgspec.Struct, forbid_unknown_fields=True):
+class FeatureParams(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     feature: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    # the car checks its own firmware too: what the platform last heard may be out of date
+    min_firmware: Annotated[str, Meta(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")] | None = None
+    until: Annotated[int, Meta(ge=0)] | None = None  # a subscription's end: off by itself then
+    purchase_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class FeatureOffParams(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    feature: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    reason: Annotated[str, Meta(max_length=256)] | None = None
 
 
 class RevokeParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,6 +79,8 @@ CATALOGUE: Final[dict[CommandName, CommandSpec]] = {
         NoParams, 5 * MINUTE, 60 * MINUTE, effect=(vss.BATTERY_IS_CHARGING, False)
     ),
     CommandName.FEATURE_ACTIVATE: CommandSpec(FeatureParams, 7 * DAY, 30 * DAY),
+    # sent by the platform when an entitlement ends (refund, expiry): waits for an offline car
+    CommandName.FEATURE_DEACTIVATE: CommandSpec(FeatureOffParams, 30 * DAY, 30 * DAY),
     CommandName.CONFIG_CHANGE: CommandSpec(ConfigParams, 7 * DAY, 30 * DAY, latest_wins=True),
     # sent by the platform when an owner revokes a key; waits for an offline car a long time
     CommandName.GRANT_REVOKE: CommandSpec(RevokeParams, 30 * DAY, 30 * DAY),

@@ -65,6 +65,7 @@ class EventKind(StrEnum):
     TRUNK_RELOCKED = "trunk-relocked"  # closed and locked by itself after a delivery
     PARKED = "parked"  # stands at the curb (``contracts.parking``: where, how long a car)
     UNPARKED = "unparked"  # left its spot: the spot is free
+    FEATURE_STATE = "feature-state"  # a feature turned on or off (``data``: feature, active)
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -103,6 +104,9 @@ class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
     status: PresenceStatus
     ts: EpochMillis
     reason: Annotated[str, Meta(max_length=256)] | None = None
+    # what the car is: the catalogue's compatibility checks read them (birth and will alike)
+    model: Annotated[str, Meta(max_length=64)] | None = None
+    firmware: Annotated[str, Meta(max_length=32)] | None = None
 
 
 class ResponseStatus(StrEnum):
@@ -138,6 +142,7 @@ class CommandName(StrEnum):
     CHARGING_START = "charging.start"
     CHARGING_STOP = "charging.stop"
     FEATURE_ACTIVATE = "feature.activate"
+    FEATURE_DEACTIVATE = "feature.deactivate"
     CONFIG_CHANGE = "config.change"
     GRANT_REVOKE = "grant.revoke"  # a digital key the car must refuse from now on
 

@@ -13,6 +13,7 @@ from fleetlink.contracts.geofences import GeofenceDefinition, GeofenceEvent
 from fleetlink.contracts.hazards import Hazard
 from fleetlink.contracts.models import MODELS
 from fleetlink.contracts.parking import ParkingCell
+from fleetlink.contracts.purchases import Entitlement, PaymentRecord, Purchase
 from fleetlink.contracts.replication import ReplicationAlert
 
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -27,6 +28,9 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "geofence": GeofenceDefinition,
         "geofence-event": GeofenceEvent,
         "replication-alert": ReplicationAlert,
+        "payment-record": PaymentRecord,
+        "purchase": Purchase,
+        "entitlement": Entitlement,
     }
     models = {**MODELS, "hazard": Hazard, **records}
     return {name: msgspec.json.schema(model) for name, model in models.items()}

@@ -28,6 +28,7 @@ from fleetlink.settings.base import LOCALHOST
 from fleetlink.settings.gateway import GatewaySettings
 from fleetlink.settings.kafka import KafkaSettings
 from fleetlink.settings.mqtt import MqttSettings
+from fleetlink.settings.purchases import PaymentsSettings, PurchasesSettings
 from fleetlink.settings.services import (
     ApiSettings,
     ReplicationSettings,
@@ -80,6 +81,8 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     apps: AppsSettings = AppsSettings()
     replication: ReplicationSettings = ReplicationSettings()
+    payments: PaymentsSettings = PaymentsSettings()
+    purchases: PurchasesSettings = Field(default_factory=PurchasesSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -30,8 +30,13 @@ def isolated_gateway_settings(
         }
     )
     tracker = base.tracker.model_copy(update={"group_id": f"tracker-{run}"})
+    purchases = base.purchases.model_copy(
+        update={"group_id": f"purchases-{run}", "transactional_id": f"purchases-{run}-0"}
+    )
     topics = base.topics.model_copy(update={"prefix": base.topic_map().prefixed(run).prefix})
-    return base.model_copy(update={"gateway": gateway, "tracker": tracker, "topics": topics})
+    return base.model_copy(
+        update={"gateway": gateway, "tracker": tracker, "topics": topics, "purchases": purchases}
+    )
 
 
 # What the gateway, the downlink, the tracker and the API read and write: the topics a test
@@ -57,4 +62,7 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.ALERT_ACKS,
     KafkaTopic.SERVICES,
     KafkaTopic.REPLICATION_ALERTS,
+    KafkaTopic.PAYMENTS,
+    KafkaTopic.PURCHASES,
+    KafkaTopic.ENTITLEMENTS,
 )

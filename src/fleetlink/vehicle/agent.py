@@ -40,7 +40,7 @@ from fleetlink.contracts.models import (
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
 from fleetlink.security.signing import Verifier
-from fleetlink.vehicle.commands import CommandExecutor, read_command
+from fleetlink.vehicle.commands import CommandExecutor, feature_report, read_command
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.link import (
     acknowledge_lost_link,
@@ -170,7 +170,15 @@ class VehicleAgent:
         self._send(MqttTopic.event(self.vin, kind), encode(event), event.seq)
 
     def _presence(self, status: PresenceStatus, reason: str) -> bytes:
-        return encode(Presence(status=status, ts=self.now_ms(), reason=reason))
+        state = self.state
+        presence = Presence(
+            status=status,
+            ts=self.now_ms(),
+            reason=reason,
+            model=state.model,
+            firmware=state.firmware,
+        )
+        return encode(presence)
 
     # connection -------------------------------------------------------------------------------
 
@@ -352,6 +360,7 @@ class VehicleAgent:
                 continue
             command_id = topic.rsplit("/", 1)[-1]
             executed_before = self.executor.executed
+            feature_change: dict[str, object] | None = None
             try:
                 command = read_command(payload_bytes(message.payload))
             except UndecodableError as error:
@@ -373,6 +382,8 @@ class VehicleAgent:
                     and self.state.trunk_open
                 ):
                     asyncio.get_running_loop().call_later(self._trunk_relock_s, self._relock)
+                if self.executor.executed > executed_before:
+                    feature_change = feature_report(self.state, command, answers[-1], self.now_ms())
             if self.lose_answers:
                 self.stats.answers_lost += len(answers)
             else:
@@ -382,6 +393,8 @@ class VehicleAgent:
                         encode(answer),
                         self._next_seq(),
                     )
+            if feature_change is not None:  # after the answer: the purchase completes on it
+                self.report_event(EventKind.FEATURE_STATE, feature_change)
             if self.executor.executed > executed_before:
                 self.sample_telemetry()  # a state change is reported at once
 

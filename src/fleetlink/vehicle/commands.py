@@ -16,6 +16,7 @@ from typing import Any
 from fleetlink.contracts.catalogue import InvalidParamsError, validate_params
 from fleetlink.contracts.codec import decode_with, decoder_of
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
+from fleetlink.contracts.purchases import firmware_key
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS, grant_refusal
 from fleetlink.security.signing import SignatureError, Verifier
 from fleetlink.vehicle.state import VehicleState
@@ -79,8 +80,32 @@ def _charging(on: bool) -> Action:
     return action
 
 
+def _feature_fits(state: VehicleState, params: dict[str, Any]) -> str | None:
+    """Why this car refuses a feature (it knows its own hardware and firmware best)."""
+    feature = str(params["feature"])
+    if state.equipment is not None and feature not in state.equipment:
+        return f"not-equipped: this car lacks the hardware {feature} needs"
+    needed = params.get("min_firmware")
+    if needed is not None and firmware_key(state.firmware) < firmware_key(str(needed)):
+        return f"firmware-too-old: {feature} needs {needed}, the car runs {state.firmware}"
+    return None
+
+
 def _feature(state: VehicleState, params: dict[str, Any]) -> str | None:
-    state.features.add(str(params["feature"]))
+    feature = str(params["feature"])
+    state.features.add(feature)
+    until = params.get("until")
+    if until is None:
+        state.feature_until.pop(feature, None)
+    else:
+        state.feature_until[feature] = int(until)
+    return None
+
+
+def _feature_off(state: VehicleState, params: dict[str, Any]) -> str | None:
+    feature = str(params["feature"])
+    state.features.discard(feature)
+    state.feature_until.pop(feature, None)
     return None
 
 
@@ -105,9 +130,35 @@ ACTIONS: dict[CommandName, Action] = {
     CommandName.CHARGING_START: _charging(True),
     CommandName.CHARGING_STOP: _charging(False),
     CommandName.FEATURE_ACTIVATE: _feature,
+    CommandName.FEATURE_DEACTIVATE: _feature_off,
     CommandName.CONFIG_CHANGE: _config,
     CommandName.GRANT_REVOKE: _revoke,
 }
+
+
+_FEATURE_COMMANDS = frozenset({CommandName.FEATURE_ACTIVATE, CommandName.FEATURE_DEACTIVATE})
+
+
+def feature_report(
+    state: VehicleState, command: Command, answer: CommandResponse, now_ms: int
+) -> dict[str, object] | None:
+    """The ``feature-state`` event a feature command that ran calls for, or None."""
+    if command.name not in _FEATURE_COMMANDS or answer.status is not ResponseStatus.SUCCEEDED:
+        return None
+    feature = str(command.params["feature"])
+    data: dict[str, object] = {
+        "feature": feature,
+        "active": state.feature_active(feature, now_ms),
+        "command_id": command.command_id,
+    }
+    until = state.feature_until.get(feature)
+    if until is not None:
+        data["until"] = until
+    return data
+
+
+# checked before a command is accepted: a refusal is ``rejected``, nothing was tried
+PRECONDITIONS: dict[CommandName, Action] = {CommandName.FEATURE_ACTIVATE: _feature_fits}
 
 
 class CommandExecutor:
@@ -158,6 +209,12 @@ class CommandExecutor:
             return [
                 self._remember(command, now_ms, ResponseStatus.REJECTED, f"bad-params: {error}")
             ]
+        precondition = PRECONDITIONS.get(command.name)
+        refused = precondition(self.state, params) if precondition is not None else None
+        if refused is not None:
+            kind = refused.split(":")[0]
+            self.refused[kind] = self.refused.get(kind, 0) + 1
+            return [self._remember(command, now_ms, ResponseStatus.REJECTED, refused)]
         failure = action(self.state, params)
         self.executed += 1
         if command.grant is not None and self._verifier is not None:

@@ -29,10 +29,19 @@ class VehicleState:
     climate_target_c: float = 21.0
     charging: bool = False
     features: set[str] = field(default_factory=set)
+    feature_until: dict[str, int] = field(default_factory=dict)  # subscriptions end by themselves
+    model: str = "fl-sedan"
+    firmware: str = "2026.40"
+    # the hardware a feature needs is fitted for these; None: for every feature
+    equipment: frozenset[str] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     # digital keys: uses so far per grant id, and the grants the owner revoked
     grant_uses: dict[str, int] = field(default_factory=dict)
     revoked_grants: set[str] = field(default_factory=set)
+
+    def feature_active(self, feature: str, now_ms: int) -> bool:
+        until = self.feature_until.get(feature)
+        return feature in self.features and (until is None or now_ms < until)
 
     def signals(self) -> dict[str, SignalValue]:
         return {

@@ -179,6 +179,9 @@ def test_json_schemas_describe_the_constraints() -> None:
         "geofence",
         "geofence-event",
         "replication-alert",
+        "payment-record",
+        "purchase",
+        "entitlement",
     }
     circle = schemas["geofence"]["$defs"]["FenceCircle"]
     assert circle["properties"]["radius_m"]["minimum"] == 50

@@ -5,7 +5,7 @@ import pytest
 from fleetlink.contracts import vss
 from fleetlink.contracts.models import Command, CommandName, ResponseStatus
 from fleetlink.sim.kinematic import KinematicFleet, to_lat_lon
-from fleetlink.vehicle.commands import CommandExecutor
+from fleetlink.vehicle.commands import CommandExecutor, feature_report
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.state import VehicleState
 
@@ -95,6 +95,48 @@ def test_settings_commands_change_state() -> None:
     assert (vehicle.climate_on, vehicle.climate_target_c) == (True, 23.0)
     assert vehicle.features == {"heated-seats"}
     assert vehicle.charging is True
+
+
+def test_a_car_refuses_a_feature_it_cannot_run_and_reports_what_it_turns_on() -> None:
+    vehicle = state()
+    vehicle.equipment = frozenset({"heated-seats"})
+    executor = CommandExecutor(vehicle, verifier=None)
+    boost = command(CommandName.FEATURE_ACTIVATE, "a", feature="performance-boost")
+    (refusal,) = executor.handle(boost, NOW)
+    assert refusal.status is ResponseStatus.REJECTED
+    assert (refusal.reason or "").startswith("not-equipped")
+    newer = command(
+        CommandName.FEATURE_ACTIVATE, "b", feature="heated-seats", min_firmware="2027.1"
+    )
+    (refusal,) = executor.handle(newer, NOW)
+    assert refusal.reason == "firmware-too-old: heated-seats needs 2027.1, the car runs 2026.40"
+    assert executor.executed == 0
+    assert vehicle.features == set()
+    month = command(
+        CommandName.FEATURE_ACTIVATE,
+        "c",
+        feature="heated-seats",
+        min_firmware="2026.9",
+        until=NOW + 5,
+    )
+    answers = executor.handle(month, NOW)
+    assert answers[-1].status is ResponseStatus.SUCCEEDED
+    report = feature_report(vehicle, month, answers[-1], NOW)
+    assert report == {
+        "feature": "heated-seats",
+        "active": True,
+        "command_id": "c",
+        "until": NOW + 5,
+    }
+    assert not vehicle.feature_active("heated-seats", NOW + 5)  # the paid month is over
+    off = command(CommandName.FEATURE_DEACTIVATE, "d", feature="heated-seats")
+    answers = executor.handle(off, NOW + 1)
+    assert feature_report(vehicle, off, answers[-1], NOW + 1) == {
+        "feature": "heated-seats",
+        "active": False,
+        "command_id": "d",
+    }
+    assert feature_report(vehicle, boost, refusal, NOW) is None  # a refusal reports nothing
 
 
 def test_kinematic_fleet_is_deterministic_for_a_seed() -> None:

@@ -1,0 +1,1 @@
+"""Features on demand: purchases, entitlements, and what turns features on and off."""

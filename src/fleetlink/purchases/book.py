@@ -1,0 +1,281 @@
+"""The purchase lifecycle, pure: what each input does to purchases and entitlements.
+
+Inputs come in any order and any number of times: the API's request, the provider's events
+(deduplicated on their id, for ever, in the purchase itself), the activation command's
+lifecycle and the car's ``feature-state`` event. Every rule only moves a purchase forward, so
+a late or repeated input changes nothing; money comes back for every purchase that was paid
+and cannot be delivered, and an entitlement ends whenever its money goes back.
+
+    pending-payment -> activating -> completed
+          |                |
+          v                v
+        failed         refunding -> refunded   (a refund or chargeback: from any state)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from fleetlink.contracts.models import CommandState, Transition
+from fleetlink.contracts.purchases import (
+    Entitlement,
+    Feature,
+    FeatureKind,
+    ProviderEvent,
+    ProviderEventType,
+    Purchase,
+    PurchaseRequested,
+    PurchaseState,
+    PurchaseStep,
+    entitlement_key,
+    feature_command_id,
+)
+
+DAY_MS = 86_400_000
+_P = PurchaseState
+
+
+class UnroutableEventError(ValueError):
+    """A provider event for a purchase never seen that names no car or feature."""
+
+
+@dataclass
+class Outcome:
+    """What to write: purchases (key purchase id) and entitlements (key ``{vin}/{feature}``)."""
+
+    purchases: list[Purchase] = field(default_factory=list)
+    entitlements: list[Entitlement] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.purchases or self.entitlements)
+
+    def extend(self, other: Outcome) -> None:
+        self.purchases += other.purchases
+        self.entitlements += other.entitlements
+
+
+class PurchaseBook:
+    """Every purchase and entitlement, as the processor's outputs hold them."""
+
+    def __init__(
+        self, catalogue: Mapping[str, Feature], *, activation_ttl_ms: int, grace_ms: int = 0
+    ) -> None:
+        self.catalogue = dict(catalogue)
+        self.activation_ttl_ms = activation_ttl_ms
+        self.grace_ms = grace_ms  # the tracker's own word on an expired command comes first
+        self.purchases: dict[str, Purchase] = {}
+        self.entitlements: dict[str, Entitlement] = {}
+        self._by_command: dict[str, str] = {}  # activation command id -> purchase id
+        self._activating: set[str] = set()
+
+    # restore ------------------------------------------------------------------------------------
+
+    def restore(self, purchase: Purchase) -> None:
+        self._store(purchase)
+
+    def restore_entitlement(self, entitlement: Entitlement) -> None:
+        self.entitlements[entitlement.key] = entitlement
+
+    def activation_known(self, command_id: str) -> bool:
+        """Whether ``command_id`` turns on a feature some purchase paid for."""
+        return command_id in self._by_command
+
+    # inputs -------------------------------------------------------------------------------------
+
+    def requested(self, request: PurchaseRequested, now_ms: int) -> Outcome:
+        if request.purchase_id in self.purchases:
+            return Outcome()
+        step = PurchaseStep(_P.PENDING_PAYMENT, now_ms)
+        purchase = Purchase(
+            purchase_id=request.purchase_id,
+            vin=request.vin,
+            feature=request.feature,
+            owner=request.owner,
+            amount=request.amount,
+            currency=request.currency,
+            kind=request.kind,
+            state=_P.PENDING_PAYMENT,
+            created_at=request.requested_at,
+            updated_at=now_ms,
+            history=[step],
+            intent_id=request.intent_id,
+            period_days=request.period_days,
+        )
+        return self._emit(purchase)
+
+    def provider(self, event: ProviderEvent, now_ms: int) -> Outcome:
+        """A provider event: applied once per event id, whenever it comes."""
+        purchase = self.purchases.get(event.purchase_id) or self._from_event(event, now_ms)
+        if event.event_id in purchase.events:
+            return Outcome()
+        purchase = _replace(purchase, events=[*purchase.events, event.event_id])
+        purchase = _replace(purchase, intent_id=purchase.intent_id or event.intent_id)
+        kind = event.type
+        if kind == ProviderEventType.PAYMENT_SUCCEEDED:
+            return self._paid(_replace(purchase, charged=True), now_ms)
+        if kind in (ProviderEventType.PAYMENT_FAILED, ProviderEventType.PAYMENT_CANCELED):
+            if purchase.state is _P.PENDING_PAYMENT:
+                why = f"payment {'declined' if kind.endswith('failed') else 'cancelled'}"
+                reason = f"{why}: {event.reason}" if event.reason else why
+                return self._emit(_step(purchase, _P.FAILED, now_ms, reason))
+            return self._emit(purchase)
+        if kind in (ProviderEventType.CHARGE_REFUNDED, ProviderEventType.DISPUTE_CREATED):
+            dispute = kind == ProviderEventType.DISPUTE_CREATED
+            reason = ("chargeback" if dispute else "refunded") + (
+                f": {event.reason}" if event.reason else ""
+            )
+            if purchase.state is _P.REFUNDED:
+                return self._emit(purchase)
+            outcome = self._revoke(purchase, now_ms, reason)
+            refunded = _step(_replace(purchase, charged=True), _P.REFUNDED, now_ms, reason)
+            outcome.extend(self._emit(refunded))
+            return outcome
+        return self._emit(purchase)  # kept: its id is not applied twice
+
+    def command_status(self, step: Transition, now_ms: int) -> Outcome:
+        """The activation command's lifecycle: a car that will not or cannot turn the
+        feature on gets the money back."""
+        purchase_id = self._by_command.get(step.command_id)
+        if purchase_id is None:
+            return Outcome()
+        purchase = self.purchases[purchase_id]
+        if purchase.state is not _P.ACTIVATING:
+            return Outcome()
+        if step.state is CommandState.SUCCEEDED:
+            return self._emit(_step(purchase, _P.COMPLETED, now_ms, "the car turned it on"))
+        if step.state not in _COMMAND_ENDS:
+            return Outcome()
+        detail = f": {step.reason}" if step.reason else ""
+        return self._refund(purchase, now_ms, f"activation {step.state.value}{detail}")
+
+    def feature_state(self, vin: str, data: Mapping[str, object], now_ms: int) -> Outcome:
+        """The car reports a feature on (or off): an activation it answers completes."""
+        purchase_id = self._by_command.get(str(data.get("command_id", "")))
+        if purchase_id is None or data.get("active") is not True:
+            return Outcome()
+        purchase = self.purchases[purchase_id]
+        if purchase.vin != vin or purchase.state is not _P.ACTIVATING:
+            return Outcome()
+        return self._emit(_step(purchase, _P.COMPLETED, now_ms, "the car reports it active"))
+
+    def expire(self, now_ms: int) -> Outcome:
+        """Paid purchases a car did not turn on in time (whatever the commands' fate)."""
+        outcome = Outcome()
+        for purchase_id in sorted(self._activating):
+            purchase = self.purchases[purchase_id]
+            deadline = purchase.activate_by or purchase.updated_at + self.activation_ttl_ms
+            if now_ms >= deadline + self.grace_ms:
+                reason = "not turned on within the activation time; the car stayed away"
+                outcome.extend(self._refund(purchase, now_ms, reason))
+        return outcome
+
+    # rules --------------------------------------------------------------------------------------
+
+    def _from_event(self, event: ProviderEvent, now_ms: int) -> Purchase:
+        """A purchase first heard of from the provider (the API stopped before it wrote its
+        request): the intent's metadata says what was bought."""
+        if event.vin is None or event.feature is None:
+            raise UnroutableEventError(f"event {event.event_id} names no car or feature")
+        feature = self.catalogue.get(event.feature)
+        return Purchase(
+            purchase_id=event.purchase_id,
+            vin=event.vin,
+            feature=event.feature,
+            owner=event.owner or "",
+            amount=event.amount,
+            currency=event.currency or (feature.currency if feature else "eur"),
+            kind=feature.kind if feature else FeatureKind.ONE_TIME,
+            state=_P.PENDING_PAYMENT,
+            created_at=now_ms,
+            updated_at=now_ms,
+            history=[PurchaseStep(_P.PENDING_PAYMENT, now_ms, "known from the provider")],
+            intent_id=event.intent_id,
+            period_days=feature.period_days if feature else None,
+        )
+
+    def _paid(self, purchase: Purchase, now_ms: int) -> Outcome:
+        if purchase.state not in (_P.PENDING_PAYMENT, _P.FAILED):
+            return self._emit(purchase)  # already paid, or its money went back meanwhile
+        key = entitlement_key(purchase.vin, purchase.feature)
+        held = self.entitlements.get(key)
+        if held is not None and held.active and held.purchase_id != purchase.purchase_id:
+            return self._refund(purchase, now_ms, "the car already has this feature")
+        until = None
+        if purchase.period_days is not None:
+            until = now_ms + purchase.period_days * DAY_MS
+        entitlement = Entitlement(
+            vin=purchase.vin,
+            feature=purchase.feature,
+            active=True,
+            purchase_id=purchase.purchase_id,
+            version=(held.version + 1) if held else 1,
+            ts=now_ms,
+            until=until,
+            owner=purchase.owner,
+            activated=True,
+        )
+        self.entitlements[key] = entitlement
+        paid = _replace(
+            purchase,
+            activation_id=feature_command_id(entitlement),
+            activate_by=now_ms + self.activation_ttl_ms,
+        )
+        outcome = Outcome(entitlements=[entitlement])
+        outcome.extend(self._emit(_step(paid, _P.ACTIVATING, now_ms, "paid")))
+        return outcome
+
+    def _refund(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
+        outcome = self._revoke(purchase, now_ms, reason)
+        outcome.extend(self._emit(_step(purchase, _P.REFUNDING, now_ms, reason)))
+        return outcome
+
+    def _revoke(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
+        """The entitlement this purchase gave ends (the car is told to turn it off)."""
+        key = entitlement_key(purchase.vin, purchase.feature)
+        held = self.entitlements.get(key)
+        if held is None or not held.active or held.purchase_id != purchase.purchase_id:
+            return Outcome()
+        ended = _replace_entitlement(held, version=held.version + 1, ts=now_ms, reason=reason)
+        self.entitlements[key] = ended
+        return Outcome(entitlements=[ended])
+
+    def _emit(self, purchase: Purchase) -> Outcome:
+        self._store(purchase)
+        return Outcome(purchases=[purchase])
+
+    def _store(self, purchase: Purchase) -> None:
+        self.purchases[purchase.purchase_id] = purchase
+        if purchase.activation_id is not None:
+            self._by_command[purchase.activation_id] = purchase.purchase_id
+        if purchase.state is _P.ACTIVATING:
+            self._activating.add(purchase.purchase_id)
+        else:
+            self._activating.discard(purchase.purchase_id)
+
+
+_COMMAND_ENDS = frozenset(
+    {
+        CommandState.FAILED,
+        CommandState.REJECTED,
+        CommandState.EXPIRED,
+        CommandState.CANCELLED,
+        CommandState.UNKNOWN,
+    }
+)
+
+
+def _step(purchase: Purchase, state: PurchaseState, now_ms: int, reason: str | None) -> Purchase:
+    history = [*purchase.history, PurchaseStep(state, now_ms, reason)]
+    return _replace(purchase, state=state, updated_at=now_ms, reason=reason, history=history)
+
+
+def _replace(purchase: Purchase, **changes: Any) -> Purchase:
+    return msgspec.structs.replace(purchase, **changes)
+
+
+def _replace_entitlement(entitlement: Entitlement, **changes: Any) -> Entitlement:
+    return msgspec.structs.replace(entitlement, active=False, **changes)
