@@ -80,6 +80,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         **stack_env(settings),
         "FLEETLINK_GATEWAY__METRICS_PORT": str(free_port_block(1)),
         "FLEETLINK_API__PORT": str(api_port),
+        "FLEETLINK_PAYMENTS__SIMULATOR__PORT": str(free_port_block(1)),
         # a child whose parent died waits at most this for a Kafka that died with it
         "FLEETLINK_RUNTIME__STOP_GRACE_S": "3",
     }
@@ -97,6 +98,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert "HTTP 202" in result.stdout  # the demo courier sent a command through the REST API
     assert "succeeded" in result.stdout  # and the tracker saw a car carry one out
     assert "fleet tracking" in result.stdout  # the demo's geofence row
+    assert "features on demand" in result.stdout  # the demo's shop
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
     assert logs == [
         "api.log",
@@ -106,12 +108,16 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         "app-parking.log",
         "kafka-1.log",
         "mosquitto.log",
+        "payments.log",
+        "purchases.log",
         "simulate.log",
         "tracker.log",
     ]
     for app in ("hazards", "parking"):
         log = (tmp_path / "state" / "logs" / f"app-{app}.log").read_text()
         assert '"msg": "app started"' in log
+    purchases_log = (tmp_path / "state" / "logs" / "purchases.log").read_text()
+    assert '"msg": "purchase processor started"' in purchases_log
     # the simulated fleet ran and stopped cleanly: its summary is the last thing it wrote
     fleet_log = (tmp_path / "state" / "logs" / "simulate.log").read_text()
     assert '"vehicles": 20' in fleet_log

@@ -23,6 +23,7 @@ from fleetlink.adapters.kafka.seams import KafkaSource, SourceRecord
 from fleetlink.adapters.supervisor import Program, Supervisor
 from fleetlink.cli.common import BrokersOption, TopologyOption, console, settings_from
 from fleetlink.cli.demo_fleet import DemoFleet
+from fleetlink.cli.demo_shop import DemoShop
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
 from fleetlink.cli.topics import ensure_platform_topics, topics_table
@@ -67,6 +68,9 @@ def demo(
     programs = [
         _program(ctx, stack, "tracker", ["tracker"]),  # beside the downlink: at the edge
         _program(ctx, stack, "api", ["api"], Site.CLOUD),
+        # purchases run in the cloud, beside the payment provider (here: its simulator)
+        _program(ctx, stack, "payments", ["payments", "simulate"], Site.CLOUD),
+        _program(ctx, stack, "purchases", ["purchases", "run"], Site.CLOUD),
     ]
     from fleetlink.apps.registry import APPS  # Quix Streams: imported by the commands using it
 
@@ -95,6 +99,7 @@ def demo(
     parked = ParkedCars(settings, log)
     courier = DemoCourier(api_url, {"Authorization": f"Bearer {token}"}, parked)
     fleet = DemoFleet(courier.client)
+    shop = DemoShop(settings, courier.client)
     try:
         start(stack)
         ensure_platform_topics(settings)
@@ -113,6 +118,7 @@ def demo(
             services.check()
             courier.tick()
             fleet.tick()
+            shop.tick()
 
         live_view(
             lambda: Group(
@@ -120,6 +126,7 @@ def demo(
                 gateway_table(supervisor, settings),
                 courier.table(),
                 fleet.table(),
+                shop.table(),
             ),
             duration=duration,
             tick=tick,

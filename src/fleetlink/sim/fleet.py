@@ -25,6 +25,7 @@ from fleetlink.sim.hazard_truth import HazardSite
 from fleetlink.sim.kinematic import Car, KinematicFleet, report_motion
 from fleetlink.sim.sumo import SumoFleet
 from fleetlink.sim.truth import Truth
+from fleetlink.sim.variants import variant_for
 from fleetlink.vehicle.agent import VehicleAgent
 from fleetlink.vehicle.state import VehicleState
 
@@ -144,6 +145,9 @@ class FleetSimulation:
                 battery_soc=self._rng.uniform(20, 95),
                 ambient_c=self._rng.uniform(4, 18),
             )
+            variant = variant_for(vin, seed)
+            state.model, state.firmware = variant.model, variant.firmware
+            state.equipment = variant.equipment
             agent_rng = random.Random(f"{seed}-{vin}")
             skew_ms = int(agent_rng.uniform(-1, 1) * self.faults.clock_skew_s * 1000)
             self.agents.append(
