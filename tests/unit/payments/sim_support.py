@@ -4,6 +4,7 @@ and helpers that drive the simulator's API."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ import httpx
 import msgspec
 
 from fleetlink.settings import load_settings
+from fleetlink.sim.payment_webhooks import Clock
 from fleetlink.sim.payments import create_simulator
 from tests.support.strategies import VIN
 
@@ -21,6 +23,7 @@ SECRETS = ["whsec_old", "whsec_new"]
 HOOK = "http://api/v1/payments/webhook"
 METADATA = {"purchase_id": "p-1", "vin": VIN, "feature": "heated-seats", "owner": "olga"}
 PAYMENT = {"amount": 1500, "currency": "eur", "metadata": METADATA}
+PATIENCE_S = 20.0  # what a loaded machine may take; a passing run takes milliseconds
 FAST = {"confirm_delay_s": 0.01, "retry_first_s": 0.01, "retry_factor": 1.0}
 
 
@@ -67,40 +70,59 @@ class Sim:
     async def ledger(self) -> dict[str, Any]:
         return (await self.client.get("/v1/test/ledger")).json()  # type: ignore[no-any-return]
 
-    async def settled(self, events: int) -> dict[str, Any]:
-        """The ledger once ``events`` events exist and none is still being delivered."""
-        for _ in range(300):
+    async def until(
+        self, check: Callable[[dict[str, Any]], bool], *, idle: bool = True
+    ) -> dict[str, Any]:
+        """The ledger once ``check`` holds of it (and, when ``idle``, nothing is still being
+        delivered). Bounded by wall time, generous for a loaded machine; polls yield to the
+        simulator's tasks."""
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
             ledger = await self.ledger()
-            hooks = ledger["webhooks"]
-            if hooks["events"] >= events and hooks["pending"] == 0:
+            if check(ledger) and (not idle or ledger["webhooks"]["pending"] == 0):
                 return ledger
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not reached in {PATIENCE_S} s: {ledger}")
             await asyncio.sleep(0.005)
-        raise AssertionError(f"not settled: {ledger['webhooks']}")
+
+    async def settled(self, events: int) -> dict[str, Any]:
+        """The ledger once ``events`` events in all exist and none is still being delivered."""
+        return await self.until(lambda ledger: ledger["webhooks"]["events"] >= events)
 
     async def paid(self, key: str = "k1") -> str:
+        """A payment made and succeeded, its events delivered."""
         intent: str = (await self.pay(key)).json()["id"]
-        await self.settled(2)
+        await self.until(lambda ledger: intent in {c["intent_id"] for c in ledger["charges"]})
         return intent
 
 
 @asynccontextmanager
-async def simulator(tmp_path: Path, receiver: Receiver, **knobs: Any) -> AsyncIterator[Sim]:
+async def simulator(
+    tmp_path: Path, receiver: Receiver, clock: Clock = time.time, **knobs: Any
+) -> AsyncIterator[Sim]:
     settings = load_settings(
         stack={"state_dir": tmp_path}, payments={"simulator": {**FAST, **knobs}}
     )
     transport = httpx.MockTransport(receiver)
-    app = create_simulator(settings, secrets=SECRETS, webhook_url=HOOK, transport=transport)
+    app = create_simulator(
+        settings, secrets=SECRETS, webhook_url=HOOK, clock=clock, transport=transport
+    )
     async with app.router.lifespan_context(app):
         asgi = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=asgi, base_url="http://sim") as client:
             yield Sim(client, receiver)
 
 
-def run(tmp_path: Path, scenario: Callable[[Sim], Awaitable[None]], **knobs: Any) -> Receiver:
+def run(
+    tmp_path: Path,
+    scenario: Callable[[Sim], Awaitable[None]],
+    clock: Clock = time.time,
+    **knobs: Any,
+) -> Receiver:
     receiver = Receiver(fail=knobs.pop("fail", 0))
 
     async def main() -> None:
-        async with simulator(tmp_path, receiver, **knobs) as sim:
+        async with simulator(tmp_path, receiver, clock, **knobs) as sim:
             await scenario(sim)
 
     asyncio.run(main())
