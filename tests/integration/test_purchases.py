@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from fleetlink.adapters.kafka.clients import KafkaClients
@@ -30,6 +31,7 @@ from fleetlink.payments.secrets import webhook_secrets
 from fleetlink.payments.signature import SIGNATURE_HEADER, sign_header
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings
+from fleetlink.settings.purchases import DEFAULT_FEATURES
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
 from fleetlink.vehicle.agent import VehicleAgent
@@ -38,6 +40,16 @@ from tests.support.polling import eventually
 from tests.support.stack import user_token
 
 BOOST = "performance-boost"
+QUICK = {
+    "id": "quick-seats",
+    "name": "Heated seats, billed every 3 days",
+    "price": 300,
+    "currency": "eur",
+    "kind": "subscription",
+    "models": ["fl-sedan"],
+    "min_firmware": "2026.10",
+    "period_days": 3,
+}
 ACTIVATION_TTL_S = 6
 CHAOS = {
     "confirm_delay_s": 0.2,
@@ -57,7 +69,14 @@ def shop(
     sim_port = free_port_block(1)
     sections = {
         "payments": {"simulator": {"port": sim_port, **CHAOS}},
-        "purchases": {"activation_ttl_s": ACTIVATION_TTL_S, "provider_retry_s": 0.3},
+        "purchases": {
+            "activation_ttl_s": ACTIVATION_TTL_S,
+            "provider_retry_s": 0.3,
+            # a "day" of one second: QUICK's period passes in 3 s, renewed 1.5 s ahead
+            "day_s": 1,
+            "renew_ahead_days": 1.5,
+            "features": [*(msgspec.to_builtins(f) for f in DEFAULT_FEATURES), QUICK],
+        },
     }
     beside_api = [("payments", ["payments", "simulate"]), ("purchases", ["purchases", "run"])]
     with command_platform(
@@ -290,3 +309,55 @@ def test_an_incompatible_car_or_a_declined_card_is_never_charged(shop: Platform)
     assert not any(
         r.key() == f"{vin(6)}/{BOOST}".encode() for r in records(shop, KafkaTopic.ENTITLEMENTS)
     )
+
+
+def test_a_subscription_renews_each_period_and_stops_when_cancelled(shop: Platform) -> None:
+    car = shop.start_car(vin(7))
+    purchase_id = buy(shop, vin(7), "monthly", feature="quick-seats").json()["purchase_id"]
+    first = wait_purchase(shop, purchase_id, {"completed"})
+    first_until = car.state.feature_until["quick-seats"]
+    assert abs(first_until - first["paid_until"]) < 1000
+
+    def renewed() -> bool:
+        return purchase(shop, purchase_id)["period"] >= 2
+
+    eventually(renewed, 15, "the second period paid")
+    assert len(ledger_of(shop, purchase_id)["charges"]) >= 2
+    eventually(
+        lambda: car.state.feature_until.get("quick-seats", 0) > first_until,
+        10,
+        "the car told the new end of its paid period",
+    )
+    with shop.client(owner_of(shop, vin(7))) as client:
+        cancel = client.post(f"/v1/purchases/{purchase_id}/cancel")
+    assert cancel.status_code == 202, cancel.text
+    charged = len(ledger_of(shop, purchase_id)["charges"])
+    ended = wait_purchase(shop, purchase_id, {"ended"}, timeout=15)
+    assert ended["reason"] == "subscription over: cancelled"
+    eventually(lambda: "quick-seats" not in car.state.features, 10, "seats off at the car")
+    assert len(ledger_of(shop, purchase_id)["charges"]) == charged <= 3
+    assert ledger_of(shop, purchase_id)["refunds"] == []
+
+
+def test_a_sale_ends_the_sellers_subscription_and_the_car_keeps_its_boost(shop: Platform) -> None:
+    car = shop.start_car(vin(8))
+    boost = buy(shop, vin(8), "boost").json()["purchase_id"]
+    seats = buy(shop, vin(8), "seats", feature="quick-seats").json()["purchase_id"]
+    wait_purchase(shop, boost, {"completed"})
+    wait_purchase(shop, seats, {"completed"})
+    buyer = user_token(shop.settings, "buyer-8", UserRole.OWNER, [])
+    with shop.client() as client:
+        sale = client.post(f"/v1/vehicles/{vin(8)}/owner", json={"owner": "buyer-8"})
+    assert sale.status_code == 200, sale.text
+    ended = wait_purchase(shop, seats, {"ended"})
+    assert "changed hands" in ended["reason"]
+    eventually(lambda: "quick-seats" not in car.state.features, 10, "seats off at the car")
+    assert BOOST in car.state.features
+    assert purchase(shop, boost)["state"] == "completed"
+    with shop.client(buyer) as client:
+        features = {
+            f["id"]: f for f in client.get(f"/v1/vehicles/{vin(8)}/features").json()["features"]
+        }
+        mine = client.get(f"/v1/vehicles/{vin(8)}/purchases").json()["purchases"]
+    assert features[BOOST]["has"] is True
+    assert [p["purchase_id"] for p in mine] == [boost]  # the seller's subscription is not shown

@@ -31,6 +31,7 @@ from fleetlink.api import (
     parking,
     purchases,
     replication,
+    subscriptions,
     vehicles,
 )
 from fleetlink.api.auth import Guard
@@ -207,6 +208,7 @@ def create_app(
     app.include_router(maintenance.router)
     app.include_router(replication.router)
     app.include_router(purchases.router)
+    app.include_router(subscriptions.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 

@@ -112,8 +112,8 @@ def feature_json(feature: Feature) -> dict[str, Any]:
 def purchase_json(purchase: Purchase) -> dict[str, Any]:
     body: dict[str, Any] = msgspec.to_builtins(purchase)
     body.pop("events", None)  # the provider's event ids: bookkeeping, not the client's
-    body.setdefault("charged", False)
-    return body
+    defaults = {"charged": False, "period": 1, "cancel_at_period_end": False, "refunds_due": []}
+    return defaults | body
 
 
 @router.get(
@@ -294,6 +294,14 @@ def _readable(caller: Principal, purchase: Purchase) -> bool:
     return caller.may_read_vehicle(purchase.vin) or purchase.owner == caller.name
 
 
+def readable_purchase(request: Request, purchase_id: str, caller: Principal) -> Purchase:
+    """The purchase, if the caller may see it; 404 otherwise (its existence is not told)."""
+    purchase = _ready(request).purchase(purchase_id)
+    if purchase is None or not _readable(caller, purchase):
+        raise ApiError(404, "unknown-purchase", f"no purchase {purchase_id}")
+    return purchase
+
+
 @router.get(
     "/purchases/{purchase_id}",
     summary="A purchase in its latest state, with every step it took",
@@ -302,10 +310,7 @@ def _readable(caller: Principal, purchase: Purchase) -> bool:
 async def get_purchase(
     request: Request, purchase_id: PurchaseIdPath, caller: Caller
 ) -> JSONResponse:
-    purchase = _ready(request).purchase(purchase_id)
-    if purchase is None or not _readable(caller, purchase):
-        raise ApiError(404, "unknown-purchase", f"no purchase {purchase_id}")
-    return JSONResponse(purchase_json(purchase))
+    return JSONResponse(purchase_json(readable_purchase(request, purchase_id, caller)))
 
 
 @router.get(

@@ -112,9 +112,29 @@ class ProviderEvent(
     feature: FeatureId | None = None
     owner: Annotated[str, Meta(max_length=128)] | None = None
     reason: Annotated[str, Meta(max_length=256)] | None = None  # decline or refund reason
+    period: Annotated[int, Meta(ge=1, le=100_000)] | None = None  # a subscription's renewal
 
 
-PaymentRecord = PurchaseRequested | ProviderEvent
+class SubscriptionCancelled(msgspec.Struct, frozen=True, tag="cancelled", tag_field="record"):
+    """The owner ends a subscription: it runs to the end of the period paid, then stops."""
+
+    purchase_id: PurchaseId
+    by: Annotated[str, Meta(max_length=128)]
+    ts: EpochMillis
+
+
+class OwnerChanged(msgspec.Struct, frozen=True, tag="owner-changed", tag_field="record"):
+    """A car changed hands: the previous owner's subscriptions of it end now; one-time
+    purchases stay with the car."""
+
+    vin: Vin
+    previous: Annotated[str, Meta(max_length=128)]
+    owner: Annotated[str, Meta(max_length=128)]
+    ts: EpochMillis
+    by: Annotated[str, Meta(max_length=128)] = ""
+
+
+PaymentRecord = PurchaseRequested | ProviderEvent | SubscriptionCancelled | OwnerChanged
 
 
 class ProviderEventType(StrEnum):
@@ -137,6 +157,7 @@ class PurchaseState(StrEnum):
     REFUNDING = "refunding"  # paid, but it cannot be delivered: the money goes back
     REFUNDED = "refunded"  # the provider returned the money (terminal)
     FAILED = "failed"  # never paid: declined or cancelled (terminal unless paid later)
+    ENDED = "ended"  # a subscription over after it was delivered: cancelled, lapsed, sold
 
 
 TERMINAL_STATES: Final = frozenset(
@@ -175,6 +196,12 @@ class Purchase(msgspec.Struct, frozen=True, omit_defaults=True):
     activation_id: str | None = None  # the feature.activate command sent for it
     activate_by: EpochMillis | None = None  # not on by then: the money goes back
     period_days: int | None = None
+    # subscriptions: the period paid (1: the purchase), the renewal being charged, the end
+    period: int = 1
+    renewing: int | None = None
+    paid_until: EpochMillis | None = None
+    cancel_at_period_end: bool = False
+    refunds_due: list[str] = []  # payments (intent ids) beside the first to give back
 
     @property
     def terminal(self) -> bool:

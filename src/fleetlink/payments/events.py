@@ -127,6 +127,9 @@ def read_provider_event(body: bytes, received_at: int) -> ProviderEvent:
     if not purchase_id or not intent_id:
         raise UndecodableError(DlqReason.SCHEMA, f"{_name(event)} names no purchase")
     reason = _reason_of(obj)
+    period = obj.metadata.get("period")
+    if period is not None and not (period.isdigit() and len(period) <= 6):
+        raise UndecodableError(DlqReason.SCHEMA, f"{_name(event)}: period {period[:12]!r}")
     fields: dict[str, Any] = {
         "event_id": event.id,
         "type": event.type,
@@ -140,6 +143,7 @@ def read_provider_event(body: bytes, received_at: int) -> ProviderEvent:
         "feature": obj.metadata.get("feature"),
         "owner": obj.metadata.get("owner"),
         "reason": None if reason is None else reason[:_REASON_MAX],
+        "period": None if period is None else int(period),
     }
     try:
         # convert, not the constructor: it checks the record's bounds (VIN, currency, lengths)

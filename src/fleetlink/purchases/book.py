@@ -15,25 +15,25 @@ and cannot be delivered, and an entitlement ends whenever its money goes back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import msgspec
 
 from fleetlink.contracts.models import CommandState, Transition
 from fleetlink.contracts.purchases import (
     Entitlement,
     Feature,
     FeatureKind,
+    OwnerChanged,
     ProviderEvent,
     ProviderEventType,
     Purchase,
     PurchaseRequested,
     PurchaseState,
     PurchaseStep,
+    SubscriptionCancelled,
     entitlement_key,
     feature_command_id,
 )
+from fleetlink.purchases.outcome import Outcome, advance, changed, ended
+from fleetlink.purchases.subscriptions import Subscriptions
 
 DAY_MS = 86_400_000
 _P = PurchaseState
@@ -43,34 +43,28 @@ class UnroutableEventError(ValueError):
     """A provider event for a purchase never seen that names no car or feature."""
 
 
-@dataclass
-class Outcome:
-    """What to write: purchases (key purchase id) and entitlements (key ``{vin}/{feature}``)."""
-
-    purchases: list[Purchase] = field(default_factory=list)
-    entitlements: list[Entitlement] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.purchases or self.entitlements)
-
-    def extend(self, other: Outcome) -> None:
-        self.purchases += other.purchases
-        self.entitlements += other.entitlements
-
-
 class PurchaseBook:
     """Every purchase and entitlement, as the processor's outputs hold them."""
 
     def __init__(
-        self, catalogue: Mapping[str, Feature], *, activation_ttl_ms: int, grace_ms: int = 0
+        self,
+        catalogue: Mapping[str, Feature],
+        *,
+        activation_ttl_ms: int,
+        grace_ms: int = 0,
+        day_ms: int = DAY_MS,
+        renew_ahead_ms: int = DAY_MS,
     ) -> None:
         self.catalogue = dict(catalogue)
         self.activation_ttl_ms = activation_ttl_ms
         self.grace_ms = grace_ms  # the tracker's own word on an expired command comes first
+        self.day_ms = day_ms
         self.purchases: dict[str, Purchase] = {}
         self.entitlements: dict[str, Entitlement] = {}
         self._by_command: dict[str, str] = {}  # activation command id -> purchase id
         self._activating: set[str] = set()
+        self.subscribed: set[str] = set()  # subscriptions delivered or being delivered
+        self.subscriptions = Subscriptions(self, renew_ahead_ms)
 
     # restore ------------------------------------------------------------------------------------
 
@@ -105,36 +99,38 @@ class PurchaseBook:
             intent_id=request.intent_id,
             period_days=request.period_days,
         )
-        return self._emit(purchase)
+        return self.emit(purchase)
 
     def provider(self, event: ProviderEvent, now_ms: int) -> Outcome:
         """A provider event: applied once per event id, whenever it comes."""
         purchase = self.purchases.get(event.purchase_id) or self._from_event(event, now_ms)
         if event.event_id in purchase.events:
             return Outcome()
-        purchase = _replace(purchase, events=[*purchase.events, event.event_id])
-        purchase = _replace(purchase, intent_id=purchase.intent_id or event.intent_id)
+        purchase = changed(purchase, events=[*purchase.events, event.event_id])
+        purchase = changed(purchase, intent_id=purchase.intent_id or event.intent_id)
         kind = event.type
+        if event.intent_id != purchase.intent_id:  # a renewal's payment, not the purchase's
+            return self.subscriptions.renewal_event(purchase, event, now_ms)
         if kind == ProviderEventType.PAYMENT_SUCCEEDED:
-            return self._paid(_replace(purchase, charged=True), now_ms)
+            return self._paid(changed(purchase, charged=True), now_ms)
         if kind in (ProviderEventType.PAYMENT_FAILED, ProviderEventType.PAYMENT_CANCELED):
             if purchase.state is _P.PENDING_PAYMENT:
                 why = f"payment {'declined' if kind.endswith('failed') else 'cancelled'}"
                 reason = f"{why}: {event.reason}" if event.reason else why
-                return self._emit(_step(purchase, _P.FAILED, now_ms, reason))
-            return self._emit(purchase)
+                return self.emit(advance(purchase, _P.FAILED, now_ms, reason))
+            return self.emit(purchase)
         if kind in (ProviderEventType.CHARGE_REFUNDED, ProviderEventType.DISPUTE_CREATED):
             dispute = kind == ProviderEventType.DISPUTE_CREATED
             reason = ("chargeback" if dispute else "refunded") + (
                 f": {event.reason}" if event.reason else ""
             )
             if purchase.state is _P.REFUNDED:
-                return self._emit(purchase)
-            outcome = self._revoke(purchase, now_ms, reason)
-            refunded = _step(_replace(purchase, charged=True), _P.REFUNDED, now_ms, reason)
-            outcome.extend(self._emit(refunded))
+                return self.emit(purchase)
+            outcome = self.revoke(purchase, now_ms, reason)
+            refunded = advance(changed(purchase, charged=True), _P.REFUNDED, now_ms, reason)
+            outcome.extend(self.emit(refunded))
             return outcome
-        return self._emit(purchase)  # kept: its id is not applied twice
+        return self.emit(purchase)  # kept: its id is not applied twice
 
     def command_status(self, step: Transition, now_ms: int) -> Outcome:
         """The activation command's lifecycle: a car that will not or cannot turn the
@@ -146,7 +142,7 @@ class PurchaseBook:
         if purchase.state is not _P.ACTIVATING:
             return Outcome()
         if step.state is CommandState.SUCCEEDED:
-            return self._emit(_step(purchase, _P.COMPLETED, now_ms, "the car turned it on"))
+            return self.emit(advance(purchase, _P.COMPLETED, now_ms, "the car turned it on"))
         if step.state not in _COMMAND_ENDS:
             return Outcome()
         detail = f": {step.reason}" if step.reason else ""
@@ -160,11 +156,18 @@ class PurchaseBook:
         purchase = self.purchases[purchase_id]
         if purchase.vin != vin or purchase.state is not _P.ACTIVATING:
             return Outcome()
-        return self._emit(_step(purchase, _P.COMPLETED, now_ms, "the car reports it active"))
+        return self.emit(advance(purchase, _P.COMPLETED, now_ms, "the car reports it active"))
+
+    def cancelled(self, record: SubscriptionCancelled, now_ms: int) -> Outcome:
+        return self.subscriptions.cancelled(record, now_ms)
+
+    def owner_changed(self, record: OwnerChanged, now_ms: int) -> Outcome:
+        return self.subscriptions.owner_changed(record, now_ms)
 
     def expire(self, now_ms: int) -> Outcome:
-        """Paid purchases a car did not turn on in time (whatever the commands' fate)."""
-        outcome = Outcome()
+        """Paid purchases a car did not turn on in time (whatever the commands' fate), and
+        subscriptions due for renewal or at their end."""
+        outcome = self.subscriptions.tick(now_ms)
         for purchase_id in sorted(self._activating):
             purchase = self.purchases[purchase_id]
             deadline = purchase.activate_by or purchase.updated_at + self.activation_ttl_ms
@@ -199,14 +202,14 @@ class PurchaseBook:
 
     def _paid(self, purchase: Purchase, now_ms: int) -> Outcome:
         if purchase.state not in (_P.PENDING_PAYMENT, _P.FAILED):
-            return self._emit(purchase)  # already paid, or its money went back meanwhile
+            return self.emit(purchase)  # already paid, or its money went back meanwhile
         key = entitlement_key(purchase.vin, purchase.feature)
         held = self.entitlements.get(key)
         if held is not None and held.active and held.purchase_id != purchase.purchase_id:
             return self._refund(purchase, now_ms, "the car already has this feature")
         until = None
         if purchase.period_days is not None:
-            until = now_ms + purchase.period_days * DAY_MS
+            until = now_ms + purchase.period_days * self.day_ms
         entitlement = Entitlement(
             vin=purchase.vin,
             feature=purchase.feature,
@@ -219,31 +222,32 @@ class PurchaseBook:
             activated=True,
         )
         self.entitlements[key] = entitlement
-        paid = _replace(
+        paid = changed(
             purchase,
             activation_id=feature_command_id(entitlement),
             activate_by=now_ms + self.activation_ttl_ms,
+            paid_until=until,
         )
         outcome = Outcome(entitlements=[entitlement])
-        outcome.extend(self._emit(_step(paid, _P.ACTIVATING, now_ms, "paid")))
+        outcome.extend(self.emit(advance(paid, _P.ACTIVATING, now_ms, "paid")))
         return outcome
 
     def _refund(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
-        outcome = self._revoke(purchase, now_ms, reason)
-        outcome.extend(self._emit(_step(purchase, _P.REFUNDING, now_ms, reason)))
+        outcome = self.revoke(purchase, now_ms, reason)
+        outcome.extend(self.emit(advance(purchase, _P.REFUNDING, now_ms, reason)))
         return outcome
 
-    def _revoke(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
+    def revoke(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
         """The entitlement this purchase gave ends (the car is told to turn it off)."""
         key = entitlement_key(purchase.vin, purchase.feature)
         held = self.entitlements.get(key)
         if held is None or not held.active or held.purchase_id != purchase.purchase_id:
             return Outcome()
-        ended = _replace_entitlement(held, version=held.version + 1, ts=now_ms, reason=reason)
-        self.entitlements[key] = ended
-        return Outcome(entitlements=[ended])
+        over = ended(held, now_ms, reason)
+        self.entitlements[key] = over
+        return Outcome(entitlements=[over])
 
-    def _emit(self, purchase: Purchase) -> Outcome:
+    def emit(self, purchase: Purchase) -> Outcome:
         self._store(purchase)
         return Outcome(purchases=[purchase])
 
@@ -255,6 +259,11 @@ class PurchaseBook:
             self._activating.add(purchase.purchase_id)
         else:
             self._activating.discard(purchase.purchase_id)
+        delivering = purchase.state in (_P.ACTIVATING, _P.COMPLETED)
+        if purchase.kind is FeatureKind.SUBSCRIPTION and delivering:
+            self.subscribed.add(purchase.purchase_id)
+        else:
+            self.subscribed.discard(purchase.purchase_id)
 
 
 _COMMAND_ENDS = frozenset(
@@ -266,16 +275,3 @@ _COMMAND_ENDS = frozenset(
         CommandState.UNKNOWN,
     }
 )
-
-
-def _step(purchase: Purchase, state: PurchaseState, now_ms: int, reason: str | None) -> Purchase:
-    history = [*purchase.history, PurchaseStep(state, now_ms, reason)]
-    return _replace(purchase, state=state, updated_at=now_ms, reason=reason, history=history)
-
-
-def _replace(purchase: Purchase, **changes: Any) -> Purchase:
-    return msgspec.structs.replace(purchase, **changes)
-
-
-def _replace_entitlement(entitlement: Entitlement, **changes: Any) -> Entitlement:
-    return msgspec.structs.replace(entitlement, active=False, **changes)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 
 import msgspec
 from confluent_kafka import KafkaException, Message
@@ -102,7 +104,7 @@ class PurchaseEffects:
         self.skipped = SkippedRecords(log)
         self.ready = threading.Event()
         self.commands_sent = 0
-        self.refunds_asked = 0
+        self.provider_calls = 0
 
     # entitlements -------------------------------------------------------------------------------
 
@@ -161,31 +163,57 @@ class PurchaseEffects:
 
     # purchases ----------------------------------------------------------------------------------
 
-    def _refund(self, purchase: Purchase, stop: threading.Event) -> None:
-        if purchase.intent_id is None:
-            self._log.error("no payment to refund", extra={"purchase": purchase.purchase_id})
-            return
-        key = provider_key(purchase.purchase_id, "refund")
+    def _money(self, purchase: Purchase, stop: threading.Event) -> None:
+        """What a purchase record asks of the provider: a refund, a renewal's charge."""
+        pid = purchase.purchase_id
+        if purchase.state is PurchaseState.REFUNDING and purchase.intent_id is not None:
+            intent, reason = purchase.intent_id, purchase.reason or "refund"
+            key = provider_key(pid, "refund")
+            self._ask(purchase, stop, "refund", partial(self._refund, intent, reason, key))
+        for late in purchase.refunds_due:  # a renewal paid too late
+            late_key = provider_key(pid, f"refund-{late}")
+            why = "renewal paid after the subscription ended"
+            self._ask(purchase, stop, late_key, partial(self._refund, late, why, late_key))
+        if purchase.renewing is not None and purchase.state is PurchaseState.COMPLETED:
+            period = purchase.renewing
+            metadata = {"purchase_id": pid, "vin": purchase.vin, "feature": purchase.feature}
+            metadata |= {"owner": purchase.owner, "period": str(period)}
+
+            def charge() -> None:
+                self._provider.create_payment(
+                    amount=purchase.amount,
+                    currency=purchase.currency,
+                    metadata=metadata,
+                    idempotency_key=provider_key(pid, f"renew-{period}"),
+                )
+
+            self._ask(purchase, stop, f"renewal {period}", charge)
+
+    def _refund(self, intent_id: str, reason: str, key: str) -> None:
+        self._provider.refund(intent_id=intent_id, reason=reason[:200], idempotency_key=key)
+
+    def _ask(
+        self, purchase: Purchase, stop: threading.Event, what: str, call: Callable[[], None]
+    ) -> None:
+        """``call`` the provider until it answers (the same idempotency key every time)."""
         while not stop.is_set():
             try:
-                self._provider.refund(
-                    intent_id=purchase.intent_id,
-                    reason=(purchase.reason or "refund")[:200],
-                    idempotency_key=key,
-                )
+                call()
             except ProviderUnavailable as error:
-                self._log.warning("provider away; refund retried", extra={"error": str(error)})
+                self._log.warning(
+                    "provider away; asked again", extra={"what": what, "error": str(error)}
+                )
                 stop.wait(self._retry_s)
                 continue
             except ProviderRefused as refused:
                 # refunded already (by a person, or a dispute): what was wanted has happened
-                level = logging.INFO if refused.code == "charge_already_refunded" else logging.ERROR
+                quiet = refused.code in ("charge_already_refunded", "charge_disputed")
                 self._log.log(
-                    level,
-                    "refund refused",
-                    extra={"purchase": purchase.purchase_id, "code": refused.code},
+                    logging.INFO if quiet else logging.ERROR,
+                    "provider refused",
+                    extra={"purchase": purchase.purchase_id, "what": what, "code": refused.code},
                 )
-            self.refunds_asked += 1
+            self.provider_calls += 1
             return
 
     # the loop -----------------------------------------------------------------------------------
@@ -199,8 +227,7 @@ class PurchaseEffects:
         except UndecodableError as unreadable:
             self.skipped.skip(message, unreadable)
             return
-        if purchase.state is PurchaseState.REFUNDING:  # again on a later copy: the same key
-            self._refund(purchase, stop)
+        self._money(purchase, stop)  # again on a later copy: the same keys
 
     def step(self, stop: threading.Event, timeout: float = 0.1) -> None:
         messages = [m for m in take(self._consumer, 200, timeout) if m.error() is None]

@@ -32,10 +32,18 @@ from fleetlink.adapters.kafka.skips import PoisonGuard, SkippedRecords, dead_let
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode, decode_text, encode
 from fleetlink.contracts.models import Event, EventKind, Transition
-from fleetlink.contracts.purchases import Entitlement, PaymentRecord, Purchase, PurchaseRequested
+from fleetlink.contracts.purchases import (
+    Entitlement,
+    OwnerChanged,
+    PaymentRecord,
+    Purchase,
+    PurchaseRequested,
+    SubscriptionCancelled,
+)
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.errors import FleetlinkError
-from fleetlink.purchases.book import Outcome, PurchaseBook, UnroutableEventError
+from fleetlink.purchases.book import PurchaseBook, UnroutableEventError
+from fleetlink.purchases.outcome import Outcome
 from fleetlink.settings import Settings
 
 _TXN_CALL_TIMEOUT_S = 30.0
@@ -63,6 +71,8 @@ class PurchaseProcessor:
             {feature.id: feature for feature in config.catalogue},
             activation_ttl_ms=config.activation_ttl_s * 1000,
             grace_ms=int(settings.tracker.response_grace_s * 1000),
+            day_ms=int(config.day_s * 1000),
+            renew_ahead_ms=int(config.renew_ahead_days * config.day_s * 1000),
         )
         self._log = log
         self._settings = settings
@@ -124,6 +134,10 @@ class PurchaseProcessor:
             record: Any = decode(PaymentRecord, value)  # type: ignore[arg-type]
             if isinstance(record, PurchaseRequested):
                 return self.book.requested(record, now_ms())
+            if isinstance(record, SubscriptionCancelled):
+                return self.book.cancelled(record, now_ms())
+            if isinstance(record, OwnerChanged):
+                return self.book.owner_changed(record, now_ms())
             try:
                 return self.book.provider(record, now_ms())
             except UnroutableEventError as error:

@@ -97,6 +97,10 @@ class PurchasesSettings(Section):
     transaction_timeout_s: float = Field(default=10.0, ge=1, le=900)
     # a car that has not turned the feature on this long after it was paid for: money back
     activation_ttl_s: int = Field(default=3 * 86400, ge=1, le=30 * 86400)
+    # how long a "day" of the catalogue is (s): subscription periods in tests pass in seconds
+    day_s: float = Field(default=86_400.0, gt=0, le=86_400)
+    # a subscription's next period is charged this long before the paid one ends (days)
+    renew_ahead_days: float = Field(default=1.0, ge=0, le=30)
     # a failed call to the provider is tried again after this long (s)
     provider_retry_s: float = Field(default=1.0, gt=0, le=3600)
 

@@ -24,8 +24,10 @@ class Variant:
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
-    names, weights = zip(*weighted, strict=True)
-    return rng.choices(names, weights)[0]
+    names = [name for name, _ in weighted]
+    weights = [weight for _, weight in weighted]
+    chosen: str = rng.choices(names, weights)[0]
+    return chosen
 
 
 def variant_for(vin: str, seed: int) -> Variant:
