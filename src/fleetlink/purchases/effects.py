@@ -29,7 +29,7 @@ import msgspec
 from confluent_kafka import KafkaException, Message
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.kafka.consume import take
+from fleetlink.adapters.kafka.consume import take, usable
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts import headers
 from fleetlink.contracts.catalogue import DAY
@@ -230,7 +230,7 @@ class PurchaseEffects:
         self._money(purchase, stop)  # again on a later copy: the same keys
 
     def step(self, stop: threading.Event, timeout: float = 0.1) -> None:
-        messages = [m for m in take(self._consumer, 200, timeout) if m.error() is None]
+        messages = usable(take(self._consumer, 200, timeout))
         if not messages:
             return
         for message in messages:

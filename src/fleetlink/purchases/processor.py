@@ -25,7 +25,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.kafka.consume import take
+from fleetlink.adapters.kafka.consume import take, usable
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.adapters.kafka.skips import PoisonGuard, SkippedRecords, dead_letter_headers
@@ -185,7 +185,7 @@ class PurchaseProcessor:
 
     def step(self, timeout: float = 0.1) -> None:
         """One batch of inputs (and the expiry check), in one transaction."""
-        messages = [m for m in take(self._consumer, 500, timeout) if m.error() is None]
+        messages = usable(take(self._consumer, 500, timeout))
         expired = Outcome()
         if time.monotonic() >= self._next_expiry:
             self._next_expiry = time.monotonic() + 1.0

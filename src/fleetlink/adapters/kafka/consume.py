@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, Message
 
+from fleetlink.errors import FleetlinkError
+
 
 def take(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
     """Wait up to ``timeout`` for the first record, then take what is already fetched.
@@ -18,3 +20,16 @@ def take(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]
     if max_messages <= 1:
         return [first]
     return [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)]
+
+
+class FatalConsumerError(FleetlinkError):
+    """The consumer can do nothing more (e.g. fenced: another member took its static id)."""
+
+
+def usable(messages: list[Message]) -> list[Message]:
+    """The records among ``messages``; a fatal error ends the caller (its process restarts)."""
+    for message in messages:
+        error = message.error()
+        if error is not None and error.fatal():
+            raise FatalConsumerError(f"Kafka consumer: {error.str()}")
+    return [message for message in messages if message.error() is None]
