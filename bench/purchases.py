@@ -81,6 +81,9 @@ def ledger_check(
     charges = Counter(c["purchase_id"] for c in provider["charges"] if c["purchase_id"] in ours)
     refunds = Counter(r["purchase_id"] for r in provider["refunds"] if r["purchase_id"] in ours)
     states = Counter(p["state"] for p in found.values())
+    # a free trial is entitled and turned on without a charge (its first charge is a renewal)
+    trials = {pid for pid, p in found.items() if p.get("trial")}
+    paid = Counter(p["state"] for pid, p in found.items() if pid not in trials)
     terminal_steps = [
         sum(step["state"] in TERMINAL for step in p["history"]) for p in found.values()
     ]
@@ -120,7 +123,9 @@ def ledger_check(
         "states": dict(states),
         "charges": sum(charges.values()),
         "charged_twice": sum(1 for n in charges.values() if n > 1),
-        "completed_plus_refunded": states["completed"] + states["refunded"],
+        "completed_plus_refunded": paid["completed"] + paid["refunded"],
+        "trials": len(trials),
+        "trials_charged": sum(charges[pid] for pid in trials),
         "refunds": sum(refunds.values()),
         "one_terminal_state_each": all(n == 1 for n in terminal_steps),
         "activation_commands": len(activations),
@@ -294,6 +299,7 @@ def main() -> None:
     ok = (
         result["charges"] == result["completed_plus_refunded"]
         and result["charged_twice"] == 0
+        and result["trials_charged"] == 0
         and result["one_terminal_state_each"]
         and result["refunds"] == result["states"].get("refunded", 0)
         and result["activation_commands"] == result["entitlements_on"]

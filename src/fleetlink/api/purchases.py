@@ -34,8 +34,8 @@ from fleetlink.contracts import headers
 from fleetlink.contracts.codec import UndecodableError, encode
 from fleetlink.contracts.models import AuditEvent, Presence
 from fleetlink.contracts.purchases import (
-    TERMINAL_STATES,
     Feature,
+    FeatureKind,
     Purchase,
     PurchaseRequested,
     PurchaseState,
@@ -112,7 +112,8 @@ def feature_json(feature: Feature) -> dict[str, Any]:
 def purchase_json(purchase: Purchase) -> dict[str, Any]:
     body: dict[str, Any] = msgspec.to_builtins(purchase)
     body.pop("events", None)  # the provider's event ids: bookkeeping, not the client's
-    defaults = {"charged": False, "period": 1, "cancel_at_period_end": False, "refunds_due": []}
+    defaults: dict[str, Any] = {"charged": False, "period": 1, "cancel_at_period_end": False}
+    defaults |= {"trial": False, "refunds_due": []}
     return defaults | body
 
 
@@ -130,6 +131,9 @@ def _presence(request: Request, vin: str) -> Presence | None:
     return commands_state(request).view.presence_of(vin)
 
 
+_BEING_BOUGHT = (PurchaseState.PENDING_PAYMENT, PurchaseState.ACTIVATING)
+
+
 def _why_not(request: Request, vin: str, feature: Feature) -> tuple[str, str] | None:
     """Why this car cannot buy ``feature`` now (error code, detail), or None."""
     presence = _presence(request, vin)
@@ -142,7 +146,7 @@ def _why_not(request: Request, vin: str, feature: Feature) -> tuple[str, str] | 
     if held is not None and held.active:
         return "already-entitled", f"{vin} has {feature.id} already"
     for purchase in view.purchases_of(vin):
-        if purchase.feature == feature.id and purchase.state not in TERMINAL_STATES:
+        if purchase.feature == feature.id and purchase.state in _BEING_BOUGHT:
             return "purchase-open", f"purchase {purchase.purchase_id} of it is {purchase.state}"
     return None
 
@@ -228,6 +232,65 @@ async def _charge_and_record(
     body: PurchaseRequest,
     purchase_id: str,
 ) -> JSONResponse:
+    trial_days = feature.trial_days if _trial_open(request, vin, feature) else 0
+    intent_id = None
+    if not trial_days:  # a free trial charges nothing now: its first charge is a renewal
+        intent_id = await _charge(state, caller, vin, feature, purchase_id)
+    now = _now_ms()
+    requested = PurchaseRequested(
+        purchase_id=purchase_id,
+        vin=vin,
+        feature=feature.id,
+        owner=caller.name,
+        amount=feature.price,
+        currency=feature.currency,
+        kind=feature.kind,
+        requested_at=now,
+        intent_id=intent_id,
+        idempotency_key=body.idempotency_key,
+        period_days=feature.period_days,
+        trial_days=trial_days,
+    )
+    await state.write(state.payments_topic, purchase_id, encode(requested), [])
+    await commands_state(request).audit(
+        AuditEvent(now, vin, caller.name, "feature.purchased", detail=f"{feature.id} {purchase_id}")
+    )
+    asked = Purchase(
+        purchase_id=purchase_id,
+        vin=vin,
+        feature=feature.id,
+        owner=caller.name,
+        amount=feature.price,
+        currency=feature.currency,
+        kind=feature.kind,
+        state=PurchaseState.PENDING_PAYMENT,
+        created_at=now,
+        updated_at=now,
+        history=[PurchaseStep(PurchaseState.PENDING_PAYMENT, now)],
+        intent_id=intent_id,
+        period_days=feature.period_days,
+        trial=bool(trial_days),
+    )
+    state.view.asked(asked)
+    return JSONResponse(
+        purchase_json(asked),
+        status_code=201,
+        headers={"Location": f"/v1/purchases/{purchase_id}"},
+    )
+
+
+def _trial_open(request: Request, vin: str, feature: Feature) -> bool:
+    """A subscription with a trial, never tried on this car (by any owner)."""
+    if feature.kind is not FeatureKind.SUBSCRIPTION or not feature.trial_days:
+        return False
+    earlier = _ready(request).purchases_of(vin)
+    return not any(p.feature == feature.id and p.trial for p in earlier)
+
+
+async def _charge(
+    state: PurchasesState, caller: Principal, vin: str, feature: Feature, purchase_id: str
+) -> str:
+    """The provider's payment for a purchase (the same key every time): its intent id."""
     metadata = {"purchase_id": purchase_id, "vin": vin, "feature": feature.id}
     metadata["owner"] = caller.name
     try:
@@ -246,48 +309,9 @@ async def _charge_and_record(
             {"Retry-After": str(state.retry_after_s)},
         ) from None
     except ProviderRefused as refused:
-        raise _refuse(
-            409 if refused.status == 400 else 422, "payment-refused", refused.message
-        ) from None
-    now = _now_ms()
-    requested = PurchaseRequested(
-        purchase_id=purchase_id,
-        vin=vin,
-        feature=feature.id,
-        owner=caller.name,
-        amount=feature.price,
-        currency=feature.currency,
-        kind=feature.kind,
-        requested_at=now,
-        intent_id=intent.intent_id,
-        idempotency_key=body.idempotency_key,
-        period_days=feature.period_days,
-    )
-    await state.write(state.payments_topic, purchase_id, encode(requested), [])
-    await commands_state(request).audit(
-        AuditEvent(now, vin, caller.name, "feature.purchased", detail=f"{feature.id} {purchase_id}")
-    )
-    asked = Purchase(
-        purchase_id=purchase_id,
-        vin=vin,
-        feature=feature.id,
-        owner=caller.name,
-        amount=feature.price,
-        currency=feature.currency,
-        kind=feature.kind,
-        state=PurchaseState.PENDING_PAYMENT,
-        created_at=now,
-        updated_at=now,
-        history=[PurchaseStep(PurchaseState.PENDING_PAYMENT, now)],
-        intent_id=intent.intent_id,
-        period_days=feature.period_days,
-    )
-    state.view.asked(asked)
-    return JSONResponse(
-        purchase_json(asked),
-        status_code=201,
-        headers={"Location": f"/v1/purchases/{purchase_id}"},
-    )
+        status = 409 if refused.status == 400 else 422
+        raise ApiError(status, "payment-refused", refused.message) from None
+    return intent.intent_id
 
 
 def _readable(caller: Principal, purchase: Purchase) -> bool:

@@ -93,6 +93,7 @@ class PurchaseRequested(
     intent_id: Annotated[str, Meta(max_length=128)] | None = None
     idempotency_key: Annotated[str, Meta(max_length=255)] | None = None
     period_days: int | None = None
+    trial_days: Annotated[int, Meta(ge=0, le=366)] = 0  # free first; nothing charged now
 
 
 class ProviderEvent(
@@ -202,6 +203,7 @@ class Purchase(msgspec.Struct, frozen=True, omit_defaults=True):
     paid_until: EpochMillis | None = None
     cancel_at_period_end: bool = False
     refunds_due: list[str] = []  # payments (intent ids) beside the first to give back
+    trial: bool = False  # began with a free trial: period 0, the first charge a renewal
 
     @property
     def terminal(self) -> bool:

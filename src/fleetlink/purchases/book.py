@@ -54,11 +54,14 @@ class PurchaseBook:
         grace_ms: int = 0,
         day_ms: int = DAY_MS,
         renew_ahead_ms: int = DAY_MS,
+        payment_timeout_ms: int = DAY_MS,
     ) -> None:
         self.catalogue = dict(catalogue)
         self.activation_ttl_ms = activation_ttl_ms
         self.grace_ms = grace_ms  # the tracker's own word on an expired command comes first
         self.day_ms = day_ms
+        self.payment_timeout_ms = payment_timeout_ms
+        self._unpaid: set[str] = set()
         self.purchases: dict[str, Purchase] = {}
         self.entitlements: dict[str, Entitlement] = {}
         self._by_command: dict[str, str] = {}  # activation command id -> purchase id
@@ -99,6 +102,10 @@ class PurchaseBook:
             intent_id=request.intent_id,
             period_days=request.period_days,
         )
+        if request.trial_days and request.period_days is not None:
+            # a free trial: entitled now for the trial's days; its first charge is a renewal
+            trial = changed(purchase, trial=True, period=0, reason="free trial")
+            return self._entitle(trial, now_ms, request.trial_days * self.day_ms, "free trial")
         return self.emit(purchase)
 
     def provider(self, event: ProviderEvent, now_ms: int) -> Outcome:
@@ -107,10 +114,10 @@ class PurchaseBook:
         if event.event_id in purchase.events:
             return Outcome()
         purchase = changed(purchase, events=[*purchase.events, event.event_id])
-        purchase = changed(purchase, intent_id=purchase.intent_id or event.intent_id)
         kind = event.type
-        if event.intent_id != purchase.intent_id:  # a renewal's payment, not the purchase's
+        if event.period is not None:  # a renewal's payment, not the purchase's
             return self.subscriptions.renewal_event(purchase, event, now_ms)
+        purchase = changed(purchase, intent_id=purchase.intent_id or event.intent_id)
         if kind == ProviderEventType.PAYMENT_SUCCEEDED:
             return self._paid(changed(purchase, charged=True), now_ms)
         if kind in (ProviderEventType.PAYMENT_FAILED, ProviderEventType.PAYMENT_CANCELED):
@@ -168,6 +175,11 @@ class PurchaseBook:
         """Paid purchases a car did not turn on in time (whatever the commands' fate), and
         subscriptions due for renewal or at their end."""
         outcome = self.subscriptions.tick(now_ms)
+        for purchase_id in sorted(self._unpaid):
+            purchase = self.purchases[purchase_id]
+            if now_ms >= purchase.created_at + self.payment_timeout_ms:
+                reason = "the provider never confirmed the payment"
+                outcome.extend(self.emit(advance(purchase, _P.FAILED, now_ms, reason)))
         for purchase_id in sorted(self._activating):
             purchase = self.purchases[purchase_id]
             deadline = purchase.activate_by or purchase.updated_at + self.activation_ttl_ms
@@ -207,9 +219,18 @@ class PurchaseBook:
         held = self.entitlements.get(key)
         if held is not None and held.active and held.purchase_id != purchase.purchase_id:
             return self._refund(purchase, now_ms, "the car already has this feature")
-        until = None
-        if purchase.period_days is not None:
-            until = now_ms + purchase.period_days * self.day_ms
+        period_ms = None if purchase.period_days is None else purchase.period_days * self.day_ms
+        return self._entitle(purchase, now_ms, period_ms, "paid")
+
+    def _entitle(
+        self, purchase: Purchase, now_ms: int, period_ms: int | None, reason: str
+    ) -> Outcome:
+        """Entitled from now (for ``period_ms``, or for good): the car is told to turn it on."""
+        key = entitlement_key(purchase.vin, purchase.feature)
+        held = self.entitlements.get(key)
+        if held is not None and held.active and held.purchase_id != purchase.purchase_id:
+            return self.emit(advance(purchase, _P.FAILED, now_ms, "the car has it already"))
+        until = None if period_ms is None else now_ms + period_ms
         entitlement = Entitlement(
             vin=purchase.vin,
             feature=purchase.feature,
@@ -229,12 +250,14 @@ class PurchaseBook:
             paid_until=until,
         )
         outcome = Outcome(entitlements=[entitlement])
-        outcome.extend(self.emit(advance(paid, _P.ACTIVATING, now_ms, "paid")))
+        outcome.extend(self.emit(advance(paid, _P.ACTIVATING, now_ms, reason)))
         return outcome
 
     def _refund(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
+        """The entitlement ends; what was paid goes back (a trial paid nothing: it failed)."""
         outcome = self.revoke(purchase, now_ms, reason)
-        outcome.extend(self.emit(advance(purchase, _P.REFUNDING, now_ms, reason)))
+        state = _P.REFUNDING if purchase.charged else _P.FAILED
+        outcome.extend(self.emit(advance(purchase, state, now_ms, reason)))
         return outcome
 
     def revoke(self, purchase: Purchase, now_ms: int, reason: str) -> Outcome:
@@ -255,6 +278,10 @@ class PurchaseBook:
         self.purchases[purchase.purchase_id] = purchase
         if purchase.activation_id is not None:
             self._by_command[purchase.activation_id] = purchase.purchase_id
+        if purchase.state is _P.PENDING_PAYMENT:
+            self._unpaid.add(purchase.purchase_id)
+        else:
+            self._unpaid.discard(purchase.purchase_id)
         if purchase.state is _P.ACTIVATING:
             self._activating.add(purchase.purchase_id)
         else:

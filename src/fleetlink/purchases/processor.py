@@ -73,6 +73,7 @@ class PurchaseProcessor:
             grace_ms=int(settings.tracker.response_grace_s * 1000),
             day_ms=int(config.day_s * 1000),
             renew_ahead_ms=int(config.renew_ahead_days * config.day_s * 1000),
+            payment_timeout_ms=config.payment_timeout_s * 1000,
         )
         self._log = log
         self._settings = settings

@@ -97,6 +97,9 @@ class PurchasesSettings(Section):
     transaction_timeout_s: float = Field(default=10.0, ge=1, le=900)
     # a car that has not turned the feature on this long after it was paid for: money back
     activation_ttl_s: int = Field(default=3 * 86400, ge=1, le=30 * 86400)
+    # a purchase the provider never confirmed paid (nor declined) this long: failed; a payment
+    # that still comes later activates it then
+    payment_timeout_s: int = Field(default=86_400, ge=1, le=30 * 86400)
     # how long a "day" of the catalogue is (s): subscription periods in tests pass in seconds
     day_s: float = Field(default=86_400.0, gt=0, le=86_400)
     # a subscription's next period is charged this long before the paid one ends (days)

@@ -245,3 +245,39 @@ def test_a_purchase_is_read_back_as_the_processor_wrote_it(tmp_path: Path) -> No
             assert [p["purchase_id"] for p in listed.json()["purchases"]] == [asked.purchase_id]
 
     run(scenario())
+
+
+def test_a_subscription_begins_with_its_free_trial_once_per_car(tmp_path: Path) -> None:
+    provider = CountingProvider()
+
+    async def scenario() -> None:
+        async with running_api(tmp_path, provider=provider) as api:
+            url = f"/v1/vehicles/{CAR}/purchases"
+            body = {"feature": "heated-seats", "idempotency_key": "winter"}
+            trial = await api.client.post(url, json=body, headers=api.owner)
+            assert trial.status_code == 201, trial.text
+            assert trial.json()["trial"] is True
+            assert provider.calls == 0  # nothing charged now
+            (requested,) = payments(api)
+            assert isinstance(requested, PurchaseRequested)
+            assert (requested.trial_days, requested.intent_id) == (7, None)
+            ended = msgspec.structs.replace(
+                msgspec.convert(trial.json(), Purchase), state=PurchaseState.ENDED
+            )
+            topic = api.settings.topic_map()[KafkaTopic.PURCHASES]
+            api.kafka.append(topic, encode(ended), ended.purchase_id.encode())
+            for _ in range(100):
+                view = api.client._transport.app.state.purchases.view  # type: ignore[attr-defined]
+                if view.purchase(ended.purchase_id).state is PurchaseState.ENDED:
+                    break
+                time.sleep(0.01)
+            again = await api.client.post(
+                url,
+                json={"feature": "heated-seats", "idempotency_key": "spring"},
+                headers=api.owner,
+            )
+            assert again.status_code == 201, again.text
+            assert again.json()["trial"] is False
+            assert provider.calls == 1  # the car had its trial: this one is paid
+
+    run(scenario())

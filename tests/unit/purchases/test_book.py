@@ -235,3 +235,17 @@ def test_a_restored_book_continues_where_the_topics_left_it() -> None:
     )
     assert outcome.purchases[0].state is S.REFUNDING
     assert again.expire(NOW + 10 * TTL).purchases == []
+
+
+def test_a_payment_never_confirmed_fails_and_a_late_one_still_activates() -> None:
+    purchases = PurchaseBook(
+        {f.id: f for f in DEFAULT_FEATURES}, activation_ttl_ms=TTL, payment_timeout_ms=5_000
+    )
+    purchases.requested(request(), NOW)
+    assert not purchases.expire(NOW + 4_999)
+    (failed,) = purchases.expire(NOW + 5_000).purchases
+    assert failed.state is S.FAILED
+    assert failed.reason == "the provider never confirmed the payment"
+    assert not purchases.expire(NOW + 10_000)
+    late = purchases.provider(event("payment_intent.succeeded"), NOW + 20_000)
+    assert late.purchases[0].state is S.ACTIVATING

@@ -141,3 +141,48 @@ def msgspec_replace(event: ProviderEvent, **changes: object) -> ProviderEvent:
     import msgspec
 
     return msgspec.structs.replace(event, **changes)
+
+
+def trial_book() -> PurchaseBook:
+    purchases = book()
+    request = PurchaseRequested(
+        purchase_id="t-1", vin=VIN, feature="heated-seats", owner="olga", amount=1500,
+        currency="eur", kind=FeatureKind.SUBSCRIPTION, requested_at=NOW, period_days=30,
+        trial_days=7,
+    )  # fmt: skip
+    outcome = purchases.requested(request, NOW)
+    (entitlement,) = outcome.entitlements
+    assert entitlement.until == NOW + 7 * DAY
+    purchase = outcome.purchases[0]
+    assert (purchase.state, purchase.trial, purchase.charged, purchase.period) == (
+        S.ACTIVATING,
+        True,
+        False,
+        0,
+    )
+    return purchases
+
+
+def test_a_free_trial_is_entitled_at_once_and_its_first_charge_is_a_renewal() -> None:
+    purchases = trial_book()
+    activation = purchases.purchases["t-1"].activation_id or ""
+    data = {"feature": "heated-seats", "active": True, "command_id": activation}
+    assert purchases.feature_state(VIN, data, NOW + 1).purchases[0].state is S.COMPLETED
+    (asked,) = purchases.expire(NOW + 7 * DAY - AHEAD).purchases
+    assert asked.renewing == 1
+    first = paid("payment_intent.succeeded", "t-1", "pi_first", period=1)
+    outcome = purchases.provider(first, NOW + 7 * DAY - AHEAD + 5)
+    assert outcome.entitlements[0].until == NOW + 7 * DAY + PERIOD
+    assert outcome.purchases[0].period == 1
+
+
+def test_a_trial_the_car_refuses_fails_with_nothing_to_refund() -> None:
+    purchases = trial_book()
+    activation = purchases.purchases["t-1"].activation_id or ""
+    refused = Transition(
+        command_id=activation, vin=VIN, name="feature.activate", state=CommandState.REJECTED,
+        ts=NOW, reason="not-equipped",
+    )  # fmt: skip
+    outcome = purchases.command_status(refused, NOW + 1)
+    assert outcome.purchases[0].state is S.FAILED
+    assert not outcome.entitlements[0].active
