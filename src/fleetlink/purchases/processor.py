@@ -20,9 +20,9 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.consume import take, usable
@@ -55,6 +55,24 @@ def now_ms() -> int:
 
 class TransactionFailedError(FleetlinkError):
     """A transaction that could not commit: the process restarts from what Kafka holds."""
+
+
+class LazyTransaction:
+    """The transactional producer, begun by the first record written: a batch that writes
+    nothing (most of what the processor reads concerns no purchase) costs no transaction."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.open = False
+
+    def begin(self) -> None:
+        if not self.open:
+            self.producer.begin_transaction()
+            self.open = True
+
+    def produce(self, topic: str, **record: Any) -> None:
+        self.begin()
+        self.producer.produce(topic, **record)
 
 
 class PurchaseProcessor:
@@ -99,10 +117,15 @@ class PurchaseProcessor:
                 "transaction.timeout.ms": timeout_ms,
             },
         )
+        self._txn = LazyTransaction(self._producer)
         self._next_expiry = 0.0
+        self._offsets_due = False  # records read since the last commit
+        self._next_offsets = 0.0
         self.ready = threading.Event()
         self.skipped = SkippedRecords(log)
-        self._guard = PoisonGuard.of(settings, f"{config.group_id}.processor", self._producer, log)
+        # the guard's dead letters go into the batch's transaction
+        guard_producer = cast(Producer, self._txn)
+        self._guard = PoisonGuard.of(settings, f"{config.group_id}.processor", guard_producer, log)
         self.transactions = 0
 
     # start --------------------------------------------------------------------------------------
@@ -170,34 +193,31 @@ class PurchaseProcessor:
 
     def _dead_letter(self, message: Message, error: UndecodableError) -> None:
         dead = dead_letter_headers(message, error.reason, error.detail)
-        self._producer.produce(self._dlq, key=message.key(), value=message.value(), headers=dead)
+        self._txn.produce(self._dlq, key=message.key(), value=message.value(), headers=dead)
 
     def _write(self, outcome: Outcome) -> None:
         for purchase in outcome.purchases:
-            self._producer.produce(
-                self._purchases, key=purchase.purchase_id, value=encode(purchase)
-            )
+            self._txn.produce(self._purchases, key=purchase.purchase_id, value=encode(purchase))
         for entitlement in outcome.entitlements:
-            self._producer.produce(
-                self._entitlements, key=entitlement.key, value=encode(entitlement)
-            )
+            self._txn.produce(self._entitlements, key=entitlement.key, value=encode(entitlement))
 
     # the loop -----------------------------------------------------------------------------------
 
     def step(self, timeout: float = 0.1) -> None:
-        """One batch of inputs (and the expiry check), in one transaction."""
+        """One batch of inputs (and the expiry check), in one transaction if it writes
+        anything; the offsets of batches that wrote nothing are committed once a second."""
         messages = usable(take(self._consumer, 500, timeout))
-        expired = Outcome()
-        if time.monotonic() >= self._next_expiry:
-            self._next_expiry = time.monotonic() + 1.0
-            expired = self.book.expire(now_ms())
-        if not messages and not expired:
-            return
-        self._producer.begin_transaction()
+        self._offsets_due = self._offsets_due or bool(messages)
         for message in messages:
             self._write(self._apply(message))
-        self._write(expired)
-        if messages:
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            self._write(self.book.expire(now_ms()))
+        if not self._txn.open and not (self._offsets_due and now >= self._next_offsets):
+            return
+        self._txn.begin()
+        if self._offsets_due:
             positions = self._consumer.position(self._consumer.assignment())
             metadata = self._consumer.consumer_group_metadata()
             self._transactional(
@@ -209,6 +229,9 @@ class PurchaseProcessor:
         self._transactional(
             "commit", lambda: self._producer.commit_transaction(_TXN_CALL_TIMEOUT_S)
         )
+        self._txn.open = False
+        self._offsets_due = False
+        self._next_offsets = now + 1.0
         self.transactions += 1
 
     def _transactional(self, what: str, call: Any) -> None:

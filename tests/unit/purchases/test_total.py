@@ -58,7 +58,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def processor(settings: Settings) -> PurchaseProcessor:
     processor = PurchaseProcessor(settings, logging.getLogger("test.purchases"))
     sink = DeadLetters()
-    processor._producer = sink  # type: ignore[assignment]
+    processor._txn = sink  # type: ignore[assignment]
     processor._guard._producer = sink  # type: ignore[assignment]
     return processor
 
@@ -88,7 +88,7 @@ def test_the_processor_takes_any_record_or_skips_it_with_a_reason(
     processor: PurchaseProcessor, settings: Settings, data: st.DataObject
 ) -> None:
     message = data.draw(records(inputs(settings)))
-    sink: DeadLetters = processor._producer  # type: ignore[assignment]
+    sink: DeadLetters = processor._txn  # type: ignore[assignment]
     skipped, dead = processor.skipped.total, len(sink.records)
     processor._apply(message)  # type: ignore[arg-type]
     assert processor.skipped.total in (skipped, skipped + 1)
@@ -104,7 +104,7 @@ def test_a_provider_event_for_no_car_is_dead_lettered(
 ) -> None:
     lost = msgspec.structs.replace(PAID, event_id="evt_2", purchase_id="p-9", vin=None)
     message = FakeMessage(inputs(settings)[0], b"p-9", msgspec.json.encode(lost))
-    sink: DeadLetters = processor._producer  # type: ignore[assignment]
+    sink: DeadLetters = processor._txn  # type: ignore[assignment]
     processor._apply(message)  # type: ignore[arg-type]
     assert sink.records[-1][1][h.DLQ_REASON] == b"schema"
     assert b"names no car" in sink.records[-1][1][h.DLQ_DETAIL]
