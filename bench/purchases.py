@@ -9,8 +9,9 @@ and the purchase processor, all as processes under a supervisor that restarts wh
    trip POST -> ``succeeded`` (polled), with no purchase going on.
 2. Burst: ``--purchases`` purchases as fast as eight owners' clients get answers (each retried
    with its idempotency key on any failure): purchases per second.
-3. Load: the same commands again while purchases go on at ``--load-rate`` a second: the
-   commands' p99 beside the baseline's (a purchase must not stall other cars' commands).
+3. Load: once the burst's purchases have ended, the same commands again while purchases go on
+   at ``--load-rate`` a second: the commands' p99 beside the baseline's (a purchase must not
+   stall other cars' commands), and once more after, alone.
 4. Chaos: another ``--purchases`` purchases at ``--chaos-rate`` a second while the API and the
    purchase processor are killed (SIGKILL) at random every ``--kill-every`` s on average.
 
@@ -237,6 +238,8 @@ def main() -> None:
             with console.status(f"burst: {args.purchases} purchases as fast as answered"):
                 span = shop.buy(args.purchases)
             burst = len(shop.purchases)
+            with console.status("the burst's purchases ending (activations, refunds)"):
+                settle(client, list(shop.purchases), timeout=120)
             loaded: list[float] = []
             runner = threading.Thread(target=lambda: loaded.extend(commands.run(args.seconds)))
             runner.start()
