@@ -39,8 +39,8 @@ from fleetlink.contracts.purchases import (
     Purchase,
     PurchaseRequested,
     PurchaseState,
-    PurchaseStep,
     incompatibility,
+    pending_purchase,
     provider_key,
     purchase_id_for,
 )
@@ -255,22 +255,7 @@ async def _charge_and_record(
     await commands_state(request).audit(
         AuditEvent(now, vin, caller.name, "feature.purchased", detail=f"{feature.id} {purchase_id}")
     )
-    asked = Purchase(
-        purchase_id=purchase_id,
-        vin=vin,
-        feature=feature.id,
-        owner=caller.name,
-        amount=feature.price,
-        currency=feature.currency,
-        kind=feature.kind,
-        state=PurchaseState.PENDING_PAYMENT,
-        created_at=now,
-        updated_at=now,
-        history=[PurchaseStep(PurchaseState.PENDING_PAYMENT, now)],
-        intent_id=intent_id,
-        period_days=feature.period_days,
-        trial=bool(trial_days),
-    )
+    asked = pending_purchase(requested)
     state.view.asked(asked)
     return JSONResponse(
         purchase_json(asked),

@@ -255,3 +255,24 @@ def feature_command_id(entitlement: Entitlement) -> str:
     action = "activate" if entitlement.active else "deactivate"
     name = f"{entitlement.key}/{entitlement.purchase_id}/{entitlement.version}/{action}"
     return str(uuid.uuid5(PURCHASE_NAMESPACE, name))
+
+
+def pending_purchase(request: PurchaseRequested) -> Purchase:
+    """The purchase as it stands once asked for: waiting for the provider's word."""
+    asked_at = request.requested_at
+    return Purchase(
+        purchase_id=request.purchase_id,
+        vin=request.vin,
+        feature=request.feature,
+        owner=request.owner,
+        amount=request.amount,
+        currency=request.currency,
+        kind=request.kind,
+        state=PurchaseState.PENDING_PAYMENT,
+        created_at=asked_at,
+        updated_at=asked_at,
+        history=[PurchaseStep(PurchaseState.PENDING_PAYMENT, asked_at)],
+        intent_id=request.intent_id,
+        period_days=request.period_days,
+        trial=request.trial_days > 0,
+    )

@@ -31,6 +31,7 @@ from fleetlink.contracts.purchases import (
     SubscriptionCancelled,
     entitlement_key,
     feature_command_id,
+    pending_purchase,
 )
 from fleetlink.purchases.outcome import Outcome, advance, changed, ended
 from fleetlink.purchases.subscriptions import Subscriptions
@@ -86,25 +87,10 @@ class PurchaseBook:
     def requested(self, request: PurchaseRequested, now_ms: int) -> Outcome:
         if request.purchase_id in self.purchases:
             return Outcome()
-        step = PurchaseStep(_P.PENDING_PAYMENT, now_ms)
-        purchase = Purchase(
-            purchase_id=request.purchase_id,
-            vin=request.vin,
-            feature=request.feature,
-            owner=request.owner,
-            amount=request.amount,
-            currency=request.currency,
-            kind=request.kind,
-            state=_P.PENDING_PAYMENT,
-            created_at=request.requested_at,
-            updated_at=now_ms,
-            history=[step],
-            intent_id=request.intent_id,
-            period_days=request.period_days,
-        )
+        purchase = pending_purchase(request)
         if request.trial_days and request.period_days is not None:
             # a free trial: entitled now for the trial's days; its first charge is a renewal
-            trial = changed(purchase, trial=True, period=0, reason="free trial")
+            trial = changed(purchase, period=0, reason="free trial")
             return self._entitle(trial, now_ms, request.trial_days * self.day_ms, "free trial")
         return self.emit(purchase)
 

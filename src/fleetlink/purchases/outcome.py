@@ -35,6 +35,10 @@ def changed(purchase: Purchase, **changes: Any) -> Purchase:
     return msgspec.structs.replace(purchase, **changes)
 
 
+def changed_entitlement(entitlement: Entitlement, **changes: Any) -> Entitlement:
+    return msgspec.structs.replace(entitlement, **changes)
+
+
 def ended(entitlement: Entitlement, now_ms: int, reason: str) -> Entitlement:
     """The entitlement's next version, off."""
     return msgspec.structs.replace(

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fleetlink.contracts.purchases import (
-    Entitlement,
     OwnerChanged,
     ProviderEvent,
     ProviderEventType,
@@ -24,7 +23,7 @@ from fleetlink.contracts.purchases import (
     SubscriptionCancelled,
     entitlement_key,
 )
-from fleetlink.purchases.outcome import Outcome, advance, changed
+from fleetlink.purchases.outcome import Outcome, advance, changed, changed_entitlement
 
 if TYPE_CHECKING:
     from fleetlink.purchases.book import PurchaseBook
@@ -69,17 +68,7 @@ class Subscriptions:
             due = [*purchase.refunds_due, event.intent_id]
             return book.emit(changed(purchase, refunds_due=due))
         until = max(held.until or now_ms, now_ms) + purchase.period_days * book.day_ms
-        extended = Entitlement(
-            vin=held.vin,
-            feature=held.feature,
-            active=True,
-            purchase_id=held.purchase_id,
-            version=held.version + 1,
-            ts=now_ms,
-            until=until,
-            owner=held.owner,
-            activated=True,
-        )
+        extended = changed_entitlement(held, version=held.version + 1, ts=now_ms, until=until)
         book.entitlements[key] = extended
         renewed = changed(
             purchase,
