@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import typer
@@ -9,7 +10,11 @@ from confluent_kafka import KafkaException
 from rich.table import Table
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.runtime.watchdog import exit_when_a_thread_dies
+from fleetlink.adapters.runtime.watchdog import (
+    StopDeadline,
+    exit_when_a_thread_dies,
+    stop_when_orphaned,
+)
 from fleetlink.cli.common import console, settings_from
 from fleetlink.errors import FleetlinkError
 from fleetlink.logs import configure
@@ -36,6 +41,9 @@ def run(
     settings = settings_from(ctx)
     log = configure(f"app.{name}")
     exit_when_a_thread_dies(log)
+    # Quix handles SIGTERM once it runs; an app whose parent died (kill -9 of the demo, Kafka
+    # gone with it) must not linger in a start-up or a close that waits for that Kafka
+    stop_when_orphaned(threading.Event(), StopDeadline(settings.runtime.stop_grace_s, log))
     runtime = AppRuntime(
         settings,
         name,

@@ -10,6 +10,7 @@ from fleetlink.adapters.runtime.watchdog import (
     StopDeadline,
     exit_when_a_thread_dies,
     stop_on_signals,
+    stop_when_orphaned,
 )
 from fleetlink.cli.common import settings_from
 from fleetlink.logs import configure
@@ -26,7 +27,10 @@ def run(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     log = configure("purchases")
     stop = threading.Event()
-    stop_on_signals(stop, StopDeadline(settings.runtime.stop_grace_s, log))
+    deadline = StopDeadline(settings.runtime.stop_grace_s, log)
+    stop_on_signals(stop, deadline)
+    # a signal handler waits for the main thread, which may sit in init_transactions
+    stop_when_orphaned(stop, deadline)
     exit_when_a_thread_dies(log)
     effects = PurchaseEffects(settings, log)
     worker = threading.Thread(target=effects.run, args=(stop,), name="purchase-effects")
