@@ -33,7 +33,6 @@ from fleetlink.contracts.models import (
     Delivered,
     Event,
     EventKind,
-    Presence,
     PresenceStatus,
     ResponseStatus,
     Telemetry,
@@ -170,15 +169,7 @@ class VehicleAgent:
         self._send(MqttTopic.event(self.vin, kind), encode(event), event.seq)
 
     def _presence(self, status: PresenceStatus, reason: str) -> bytes:
-        state = self.state
-        presence = Presence(
-            status=status,
-            ts=self.now_ms(),
-            reason=reason,
-            model=state.model,
-            firmware=state.firmware,
-        )
-        return encode(presence)
+        return encode(self.state.presence(status, reason, self.now_ms()))
 
     # connection -------------------------------------------------------------------------------
 

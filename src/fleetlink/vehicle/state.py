@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetlink.contracts import vss
-from fleetlink.contracts.models import SignalValue
+from fleetlink.contracts.models import Presence, PresenceStatus, SignalValue
 
 
 @dataclass
@@ -38,6 +38,10 @@ class VehicleState:
     # digital keys: uses so far per grant id, and the grants the owner revoked
     grant_uses: dict[str, int] = field(default_factory=dict)
     revoked_grants: set[str] = field(default_factory=set)
+
+    def presence(self, status: PresenceStatus, reason: str, now_ms: int) -> Presence:
+        """Birth or will: online or not, and what the car is (the catalogue's checks read it)."""
+        return Presence(status, now_ms, reason, model=self.model, firmware=self.firmware)
 
     def feature_active(self, feature: str, now_ms: int) -> bool:
         until = self.feature_until.get(feature)
