@@ -116,6 +116,8 @@ PLATFORM_ONLY = {
     CommandName.GRANT_REVOKE: "revoke a key with POST /v1/grants/{grant_id}/revoke",
     CommandName.FEATURE_ACTIVATE: "buy a feature with POST /v1/vehicles/{vin}/purchases",
     CommandName.FEATURE_DEACTIVATE: "a feature ends with its entitlement (refund, expiry)",
+    CommandName.SOFTWARE_UPDATE: "roll software out with POST /v1/campaigns",
+    CommandName.SOFTWARE_CANCEL: "stop a campaign with POST /v1/campaigns/{id}/abort",
 }
 
 

@@ -13,6 +13,7 @@ import msgspec
 from msgspec import Meta
 
 from fleetlink.contracts import vss
+from fleetlink.contracts.campaigns import SoftwareCancelParams, SoftwareUpdateParams
 from fleetlink.contracts.models import CommandName, SignalValue
 
 MINUTE: Final = 60
@@ -84,6 +85,9 @@ CATALOGUE: Final[dict[CommandName, CommandSpec]] = {
     CommandName.CONFIG_CHANGE: CommandSpec(ConfigParams, 7 * DAY, 30 * DAY, latest_wins=True),
     # sent by the platform when an owner revokes a key; waits for an offline car a long time
     CommandName.GRANT_REVOKE: CommandSpec(RevokeParams, 30 * DAY, 30 * DAY),
+    # sent by the campaign orchestrator; valid as long as the car's turn in the campaign lasts
+    CommandName.SOFTWARE_UPDATE: CommandSpec(SoftwareUpdateParams, DAY, 90 * DAY),
+    CommandName.SOFTWARE_CANCEL: CommandSpec(SoftwareCancelParams, 30 * DAY, 90 * DAY),
 }
 
 

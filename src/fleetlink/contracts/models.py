@@ -66,6 +66,7 @@ class EventKind(StrEnum):
     PARKED = "parked"  # stands at the curb (``contracts.parking``: where, how long a car)
     UNPARKED = "unparked"  # left its spot: the spot is free
     FEATURE_STATE = "feature-state"  # a feature turned on or off (``data``: feature, active)
+    SOFTWARE_STATE = "software-state"  # an update's steps (``contracts.campaigns.SoftwareReport``)
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -145,6 +146,8 @@ class CommandName(StrEnum):
     FEATURE_DEACTIVATE = "feature.deactivate"
     CONFIG_CHANGE = "config.change"
     GRANT_REVOKE = "grant.revoke"  # a digital key the car must refuse from now on
+    SOFTWARE_UPDATE = "software.update"  # an OTA campaign's order (contracts.campaigns)
+    SOFTWARE_CANCEL = "software.cancel"  # an aborted campaign: do not install
 
 
 class Command(msgspec.Struct, frozen=True, omit_defaults=True):

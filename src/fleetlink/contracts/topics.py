@@ -126,6 +126,7 @@ class KafkaTopic(StrEnum):
     PAYMENTS = "fleet.payments"
     PURCHASES = "fleet.purchases"
     ENTITLEMENTS = "fleet.entitlements"
+    CAMPAIGN_REQUESTS = "fleet.campaign-requests"
     CAMPAIGNS = "fleet.campaigns"
     CAMPAIGN_VEHICLES = "fleet.campaign-vehicles"
     V2X_CAM_IN = "v2x.cam.in"
@@ -236,12 +237,21 @@ KAFKA_TOPICS: Final[tuple[KafkaTopicSpec, ...]] = (
     ),
     _spec(KafkaTopic.PURCHASES, "purchase id", _C, _CLOUD, "purchase lifecycle"),
     _spec(KafkaTopic.ENTITLEMENTS, "{vin}/{feature}", _C, _CLOUD, "features a vehicle may use"),
-    _spec(KafkaTopic.CAMPAIGNS, "campaign id", _C, _CLOUD, "OTA campaign definitions"),
+    # OTA: the orchestrator runs next to the commands it sends and is each record's one writer
+    _spec(
+        KafkaTopic.CAMPAIGN_REQUESTS,
+        "campaign id",
+        _D,
+        _CLOUD,
+        "OTA campaign requests as received: create, approve, pause, resume, abort",
+        mirrored=False,
+    ),
+    _spec(KafkaTopic.CAMPAIGNS, "campaign id", _C, _CLOUD, "OTA campaign definitions and state"),
     _spec(
         KafkaTopic.CAMPAIGN_VEHICLES,
         "{campaign}/{vin}",
         _C,
-        _EDGE,
+        _CLOUD,
         "OTA desired vs reported version per car",
     ),
     _spec(KafkaTopic.V2X_CAM_IN, "station id", _D, _EDGE, "ETSI CAM from roadside units"),

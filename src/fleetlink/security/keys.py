@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlink.errors import ConfigError
+from fleetlink.security.images import DirectorSigner, ImageSigner, OtaTrust
 from fleetlink.security.pki import DevPki, SigningPurpose
 from fleetlink.security.signing import Signer
 from fleetlink.settings import Settings
@@ -31,6 +32,8 @@ def signing_key(settings: Settings, purpose: SigningPurpose) -> Ed25519PrivateKe
             settings.security.vehicle_trust_key_file,
         ),
         SigningPurpose.API_TOKENS: ("api_token_key_file", settings.security.api_token_key_file),
+        SigningPurpose.IMAGE_REPOSITORY: ("image_key_file", settings.campaigns.image_key_file),
+        SigningPurpose.DIRECTOR: ("director_key_file", settings.campaigns.director_key_file),
     }[purpose]
     if configured[1] is not None:
         return _load(configured[1], configured[0])
@@ -54,3 +57,21 @@ def identity_tls(settings: Settings, identity: str) -> ssl.SSLContext | None:
 def command_signer(settings: Settings) -> Signer:
     """Signs commands and digital keys (the key cars trust)."""
     return Signer(signing_key(settings, SigningPurpose.VEHICLE_TRUST))
+
+
+def image_signer(settings: Settings) -> ImageSigner:
+    """The image repository's key: for ``fleetlink ota publish`` only (offline in production)."""
+    return ImageSigner(signing_key(settings, SigningPurpose.IMAGE_REPOSITORY))
+
+
+def director_signer(settings: Settings) -> DirectorSigner:
+    """The director's key: the campaign orchestrator's per-car orders and download tokens."""
+    return DirectorSigner(signing_key(settings, SigningPurpose.DIRECTOR))
+
+
+def ota_trust(settings: Settings) -> OtaTrust:
+    """The OTA public keys cars are given at registration (and the API checks tokens with)."""
+    return OtaTrust.of(
+        signing_key(settings, SigningPurpose.IMAGE_REPOSITORY).public_key(),
+        signing_key(settings, SigningPurpose.DIRECTOR).public_key(),
+    )

@@ -41,11 +41,11 @@ def canonical(record: msgspec.Struct) -> bytes:
     return msgspec.json.encode(record, order="sorted")
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
+def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -69,13 +69,13 @@ class Signer:
             command, kid=self.kid, counter=self._next_counter(), sig=None
         )
         signature = self._key.sign(COMMAND_CONTEXT + canonical(unsigned))
-        return msgspec.structs.replace(unsigned, sig=_b64(signature))
+        return msgspec.structs.replace(unsigned, sig=b64url(signature))
 
     def sign_grant(self, grant: Grant) -> str:
         """The digital key as a compact token: ``body.kid.signature`` (base64url)."""
         body = canonical(grant)
         signature = self._key.sign(GRANT_CONTEXT + body)
-        return f"{_b64(body)}.{self.kid}.{_b64(signature)}"
+        return f"{b64url(body)}.{self.kid}.{b64url(signature)}"
 
 
 class Verifier:
@@ -97,7 +97,7 @@ class Verifier:
             raise SignatureError("unknown-key")
         unsigned = msgspec.structs.replace(command, sig=None)
         try:
-            key.verify(_unb64(command.sig), COMMAND_CONTEXT + canonical(unsigned))
+            key.verify(unb64url(command.sig), COMMAND_CONTEXT + canonical(unsigned))
         except (InvalidSignature, ValueError):
             raise SignatureError("bad-signature") from None
 
@@ -111,8 +111,8 @@ class Verifier:
         if key is None:
             raise SignatureError("key-unknown-signer")
         try:
-            body = _unb64(body_text)
-            key.verify(_unb64(signature_text), GRANT_CONTEXT + body)
+            body = unb64url(body_text)
+            key.verify(unb64url(signature_text), GRANT_CONTEXT + body)
         except (InvalidSignature, ValueError):
             raise SignatureError("key-bad-signature") from None
         try:

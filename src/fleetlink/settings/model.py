@@ -25,6 +25,7 @@ from fleetlink.contracts.topics import KafkaTopic, Site, TopicMap
 from fleetlink.errors import ConfigError
 from fleetlink.settings.apps import AppsSettings
 from fleetlink.settings.base import LOCALHOST
+from fleetlink.settings.campaigns import CampaignsSettings
 from fleetlink.settings.gateway import GatewaySettings
 from fleetlink.settings.kafka import KafkaSettings
 from fleetlink.settings.mqtt import MqttSettings
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     replication: ReplicationSettings = ReplicationSettings()
     payments: PaymentsSettings = PaymentsSettings()
     purchases: PurchasesSettings = Field(default_factory=PurchasesSettings)
+    campaigns: CampaignsSettings = CampaignsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -208,6 +210,13 @@ class Settings(BaseSettings):
 
     def apps_state_dir(self) -> Path:
         return self.apps.state_dir or self.stack.state_dir / "apps"
+
+    def image_dir(self) -> Path:
+        return self.campaigns.image_dir or self.stack.state_dir / "images"
+
+    def artifact_url(self) -> str:
+        """Where cars download images: the configured address or the API's own."""
+        return self.campaigns.artifact_url or f"http://{self.api.host}:{self.api.port}"
 
     def users_file(self) -> Path:
         return self.security.users_file or self.stack.state_dir / "users.json"

@@ -31,6 +31,9 @@ class SigningPurpose(StrEnum):
 
     VEHICLE_TRUST = "vehicle-trust"  # commands and digital keys, verified by cars
     API_TOKENS = "api-tokens"  # bearer tokens, verified by the API
+    # OTA (Uptane's two roles): releases, kept offline; per-car orders, online
+    IMAGE_REPOSITORY = "image-repository"
+    DIRECTOR = "director"
 
 
 class PkiError(FleetlinkError):

@@ -1,0 +1,1 @@
+"""OTA campaigns: the image repository, the rollout's rules and the orchestrator that runs them."""
