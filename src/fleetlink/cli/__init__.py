@@ -11,6 +11,7 @@ from rich.text import Text
 from fleetlink import __version__
 from fleetlink.cli import (
     apps,
+    campaigns,
     config,
     contracts,
     gateway,
@@ -44,6 +45,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(mirror.app, name="mirror")
 app.add_typer(payments.app, name="payments")
 app.add_typer(purchases.app, name="purchases")
+app.add_typer(campaigns.app, name="campaigns")
 app.command("demo")(demo)
 app.command("api")(api)
 app.command("simulate")(simulate)

@@ -243,6 +243,8 @@ class Campaign(msgspec.Struct, frozen=True, omit_defaults=True):
     group: int = -1  # the last group started; -1 before the start
     groups: list[GroupProgress] = []
     reason: Annotated[str, Meta(max_length=256)] | None = None  # of the last pause or end
+    # why it is paused: an operator asked, a group's errors, a group done (``on_success``)
+    paused_for: Literal["operator", "errors", "group-done"] | None = None
     history: list[HistoryEntry] = []
 
 

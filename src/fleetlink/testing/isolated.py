@@ -33,9 +33,16 @@ def isolated_gateway_settings(
     purchases = base.purchases.model_copy(
         update={"group_id": f"purchases-{run}", "transactional_id": f"purchases-{run}-0"}
     )
+    campaigns = base.campaigns.model_copy(update={"group_id": f"campaigns-{run}"})
     topics = base.topics.model_copy(update={"prefix": base.topic_map().prefixed(run).prefix})
     return base.model_copy(
-        update={"gateway": gateway, "tracker": tracker, "topics": topics, "purchases": purchases}
+        update={
+            "gateway": gateway,
+            "tracker": tracker,
+            "topics": topics,
+            "purchases": purchases,
+            "campaigns": campaigns,
+        }
     )
 
 
@@ -65,4 +72,7 @@ RUNNING_TOPICS: Final = (
     KafkaTopic.PAYMENTS,
     KafkaTopic.PURCHASES,
     KafkaTopic.ENTITLEMENTS,
+    KafkaTopic.CAMPAIGN_REQUESTS,
+    KafkaTopic.CAMPAIGNS,
+    KafkaTopic.CAMPAIGN_VEHICLES,
 )

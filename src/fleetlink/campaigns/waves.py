@@ -1,0 +1,68 @@
+"""When a campaign moves on (pure): a group's errors pause it, its successes open the next
+group, the last group's end finishes it. hawkBit's success and error conditions, with AWS IoT
+Jobs' minimum of cars that must have ended before an error share counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from fleetlink.contracts.campaigns import Campaign, RolloutState
+
+Counts = dict[int, Counter[str]]  # group index -> RolloutState value -> cars
+
+Move = Literal["pause-errors", "abort", "next-group", "pause-done", "finish"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    move: Move
+    why: str | None = None
+
+
+def counts_of(states: list[tuple[int, RolloutState]]) -> Counts:
+    counts: Counts = {}
+    for group, state in states:
+        counts.setdefault(group, Counter())[state] += 1
+    return counts
+
+
+def _ended(tally: Counter[str]) -> int:
+    return sum(n for state, n in tally.items() if RolloutState(state).ended)
+
+
+def verdict(campaign: Campaign, counts: Counts) -> Verdict | None:
+    """What a running campaign does next, or None while it waits for its cars."""
+    spec = campaign.spec
+    for group in campaign.groups[: campaign.group + 1]:
+        if group.errors_accepted:
+            continue
+        tally = counts.get(group.index, Counter())
+        ended = _ended(tally)
+        errors = sum(n for state, n in tally.items() if RolloutState(state).error)
+        if errors and ended >= min(spec.min_executed, group.size):
+            share = 100 * errors / ended
+            if share >= spec.error_threshold_pct:
+                why = (
+                    f"group {group.index + 1}: {errors} of {ended} cars that ended failed"
+                    f" ({share:.0f}% >= {spec.error_threshold_pct:g}%)"
+                )
+                return Verdict("abort" if spec.on_error == "abort" else "pause-errors", why)
+    current = campaign.groups[campaign.group]
+    tally = counts.get(current.index, Counter())
+    if campaign.group == len(campaign.groups) - 1:
+        if all(_ended(counts.get(g.index, Counter())) == g.size for g in campaign.groups):
+            done = sum(c.get(RolloutState.SUCCEEDED, 0) for c in counts.values())
+            return Verdict(
+                "finish", f"{done} of {sum(g.size for g in campaign.groups)} cars updated"
+            )
+        return None
+    if 100 * tally.get(RolloutState.SUCCEEDED, 0) >= spec.success_threshold_pct * current.size:
+        if spec.on_success == "next":
+            return Verdict("next-group")
+        return Verdict("pause-done", f"group {current.index + 1} done: waiting for next-group")
+    if _ended(tally) == current.size:
+        why = f"group {current.index + 1} ended below its success threshold"
+        return Verdict("pause-errors", why)
+    return None
