@@ -8,7 +8,7 @@ import msgspec
 
 from fleetlink import __version__
 from fleetlink.contracts import headers as h
-from fleetlink.contracts.asyncapi_purchases import purchase_channels
+from fleetlink.contracts.asyncapi_services import service_channels
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import BOOT_PROPERTY, RESEND_PROPERTY, SEQ_PROPERTY
 from fleetlink.contracts.hazards import Hazard
@@ -349,7 +349,7 @@ def asyncapi_document() -> dict[str, Any]:
         "channel": {"$ref": "#/channels/kafkaDeadLetters"},
         "summary": "Operators inspect and replay rejected messages",
     }
-    more = purchase_channels(_SCHEMAS_REF)
+    more = service_channels(_SCHEMAS_REF)
     for section, added in zip((schemas, messages, channels, operations), more, strict=True):
         section.update(added)
     return {

@@ -8,6 +8,12 @@ from typing import Any
 import msgspec
 
 from fleetlink.contracts.asyncapi import asyncapi_document
+from fleetlink.contracts.campaigns import (
+    Campaign,
+    CampaignRequest,
+    CampaignVehicle,
+    SoftwareReport,
+)
 from fleetlink.contracts.fleet import Trip, VehicleState
 from fleetlink.contracts.geofences import GeofenceDefinition, GeofenceEvent
 from fleetlink.contracts.hazards import Hazard
@@ -31,6 +37,10 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "payment-record": PaymentRecord,
         "purchase": Purchase,
         "entitlement": Entitlement,
+        "campaign-request": CampaignRequest,
+        "campaign": Campaign,
+        "campaign-vehicle": CampaignVehicle,
+        "software-report": SoftwareReport,
     }
     models = {**MODELS, "hazard": Hazard, **records}
     return {name: msgspec.json.schema(model) for name, model in models.items()}

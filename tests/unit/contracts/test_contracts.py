@@ -182,7 +182,13 @@ def test_json_schemas_describe_the_constraints() -> None:
         "payment-record",
         "purchase",
         "entitlement",
+        "campaign-request",
+        "campaign",
+        "campaign-vehicle",
+        "software-report",
     }
+    spec = schemas["campaign-request"]["$defs"]["CampaignSpec"]
+    assert spec["properties"]["error_threshold_pct"]["maximum"] == 100
     circle = schemas["geofence"]["$defs"]["FenceCircle"]
     assert circle["properties"]["radius_m"]["minimum"] == 50
     cell = schemas["parking-cell"]["$defs"]["ParkingCell"]

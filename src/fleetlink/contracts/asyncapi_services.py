@@ -1,5 +1,7 @@
-"""The AsyncAPI part of features on demand: ``fleet.payments``, ``fleet.purchases`` and
-``fleet.entitlements`` (merged into the document by ``contracts.asyncapi``)."""
+"""The AsyncAPI part of the cloud services' topics: features on demand (``fleet.payments``,
+``fleet.purchases``, ``fleet.entitlements``) and OTA campaigns (``fleet.campaign-requests``,
+``fleet.campaigns``, ``fleet.campaign-vehicles``), merged into the document by
+``contracts.asyncapi``."""
 
 from __future__ import annotations
 
@@ -7,6 +9,12 @@ from typing import Any
 
 import msgspec
 
+from fleetlink.contracts.campaigns import (
+    Campaign,
+    CampaignVehicle,
+    ControlCampaign,
+    CreateCampaign,
+)
 from fleetlink.contracts.purchases import Entitlement, ProviderEvent, Purchase, PurchaseRequested
 from fleetlink.contracts.topics import KafkaTopic
 
@@ -37,11 +45,35 @@ _CHANNELS = (
         "What each car may use; compacted; written with the purchase in one transaction; the "
         "activator turns each version into a feature command",
     ),
+    (
+        "kafkaCampaignRequests",
+        KafkaTopic.CAMPAIGN_REQUESTS,
+        (CreateCampaign, ControlCampaign),
+        "campaign id",
+        "Fleet admins' OTA requests as received (``type``: create or control: approve, pause, "
+        "resume, abort, next-group); the campaign orchestrator reads them",
+    ),
+    (
+        "kafkaCampaigns",
+        KafkaTopic.CAMPAIGNS,
+        (Campaign,),
+        "campaign id",
+        "Each OTA campaign's definition, state, groups with their counts and history; "
+        "compacted; written by the orchestrator only",
+    ),
+    (
+        "kafkaCampaignVehicles",
+        KafkaTopic.CAMPAIGN_VEHICLES,
+        (CampaignVehicle,),
+        "{campaign}/{vin}",
+        "Desired vs reported version of each car in a campaign, with its rollout state; "
+        "compacted; written by the orchestrator only",
+    ),
 )
 
 
-def purchase_channels(ref_template: str) -> tuple[Section, Section, Section, Section]:
-    """(schemas, messages, channels, operations) of the purchase topics."""
+def service_channels(ref_template: str) -> tuple[Section, Section, Section, Section]:
+    """(schemas, messages, channels, operations) of the services' topics."""
     models = [model for _, _, group, _, _ in _CHANNELS for model in group]
     _, schemas = msgspec.json.schema_components(models, ref_template=ref_template)
     messages: Section = {}
