@@ -23,13 +23,15 @@ from fleetlink.adapters.runtime.watchdog import StopDeadline
 from fleetlink.cli.common import console, settings_from
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.errors import FleetlinkError
-from fleetlink.security.keys import identity_tls
+from fleetlink.security.keys import identity_tls, ota_trust
 from fleetlink.security.pki import DevPki, Role
 from fleetlink.settings import Settings
 from fleetlink.sim.curb import ParkingPlan
 from fleetlink.sim.fleet import Faults, FleetSimulation, FleetSummary
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.truth import Gaps, Truth, compare, stamps_in
+from fleetlink.vehicle.ota import OtaConfig
+from fleetlink.vehicle.ota_rules import OtaFaults
 
 
 def fleet_table(simulation: FleetSimulation, elapsed: float, rate: float) -> Table:
@@ -126,6 +128,52 @@ def simulate(
             "(SUMO mode; the kinematic mode has no parking).",
         ),
     ] = True,
+    stationary: Annotated[
+        bool,
+        typer.Option(
+            "--stationary",
+            help="Cars stand where they start, reporting (a fleet parked overnight: OTA's window).",
+        ),
+    ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Every car is this model (else a mixed fleet)."),
+    ] = None,
+    ota_fail_group: Annotated[
+        int | None,
+        typer.Option(
+            "--ota-fail-group",
+            min=0,
+            help="Software updates fail to boot only in this campaign group (default: any).",
+        ),
+    ] = None,
+    ota_fail_rate: Annotated[
+        float,
+        typer.Option(
+            "--ota-fail-rate",
+            min=0,
+            max=1,
+            help="Share of cars whose new image fails to boot (they fall back to the old slot).",
+        ),
+    ] = 0.0,
+    ota_install_s: Annotated[
+        float,
+        typer.Option("--ota-install-s", min=0, help="Seconds an install and reboot take."),
+    ] = 5.0,
+    ota_park_wait_s: Annotated[
+        float,
+        typer.Option(
+            "--ota-park-wait-s", min=0, help="Seconds a car stands still before it installs."
+        ),
+    ] = 2.0,
+    ota_flash_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--ota-flash-dir",
+            help="Keep each car's flash (boot slots, update job, partial download) in "
+            "DIR/<VIN>, so a restarted simulator resumes (default: in memory).",
+        ),
+    ] = None,
 ) -> None:
     """Run simulated vehicles against the MQTT broker (SUMO traffic or kinematic movement)."""
     settings = settings_from(ctx)
@@ -166,7 +214,16 @@ def simulate(
         confirm_timeout_s=confirm_timeout,
         hazard_sites_every_s=hazard_sites_every,
         duration_s=duration,
-        parking=ParkingPlan() if parking and mode == "sumo" else None,
+        parking=ParkingPlan() if parking and mode == "sumo" and not stationary else None,
+        stationary=stationary,
+        model=model,
+        ota=OtaConfig(
+            trust=ota_trust(settings),  # the car's OTA keys, given at registration
+            park_wait_s=ota_park_wait_s,
+            install_s=ota_install_s,
+            flash_dir=ota_flash_dir,
+            faults=OtaFaults(fail_group=ota_fail_group, fail_rate=ota_fail_rate, seed=seed),
+        ),
     )
     deadline = StopDeadline(settings.runtime.stop_grace_s, logging.getLogger("fleetlink.simulate"))
     result = asyncio.run(_run(simulation, duration, view=not quiet, deadline=deadline))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import ssl
 import tempfile
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Protocol
 
+import httpx
 import msgspec
 
 from fleetlink.contracts.models import EventKind
@@ -27,6 +29,7 @@ from fleetlink.sim.sumo import SumoFleet
 from fleetlink.sim.truth import Truth
 from fleetlink.sim.variants import variant_for
 from fleetlink.vehicle.agent import VehicleAgent
+from fleetlink.vehicle.ota import OtaConfig
 from fleetlink.vehicle.state import VehicleState
 
 _REPORT_SLICES = 20  # each interval, the fleet reports in this many groups
@@ -93,6 +96,8 @@ class FleetSummary(msgspec.Struct):
     parked: int = 0  # parked events sent (cars that came to stand at the curb)
     unparked: int = 0
     parking_gaps: int = 0
+    ota_steps: dict[str, int] = {}  # software-state reports, by step
+    firmware: dict[str, int] = {}  # version -> cars running it at the end
 
 
 class FleetSimulation:
@@ -117,10 +122,18 @@ class FleetSimulation:
         hazard_sites_every_s: float = 0.0,
         duration_s: float = 0.0,
         parking: ParkingPlan | None = None,
+        ota: OtaConfig | None = None,
+        stationary: bool = False,
+        model: str | None = None,
     ) -> None:
         """``tls_for(vin)`` gives each car its TLS context (its own certificate); ``verifier``
         holds the platform keys the cars trust (``None``: they run unsigned commands).
-        ``parking``: cars park at the curb between trips (SUMO mode only)."""
+        ``parking``: cars park at the curb between trips (SUMO mode only). ``ota``: the cars
+        take software updates; they share one HTTP client (``ota.http``, or one the fleet
+        makes and closes) and, with ``ota.flash_dir``, each keeps its flash in a directory
+        named by its VIN under it. ``stationary``: the cars stand where they start (a fleet
+        parked for the night); ``model``: every car is one (else a mixed fleet)."""
+        self.stationary = stationary
         self.interval_s = interval_s
         self.confirm = confirm
         self.connect_rate = connect_rate
@@ -135,6 +148,13 @@ class FleetSimulation:
             self.movement = SumoFleet(vehicles, seed, Path(self._workdir.name), parking=live)
         else:
             self.movement = KinematicFleet(vehicles, seed)
+        self._http: httpx.AsyncClient | None = None  # made here, closed at the end of ``run``
+        if ota is not None and ota.http is None:
+            # one pool for the fleet; a car waits for a connection rather than time out
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, pool=None), limits=httpx.Limits(max_connections=200)
+            )
+            ota = dataclasses.replace(ota, http=self._http)
         self.agents = []
         for index, vin in enumerate(vins_for(vehicles, vin_prefix)):
             lat, lon = self.movement.position(index)
@@ -146,7 +166,7 @@ class FleetSimulation:
                 ambient_c=self._rng.uniform(4, 18),
             )
             variant = variant_for(vin, seed)
-            state.model, state.firmware = variant.model, variant.firmware
+            state.model, state.firmware = model or variant.model, variant.firmware
             state.equipment = variant.equipment
             agent_rng = random.Random(f"{seed}-{vin}")
             skew_ms = int(agent_rng.uniform(-1, 1) * self.faults.clock_skew_s * 1000)
@@ -164,6 +184,7 @@ class FleetSimulation:
                     confirm=confirm,
                     confirm_timeout_s=confirm_timeout_s,
                     reconnect_max_s=reconnect_max_s,
+                    ota=_car_ota(ota, vin),
                 )
             )
         self.sampled = 0
@@ -193,7 +214,8 @@ class FleetSimulation:
         Real cars do not report in step: one burst of the whole fleet each interval would stall
         the simulator's event loop (and what it measures) for hundreds of milliseconds.
         """
-        self.movement.step(self.interval_s)
+        if not self.stationary:
+            self.movement.step(self.interval_s)
         self._elapsed_s += self.interval_s
         placed: dict[int, list[Report]] = {}
         if self.sites is not None:
@@ -204,7 +226,8 @@ class FleetSimulation:
         spread = self.interval_s / _REPORT_SLICES
         self._samples = []
         for index, (agent, car) in enumerate(zip(self.agents, self.movement.cars, strict=True)):
-            report_motion(agent.state, car, self.movement.position(index), self.interval_s)
+            if not self.stationary:
+                report_motion(agent.state, car, self.movement.position(index), self.interval_s)
             self._samples.append(
                 loop.call_later((index % _REPORT_SLICES) * spread, agent.sample_telemetry)
             )
@@ -307,6 +330,8 @@ class FleetSimulation:
             now_ms = time.time_ns() // 1_000_000
             sites = [] if self.sites is None else self.sites.finish(now_ms)
             self.movement.close()
+            if self._http is not None:
+                await self._http.aclose()
         failed = [
             task for task in tasks if task.done() and not task.cancelled() and task.exception()
         ]
@@ -340,7 +365,16 @@ class FleetSimulation:
             parked=self.parking_events[EventKind.PARKED],
             unparked=self.parking_events[EventKind.UNPARKED],
             parking_gaps=self.parking_events[EventKind.PARKING_GAP],
+            ota_steps=dict(sum((a.ota.steps for a in self.agents if a.ota), Counter[str]())),
+            firmware=dict(Counter(agent.state.firmware for agent in self.agents)),
         )
+
+
+def _car_ota(ota: OtaConfig | None, vin: str) -> OtaConfig | None:
+    """One car's OTA settings: the fleet's, with a flash directory of its own."""
+    if ota is None or ota.flash_dir is None:
+        return ota
+    return dataclasses.replace(ota, flash_dir=ota.flash_dir / vin)
 
 
 def _lag_percentiles(lags: list[float]) -> dict[str, float | None]:

@@ -1,2 +1,3 @@
-"""The in-vehicle agent: what a telematics unit runs. ``state``, ``commands``, ``outbox`` and
-``geo`` are pure logic; ``agent`` connects them to MQTT."""
+"""The in-vehicle agent: what a telematics unit runs. ``state``, ``commands``, ``outbox``,
+``geo``, ``ota_rules`` and ``flash`` are logic without a network; ``agent`` connects them to
+MQTT and ``ota`` downloads and installs software updates over HTTP."""

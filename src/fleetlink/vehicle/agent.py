@@ -4,11 +4,11 @@ Identity: client id and username are the VIN. Persistent session (``clean_start=
 expiry), so commands sent while the car is offline wait at the broker. Last will: presence
 ``offline`` (retained); on connect a retained ``online`` birth message. Everything the car sends
 goes through an ordered outbox: telemetry sampled offline is marked ``resent``. Every message is
-stamped with a boot id and a sequence number (MQTT 5 user properties). With
-``confirm`` (the default) the car keeps each message until the platform confirms it is in
-Kafka (``vehicles/{vin}/delivered``) and sends again what is unconfirmed when the link dies or
-too long after the PUBACK (``vehicle/outbox.py``). The outbox is in memory: what it holds when
-the agent stops is counted (``held_at_exit``); a telematics unit would keep it in flash.
+stamped with a boot id and a sequence number (MQTT 5 user properties). With ``confirm`` (the
+default) the car keeps each message until the platform confirms it is in Kafka
+(``vehicles/{vin}/delivered``) and sends again what is unconfirmed when the link dies or too
+long after the PUBACK (``vehicle/outbox.py``). The outbox is in memory (a telematics unit keeps
+it in flash): what it holds at the end is counted (``held_at_exit``). OTA: ``vehicle/ota.py``.
 """
 
 from __future__ import annotations
@@ -28,18 +28,21 @@ from fleetlink.adapters.mqtt.wire import UserProperties, disable_nagle
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of, encode
 from fleetlink.contracts.delivery import CAPABILITY_PROPERTY, CAPABILITY_VALUE, stamp_properties
 from fleetlink.contracts.models import (
-    CommandName,
-    CommandResponse,
     Delivered,
     Event,
     EventKind,
     PresenceStatus,
-    ResponseStatus,
     Telemetry,
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
 from fleetlink.security.signing import Verifier
-from fleetlink.vehicle.commands import CommandExecutor, feature_report, read_command
+from fleetlink.vehicle.commands import (
+    CommandExecutor,
+    feature_report,
+    malformed_answer,
+    opened_with_key,
+    read_command,
+)
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.link import (
     acknowledge_lost_link,
@@ -48,6 +51,7 @@ from fleetlink.vehicle.link import (
     unless_link_lost,
     wait_event,
 )
+from fleetlink.vehicle.ota import OtaConfig, OtaUpdater
 from fleetlink.vehicle.outbox import Outbox, Pending
 from fleetlink.vehicle.state import AgentStats, Placing, VehicleState
 from fleetlink.vehicle.warnings import WarningBook
@@ -80,10 +84,22 @@ class VehicleAgent:
         final_flush_s: float = 5.0,
         outbox_capacity: int = 50_000,
         reconnect_max_s: float = 30.0,
+        ota: OtaConfig | None = None,
     ) -> None:
         self.state = state
         self.vin = state.vin
-        self.executor = CommandExecutor(state, verifier=verifier)
+        self._rng = rng or random.Random()
+        self.ota: OtaUpdater | None = None  # software updates: for a car given the OTA keys
+        if ota is not None:
+            self.ota = OtaUpdater(
+                state,
+                ota,
+                report_event=self.report_event,
+                on_installed=self._rebirth,
+                clock=self.now_ms,
+                rng=self._rng,
+            )
+        self.executor = CommandExecutor(state, verifier=verifier, extension=self.ota)
         self.outbox = Outbox(outbox_capacity, confirmed=confirm, resend_after_s=confirm_timeout_s)
         # new at every start: the platform confirms (boot, seq), and seq restarts at 1
         self.boot = secrets.token_hex(6)
@@ -94,7 +110,6 @@ class VehicleAgent:
         self.connected = False
         self._host, self._port = host, port
         self._session_expiry_s, self._keepalive_s = session_expiry_s, keepalive_s
-        self._rng = rng or random.Random()
         self._clock_skew_ms = clock_skew_ms
         self._tls_context, self._password = tls_context, password
         self._malformed_share = malformed_share
@@ -121,8 +136,8 @@ class VehicleAgent:
         """The last sequence number this boot used: it sent 1..last_seq (the ground truth)."""
         return self._seq
 
-    def _send(self, topic: str, payload: bytes, seq: int) -> None:
-        self.outbox.put(Pending(topic, payload, seq=seq))
+    def _send(self, topic: str, payload: bytes, seq: int, retain: bool = False) -> None:
+        self.outbox.put(Pending(topic, payload, retain=retain, seq=seq))
         self._wake.set()
 
     def now_ms(self) -> int:
@@ -171,6 +186,11 @@ class VehicleAgent:
     def _presence(self, status: PresenceStatus, reason: str) -> bytes:
         return encode(self.state.presence(status, reason, self.now_ms()))
 
+    def _rebirth(self) -> None:
+        """New firmware runs: a new retained birth tells the platform its version."""
+        birth = self._presence(PresenceStatus.ONLINE, "software-updated")
+        self._send(MqttTopic.presence(self.vin), birth, self._next_seq(), retain=True)
+
     # connection -------------------------------------------------------------------------------
 
     def drop_connection(self, offline_s: float) -> None:
@@ -187,6 +207,7 @@ class VehicleAgent:
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until ``stop``; reconnect with backoff; say goodbye on stop."""
         backoff = min(1.0, self._reconnect_max_s)
+        ota = None if self.ota is None else asyncio.create_task(self.ota.run(stop))
         while not stop.is_set():
             wait = self._offline_until - time.monotonic()
             if wait > 0:
@@ -206,6 +227,8 @@ class VehicleAgent:
                 await sleep_unless(stop, backoff * self._rng.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, self._reconnect_max_s)
         self.stats.held_at_exit = len(self.outbox)
+        if ota is not None:
+            await ota
 
     async def _session(self, stop: asyncio.Event) -> None:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -288,7 +311,7 @@ class VehicleAgent:
                     break
                 self._wake.clear()
                 # everything that gives the loop work sets the event; the timeout is a backstop
-                await wait_event(self._wake, stop, self._idle_wait(now, deadline), client)
+                await wait_event(self._wake, stop, outbox.idle_wait_s(now, deadline), client)
                 continue
             properties = UserProperties(stamp_properties(self.boot, pending.seq, pending.sends))
             publish = client.publish(
@@ -305,15 +328,6 @@ class VehicleAgent:
             self.stats.unconfirmed_max = max(self.stats.unconfirmed_max, outbox.unconfirmed)
         if time.monotonic() < self._offline_until:
             raise aiomqtt.MqttError("link cut by the simulator")
-
-    def _idle_wait(self, now: float, deadline: float | None) -> float:
-        wait = 30.0
-        overdue_in = self.outbox.overdue_in(now)
-        if overdue_in is not None:
-            wait = min(wait, max(0.01, overdue_in))
-        if deadline is not None:
-            wait = min(wait, max(0.01, deadline - now))
-        return wait
 
     def _confirmed(self, payload: bytes) -> None:
         try:
@@ -356,22 +370,11 @@ class VehicleAgent:
                 command = read_command(payload_bytes(message.payload))
             except UndecodableError as error:
                 self.stats.errors += 1
-                answers = [
-                    CommandResponse(
-                        ts=self.now_ms(),
-                        status=ResponseStatus.REJECTED,
-                        reason=f"malformed: {error.reason.value}: {error.detail[:180]}",
-                        command_id=command_id,
-                    )
-                ]
+                answers = [malformed_answer(command_id, error, self.now_ms())]
             else:
                 self.stats.commands += 1
                 answers = self.executor.handle(command, self.now_ms())
-                if (
-                    command.name is CommandName.TRUNK_OPEN
-                    and command.grant is not None
-                    and self.state.trunk_open
-                ):
+                if opened_with_key(self.state, command):
                     asyncio.get_running_loop().call_later(self._trunk_relock_s, self._relock)
                 if self.executor.executed > executed_before:
                     feature_change = feature_report(self.state, command, answers[-1], self.now_ms())

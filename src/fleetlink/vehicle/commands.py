@@ -10,11 +10,11 @@ older than what the car still remembers is refused as a replay.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from fleetlink.contracts.catalogue import InvalidParamsError, validate_params
-from fleetlink.contracts.codec import decode_with, decoder_of
+from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of
 from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
 from fleetlink.contracts.purchases import firmware_key
 from fleetlink.security.grants import MAX_CLOCK_SKEW_MS, grant_refusal
@@ -28,6 +28,14 @@ def read_command(payload: bytes) -> Command:
     """The command in an MQTT payload, or ``UndecodableError`` with the reason."""
     command: Command = decode_with(_command_decoder, payload)
     return command
+
+
+def malformed_answer(command_id: str, error: UndecodableError, now_ms: int) -> CommandResponse:
+    """The answer to a payload that is no command (the id is the topic's last level)."""
+    reason = f"malformed: {error.reason.value}: {error.detail[:180]}"
+    return CommandResponse(
+        ts=now_ms, status=ResponseStatus.REJECTED, reason=reason, command_id=command_id
+    )
 
 
 Action = Callable[[VehicleState, dict[str, Any]], str | None]  # None: done; str: failure reason
@@ -157,15 +165,31 @@ def feature_report(
     return data
 
 
+def opened_with_key(state: VehicleState, command: Command) -> bool:
+    """A trunk opened with a digital key (a courier's delivery): it relocks by itself."""
+    return command.name is CommandName.TRUNK_OPEN and command.grant is not None and state.trunk_open
+
+
 # checked before a command is accepted: a refusal is ``rejected``, nothing was tried
 PRECONDITIONS: dict[CommandName, Action] = {CommandName.FEATURE_ACTIVATE: _feature_fits}
+
+
+class CommandExtension(Protocol):
+    """Commands a car runs with more than its state (OTA updates: a download, a job)."""
+
+    @property
+    def actions(self) -> Mapping[CommandName, Action]: ...
+
+    @property
+    def preconditions(self) -> Mapping[CommandName, Action]: ...
 
 
 class CommandExecutor:
     """Executes commands on a vehicle state, each id at most once.
 
     ``verifier`` holds the platform keys the car trusts; ``None`` turns every check of origin
-    off and exists only for tests of the execution rules themselves.
+    off and exists only for tests of the execution rules themselves. ``extension`` adds
+    commands (or replaces some); a command nothing runs is rejected as unsupported.
     """
 
     def __init__(
@@ -175,8 +199,14 @@ class CommandExecutor:
         verifier: Verifier | None,
         memory: int = 10_000,
         skew_ms: int = MAX_CLOCK_SKEW_MS,
+        extension: CommandExtension | None = None,
     ) -> None:
         self.state = state
+        self._actions: dict[CommandName, Action] = dict(ACTIONS)
+        self._preconditions: dict[CommandName, Action] = dict(PRECONDITIONS)
+        if extension is not None:
+            self._actions.update(extension.actions)
+            self._preconditions.update(extension.preconditions)
         self._verifier = verifier
         self._answers: OrderedDict[str, tuple[int, CommandResponse]] = OrderedDict()
         self._memory = memory
@@ -199,7 +229,10 @@ class CommandExecutor:
             if known is not None:  # a forged copy of a known id never replaces the real answer
                 return [self._answer(command, now_ms, ResponseStatus.REJECTED, refusal)]
             return [self._remember(command, now_ms, ResponseStatus.REJECTED, refusal)]
-        action = ACTIONS[command.name]
+        action = self._actions.get(command.name)
+        if action is None:
+            reason = f"unsupported: this car does not run {command.name}"
+            return [self._remember(command, now_ms, ResponseStatus.REJECTED, reason)]
         accepted = CommandResponse(
             ts=now_ms, status=ResponseStatus.ACCEPTED, command_id=command.command_id
         )
@@ -209,7 +242,7 @@ class CommandExecutor:
             return [
                 self._remember(command, now_ms, ResponseStatus.REJECTED, f"bad-params: {error}")
             ]
-        precondition = PRECONDITIONS.get(command.name)
+        precondition = self._preconditions.get(command.name)
         refused = precondition(self.state, params) if precondition is not None else None
         if refused is not None:
             kind = refused.split(":")[0]

@@ -128,6 +128,17 @@ class Outbox:
         oldest = self.oldest_awaiting()
         return None if oldest is None else oldest + self._resend_after_s - now
 
+    def idle_wait_s(self, now: float, deadline: float | None, longest_s: float = 30.0) -> float:
+        """How long a sender with nothing to send may sleep: until something is overdue or
+        ``deadline``; ``longest_s`` is a backstop (every new message wakes it anyway)."""
+        wait = longest_s
+        overdue_in = self.overdue_in(now)
+        if overdue_in is not None:
+            wait = min(wait, max(0.01, overdue_in))
+        if deadline is not None:
+            wait = min(wait, max(0.01, deadline - now))
+        return wait
+
     def restart_resend_clock(self) -> None:
         """Back to the first timeout (a new link, a confirmation, the last chance at stop)."""
         self._resend_after_s = self._base_resend_after_s
