@@ -23,6 +23,7 @@ from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack.ports import free_port_block
 from fleetlink.vehicle.agent import VehicleAgent
+from fleetlink.vehicle.ota import OtaConfig
 from tests.support.gateway import (
     create_topics,
     gateway_config,
@@ -41,6 +42,7 @@ class Garage:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.trunk_relock_s = 30.0  # for agents created from now on
+        self.ota: OtaConfig | None = None  # software updates, for agents created from now on
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -52,7 +54,9 @@ class Garage:
 
     def agent(self, vin: str) -> VehicleAgent:
         if vin not in self.agents:
-            self.agents[vin] = new_agent(self._settings, vin, trunk_relock_s=self.trunk_relock_s)
+            self.agents[vin] = new_agent(
+                self._settings, vin, trunk_relock_s=self.trunk_relock_s, ota=self.ota
+            )
         return self.agents[vin]
 
     def start(self, vin: str) -> VehicleAgent:

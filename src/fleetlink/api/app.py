@@ -21,11 +21,14 @@ from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
 from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
 from fleetlink.api import (
+    campaign_control,
+    campaigns,
     command_events,
     commands,
     geofences,
     grants,
     hazards,
+    images,
     ingest,
     maintenance,
     parking,
@@ -43,6 +46,8 @@ from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.hazards.read_model import HazardReadModel
 from fleetlink.apps.maintenance.read_model import AlertReadModel
 from fleetlink.apps.parking.read_model import ParkingReadModel
+from fleetlink.campaigns.images import ImageRepository
+from fleetlink.campaigns.read_model import CampaignReadModel
 from fleetlink.commands.read_model import ReadModel
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.ingest.routing import Router
@@ -50,7 +55,7 @@ from fleetlink.mirror.view import ReplicationView
 from fleetlink.payments.provider import PaymentProvider, provider_of
 from fleetlink.payments.secrets import webhook_secrets
 from fleetlink.purchases.read_model import PurchaseReadModel
-from fleetlink.security.keys import command_signer, signing_key
+from fleetlink.security.keys import command_signer, download_trust, signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.security.users import UserRegistry
@@ -149,6 +154,14 @@ def create_app(
         tolerance_s=settings.payments.tolerance_s,
         retry_after_s=state.retry_after_s,
     )
+    ota = campaigns.CampaignsState(
+        view=CampaignReadModel(
+            settings, logging.getLogger("fleetlink.api.campaigns"), kafka.source()
+        ),
+        images=ImageRepository(settings.image_dir()),
+        trust=download_trust(settings),
+        requests_topic=topics[KafkaTopic.CAMPAIGN_REQUESTS],
+    )
     ready_cache: dict[str, tuple[float, bool]] = {}
 
     @asynccontextmanager
@@ -158,6 +171,7 @@ def create_app(
         fences.deliveries = state.deliveries
         upkeep.deliveries = state.deliveries
         shop.deliveries = state.deliveries
+        ota.deliveries = state.deliveries
         commands_state.view.start()
         hazards_view.start()
         parking_view.start()
@@ -166,7 +180,9 @@ def create_app(
         upkeep.view.start()
         link_view.start()
         shop.view.start()
+        ota.view.start()
         yield
+        ota.view.stop()
         shop.view.stop()
         link_view.stop()
         upkeep.view.stop()
@@ -197,6 +213,7 @@ def create_app(
     app.state.maintenance = upkeep
     app.state.replication = link_view
     app.state.purchases = shop
+    app.state.campaigns = ota
     app.include_router(ingest.router)
     app.include_router(command_events.router)
     app.include_router(commands.router)
@@ -209,6 +226,9 @@ def create_app(
     app.include_router(replication.router)
     app.include_router(purchases.router)
     app.include_router(subscriptions.router)
+    app.include_router(campaigns.router)
+    app.include_router(campaign_control.router)
+    app.include_router(images.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 
@@ -274,6 +294,7 @@ def create_app(
             (upkeep.view, "the alerts view"),
             (link_view, "the replication view"),
             (shop.view, "the purchases view"),
+            (ota.view, "the campaigns view"),
         )
         dead = next((name for model, name in readers if not model.alive), None)
         ok = cached[1] and view.ready.is_set() and dead is None

@@ -10,6 +10,7 @@ from fastapi import Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleetlink.contracts.campaigns import CAMPAIGN_ID
 from fleetlink.contracts.geofences import FENCE_ID_PATTERN
 from fleetlink.contracts.models import COMMAND_ID_PATTERN, GRANT_ID_PATTERN
 from fleetlink.contracts.vin import VIN_PATTERN
@@ -27,12 +28,16 @@ GrantIdPath = Annotated[
 FenceIdPath = Annotated[
     str, Path(description="a geofence's id, as POST answered it", pattern=FENCE_ID_PATTERN)
 ]
+CampaignIdPath = Annotated[
+    str, Path(description="a campaign's id, as POST /v1/campaigns answered it", pattern=CAMPAIGN_ID)
+]
 # a path parameter that breaks its pattern is answered with its own error code
 PATH_ERRORS = {
     "vin": ("invalid-vin", "not a VIN (17 characters, no I, O, Q)"),
     "command_id": ("invalid-command-id", "not a command id (letters, digits, . _ : -)"),
     "grant_id": ("invalid-grant-id", "not a key id (letters, digits, . _ : -)"),
     "fence_id": ("invalid-fence-id", "not a geofence id (letters, digits, . _ : -)"),
+    "campaign_id": ("invalid-campaign-id", "not a campaign id (lower-case letters, digits, -)"),
 }
 
 
@@ -73,10 +78,11 @@ _MEANINGS = {
     400: "The body is not JSON, or not UTF-8",
     401: "No valid bearer token",
     403: "The caller's role or key does not allow it",
-    404: "No such vehicle, command, key or geofence (or no mapping for the topic)",
+    404: "No such vehicle, command, key, geofence, campaign or image (or no topic mapping)",
     405: "The path exists; the method does not (see Allow)",
     409: "It conflicts with what exists (an idempotency key used otherwise, a finished command)",
     413: "The body is larger than api.max_body_bytes",
+    416: "The range asked for starts beyond the end (see Content-Range for the size)",
     422: "The request breaks a rule (VIN, command, parameters, lifetime)",
     429: "Too many requests from this caller (see Retry-After)",
     503: "Kafka did not acknowledge in time, or the API is still reading (see Retry-After)",

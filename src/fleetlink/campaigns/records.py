@@ -7,7 +7,7 @@ the functions below make the new campaign records (each one logs why in the hist
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -99,17 +99,13 @@ def seen(campaign: Campaign, request: ControlCampaign) -> bool:
     )
 
 
-ALLOWED = {
-    CampaignAction.APPROVE: {CampaignState.AWAITING_APPROVAL},
-    CampaignAction.PAUSE: {CampaignState.RUNNING, CampaignState.SCHEDULED},
-    CampaignAction.RESUME: {CampaignState.PAUSED},
-    CampaignAction.NEXT_GROUP: {CampaignState.RUNNING, CampaignState.PAUSED},
-    CampaignAction.ABORT: {
-        CampaignState.AWAITING_APPROVAL,
-        CampaignState.SCHEDULED,
-        CampaignState.RUNNING,
-        CampaignState.PAUSED,
-    },
+# which states each action fits (the API checks the same before it writes a request)
+ALLOWED: Final[dict[CampaignAction, frozenset[CampaignState]]] = {
+    CampaignAction.APPROVE: frozenset({CampaignState.AWAITING_APPROVAL}),
+    CampaignAction.PAUSE: frozenset({CampaignState.RUNNING, CampaignState.SCHEDULED}),
+    CampaignAction.RESUME: frozenset({CampaignState.PAUSED}),
+    CampaignAction.NEXT_GROUP: frozenset({CampaignState.RUNNING, CampaignState.PAUSED}),
+    CampaignAction.ABORT: frozenset(s for s in CampaignState if not s.ended),
 }
 
 

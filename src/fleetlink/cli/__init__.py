@@ -16,6 +16,7 @@ from fleetlink.cli import (
     contracts,
     gateway,
     mirror,
+    ota,
     payments,
     purchases,
     stack,
@@ -45,6 +46,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(mirror.app, name="mirror")
 app.add_typer(payments.app, name="payments")
 app.add_typer(purchases.app, name="purchases")
+app.add_typer(ota.app, name="ota")
 app.add_typer(campaigns.app, name="campaigns")
 app.command("demo")(demo)
 app.command("api")(api)

@@ -60,3 +60,13 @@ class Principal:
 
     def may_grant(self, vin: str) -> bool:
         return self.role is UserRole.FLEET_ADMIN or self.owns(vin)
+
+    @property
+    def may_read_campaigns(self) -> bool:
+        """Campaigns and released images concern the whole fleet: whoever sees every car."""
+        return self.sees_everything
+
+    @property
+    def may_run_campaigns(self) -> bool:
+        """Creating, approving and steering rollouts (and reading any image's bytes)."""
+        return self.role is UserRole.FLEET_ADMIN

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fleetlink.errors import ConfigError
 from fleetlink.security.images import DirectorSigner, ImageSigner, OtaTrust
 from fleetlink.security.pki import DevPki, SigningPurpose
-from fleetlink.security.signing import Signer
+from fleetlink.security.signing import Signer, key_id
 from fleetlink.settings import Settings
 
 
@@ -75,3 +75,9 @@ def ota_trust(settings: Settings) -> OtaTrust:
         signing_key(settings, SigningPurpose.IMAGE_REPOSITORY).public_key(),
         signing_key(settings, SigningPurpose.DIRECTOR).public_key(),
     )
+
+
+def download_trust(settings: Settings) -> OtaTrust:
+    """What the API checks download tokens with: the director's public key, nothing more."""
+    director = signing_key(settings, SigningPurpose.DIRECTOR).public_key()
+    return OtaTrust({}, {key_id(director): director})

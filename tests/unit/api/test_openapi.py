@@ -53,8 +53,9 @@ def test_every_api_route_declares_its_errors_with_the_one_error_schema(
     writes = [o for p, m, o in api if m == "post"]
     assert all("503" in o["responses"] for o in writes)
     with_body = [o for o in writes if "requestBody" in o]
-    # a command, a key, telemetry, an event, a geofence, a service, a purchase, an owner
-    assert len(with_body) == 8
+    # a command, a key, telemetry, an event, a geofence, a service, a purchase, an owner, a
+    # campaign and its five actions (approve, pause, resume, next-group, abort: a note each)
+    assert len(with_body) == 14
     assert all("400" in o["responses"] for o in with_body)
 
 

@@ -46,6 +46,7 @@ def test_no_topic_flows_both_ways_and_each_flows_from_where_it_is_written() -> N
         KafkaTopic.TICKS,
         KafkaTopic.AUDIT,
         KafkaTopic.PAYMENTS,
+        KafkaTopic.CAMPAIGN_REQUESTS,  # read by the orchestrator only, in the cloud
         KafkaTopic.REPLICATION_ALERTS,  # each side writes about the flow into itself
     }
     assert len(mirrored[EDGE_TO_CLOUD]) + len(mirrored[CLOUD_TO_EDGE]) + len(staying) == len(
