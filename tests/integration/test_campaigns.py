@@ -9,6 +9,7 @@ each test uses cars of its own (the campaign's segment names their VIN prefix).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,6 +146,9 @@ def test_errors_in_group_two_pause_the_campaign_before_group_three_and_resume_fi
     campaign_id = create(ota, prefix, groups=[5, 25, 50], rate_per_min=100_000)
     paused = wait_campaign(ota, campaign_id, "paused")
     assert paused["paused_for"] == "errors"
+    assert re.fullmatch(
+        r"group 2: (\d) of \1 cars that ended failed \(100% >= 10%\)", paused["reason"]
+    )
     by_car = vehicles(ota, campaign_id)
     groups = {g: sorted(v for v, car in by_car.items() if car["group"] == g) for g in range(4)}
     assert [len(groups[g]) for g in range(4)] == [1, 5, 10, 4]
@@ -270,6 +274,7 @@ def test_a_car_that_loses_power_while_installing_falls_back_and_reports_failed(
     ]  # fmt: skip
     car = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        ota.wait_presence(f"{prefix}{0:011d}", online=True)
         campaign_id = create(ota, prefix, groups=[100], rate_per_min=100_000)
 
         def installing() -> bool:
