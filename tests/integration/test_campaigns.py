@@ -162,6 +162,11 @@ def test_errors_in_group_two_pause_the_campaign_before_group_three_and_resume_fi
     assert all(ota.garage.agents[v].state.firmware == OLD for v in groups[1] + groups[2])
 
     act(ota, campaign_id, "resume")
+    orchestrator = ota.service("campaigns")
+    old_pid = orchestrator.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)  # mid-rollout: the restarted one carries on from Kafka
+    eventually(lambda: orchestrator.running and orchestrator.pid != old_pid, 20, "restarted")
     done = wait_campaign(ota, campaign_id, "finished", timeout=40)
     by_car = vehicles(ota, campaign_id)
     updated = sorted(v for v, car in by_car.items() if car["state"] == "succeeded")
@@ -169,6 +174,7 @@ def test_errors_in_group_two_pause_the_campaign_before_group_three_and_resume_fi
     assert all(ota.garage.agents[v].state.firmware == NEW for v in updated)
     assert all(ota.garage.agents[v].state.firmware == OLD for v in groups[1])  # fell back
     assert all(by_car[v]["reported"] == NEW for v in updated)
+    assert {by_car[v]["attempts"] for v in vins} == {1}  # one order each, restart or not
     summary = done["summary"]
     assert [g["counts"]["succeeded"] for g in summary["groups"]] == [1, 0, 10, 4]
     assert summary["failures"] == {"boot-failed": 5}

@@ -192,6 +192,14 @@ class Orchestrator:
             return Outcome()
         return self.book.software_state(parsed.vin, report, now)
 
+    def apply(self, message: Message) -> Outcome:
+        """What one input record causes; an unusable one is skipped with its reason."""
+        try:
+            return self._read(message)
+        except UndecodableError as unreadable:
+            self.skipped.skip(message, unreadable)
+            return Outcome()
+
     # outputs ------------------------------------------------------------------------------------
 
     def _write(self, out: Outcome) -> None:
@@ -286,11 +294,7 @@ class Orchestrator:
         messages = usable(take(self._consumer, 500, timeout))
         wrote = False
         for message in messages:
-            try:
-                out = self._read(message)
-            except UndecodableError as unreadable:
-                self.skipped.skip(message, unreadable)
-                continue
+            out = self.apply(message)
             wrote = wrote or not out.empty
             self._write(out)
         now = time.monotonic()

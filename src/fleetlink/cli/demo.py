@@ -23,6 +23,7 @@ from fleetlink.adapters.kafka.seams import KafkaSource, SourceRecord
 from fleetlink.adapters.supervisor import Program, Supervisor
 from fleetlink.cli.common import BrokersOption, TopologyOption, console, settings_from
 from fleetlink.cli.demo_fleet import DemoFleet
+from fleetlink.cli.demo_ota import DemoRollout
 from fleetlink.cli.demo_shop import DemoShop
 from fleetlink.cli.gateway import gateway_table, new_supervisor
 from fleetlink.cli.stack import live_view, start, status_view
@@ -71,6 +72,8 @@ def demo(
         # purchases run in the cloud, beside the payment provider (here: its simulator)
         _program(ctx, stack, "payments", ["payments", "simulate"], Site.CLOUD),
         _program(ctx, stack, "purchases", ["purchases", "run"], Site.CLOUD),
+        # the director, next to the commands it sends and the API its users ask
+        _program(ctx, stack, "campaigns", ["campaigns", "run"], Site.CLOUD),
     ]
     from fleetlink.apps.registry import APPS  # Quix Streams: imported by the commands using it
 
@@ -100,6 +103,7 @@ def demo(
     courier = DemoCourier(api_url, {"Authorization": f"Bearer {token}"}, parked)
     fleet = DemoFleet(courier.client)
     shop = DemoShop(settings, courier.client)
+    rollout = DemoRollout(settings, courier.client)
     try:
         start(stack)
         ensure_platform_topics(settings)
@@ -119,6 +123,7 @@ def demo(
             courier.tick()
             fleet.tick()
             shop.tick()
+            rollout.tick()
 
         live_view(
             lambda: Group(
@@ -127,6 +132,7 @@ def demo(
                 courier.table(),
                 fleet.table(),
                 shop.table(),
+                rollout.table(),
             ),
             duration=duration,
             tick=tick,
