@@ -11,13 +11,20 @@ from collections.abc import Mapping
 from typing import Final
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fleetlink.contracts.campaigns import DirectorOrder, ImageMetadata
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of
 from fleetlink.contracts.purchases import firmware_key
-from fleetlink.security.signing import SignatureError, b64url, canonical, key_id, unb64url
+from fleetlink.security.signing import (
+    SignatureError,
+    b64url,
+    canonical,
+    check_record,
+    key_id,
+    signed_token,
+    token_body,
+)
 
 IMAGE_CONTEXT: Final = b"fleetlink/image/v1\n"
 ORDER_CONTEXT: Final = b"fleetlink/order/v1\n"
@@ -64,27 +71,7 @@ class DirectorSigner:
         return msgspec.structs.replace(unsigned, sig=_sign(self._key, ORDER_CONTEXT, unsigned))
 
     def download_token(self, claim: DownloadClaim) -> str:
-        body = canonical(claim)
-        signature = self._key.sign(DOWNLOAD_CONTEXT + body)
-        return f"{b64url(body)}.{self.kid}.{b64url(signature)}"
-
-
-def _check(
-    keys: Mapping[str, Ed25519PublicKey],
-    context: bytes,
-    record: ImageMetadata | DirectorOrder,
-    what: str,
-) -> None:
-    if record.sig is None or record.kid is None:
-        raise SignatureError(f"{what}-unsigned")
-    key = keys.get(record.kid)
-    if key is None:
-        raise SignatureError(f"{what}-unknown-key")
-    unsigned = msgspec.structs.replace(record, sig=None)
-    try:
-        key.verify(unb64url(record.sig), context + canonical(unsigned))
-    except (InvalidSignature, ValueError):
-        raise SignatureError(f"{what}-bad-signature") from None
+        return signed_token(self._key, DOWNLOAD_CONTEXT, canonical(claim))
 
 
 class OtaTrust:
@@ -114,8 +101,8 @@ class OtaTrust:
     ) -> str | None:
         """Why the car must not take this update (a reason code with detail), or None."""
         try:
-            _check(self._image_keys, IMAGE_CONTEXT, image, "image")
-            _check(self._director_keys, ORDER_CONTEXT, order, "order")
+            check_record(self._image_keys, IMAGE_CONTEXT, image, prefix="image-")
+            check_record(self._director_keys, ORDER_CONTEXT, order, prefix="order-")
         except SignatureError as error:
             return str(error)
         if order.vin != vin:
@@ -133,19 +120,9 @@ class OtaTrust:
 
     def read_download_token(self, token: str, now_ms: int) -> DownloadClaim:
         """The claim of a download token whose signature holds and which has not expired."""
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise SignatureError("token-malformed")
-        body_text, kid, signature_text = parts
-        key = self._director_keys.get(kid)
-        if key is None:
-            raise SignatureError("token-unknown-key")
+        body = token_body(token, self._director_keys, DOWNLOAD_CONTEXT, what="token")
         try:
-            body = unb64url(body_text)
-            key.verify(unb64url(signature_text), DOWNLOAD_CONTEXT + body)
             claim: DownloadClaim = decode_with(_claim_decoder, body)
-        except (InvalidSignature, ValueError):
-            raise SignatureError("token-bad-signature") from None
         except UndecodableError:
             raise SignatureError("token-malformed") from None
         if now_ms >= claim.exp:

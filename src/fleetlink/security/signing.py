@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fleetlink.contracts.campaigns import DirectorOrder, ImageMetadata
 from fleetlink.contracts.codec import UndecodableError, decode_with, decoder_of
 from fleetlink.contracts.models import Command, Grant
 
@@ -49,6 +50,56 @@ def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+SignedRecord = Command | ImageMetadata | DirectorOrder
+
+
+def check_record(
+    keys: Mapping[str, Ed25519PublicKey], context: bytes, record: SignedRecord, *, prefix: str = ""
+) -> None:
+    """``SignatureError`` (``{prefix}unsigned``, ``unknown-key``, ``bad-signature``) unless the
+    record's ``sig`` holds over context + its canonical JSON without ``sig``."""
+    if record.sig is None or record.kid is None:
+        raise SignatureError(f"{prefix}unsigned")
+    key = keys.get(record.kid)
+    if key is None:
+        raise SignatureError(f"{prefix}unknown-key")
+    unsigned = msgspec.structs.replace(record, sig=None)
+    try:
+        key.verify(unb64url(record.sig), context + canonical(unsigned))
+    except (InvalidSignature, ValueError):
+        raise SignatureError(f"{prefix}bad-signature") from None
+
+
+def signed_token(key: Ed25519PrivateKey, context: bytes, body: bytes) -> str:
+    """A compact token: ``body.kid.signature`` (base64url), the signature over context + body."""
+    return f"{b64url(body)}.{key_id(key.public_key())}.{b64url(key.sign(context + body))}"
+
+
+def token_body(
+    token: str,
+    keys: Mapping[str, Ed25519PublicKey],
+    context: bytes,
+    *,
+    what: str,
+    unknown: str = "unknown-key",
+) -> bytes:
+    """The body of a ``signed_token`` whose signature holds with one of ``keys``, else
+    ``SignatureError`` (``{what}-malformed``, ``{what}-{unknown}``, ``{what}-bad-signature``)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise SignatureError(f"{what}-malformed")
+    body_text, kid, signature_text = parts
+    key = keys.get(kid)
+    if key is None:
+        raise SignatureError(f"{what}-{unknown}")
+    try:
+        body = unb64url(body_text)
+        key.verify(unb64url(signature_text), context + body)
+    except (InvalidSignature, ValueError):
+        raise SignatureError(f"{what}-bad-signature") from None
+    return body
+
+
 class Signer:
     """Signs commands and digital keys with one platform key; thread-safe."""
 
@@ -73,9 +124,7 @@ class Signer:
 
     def sign_grant(self, grant: Grant) -> str:
         """The digital key as a compact token: ``body.kid.signature`` (base64url)."""
-        body = canonical(grant)
-        signature = self._key.sign(GRANT_CONTEXT + body)
-        return f"{b64url(body)}.{self.kid}.{b64url(signature)}"
+        return signed_token(self._key, GRANT_CONTEXT, canonical(grant))
 
 
 class Verifier:
@@ -90,31 +139,13 @@ class Verifier:
 
     def check_command(self, command: Command) -> None:
         """Raises ``SignatureError`` (unsigned, unknown-key, bad-signature) unless it holds."""
-        if command.sig is None or command.kid is None or command.counter is None:
+        if command.counter is None:
             raise SignatureError("unsigned")
-        key = self._trusted.get(command.kid)
-        if key is None:
-            raise SignatureError("unknown-key")
-        unsigned = msgspec.structs.replace(command, sig=None)
-        try:
-            key.verify(unb64url(command.sig), COMMAND_CONTEXT + canonical(unsigned))
-        except (InvalidSignature, ValueError):
-            raise SignatureError("bad-signature") from None
+        check_record(self._trusted, COMMAND_CONTEXT, command)
 
     def read_grant(self, token: str) -> Grant:
         """The digital key in ``token`` once its signature holds, else ``SignatureError``."""
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise SignatureError("key-malformed")
-        body_text, kid, signature_text = parts
-        key = self._trusted.get(kid)
-        if key is None:
-            raise SignatureError("key-unknown-signer")
-        try:
-            body = unb64url(body_text)
-            key.verify(unb64url(signature_text), GRANT_CONTEXT + body)
-        except (InvalidSignature, ValueError):
-            raise SignatureError("key-bad-signature") from None
+        body = token_body(token, self._trusted, GRANT_CONTEXT, what="key", unknown="unknown-signer")
         try:
             grant: Grant = decode_with(_grant_decoder, body)
         except UndecodableError:
