@@ -9,7 +9,6 @@ does the writing.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 
 import msgspec
@@ -31,7 +30,7 @@ from fleetlink.campaigns.records import (
     with_entry,
 )
 from fleetlink.campaigns.targets import Car, assign_groups
-from fleetlink.campaigns.waves import Counts, counts_of, verdict
+from fleetlink.campaigns.waves import Counts, counted, counts_of, queued_cars, verdict
 from fleetlink.contracts.campaigns import (
     Campaign,
     CampaignAction,
@@ -161,20 +160,11 @@ class RolloutBook:
             self._put(out, ended_as(campaign, CampaignState.ABORTED, now, why))
             return
         groups = assign_groups(campaign.campaign_id, list(self.cars.values()), spec, image.target)
-        vehicles = self.vehicles.setdefault(campaign.campaign_id, {})
-        for index, vins in enumerate(groups):
-            for vin in vins:
-                vehicle = CampaignVehicle(
-                    campaign_id=campaign.campaign_id,
-                    vin=vin,
-                    group=index,
-                    state=RolloutState.QUEUED,
-                    desired=spec.version,
-                    ts=now,
-                    reported=self.car(vin).firmware,
-                )
-                vehicles[vin] = vehicle
-                out.vehicles.append(vehicle)
+        queued = queued_cars(
+            campaign, groups, {vin: self.car(vin).firmware for vin in self.cars}, now
+        )
+        self.vehicles.setdefault(campaign.campaign_id, {}).update((v.vin, v) for v in queued)
+        out.vehicles.extend(queued)
         progress = [GroupProgress(index, len(vins)) for index, vins in enumerate(groups)]
         started = replace(campaign, state=CampaignState.RUNNING, started_at=now, groups=progress)
         if not groups:
@@ -406,11 +396,7 @@ class RolloutBook:
         every ``progress_every_ms``."""
         if not campaign.groups:
             return
-        counts = self._counts(campaign.campaign_id)
-        groups = [
-            replace(g, counts=dict(sorted(counts.get(g.index, Counter()).items())))
-            for g in campaign.groups
-        ]
+        groups = counted(campaign.groups, self._counts(campaign.campaign_id))
         if groups == campaign.groups:
             return
         if campaign.campaign_id in out.campaigns or now - campaign.ts >= self._progress_every_ms:

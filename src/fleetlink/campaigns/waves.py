@@ -8,7 +8,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from fleetlink.contracts.campaigns import Campaign, RolloutState
+import msgspec
+
+from fleetlink.contracts.campaigns import Campaign, CampaignVehicle, GroupProgress, RolloutState
 
 Counts = dict[int, Counter[str]]  # group index -> RolloutState value -> cars
 
@@ -19,6 +21,33 @@ Move = Literal["pause-errors", "abort", "next-group", "pause-done", "finish"]
 class Verdict:
     move: Move
     why: str | None = None
+
+
+def queued_cars(
+    campaign: Campaign, groups: list[list[str]], firmware: dict[str, str | None], now: int
+) -> list[CampaignVehicle]:
+    """Each targeted car's record at the start: queued in its group, its version as known."""
+    return [
+        CampaignVehicle(
+            campaign_id=campaign.campaign_id,
+            vin=vin,
+            group=index,
+            state=RolloutState.QUEUED,
+            desired=campaign.spec.version,
+            ts=now,
+            reported=firmware.get(vin),
+        )
+        for index, vins in enumerate(groups)
+        for vin in vins
+    ]
+
+
+def counted(groups: list[GroupProgress], counts: Counts) -> list[GroupProgress]:
+    """The groups with their cars counted by state."""
+    return [
+        msgspec.structs.replace(g, counts=dict(sorted(counts.get(g.index, Counter()).items())))
+        for g in groups
+    ]
 
 
 def counts_of(states: list[tuple[int, RolloutState]]) -> Counts:
