@@ -85,7 +85,8 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         "FLEETLINK_RUNTIME__STOP_GRACE_S": "3",
     }
     kill_9_a_running_demo(env, api_port, tmp_path / "state")
-    result = run_cli("demo", "--duration", "16", "--vehicles", "20", env=env)
+    # a slow machine needs about 17 s from Kafka up to the API answering (12 processes starting)
+    result = run_cli("demo", "--duration", "24", "--vehicles", "20", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout
     assert "kafka-1" in result.stdout
@@ -99,6 +100,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert "succeeded" in result.stdout  # and the tracker saw a car carry one out
     assert "fleet tracking" in result.stdout  # the demo's geofence row
     assert "features on demand" in result.stdout  # the demo's shop
+    assert "OTA campaign" in result.stdout  # the demo's rollout
     logs = sorted(p.name for p in (tmp_path / "state" / "logs").iterdir())
     assert logs == [
         "api.log",
@@ -106,6 +108,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         "app-hazards.log",
         "app-maintenance.log",
         "app-parking.log",
+        "campaigns.log",
         "kafka-1.log",
         "mosquitto.log",
         "payments.log",
@@ -118,6 +121,8 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         assert '"msg": "app started"' in log
     purchases_log = (tmp_path / "state" / "logs" / "purchases.log").read_text()
     assert '"msg": "purchase processor started"' in purchases_log
+    campaigns_log = (tmp_path / "state" / "logs" / "campaigns.log").read_text()
+    assert '"msg": "campaign orchestrator started"' in campaigns_log
     # the simulated fleet ran and stopped cleanly: its summary is the last thing it wrote
     fleet_log = (tmp_path / "state" / "logs" / "simulate.log").read_text()
     assert '"vehicles": 20' in fleet_log
