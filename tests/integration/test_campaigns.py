@@ -22,6 +22,7 @@ import msgspec
 import pytest
 
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.reader import read_topic
 from fleetlink.campaigns.images import ImageRepository
 from fleetlink.contracts import headers
 from fleetlink.contracts.campaigns import (
@@ -29,8 +30,8 @@ from fleetlink.contracts.campaigns import (
     ImageMetadata,
     SoftwareUpdateParams,
 )
-from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import Command, CommandName
+from fleetlink.contracts.codec import decode, encode
+from fleetlink.contracts.models import Command, CommandName, Presence, PresenceStatus
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.security.images import DownloadClaim
 from fleetlink.security.keys import command_signer, director_signer, image_signer, ota_trust
@@ -69,6 +70,12 @@ def publish(settings: Settings, version: str, data: bytes) -> ImageMetadata:
     return repository.publish(
         data, name=IMAGE, version=version, target="fl-sedan", signer=image_signer(settings)
     )
+
+
+def last_presence(platform: Platform, vin: str) -> Presence:
+    topic = platform.settings.topic_map()[KafkaTopic.PRESENCE]
+    records = read_topic(KafkaClients.of(platform.settings), topic)
+    return [decode(Presence, r.value()) for r in records if r.key() == vin.encode()][-1]
 
 
 def second_admin(platform: Platform) -> dict[str, str]:
@@ -175,6 +182,11 @@ def test_errors_in_group_two_pause_the_campaign_before_group_three_and_resume_fi
     assert all(ota.garage.agents[v].state.firmware == OLD for v in groups[1])  # fell back
     assert all(by_car[v]["reported"] == NEW for v in updated)
     assert {by_car[v]["attempts"] for v in vins} == {1}  # one order each, restart or not
+    # the car reconnected after its update: the will the broker now holds names the new version
+    ota.garage.agents[updated[0]].drop_connection(1.0)
+    ota.wait_presence(updated[0], online=False)
+    will = last_presence(ota, updated[0])
+    assert (will.status, will.firmware) == (PresenceStatus.OFFLINE, NEW)
     summary = done["summary"]
     assert [g["counts"]["succeeded"] for g in summary["groups"]] == [1, 0, 10, 4]
     assert summary["failures"] == {"boot-failed": 5}

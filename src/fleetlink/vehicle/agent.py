@@ -124,6 +124,7 @@ class VehicleAgent:
         self.warnings = WarningBook()
         # Fault injection: answers to commands vanish (a cellular drop right after acting).
         self.lose_answers = False
+        self._reboot = False  # set by a new slot: reconnect cleanly (a will with its version)
 
     # what the car says ------------------------------------------------------------------------
 
@@ -187,9 +188,11 @@ class VehicleAgent:
         return encode(self.state.presence(status, reason, self.now_ms()))
 
     def _rebirth(self) -> None:
-        """New firmware runs: a new retained birth tells the platform its version."""
+        """New firmware runs: a retained birth says so at once, and the car reconnects (a unit
+        reboots into its new slot) so that its last will says so too."""
         birth = self._presence(PresenceStatus.ONLINE, "software-updated")
         self._send(MqttTopic.presence(self.vin), birth, self._next_seq(), retain=True)
+        self._reboot = True
 
     # connection -------------------------------------------------------------------------------
 
@@ -231,6 +234,7 @@ class VehicleAgent:
             await ota
 
     async def _session(self, stop: asyncio.Event) -> None:
+        self._reboot = False  # the will made now says what runs now
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._session_expiry_s
         if self.outbox.confirmed:
@@ -296,6 +300,8 @@ class VehicleAgent:
         outbox = self.outbox
         deadline: float | None = None
         while time.monotonic() >= self._offline_until:
+            if self._reboot and not stop.is_set():
+                return  # a clean DISCONNECT, then ``run`` connects again with a new will
             now = time.monotonic()
             if stop.is_set():
                 if deadline is None:  # the last chance: no backing off now

@@ -425,6 +425,7 @@ def test_the_agent_reports_software_state_and_announces_new_firmware() -> None:
     assert birth is not None
     assert (birth.topic, birth.retain) == (MqttTopic.presence(VIN), True)
     assert msgspec.json.decode(birth.payload)["firmware"] == "2026.41"
+    assert agent._reboot  # and it reconnects, so that its last will names the new version
 
 
 def test_the_report_of_an_order_follows_its_answer() -> None:
