@@ -30,7 +30,7 @@ from fleetlink.campaigns.records import (
     with_entry,
 )
 from fleetlink.campaigns.targets import Car, assign_groups
-from fleetlink.campaigns.waves import Counts, counted, counts_of, queued_cars, verdict
+from fleetlink.campaigns.waves import Counts, counted, counts_of, queued_cars, settled, verdict
 from fleetlink.contracts.campaigns import (
     Campaign,
     CampaignAction,
@@ -261,20 +261,7 @@ class RolloutBook:
         **changes: object,
     ) -> None:
         campaign = self.campaigns.get(vehicle.campaign_id)
-        retries = campaign.spec.retries if campaign is not None else 0
-        retry = (
-            state in (RolloutState.FAILED, RolloutState.TIMED_OUT) and vehicle.attempts <= retries
-        )
-        retry = retry and campaign is not None and not campaign.state.ended
-        if retry:
-            changes |= {
-                "state": RolloutState.QUEUED,
-                "reason": f"{state}: {reason}; retrying"[:256],
-            }
-        else:
-            changes |= {"state": state, "reason": reason[:256] if reason else None}
-            if state.ended:
-                changes["finished_at"] = now
+        changes |= settled(campaign, vehicle, state, reason, now)
         self._set(out, vehicle, now, **changes)
 
     def _set(self, out: Outcome, vehicle: CampaignVehicle, now: int, **changes: object) -> None:

@@ -42,6 +42,25 @@ def queued_cars(
     ]
 
 
+def settled(
+    campaign: Campaign | None,
+    vehicle: CampaignVehicle,
+    state: RolloutState,
+    reason: str | None,
+    now: int,
+) -> dict[str, object]:
+    """A car's new state and reason: queued again after a failure or a timeout while the
+    campaign's ``retries`` allow and it has not ended, else ``state`` (ended: when)."""
+    retries = campaign.spec.retries if campaign is not None else 0
+    retry = state in (RolloutState.FAILED, RolloutState.TIMED_OUT) and vehicle.attempts <= retries
+    if retry and campaign is not None and not campaign.state.ended:
+        return {"state": RolloutState.QUEUED, "reason": f"{state}: {reason}; retrying"[:256]}
+    changes: dict[str, object] = {"state": state, "reason": reason[:256] if reason else None}
+    if state.ended:
+        changes["finished_at"] = now
+    return changes
+
+
 def counted(groups: list[GroupProgress], counts: Counts) -> list[GroupProgress]:
     """The groups with their cars counted by state."""
     return [

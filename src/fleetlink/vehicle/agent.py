@@ -7,8 +7,8 @@ goes through an ordered outbox: telemetry sampled offline is marked ``resent``. 
 stamped with a boot id and a sequence number (MQTT 5 user properties). With ``confirm`` (the
 default) the car keeps each message until the platform confirms it is in Kafka
 (``vehicles/{vin}/delivered``) and sends again what is unconfirmed when the link dies or too
-long after the PUBACK (``vehicle/outbox.py``). The outbox is in memory (a telematics unit keeps
-it in flash): what it holds at the end is counted (``held_at_exit``). OTA: ``vehicle/ota.py``.
+long after the PUBACK (``vehicle/outbox.py``). The outbox is in memory (a unit keeps it in
+flash; ``held_at_exit`` counts what is left). OTA: ``vehicle/ota.py``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from fleetlink.vehicle.commands import (
     malformed_answer,
     opened_with_key,
     read_command,
+    relock,
 )
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.link import (
@@ -57,10 +58,6 @@ from fleetlink.vehicle.state import AgentStats, Placing, VehicleState
 from fleetlink.vehicle.warnings import WarningBook
 
 _delivered_decoder = decoder_of(Delivered)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class VehicleAgent:
@@ -143,7 +140,7 @@ class VehicleAgent:
 
     def now_ms(self) -> int:
         """The car's own clock, which may be off by ``clock_skew_ms``."""
-        return now_ms() + self._clock_skew_ms
+        return time.time_ns() // 1_000_000 + self._clock_skew_ms
 
     def sample_telemetry(self) -> None:
         if self._malformed_share and self._rng.random() < self._malformed_share:
@@ -188,8 +185,7 @@ class VehicleAgent:
         return encode(self.state.presence(status, reason, self.now_ms()))
 
     def _rebirth(self) -> None:
-        """New firmware runs: a retained birth says so at once, and the car reconnects (a unit
-        reboots into its new slot) so that its last will says so too."""
+        """New firmware: a birth says so now; a reconnect (a reboot) puts it in the will."""
         birth = self._presence(PresenceStatus.ONLINE, "software-updated")
         self._send(MqttTopic.presence(self.vin), birth, self._next_seq(), retain=True)
         self._reboot = True
@@ -399,8 +395,6 @@ class VehicleAgent:
                 self.sample_telemetry()  # a state change is reported at once
 
     def _relock(self) -> None:
-        if self.state.trunk_open:
-            self.state.trunk_open = False
-            self.state.trunk_locked = True
+        if relock(self.state):
             self.report_event(EventKind.TRUNK_RELOCKED, {"after_s": self._trunk_relock_s})
             self.sample_telemetry()

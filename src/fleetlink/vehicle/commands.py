@@ -60,6 +60,15 @@ def _trunk_open(state: VehicleState, params: dict[str, Any]) -> str | None:
     return None
 
 
+def relock(state: VehicleState) -> bool:
+    """A trunk left open after a delivery closes and locks by itself; True when it did."""
+    if not state.trunk_open:
+        return False
+    state.trunk_open = False
+    state.trunk_locked = True
+    return True
+
+
 def _trunk_close(state: VehicleState, params: dict[str, Any]) -> str | None:
     state.trunk_open = False
     state.trunk_locked = True
