@@ -103,6 +103,7 @@ def make_image(
 ) -> None:
     """Write deterministic test image bytes (for the demo and the benchmark)."""
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_image(out, size, seed)
     except OSError as error:
         raise FleetlinkError(f"cannot write {out}: {error.strerror or error}") from None

@@ -46,6 +46,13 @@ def test_make_image_writes_the_same_bytes_for_the_same_seed(tmp_path: Path) -> N
     )
 
 
+def test_make_image_makes_the_directories_it_writes_into(tmp_path: Path) -> None:
+    out = tmp_path / "build" / "os.bin"  # as the README shows it, from a fresh checkout
+    result = CliRunner().invoke(app, ["ota", "make-image", "--size", "1000", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size == 1000
+
+
 def test_publish_signs_and_stores_and_images_lists(tmp_path: Path, config: Path) -> None:
     runner = CliRunner()
     image = tmp_path / "image.bin"
