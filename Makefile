@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 demo: bootstrap
 	$(BIN)/fleetlink demo
 
+# unit tests are pure and spread over every core; integration tests share one platform, in turn
 test: bootstrap lint typecheck
-	$(BIN)/pytest -v
+	$(BIN)/pytest -v -n auto tests/unit
+	$(BIN)/pytest -v tests/integration
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -26,7 +28,7 @@ typecheck:
 	$(BIN)/mypy src
 
 unit: bootstrap
-	$(BIN)/pytest -v tests/unit
+	$(BIN)/pytest -v -n auto tests/unit
 
 integration: bootstrap
 	$(BIN)/pytest -v tests/integration

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.delivery import KafkaUnavailableError
+from fleetlink.adapters.kafka.follow import FollowedModel, stop_all
 from fleetlink.adapters.kafka.seams import Backbone, KafkaSource, RecordSink, RecordSource
 from fleetlink.api import (
     campaign_control,
@@ -163,6 +164,17 @@ def create_app(
         requests_topic=topics[KafkaTopic.CAMPAIGN_REQUESTS],
     )
     ready_cache: dict[str, tuple[float, bool]] = {}
+    views: list[FollowedModel[Any]] = [
+        commands_state.view,
+        hazards_view,
+        parking_view,
+        fleet_view,
+        fences.view,
+        upkeep.view,
+        link_view,
+        shop.view,
+        ota.view,
+    ]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,25 +184,10 @@ def create_app(
         upkeep.deliveries = state.deliveries
         shop.deliveries = state.deliveries
         ota.deliveries = state.deliveries
-        commands_state.view.start()
-        hazards_view.start()
-        parking_view.start()
-        fleet_view.start()
-        fences.view.start()
-        upkeep.view.start()
-        link_view.start()
-        shop.view.start()
-        ota.view.start()
+        for view in views:
+            view.start()
         yield
-        ota.view.stop()
-        shop.view.stop()
-        link_view.stop()
-        upkeep.view.stop()
-        fences.view.stop()
-        fleet_view.stop()
-        parking_view.stop()
-        hazards_view.stop()
-        commands_state.view.stop()
+        stop_all(views)
         state.deliveries.close()
 
     app = FastAPI(
