@@ -51,6 +51,7 @@ def measure_trips(
     plan: ParkingPlan | None = None,
     warmup_s: float = 60.0,
     speed: float = 20.0,
+    interval_s: float = 2.0,
     progress: Callable[[float], None] = lambda _s: None,
     timeout_s: float = 600,
     log: logging.Logger | None = None,
@@ -60,7 +61,9 @@ def measure_trips(
     enough for the app to have seen them end (``apps.fleet.stop_s`` standing, and a minute)."""
     log = log or logging.getLogger("fleetlink.sim.quality")
     plan = plan or ParkingPlan()
-    run = AcceleratedRun(settings, vehicles=vehicles, seed=seed, parking=plan, log=log)
+    run = AcceleratedRun(
+        settings, vehicles=vehicles, seed=seed, parking=plan, interval_s=interval_s, log=log
+    )
     summary = run.run(duration_s, speed=speed, progress=progress)
     catch_up = wait_caught_up(settings, "fleet", timeout_s)
     trips = trips_written(settings, log)
