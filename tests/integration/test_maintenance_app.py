@@ -1,6 +1,7 @@
 """Predictive maintenance as a real process on the real Kafka, exactly once: alerts once through
-a kill -9 inside an open transaction, readers held back no longer than the transaction timeout,
-the simulator's faults found, and the whole alert loop through the API."""
+a kill -9 inside an open transaction, an acknowledgement kept through a restart, readers held
+back no longer than the transaction timeout, the simulator's faults found, and the whole alert
+loop through the API."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def alerts(platform: AppPlatform) -> list[Alert]:
     return [msgspec.json.decode(r.value() or b"", type=Alert) for r in records]
 
 
-def test_alerts_once_through_a_kill_9_inside_a_transaction(platform: AppPlatform) -> None:
+def test_alerts_once_through_a_kill_9_and_an_acknowledgement_kept_through_a_restart(
+    platform: AppPlatform,
+) -> None:
     producer = platform.producer()
     events, telemetry = platform.topic(KafkaTopic.EVENTS), platform.topic(KafkaTopic.TELEMETRY)
     base = now_ms() - 60_000
@@ -90,16 +93,26 @@ def test_alerts_once_through_a_kill_9_inside_a_transaction(platform: AppPlatform
         producer.flush(10)
         eventually(lambda: len(alerts(platform)) == 3, 30, "the acknowledgement")
         assert app.poll() is None
+        app.kill()  # acknowledged and committed: what a restart must keep
+        app.wait(10)
+    with running_app(platform, "maintenance") as app:
+        wait_assigned(platform, "maintenance")
+        send_event(producer, events, CAR, "dtc", base + 4000, HOME, data=again)  # no new alert
+        cleared = {"code": "P0300", "status": "cleared"}
+        send_event(producer, events, CAR, "dtc", base + 5000, HOME, data=cleared)
+        producer.flush(10)
+        eventually(lambda: len(alerts(platform)) == 4, 30, "the resolution")
+        assert app.poll() is None
     seen = sorted((a.vin, a.kind.value, a.state.value, a.subject) for a in alerts(platform))
     assert seen == [
         (CAR, "dtc", "acknowledged", "P0300"),
         (CAR, "dtc", "raised", "P0300"),
+        (CAR, "dtc", "resolved", "P0300"),
         (OTHER, "tire-critical", "raised", "rear-left"),
     ]
+    [resolved] = [a for a in alerts(platform) if a.state is AlertState.RESOLVED]
+    assert (resolved.alert_id, resolved.acknowledged_by) == (dtc.alert_id, "ada")
     assert dtc.raised_ts == base
-    assert [a.acknowledged_by for a in alerts(platform) if a.state is AlertState.ACKNOWLEDGED] == [
-        "ada"
-    ]
 
 
 def test_a_killed_transaction_holds_readers_back_no_longer_than_its_timeout(

@@ -35,6 +35,7 @@ from fleetlink.api import (
     parking,
     purchases,
     replication,
+    session,
     subscriptions,
     vehicles,
 )
@@ -59,6 +60,7 @@ from fleetlink.purchases.read_model import PurchaseReadModel
 from fleetlink.security.keys import command_signer, download_trust, signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.ratelimit import RateLimiter
+from fleetlink.security.sessions import Sessions
 from fleetlink.security.users import UserRegistry
 from fleetlink.settings import Settings
 
@@ -113,10 +115,12 @@ def create_app(
         retry_after_s=state.retry_after_s,
         cancel_wait_s=settings.api.cancel_wait_s,
     )
+    token_key = signing_key(settings, SigningPurpose.API_TOKENS)
     guard = Guard(
-        signing_key(settings, SigningPurpose.API_TOKENS).public_key(),
+        token_key.public_key(),
         UserRegistry(settings.users_file()),
         RateLimiter(settings.api.client_rate_per_s, settings.api.client_burst),
+        Sessions(token_key, settings.security.session_ttl_s),
     )
     hazards_view = HazardReadModel(
         settings, logging.getLogger("fleetlink.api.hazards"), kafka.source()
@@ -203,6 +207,7 @@ def create_app(
     app.state.ingest = state
     app.state.commands = commands_state
     app.state.guard = guard
+    app.state.settings = settings
     app.state.hazards = hazards_view
     app.state.parking = parking_view
     app.state.fleet = fleet_view
@@ -226,6 +231,7 @@ def create_app(
     app.include_router(campaigns.router)
     app.include_router(campaign_control.router)
     app.include_router(images.router)
+    app.include_router(session.router)
 
     app.add_middleware(BodyLimit, max_body=settings.api.max_body_bytes)
 

@@ -25,7 +25,7 @@ from fleetlink.cli import (
 from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
-from fleetlink.cli.security import pki_app, token, users_app, vehicles_app
+from fleetlink.cli.security import login, pki_app, token, users_app, vehicles_app
 from fleetlink.cli.simulate import simulate
 from fleetlink.cli.tracker import tracker
 from fleetlink.errors import FleetlinkError
@@ -56,6 +56,7 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(vehicles_app, name="vehicles")
 app.add_typer(users_app, name="users")
 app.command("token")(token)
+app.command("login")(login)
 
 
 def _print_version(value: bool) -> None:

@@ -1,4 +1,5 @@
-"""``fleetlink pki``, ``vehicles``, ``users`` and ``token``: identities, users and their keys."""
+"""``fleetlink pki``, ``vehicles``, ``users``, ``token`` and ``login``: identities, users and their
+keys."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from fleetlink.cli.common import console, settings_from
 from fleetlink.errors import FleetlinkError
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import Revocation, Role, SigningPurpose
+from fleetlink.security.sessions import BROWSER_ROLES, dashboard_link, issue_login_code
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
+from fleetlink.settings import Settings
 from fleetlink.stack.local import LocalStack
 
 pki_app = typer.Typer(help="The development PKI: CA, broker and client certificates.")
@@ -154,6 +157,15 @@ def users_list(ctx: typer.Context) -> None:
     console.print(table)
 
 
+def _user(settings: Settings, name: str) -> User:
+    user = UserRegistry(settings.users_file()).get(name)
+    if user is None:
+        raise FleetlinkError(
+            f"no user {name!r}: add one with `fleetlink users add {name} --role ...`"
+        )
+    return user
+
+
 def token(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A registered user.")],
@@ -164,11 +176,7 @@ def token(
 ) -> None:
     """Print a bearer token for an API user (signed with the platform's token key)."""
     settings = settings_from(ctx)
-    user = UserRegistry(settings.users_file()).get(name)
-    if user is None:
-        raise FleetlinkError(
-            f"no user {name!r}: add one with `fleetlink users add {name} --role ...`"
-        )
+    user = _user(settings, name)
     key = signing_key(settings, SigningPurpose.API_TOKENS)
     text = issue_token(key, user.name, user.role.value, ttl or settings.security.token_ttl_s)
     if out is not None:
@@ -176,3 +184,21 @@ def token(
         out.chmod(0o600)
     else:
         print(text)
+
+
+def login(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A registered admin, owner or viewer.")],
+    base_url: Annotated[
+        str | None,
+        typer.Option("--url", help="The API's address (default http://api.host:api.port)."),
+    ] = None,
+) -> None:
+    """Print a dashboard link that logs NAME in once (valid security.login_code_ttl_s)."""
+    settings = settings_from(ctx)
+    user = _user(settings, name)
+    if user.role not in BROWSER_ROLES:
+        raise FleetlinkError(f"the {user.role.value} role has no dashboard: use `fleetlink token`")
+    key = signing_key(settings, SigningPurpose.API_TOKENS)
+    code = issue_login_code(key, user.name, settings.security.login_code_ttl_s)
+    print(dashboard_link(base_url or f"http://{settings.api.host}:{settings.api.port}", code))

@@ -61,6 +61,12 @@ class SecuritySettings(Section):
     api_token_key_file: FilePath | None = None  # Ed25519: signs API bearer tokens
     users_file: Path | None = None  # default: <stack.state_dir>/users.json
     token_ttl_s: int = Field(default=3600, ge=60, le=30 * 86400)
+    # the dashboard: a login code (`fleetlink login`) opens one browser session within this
+    login_code_ttl_s: int = Field(default=300, ge=30, le=3600)
+    session_ttl_s: int = Field(default=8 * 3600, ge=300, le=7 * 86400)
+    # the session cookie's Secure flag: always set for https requests; this sets it for http too
+    # (behind a TLS-terminating proxy)
+    session_cookie_secure: bool = False
 
 
 class RuntimeSettings(Section):
