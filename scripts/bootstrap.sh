@@ -4,6 +4,7 @@
 #           -- through apt when missing
 #   python: .venv with the exact versions of constraints.txt
 #   kafka:  the broker jars, resolved once by Maven into ~/.cache/fleetlink
+#   web:    the dashboard, built by npm from web/package-lock.json when its sources change
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ have kcat || packages+=(kcat)
 have java || [ -n "${JAVA_HOME:-}" ] || packages+=(openjdk-17-jre-headless)
 have mvn || packages+=(maven)
 have chromium || packages+=(chromium)  # Playwright drives it: no browser download
+have npm || packages+=(nodejs npm)  # builds the dashboard; not needed at run time
 if [ ${#packages[@]} -gt 0 ]; then
   say "Installing with apt: ${packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then
@@ -53,3 +55,12 @@ fi
 
 # --- kafka jars ----------------------------------------------------------------------------------
 .venv/bin/fleetlink stack fetch
+
+# --- dashboard -----------------------------------------------------------------------------------
+dashboard=src/fleetlink/api/static/dashboard
+sources=$(cat web/package-lock.json web/build.mjs web/tsconfig.json web/src/* | sha256sum | cut -c1-16)
+if [ ! -f "$dashboard/index.html" ] || [ "$(cat "$dashboard/.sources" 2>/dev/null)" != "$sources" ]; then
+  say "Building the dashboard (npm ci from the lock file, tsc, esbuild)"
+  (cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && npm run --silent build)
+  echo "$sources" > "$dashboard/.sources"
+fi

@@ -97,6 +97,7 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
     assert "Demo ended; stopped 2 process(es)." in result.stdout
     assert "remote commands" in result.stdout
     assert "HTTP 202" in result.stdout  # the demo courier sent a command through the REST API
+    assert "/ui/#code=" in result.stdout  # the dashboard link that logs in once
     assert "succeeded" in result.stdout  # and the tracker saw a car carry one out
     assert "fleet tracking" in result.stdout  # the demo's geofence row
     assert "features on demand" in result.stdout  # the demo's shop

@@ -41,6 +41,7 @@ from fleetlink.api import (
 )
 from fleetlink.api.auth import Guard
 from fleetlink.api.bodies import INVALID_UTF8
+from fleetlink.api.dashboard import serve_dashboard
 from fleetlink.api.docs import serve_docs
 from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
 from fleetlink.apps.fleet.fence_model import FenceReadModel
@@ -204,6 +205,7 @@ def create_app(
         redoc_url=None,
     )
     serve_docs(app)
+    serve_dashboard(app)
     app.state.ingest = state
     app.state.commands = commands_state
     app.state.guard = guard

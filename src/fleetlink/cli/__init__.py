@@ -26,7 +26,7 @@ from fleetlink.cli.api import api
 from fleetlink.cli.common import console, err_console
 from fleetlink.cli.demo import demo
 from fleetlink.cli.security import login, pki_app, token, users_app, vehicles_app
-from fleetlink.cli.simulate import simulate
+from fleetlink.cli.simulate import simulate, street_map
 from fleetlink.cli.tracker import tracker
 from fleetlink.errors import FleetlinkError
 
@@ -51,6 +51,7 @@ app.add_typer(campaigns.app, name="campaigns")
 app.command("demo")(demo)
 app.command("api")(api)
 app.command("simulate")(simulate)
+app.command("street-map")(street_map)
 app.command("tracker")(tracker)
 app.add_typer(pki_app, name="pki")
 app.add_typer(vehicles_app, name="vehicles")

@@ -34,10 +34,12 @@ from fleetlink.contracts.topics import KafkaTopic, MqttTopic, Site, VehicleChann
 from fleetlink.logs import configure
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
+from fleetlink.security.sessions import dashboard_link, issue_login_code
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.settings import Settings
 from fleetlink.settings.stack import Topology
+from fleetlink.sim.streets import write_street_map
 from fleetlink.stack import LocalStack
 
 DEMO_USER = "demo-admin"
@@ -111,10 +113,19 @@ def demo(
         supervisor.start()
         services.start()
         parked.start()
+        write_street_map(settings.street_map_file())
+        code = issue_login_code(
+            signing_key(settings, SigningPurpose.API_TOKENS),
+            DEMO_USER,
+            settings.security.login_code_ttl_s,
+        )
         console.print(
             f"[bold]fleetlink demo[/] is running. API: {api_url}/docs  "
             f'(try: curl -H "Authorization: Bearer $(fleetlink token {DEMO_USER})" '
-            f"{api_url}/v1/vehicles?online=true). Ctrl-C stops it."
+            f"{api_url}/v1/vehicles?online=true). Ctrl-C stops it.\n"
+            f"Dashboard (the link logs in once, within "
+            f"{settings.security.login_code_ttl_s // 60} min; later: fleetlink login "
+            f"{DEMO_USER}): {dashboard_link(api_url, code)}"
         )
 
         def tick() -> None:

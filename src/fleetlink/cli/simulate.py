@@ -282,3 +282,18 @@ async def _run(
             live.update(fleet_table(sim, elapsed, last["rate"]))
 
         return await simulation.run(duration, on_tick=on_tick, stop=stop)
+
+
+def street_map(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Default: the API's api.street_map_file.")
+    ] = None,
+) -> None:
+    """Write the simulated city's streets as GeoJSON, for the dashboard's map."""
+    from fleetlink.sim.streets import write_street_map  # SUMO: only for this command
+
+    settings = settings_from(ctx)
+    path = out or settings.street_map_file()
+    count = write_street_map(path)
+    console.print(f"{count} streets written to {path}")

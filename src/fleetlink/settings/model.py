@@ -221,6 +221,9 @@ class Settings(BaseSettings):
     def users_file(self) -> Path:
         return self.security.users_file or self.stack.state_dir / "users.json"
 
+    def street_map_file(self) -> Path:
+        return self.api.street_map_file or self.stack.state_dir / "street-map.geojson"
+
     def mqtt_address(self) -> tuple[str, int]:
         host = self.mqtt.host or LOCALHOST
         default_port = 8883 if self.mqtt.tls else 1883

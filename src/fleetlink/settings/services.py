@@ -44,6 +44,9 @@ class ApiSettings(Section):
     client_rate_per_s: float = Field(default=100.0, gt=0)
     client_burst: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # the dashboard's streets (GeoJSON); default <stack.state_dir>/street-map.geojson, which
+    # `fleetlink street-map` (and the demo) write for the simulated city
+    street_map_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod

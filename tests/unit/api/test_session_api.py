@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from fleetlink.cli import app
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
-from fleetlink.security.sessions import CSRF_HEADER, SESSION_COOKIE, issue_login_code
-from fleetlink.settings import Settings
+from fleetlink.security.sessions import CSRF_HEADER, SESSION_COOKIE, Sessions, issue_login_code
+from fleetlink.security.users import UserRole
+from fleetlink.settings import Settings, load_settings
 from tests.support.api import CAR, OTHER, run, running_api
+from tests.support.stack import user_token
 
 
 def login_code(settings: Settings, user: str) -> str:
@@ -104,3 +109,21 @@ def test_a_login_code_is_no_bearer_token(tmp_path: Path) -> None:
             assert (reply.status_code, reply.json()["error"]) == (401, "invalid-token")
 
     run(scenario())
+
+
+def test_fleetlink_login_prints_a_link_that_opens_a_session(tmp_path: Path) -> None:
+    config = tmp_path / "fleetlink.toml"
+    config.write_text(f'[stack]\nstate_dir = "{tmp_path / "state"}"\n')
+    settings = load_settings(config)
+    user_token(settings, "vera", UserRole.VIEWER)
+    user_token(settings, "sam", UserRole.SERVICE)
+    runner = CliRunner()
+    printed = runner.invoke(app, ["--config", str(config), "login", "vera"])
+    assert printed.exit_code == 0, printed.output
+    link = printed.output.strip()
+    assert link.startswith("http://127.0.0.1:8080/ui/#code=")
+    session = Sessions(signing_key(settings, SigningPurpose.API_TOKENS), session_ttl_s=600)
+    assert session.open(link.split("#code=", 1)[1]).user == "vera"
+    refused = runner.invoke(app, ["--config", str(config), "login", "sam"])
+    assert refused.exit_code != 0
+    assert "has no dashboard" in str(refused.exception)  # main() prints it in one line

@@ -1,0 +1,67 @@
+// The fleet as the page holds it: the latest state of every vehicle, from the live stream.
+
+export type Motion = "driving" | "parked";
+
+export interface VehicleState {
+  vin: string;
+  ts: number;
+  online: boolean;
+  last_seen: number;
+  motion: Motion;
+  latitude?: number;
+  longitude?: number;
+  heading_deg?: number;
+  speed_kmh?: number;
+  soc_pct?: number;
+}
+
+export type Shown = "driving" | "parked" | "offline";
+
+export function shown(state: VehicleState): Shown {
+  return state.online ? state.motion : "offline";
+}
+
+export class Fleet {
+  readonly states = new Map<string, VehicleState>();
+  private changed = false;
+
+  take(states: VehicleState[]): void {
+    for (const state of states) {
+      const known = this.states.get(state.vin);
+      if (!known || known.ts <= state.ts) this.states.set(state.vin, state);
+    }
+    this.changed = this.changed || states.length > 0;
+  }
+
+  /** True once after each change: the map redraws at most once per tick. */
+  takeChanged(): boolean {
+    const was = this.changed;
+    this.changed = false;
+    return was;
+  }
+
+  features(): GeoJSON.FeatureCollection<GeoJSON.Point> {
+    const features: GeoJSON.Feature<GeoJSON.Point>[] = [];
+    for (const state of this.states.values()) {
+      if (state.latitude === undefined || state.longitude === undefined) continue;
+      features.push({
+        type: "Feature",
+        geometry: { type: "Point", coordinates: [state.longitude, state.latitude] },
+        properties: { vin: state.vin, shown: shown(state), ts: state.ts },
+      });
+    }
+    return { type: "FeatureCollection", features };
+  }
+}
+
+/** Follow ``/v1/vehicles/live`` (the cookie authenticates it; EventSource reconnects by itself
+ * and the server opens every stream with the whole picture). */
+export function follow(fleet: Fleet, status: (text: string) => void): EventSource {
+  const stream = new EventSource("/v1/vehicles/live");
+  stream.addEventListener("vehicles", (event) => {
+    fleet.take(JSON.parse((event as MessageEvent<string>).data) as VehicleState[]);
+  });
+  stream.addEventListener("ready", () => status("live"));
+  stream.onerror = () => status(stream.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
+  return stream;
+}
