@@ -23,21 +23,12 @@ export function shown(state: VehicleState): Shown {
 
 export class Fleet {
   readonly states = new Map<string, VehicleState>();
-  private changed = false;
 
   take(states: VehicleState[]): void {
     for (const state of states) {
       const known = this.states.get(state.vin);
       if (!known || known.ts <= state.ts) this.states.set(state.vin, state);
     }
-    this.changed = this.changed || states.length > 0;
-  }
-
-  /** True once after each change: the map redraws at most once per tick. */
-  takeChanged(): boolean {
-    const was = this.changed;
-    this.changed = false;
-    return was;
   }
 
   features(): GeoJSON.FeatureCollection<GeoJSON.Point> {
@@ -56,10 +47,11 @@ export class Fleet {
 
 /** Follow ``/v1/vehicles/live`` (the cookie authenticates it; EventSource reconnects by itself
  * and the server opens every stream with the whole picture). */
-export function follow(fleet: Fleet, status: (text: string) => void): EventSource {
+export function follow(fleet: Fleet, status: (text: string) => void, news: () => void): EventSource {
   const stream = new EventSource("/v1/vehicles/live");
   stream.addEventListener("vehicles", (event) => {
     fleet.take(JSON.parse((event as MessageEvent<string>).data) as VehicleState[]);
+    news();
   });
   stream.addEventListener("ready", () => status("live"));
   stream.onerror = () => status(stream.readyState === EventSource.CLOSED ? "closed" : "reconnecting");

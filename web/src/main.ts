@@ -3,6 +3,7 @@ import { send, session } from "./api";
 import { Fleet, follow } from "./fleet";
 import { renderList } from "./list";
 import { fleetMap, redraw } from "./map";
+import { VehiclePage } from "./vehicle";
 
 const byId = <T extends HTMLElement>(id: string): T => {
   const element = document.getElementById(id);
@@ -34,24 +35,67 @@ async function start(): Promise<void> {
 
   const fleet = new Fleet();
   const status = byId("connection");
-  follow(fleet, (text) => {
-    status.textContent = text;
-  });
+  let paint = (): void => {};
+  const redrawSoon = throttled(() => paint(), PAINT_EVERY_MS);
+  follow(
+    fleet,
+    (text) => {
+      status.textContent = text;
+    },
+    redrawSoon,
+  );
   const map = await fleetMap(byId("map"), fleet);
   (window as unknown as { fleetlinkMap: unknown }).fleetlinkMap = map; // for the browser tests
   const search = byId<HTMLInputElement>("search");
   const list = byId<HTMLTableElement>("vehicles").tBodies[0]!;
   const counts = byId("counts");
-  const paint = (): void => {
+  const listPanel = byId("fleet-list");
+  const vehiclePanel = byId("vehicle");
+  const vehicle = new VehiclePage(vehiclePanel, info, fleet, () => {
+    vehiclePanel.hidden = true;
+    listPanel.hidden = false;
+  });
+  const show = (vin: string): void => {
+    listPanel.hidden = true;
+    vehiclePanel.hidden = false;
+    void vehicle.open(vin);
+  };
+  list.onclick = (event) => {
+    const row = (event.target as HTMLElement).closest("tr");
+    if (row?.dataset.vin) show(row.dataset.vin);
+  };
+  map.on("click", "vehicles", (event) => {
+    const vin = event.features?.[0]?.properties?.vin as string | undefined;
+    if (vin) show(vin);
+  });
+  paint = (): void => {
     redraw(map, fleet);
     renderList(fleet, list, search.value, counts);
+    vehicle.showState();
   };
   search.oninput = () => renderList(fleet, list, search.value, counts);
   paint();
-  // the stream brings a frame a second at most: one redraw a second shows each
-  setInterval(() => {
-    if (fleet.takeChanged()) paint();
-  }, 1000);
+}
+
+// one redraw per frame of the stream (a frame a second at most), never more than this often
+const PAINT_EVERY_MS = 500;
+
+/** ``action`` at once, then at most once per ``everyMs``: news in between is drawn at the end
+ * of the wait, so nothing waits longer than ``everyMs``. */
+function throttled(action: () => void, everyMs: number): () => void {
+  let last = 0;
+  let timer: number | undefined;
+  return () => {
+    if (timer !== undefined) return;
+    const wait = last + everyMs - performance.now();
+    const run = (): void => {
+      timer = undefined;
+      last = performance.now();
+      action();
+    };
+    if (wait <= 0) run();
+    else timer = window.setTimeout(run, wait);
+  };
 }
 
 void start();
