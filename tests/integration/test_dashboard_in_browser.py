@@ -11,18 +11,24 @@ from typing import Any
 
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.fleet import Motion, VehicleState
+from fleetlink.contracts.geofences import FenceCircle, GeofenceDefinition
 from fleetlink.contracts.topics import KafkaTopic
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.sessions import dashboard_link, issue_login_code
 from fleetlink.security.users import UserRole
+from fleetlink.settings import Settings
 from fleetlink.sim.flood import vins_for
 from fleetlink.sim.streets import write_street_map
+from fleetlink.testing.memory_kafka import MemoryKafka
 from tests.support.api import hermetic_app
 from tests.support.browser import chromium, chromium_version, local_only, served
 from tests.support.stack import REPO, user_token
+from tests.unit.api.test_hazards_api import hazard
+from tests.unit.api.test_parking_api import cell_record, spot
 
 ARTEFACTS = REPO / "build" / "test-artefacts"
+MIDDLE = (52.5165, 13.3925)
 VEHICLES = 40
 RENDERED = """() => {
   const map = window.fleetlinkMap;
@@ -69,6 +75,7 @@ def test_the_map_shows_the_fleet_live_after_a_one_time_login(tmp_path: Path) -> 
     fleet = states(ts=1_800_000_000_000)
     for state in fleet:
         kafka.append(topic, encode(state), state.vin.encode())
+    overlays(kafka, settings)
     user_token(settings, "vera", UserRole.VIEWER)
     key = signing_key(settings, SigningPurpose.API_TOKENS)
     print(chromium_version())
@@ -96,6 +103,9 @@ def test_the_map_shows_the_fleet_live_after_a_one_time_login(tmp_path: Path) -> 
         assert (
             page.locator("#counts").inner_text() == "40 vehicles: 16 driving, 16 parked, 8 offline"
         )
+        for layer in ("hazards", "parking", "geofences"):  # what the API made, drawn
+            drawn = f"window.fleetlinkMap.queryRenderedFeatures({{layers: ['{layer}']}})"
+            page.wait_for_function(f"() => {drawn}.length > 0", timeout=10_000)
         page.fill("#search", fleet[3].vin.lower())
         assert page.locator("#vehicles tbody tr").count() == 1
 
@@ -122,6 +132,23 @@ def test_the_map_shows_the_fleet_live_after_a_one_time_login(tmp_path: Path) -> 
     unauthorised = "Failed to load resource: the server responded with a status of 401"
     assert [e for e in errors if not e.startswith(unauthorised)] == [], errors
     assert len(errors) == 3  # the used code; no session after logging out (twice: two loads)
+
+
+def overlays(kafka: MemoryKafka, settings: Settings) -> None:
+    """A hazard, a parking cell with two spots and a geofence in the middle of the city."""
+    topics = settings.topic_map()
+    ice = hazard("ice-1", MIDDLE)
+    kafka.append(topics[KafkaTopic.HAZARDS], encode(ice), ice.cell.encode())
+    cell = cell_record(MIDDLE, spot("a", MIDDLE), spot("b", MIDDLE))
+    kafka.append(topics[KafkaTopic.PARKING], encode(cell), cell.cell.encode())
+    depot = GeofenceDefinition(
+        fence_id="depot",
+        name="depot",
+        owner="ada",
+        created_at=1,
+        circle=FenceCircle(latitude=MIDDLE[0], longitude=MIDDLE[1], radius_m=250.0),
+    )
+    kafka.append(topics[KafkaTopic.GEOFENCES], encode(depot), b"depot")
 
 
 def _fields(state: VehicleState) -> dict[str, Any]:

@@ -44,7 +44,7 @@ async function start(): Promise<void> {
     },
     redrawSoon,
   );
-  const map = await fleetMap(byId("map"), fleet);
+  const map = await fleetMap(byId("map"), fleet, byId("overlays"));
   (window as unknown as { fleetlinkMap: unknown }).fleetlinkMap = map; // for the browser tests
   const search = byId<HTMLInputElement>("search");
   const list = byId<HTMLTableElement>("vehicles").tBodies[0]!;

@@ -4,6 +4,7 @@ import { Map as MapLibre, type GeoJSONSource, type StyleSpecification } from "ma
 
 import { get, ApiError } from "./api";
 import type { Fleet } from "./fleet";
+import { addOverlays } from "./layers";
 
 const STYLE: StyleSpecification = {
   version: 8,
@@ -13,7 +14,7 @@ const STYLE: StyleSpecification = {
 
 export const COLOURS = { driving: "#1f77b4", parked: "#2ca02c", offline: "#8c8c8c" } as const;
 
-export async function fleetMap(container: HTMLElement, fleet: Fleet): Promise<MapLibre> {
+export async function fleetMap(container: HTMLElement, fleet: Fleet, toggles: HTMLElement): Promise<MapLibre> {
   const map = new MapLibre({
     container,
     style: STYLE,
@@ -44,6 +45,7 @@ export async function fleetMap(container: HTMLElement, fleet: Fleet): Promise<Ma
     // a platform without a street map still shows its cars
     if (!(error instanceof ApiError && error.status === 404)) throw error;
   }
+  addOverlays(map, toggles);
   map.addSource("vehicles", { type: "geojson", data: fleet.features() });
   map.addLayer({
     id: "vehicles",

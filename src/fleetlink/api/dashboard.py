@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from fleetlink.api import map_layers
 from fleetlink.api.auth import Caller
 from fleetlink.api.errors import AUTHENTICATED, ApiError, documented
 
@@ -65,6 +66,7 @@ async def street_map(request: Request, _caller: Caller) -> Response:
 def serve_dashboard(app: FastAPI) -> None:
     """``/ui/``: the page, ``/ui/assets/``: what it loads."""
     app.include_router(router)
+    app.include_router(map_layers.router)
     if (BUILT / "assets").is_dir():
         app.mount("/ui/assets", StaticFiles(directory=BUILT / "assets"), name="dashboard-assets")
 
