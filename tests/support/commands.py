@@ -194,12 +194,14 @@ def command_platform(
             "tracker": settings.tracker.model_copy(update={"response_grace_s": grace_s}),
             "api": settings.api.model_copy(update={"port": api_port, "kafka_timeout_s": 3}),
             "runtime": settings.runtime.model_copy(update=runtime or {}),
-            **{
-                name: getattr(settings, name).model_validate(
-                    getattr(settings, name).model_dump() | values
-                )
-                for name, values in (sections or {}).items()
-            },
+        }
+    )
+    settings = settings.model_copy(  # over the platform's own (the API's port stays)
+        update={
+            name: getattr(settings, name).model_validate(
+                getattr(settings, name).model_dump() | values
+            )
+            for name, values in (sections or {}).items()
         }
     )
     config.write_text(dump_toml(settings))

@@ -3,6 +3,7 @@ import { send, session } from "./api";
 import { Fleet, follow } from "./fleet";
 import { renderList } from "./list";
 import { fleetMap, redraw } from "./map";
+import { showPlatform } from "./platform";
 import { VehiclePage } from "./vehicle";
 
 const byId = <T extends HTMLElement>(id: string): T => {
@@ -75,6 +76,28 @@ async function start(): Promise<void> {
   };
   search.oninput = () => renderList(fleet, list, search.value, counts);
   paint();
+  tabs(info.role !== "owner", vehicle);
+}
+
+/** Vehicles, or (admins and viewers) the platform panel, beside the map. */
+function tabs(platformToo: boolean, vehicle: VehiclePage): void {
+  const platformTab = document.querySelector<HTMLButtonElement>("#tabs [data-tab=platform]")!;
+  platformTab.hidden = !platformToo;
+  let stop: (() => void) | null = null;
+  for (const tab of document.querySelectorAll<HTMLButtonElement>("#tabs button")) {
+    tab.onclick = () => {
+      for (const other of document.querySelectorAll<HTMLButtonElement>("#tabs button")) {
+        other.classList.toggle("on", other === tab);
+      }
+      stop?.();
+      stop = null;
+      vehicle.close();
+      byId("vehicle").hidden = true;
+      byId("fleet-list").hidden = tab.dataset.tab !== "fleet-list";
+      byId("platform").hidden = tab.dataset.tab !== "platform";
+      if (tab.dataset.tab === "platform") stop = showPlatform(byId("platform"));
+    };
+  }
 }
 
 // one redraw per frame of the stream (a frame a second at most), never more than this often

@@ -33,6 +33,7 @@ from fleetlink.api import (
     ingest,
     maintenance,
     parking,
+    platform,
     purchases,
     replication,
     session,
@@ -44,6 +45,7 @@ from fleetlink.api.bodies import INVALID_UTF8
 from fleetlink.api.dashboard import serve_dashboard
 from fleetlink.api.docs import serve_docs
 from fleetlink.api.errors import PATH_ERRORS, ApiError, kafka_unavailable
+from fleetlink.api.platform import DeadLetterCounts, PlatformProbe
 from fleetlink.apps.fleet.fence_model import FenceReadModel
 from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.hazards.read_model import HazardReadModel
@@ -169,7 +171,16 @@ def create_app(
         requests_topic=topics[KafkaTopic.CAMPAIGN_REQUESTS],
     )
     ready_cache: dict[str, tuple[float, bool]] = {}
+    dead_letters = DeadLetterCounts(
+        settings, logging.getLogger("fleetlink.api.dlq"), kafka.source()
+    )
+    probe = (
+        PlatformProbe(settings, KafkaClients.of(settings), settings.api.platform_every_s)
+        if backbone is None
+        else None  # an in-memory Kafka: no offsets to sample
+    )
     views: list[FollowedModel[Any]] = [
+        dead_letters,
         commands_state.view,
         hazards_view,
         parking_view,
@@ -191,7 +202,11 @@ def create_app(
         ota.deliveries = state.deliveries
         for view in views:
             view.start()
+        if probe is not None:
+            probe.start()
         yield
+        if probe is not None:
+            probe.stop()
         stop_all(views)
         state.deliveries.close()
 
@@ -206,10 +221,13 @@ def create_app(
     )
     serve_docs(app)
     serve_dashboard(app)
+    app.include_router(platform.router)
     app.state.ingest = state
     app.state.commands = commands_state
     app.state.guard = guard
     app.state.settings = settings
+    app.state.platform = probe
+    app.state.dead_letters = dead_letters
     app.state.hazards = hazards_view
     app.state.parking = parking_view
     app.state.fleet = fleet_view

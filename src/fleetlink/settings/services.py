@@ -47,6 +47,8 @@ class ApiSettings(Section):
     # the dashboard's streets (GeoJSON); default <stack.state_dir>/street-map.geojson, which
     # `fleetlink street-map` (and the demo) write for the simulated city
     street_map_file: Path | None = None
+    # the dashboard's platform panel samples Kafka (topic ends, app lags) this often
+    platform_every_s: float = Field(default=5.0, ge=0.2, le=300)
 
     @model_validator(mode="before")
     @classmethod
