@@ -23,8 +23,13 @@ export function shown(state: VehicleState): Shown {
 
 export class Fleet {
   readonly states = new Map<string, VehicleState>();
+  /** The newest state's time in the last frame, and when that frame came (for the bench). */
+  newestTs = 0;
+  frameAt = 0;
 
   take(states: VehicleState[]): void {
+    this.frameAt = Date.now();
+    this.newestTs = states.reduce((newest, state) => Math.max(newest, state.ts), 0);
     for (const state of states) {
       const known = this.states.get(state.vin);
       if (!known || known.ts <= state.ts) this.states.set(state.vin, state);

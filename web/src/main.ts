@@ -69,8 +69,16 @@ async function start(): Promise<void> {
     const vin = event.features?.[0]?.properties?.vin as string | undefined;
     if (vin) show(vin);
   });
+  // each paint's timing, for bench/dashboard.py: the newest state drawn, its frame, the paint
+  const paints: { newest: number; frame: number; painted: number }[] = [];
+  (window as unknown as { fleetlinkPaints: unknown }).fleetlinkPaints = paints;
   paint = (): void => {
+    const newest = fleet.newestTs;
+    const frame = fleet.frameAt;
     redraw(map, fleet);
+    map.once("idle", () => {
+      if (paints.length < 100_000) paints.push({ newest, frame, painted: Date.now() });
+    });
     renderList(fleet, list, search.value, counts);
     vehicle.showState();
   };
