@@ -22,7 +22,7 @@ from fleetlink.sim.flood import vins_for
 from fleetlink.sim.streets import write_street_map
 from fleetlink.testing.memory_kafka import MemoryKafka
 from tests.support.api import hermetic_app
-from tests.support.browser import chromium, chromium_version, local_only, served
+from tests.support.browser import browser_versions, chromium, local_only, served
 from tests.support.stack import REPO, user_token
 from tests.unit.api.test_hazards_api import hazard
 from tests.unit.api.test_parking_api import cell_record, spot
@@ -78,7 +78,7 @@ def test_the_map_shows_the_fleet_live_after_a_one_time_login(tmp_path: Path) -> 
     overlays(kafka, settings)
     user_token(settings, "vera", UserRole.VIEWER)
     key = signing_key(settings, SigningPurpose.API_TOKENS)
-    print(chromium_version())
+    print(browser_versions())
     with served(app) as origin, chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         refused = local_only(page, origin)

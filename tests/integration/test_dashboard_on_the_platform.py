@@ -29,7 +29,7 @@ from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings
 from fleetlink.sim.streets import write_street_map
 from fleetlink.stack import LocalStack
-from tests.support.browser import chromium, local_only
+from tests.support.browser import browser_versions, chromium, local_only
 from tests.support.commands import Platform, command_platform
 from tests.support.polling import eventually
 from tests.support.stack import REPO, user_token
@@ -125,6 +125,7 @@ def test_the_map_shows_the_cars_where_they_are_and_a_trunk_opens_from_the_page(
         car = platform.garage.agent(vin)
         car.state.latitude, car.state.longitude = 52.5115 + 0.0012 * n, 13.3825 + 0.0009 * n
         platform.start_car(vin)
+    print(browser_versions())
     with Drive(platform) as drive, chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []

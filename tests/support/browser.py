@@ -8,6 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +35,11 @@ def chromium_version() -> str:
     except (AssertionError, OSError, subprocess.TimeoutExpired) as error:
         return f"chromium unusable: {error}"
     return found.stdout.strip() or found.stderr.strip()
+
+
+def browser_versions() -> str:
+    """Playwright's release and Debian's chromium: each Playwright is made for one Chromium."""
+    return f"playwright {metadata.version('playwright')}, {chromium_version()}"
 
 
 @contextmanager

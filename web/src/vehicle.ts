@@ -12,6 +12,23 @@ interface Command {
   created_at: number | null;
 }
 
+interface Trip {
+  trip_id: string;
+  start_ts: number;
+  end_ts?: number | null;
+  distance_km: number;
+  ended_by?: string | null;
+}
+
+interface Key {
+  grant_id: string;
+  grantee: string;
+  commands: string[];
+  not_before: number;
+  not_after: number;
+  revoked_at: number | null;
+}
+
 interface Alert {
   alert_id: string;
   severity: string;
@@ -64,6 +81,8 @@ export class VehiclePage {
     if (mayCommand(this.who, vin)) this.panel.append(this.buttons(vin));
     this.panel.append(element("p", "", "message"), element("h3", "Alerts"), element("ul", "", "alerts"));
     this.panel.append(element("h3", "Commands"), this.commandTable());
+    this.panel.append(element("h3", "Trips"), element("ul", "", "trips"));
+    this.panel.append(element("h3", "Digital keys"), element("ul", "", "keys"));
     // the live stream first: no step falls between the list and the stream
     this.stream = new EventSource(`/v1/commands/events?vin=${encodeURIComponent(vin)}`);
     this.stream.addEventListener("transition", (event) => {
@@ -71,10 +90,22 @@ export class VehiclePage {
       this.commands.set(step.command_id, { ...this.commands.get(step.command_id), ...step });
       this.renderCommands();
     });
-    const [listed, alerts] = await Promise.all([
+    const [listed, alerts, trips, keys] = await Promise.all([
       get<{ commands: Command[] }>(`/v1/vehicles/${vin}/commands?limit=20`),
       get<{ alerts: Alert[] }>(`/v1/alerts?vin=${vin}`).catch(() => ({ alerts: [] })),
+      get<{ trips: Trip[] }>(`/v1/vehicles/${vin}/trips?limit=5`).catch(() => ({ trips: [] })),
+      get<{ grants: Key[] }>(`/v1/grants?vin=${vin}`).catch(() => ({ grants: [] })),
     ]);
+    this.renderList("ul.trips", trips.trips, (trip) => {
+      const start = new Date(trip.start_ts).toLocaleString();
+      const end = trip.end_ts ? `${Math.round((trip.end_ts - trip.start_ts) / 60_000)} min` : "on the road";
+      return `${start}: ${trip.distance_km.toFixed(1)} km, ${end}`;
+    });
+    this.renderList("ul.keys", keys.grants, (key) => {
+      const until = new Date(key.not_after).toLocaleString();
+      const state = key.revoked_at ? "revoked" : key.not_after < Date.now() ? "expired" : `until ${until}`;
+      return `${key.grantee}: ${key.commands.join(", ")} (${state})`;
+    });
     for (const command of listed.commands) {
       if (!this.commands.has(command.command_id)) this.commands.set(command.command_id, command);
     }
@@ -172,6 +203,12 @@ export class VehiclePage {
         return row;
       }),
     );
+  }
+
+  private renderList<T>(selector: string, items: T[], text: (item: T) => string): void {
+    const list = this.panel.querySelector(selector);
+    if (!list) return;
+    list.replaceChildren(...(items.length ? items.map((item) => element("li", text(item))) : [element("li", "none")]));
   }
 
   private renderAlerts(vin: string, alerts: Alert[]): void {

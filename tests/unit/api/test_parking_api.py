@@ -139,7 +139,9 @@ def test_free_spots_near_a_place_likeliest_free_and_nearest_first(tmp_path: Path
             age_s = (answer["as_of"] - one_lifetime["observed_ts"]) / 1000
             assert one_lifetime["age_s"] == pytest.approx(age_s, abs=0.05)
             assert one_lifetime["p_free"] == pytest.approx(math.exp(-age_s / LIFETIME_S), abs=5e-4)
-            assert one_lifetime["p_free"] == pytest.approx(0.368, abs=1e-3)
+            # e^-1 for a spot one lifetime old, give or take the seconds the answer took (the
+            # exact check is the one above, at the age the answer states)
+            assert one_lifetime["p_free"] == pytest.approx(0.368, abs=5e-3)
             for row in answer["spots"]:
                 expected = row["p_free"] * math.exp(-row["distance_m"] / 500)
                 assert row["score"] == pytest.approx(expected, abs=1e-3)
