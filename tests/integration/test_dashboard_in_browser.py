@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fleetlink.contracts.alerts import Alert, AlertKind, AlertState, Severity
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.fleet import Motion, VehicleState
 from fleetlink.contracts.geofences import FenceCircle, GeofenceDefinition
@@ -30,6 +31,7 @@ from tests.unit.api.test_parking_api import cell_record, spot
 ARTEFACTS = REPO / "build" / "test-artefacts"
 MIDDLE = (52.5165, 13.3925)
 VEHICLES = 40
+ALERTING = 2  # the car with an open warning: parked, online
 RENDERED = """() => {
   const map = window.fleetlinkMap;
   if (!map) return [];
@@ -141,6 +143,20 @@ def overlays(kafka: MemoryKafka, settings: Settings) -> None:
     kafka.append(topics[KafkaTopic.HAZARDS], encode(ice), ice.cell.encode())
     cell = cell_record(MIDDLE, spot("a", MIDDLE), spot("b", MIDDLE))
     kafka.append(topics[KafkaTopic.PARKING], encode(cell), cell.cell.encode())
+    car = states(0)[ALERTING]
+    alert = Alert(
+        alert_id=f"{car.vin}/dtc/P0300/1",
+        vin=car.vin,
+        kind=AlertKind.DTC,
+        subject="P0300",
+        severity=Severity.WARNING,
+        state=AlertState.RAISED,
+        ts=1,
+        raised_ts=1,
+        title="Misfire",
+        action="see a workshop",
+    )
+    kafka.append(topics[KafkaTopic.ALERTS], encode(alert), car.vin.encode())
     depot = GeofenceDefinition(
         fence_id="depot",
         name="depot",

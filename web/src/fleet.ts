@@ -15,10 +15,14 @@ export interface VehicleState {
   soc_pct?: number;
 }
 
-export type Shown = "driving" | "parked" | "offline";
+export type Shown = "driving" | "parked" | "offline" | "alert";
+
+/** Cars with an open warning or critical maintenance alert (refreshed with the overlays). */
+export const alerting = new Set<string>();
 
 export function shown(state: VehicleState): Shown {
-  return state.online ? state.motion : "offline";
+  if (!state.online) return "offline";
+  return alerting.has(state.vin) ? "alert" : state.motion;
 }
 
 export class Fleet {

@@ -3,6 +3,7 @@
 import type { GeoJSONSource, Map as MapLibre } from "maplibre-gl";
 
 import { get } from "./api";
+import { alerting } from "./fleet";
 
 interface Layers {
   hazards: GeoJSON.FeatureCollection;
@@ -55,8 +56,13 @@ async function load(map: MapLibre): Promise<void> {
   const radius = Math.min(20_000, Math.max(100, centre.distanceTo(corner)));
   const query = `lat=${centre.lat.toFixed(6)}&lon=${centre.lng.toFixed(6)}&radius_m=${Math.round(radius)}`;
   try {
-    const layers = await get<Layers>(`/v1/map/layers?${query}`);
+    const [layers, open] = await Promise.all([
+      get<Layers>(`/v1/map/layers?${query}`),
+      get<{ alerts: { vin: string }[] }>("/v1/alerts?severity=warning&severity=critical&limit=1000"),
+    ]);
     for (const name of OVERLAYS) (map.getSource(name) as GeoJSONSource | undefined)?.setData(layers[name]);
+    alerting.clear();
+    for (const alert of open.alerts) alerting.add(alert.vin);
   } catch {
     // the next refresh tries again; the cars go on without the overlays meanwhile
   }

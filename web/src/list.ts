@@ -10,7 +10,7 @@ function ago(ms: number): string {
 
 export function renderList(fleet: Fleet, body: HTMLTableSectionElement, search: string, counts: HTMLElement): void {
   const wanted = search.trim().toUpperCase();
-  const tally = { driving: 0, parked: 0, offline: 0 };
+  const tally = { driving: 0, parked: 0, offline: 0, alert: 0 };
   const rows: HTMLTableRowElement[] = [];
   const states = [...fleet.states.values()].sort((a, b) => a.vin.localeCompare(b.vin));
   for (const state of states) {
@@ -27,5 +27,6 @@ export function renderList(fleet: Fleet, body: HTMLTableSectionElement, search: 
     rows.push(row);
   }
   body.replaceChildren(...rows);
-  counts.textContent = `${fleet.states.size} vehicles: ${tally.driving} driving, ${tally.parked} parked, ${tally.offline} offline`;
+  const alerts = tally.alert ? `, ${tally.alert} with an alert` : "";
+  counts.textContent = `${fleet.states.size} vehicles: ${tally.driving} driving, ${tally.parked} parked, ${tally.offline} offline${alerts}`;
 }

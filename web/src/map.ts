@@ -12,7 +12,7 @@ const STYLE: StyleSpecification = {
   layers: [{ id: "background", type: "background", paint: { "background-color": "#f4f3ef" } }],
 };
 
-export const COLOURS = { driving: "#1f77b4", parked: "#2ca02c", offline: "#8c8c8c" } as const;
+export const COLOURS = { driving: "#1f77b4", parked: "#2ca02c", offline: "#8c8c8c", alert: "#d62728" } as const;
 
 export async function fleetMap(container: HTMLElement, fleet: Fleet, toggles: HTMLElement): Promise<MapLibre> {
   const map = new MapLibre({
@@ -53,7 +53,17 @@ export async function fleetMap(container: HTMLElement, fleet: Fleet, toggles: HT
     source: "vehicles",
     paint: {
       "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 3, 17, 8],
-      "circle-color": ["match", ["get", "shown"], "driving", COLOURS.driving, "parked", COLOURS.parked, COLOURS.offline],
+      "circle-color": [
+        "match",
+        ["get", "shown"],
+        "driving",
+        COLOURS.driving,
+        "parked",
+        COLOURS.parked,
+        "alert",
+        COLOURS.alert,
+        COLOURS.offline,
+      ],
       "circle-stroke-color": "#ffffff",
       "circle-stroke-width": 1,
     },
