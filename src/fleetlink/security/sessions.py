@@ -13,21 +13,19 @@ import hashlib
 import hmac
 import threading
 import time
-import uuid
 from typing import Any
 
 import jwt
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fleetlink.security.tokens import ISSUER, TokenError
+from fleetlink.security.tokens import ISSUER, SIGNING_ALGORITHM, TokenError, signed_jwt
 from fleetlink.security.users import UserRole
 
 LOGIN_AUDIENCE = "fleetlink-login"
 SESSION_AUDIENCE = "fleetlink-session"
 SESSION_COOKIE = "fleetlink_session"
 CSRF_HEADER = "X-CSRF-Token"
-_ALGORITHM = "EdDSA"
 # who may look at the dashboard: not cars, and not services (they act only through keys)
 BROWSER_ROLES = frozenset({UserRole.FLEET_ADMIN, UserRole.OWNER, UserRole.VIEWER})
 DASHBOARD_PATH = "/ui/"
@@ -42,7 +40,7 @@ class Session(msgspec.Struct, frozen=True):
 
 def issue_login_code(key: Ed25519PrivateKey, user: str, ttl_s: int) -> str:
     """A code that opens one browser session for ``user`` within ``ttl_s``."""
-    return _sign(key, user, LOGIN_AUDIENCE, ttl_s)
+    return signed_jwt(key, user, ttl_s, aud=LOGIN_AUDIENCE)
 
 
 def dashboard_link(base_url: str, code: str) -> str:
@@ -54,19 +52,6 @@ def dashboard_link(base_url: str, code: str) -> str:
 def csrf_of(session_id: str) -> str:
     """The CSRF token of a session: derived from its id, which only the cookie carries."""
     return hashlib.sha256(f"fleetlink-csrf:{session_id}".encode()).hexdigest()[:32]
-
-
-def _sign(key: Ed25519PrivateKey, user: str, audience: str, ttl_s: int) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": audience,
-        "sub": user,
-        "iat": now,
-        "exp": now + ttl_s,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, key, algorithm=_ALGORITHM)
 
 
 class _Spent:
@@ -109,7 +94,9 @@ class Sessions:
         claims = self._claims(code, LOGIN_AUDIENCE, "login code")
         if not self._redeemed.spend(str(claims["jti"]), int(claims["exp"])):
             raise TokenError("this login code was used already: ask for a new one")
-        return self.session(_sign(self._key, str(claims["sub"]), SESSION_AUDIENCE, self._ttl_s))
+        return self.session(
+            signed_jwt(self._key, str(claims["sub"]), self._ttl_s, aud=SESSION_AUDIENCE)
+        )
 
     def session(self, cookie: str) -> Session:
         """The session a cookie holds; ``TokenError`` if it is forged, expired or ended."""
@@ -129,7 +116,7 @@ class Sessions:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self._public,
-                algorithms=[_ALGORITHM],
+                algorithms=[SIGNING_ALGORITHM],
                 issuer=ISSUER,
                 audience=audience,
                 leeway=self._leeway_s,

@@ -10,24 +10,22 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ISSUER = "fleetlink"
-_ALGORITHM = "EdDSA"
+SIGNING_ALGORITHM = "EdDSA"
 
 
 class TokenError(ValueError):
     """A token that does not authenticate anyone; ``str(error)`` says why."""
 
 
-def issue_token(key: Ed25519PrivateKey, subject: str, role: str, ttl_s: int) -> str:
+def signed_jwt(key: Ed25519PrivateKey, subject: str, ttl_s: int, **claims: str) -> str:
+    """A JWT of the platform's for ``subject``, good for ``ttl_s``, with ``claims`` besides."""
     now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "sub": subject,
-        "role": role,
-        "iat": now,
-        "exp": now + ttl_s,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+    body = {"iss": ISSUER, "sub": subject, "iat": now, "exp": now + ttl_s}
+    return jwt.encode({**body, "jti": uuid.uuid4().hex, **claims}, key, algorithm=SIGNING_ALGORITHM)
+
+
+def issue_token(key: Ed25519PrivateKey, subject: str, role: str, ttl_s: int) -> str:
+    return signed_jwt(key, subject, ttl_s, role=role)
 
 
 class TokenVerifier:
@@ -61,7 +59,7 @@ def _claims(key: Ed25519PublicKey, token: str, leeway_s: int) -> dict[str, Any]:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
-            algorithms=[_ALGORITHM],  # never "none", never an HMAC with the public key
+            algorithms=[SIGNING_ALGORITHM],  # never "none", never an HMAC with the public key
             issuer=ISSUER,
             leeway=leeway_s,
             options={"require": ["exp", "iat", "sub", "iss"]},
