@@ -93,8 +93,7 @@ def test_alerts_once_through_a_kill_9_and_an_acknowledgement_kept_through_a_rest
         producer.flush(10)
         eventually(lambda: len(alerts(platform)) == 3, 30, "the acknowledgement")
         assert app.poll() is None
-        app.kill()  # acknowledged and committed: what a restart must keep
-        app.wait(10)
+    # stopped (acknowledged and committed: what a restart must keep) and started again
     with running_app(platform, "maintenance") as app:
         wait_assigned(platform, "maintenance")
         send_event(producer, events, CAR, "dtc", base + 4000, HOME, data=again)  # no new alert

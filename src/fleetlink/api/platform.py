@@ -125,13 +125,16 @@ class PlatformProbe:
         with self._lock:
             self._lags = lags
 
-    def figures(self) -> tuple[float | None, list[dict[str, object]], dict[str, int | None]]:
-        """When sampled, each topic's records and rate over the window, and the apps' lags."""
+    def figures(
+        self,
+    ) -> tuple[float | None, float | None, list[dict[str, object]], dict[str, int | None]]:
+        """When sampled, over how many seconds the rates were taken, each topic's records and
+        rate, and the apps' lags."""
         with self._lock:
             samples = list(self._samples)
             lags = dict(self._lags)
         if not samples:
-            return None, [], lags
+            return None, None, [], lags
         now, ends = samples[-1]
         earlier = [s for s in samples if now - s[0] >= self.window_s] or samples[:1]
         then, before = earlier[-1]
@@ -144,7 +147,7 @@ class PlatformProbe:
             }
             for topic, end in sorted(ends.items())
         ]
-        return now, rows, lags
+        return now, round(span, 3), rows, lags
 
 
 @router.get(
@@ -154,19 +157,21 @@ class PlatformProbe:
 )
 async def platform(request: Request, caller: Caller) -> JSONResponse:
     """Figures from Kafka, sampled every ``api.platform_every_s``: each contract topic's
-    records (end offsets) and records per second over the last 10 s; each stream app's lag
+    records (end offsets) and records per second over the ``window_s`` (about 10 s) before
+    ``sampled_at``; each stream app's lag
     (committed offsets of its group behind the end of its inputs); dead letters by reason;
     vehicles online; commands by state; each replication flow as its monitor last told."""
     if not caller.sees_everything:
         raise ApiError(403, "forbidden", "the platform panel is for admins and viewers")
     state = request.app.state
     probe: PlatformProbe | None = state.platform
-    sampled, topics, lags = probe.figures() if probe else (None, [], {})
+    sampled, window_s, topics, lags = probe.figures() if probe else (None, None, [], {})
     presence = state.commands.view.presence
     online = sum(1 for p in list(presence.values()) if p.status is PresenceStatus.ONLINE)
     return JSONResponse(
         {
             "sampled_at": None if sampled is None else int(sampled * 1000),
+            "window_s": window_s,  # the rates are over this many seconds before sampled_at
             "topics": topics,
             "app_lag": lags,
             "dead_letters": state.dead_letters.counts(),
