@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -29,6 +30,7 @@ from fleetlink.contracts.topics import KAFKA_TOPICS, KafkaTopic
 from fleetlink.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["dashboard"])
+PARTITIONS_EVERY_S = 30.0  # the topics' partitions, from the cluster's metadata
 LAG_EVERY_S = 5.0  # app lags: a few requests per partition each, so less often than the ends
 
 
@@ -64,18 +66,43 @@ class PlatformProbe:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="platform-probe", daemon=True).start()
+        # two threads: a slow lag measure never delays the topic ends the rates come from
+        threading.Thread(target=self._ends_loop, name="platform-ends", daemon=True).start()
+        threading.Thread(target=self._lags_loop, name="platform-lags", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _run(self) -> None:
+    def _ends_loop(self) -> None:
+        topics = self.settings.topic_map()
+        names = {topics[spec.topic]: str(spec.topic) for spec in KAFKA_TOPICS}
+        admin = self.kafka.admin()
+        partitions: list[TopicPartition] = []
+        known_at = -math.inf
+        while not self._stop.is_set():
+            # Kafka away: the panel shows the last figures and when they were sampled
+            with contextlib.suppress(KafkaException):
+                if not partitions or time.monotonic() - known_at > PARTITIONS_EVERY_S:
+                    partitions = self._partitions(admin, names)
+                    known_at = time.monotonic()
+                self._sample_ends(admin, names, partitions)
+            self._stop.wait(self.every_s)
+
+    @staticmethod
+    def _partitions(admin: AdminClient, names: dict[str, str]) -> list[TopicPartition]:
+        cluster = admin.list_topics(timeout=5).topics
+        return [
+            TopicPartition(name, partition)
+            for name in names
+            if name in cluster
+            for partition in cluster[name].partitions
+        ]
+
+    def _lags_loop(self) -> None:
         # the registry imports the apps' builders (Quix Streams, a second): here, not at start
         from fleetlink.apps.registry import APPS
 
         topics = self.settings.topic_map()
-        names = {topics[spec.topic]: str(spec.topic) for spec in KAFKA_TOPICS}
-        admin = self.kafka.admin()
         probes = {
             app: LagProbe(
                 self.kafka,
@@ -85,29 +112,19 @@ class PlatformProbe:
             )
             for app, spec in APPS.items()
         }
-        lags_due = 0.0
         try:
             while not self._stop.is_set():
-                # Kafka away: the panel shows the last figures and when they were sampled
-                with contextlib.suppress(KafkaException):
-                    self._sample_ends(admin, names)
-                    if time.monotonic() >= lags_due:  # a lag costs requests per partition
-                        self._sample_lags(probes)
-                        lags_due = time.monotonic() + max(LAG_EVERY_S, self.every_s)
-                self._stop.wait(self.every_s)
+                self._sample_lags(probes)  # a lag costs requests per partition: less often
+                self._stop.wait(max(LAG_EVERY_S, self.every_s))
         finally:
             for probe in probes.values():
                 probe.close()
 
-    def _sample_ends(self, admin: AdminClient, names: dict[str, str]) -> None:
+    def _sample_ends(
+        self, admin: AdminClient, names: dict[str, str], partitions: list[TopicPartition]
+    ) -> None:
         """Every contract topic's end offsets in one request (ListOffsets, latest)."""
-        cluster = admin.list_topics(timeout=5).topics
-        asked = {
-            TopicPartition(name, partition): OffsetSpec.latest()
-            for name in names
-            if name in cluster
-            for partition in cluster[name].partitions
-        }
+        asked = {partition: OffsetSpec.latest() for partition in partitions}
         ends: dict[str, int] = {}
         for partition, answer in admin.list_offsets(asked, request_timeout=5).items():
             contract = names[partition.topic]
