@@ -85,8 +85,9 @@ def test_demo_brings_up_the_stack_and_topics_then_cleans_up(tmp_path: Path) -> N
         "FLEETLINK_RUNTIME__STOP_GRACE_S": "3",
     }
     kill_9_a_running_demo(env, api_port, tmp_path / "state")
-    # a slow machine needs about 17 s from Kafka up to the API answering (12 processes starting)
-    result = run_cli("demo", "--duration", "24", "--vehicles", "20", env=env)
+    # a slow machine needs about 17 s from Kafka up to the API answering (12 processes
+    # starting), and CI's 2 cores more: at 24 s a courier's command was once still on its way
+    result = run_cli("demo", "--duration", "32", "--vehicles", "20", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fleet.telemetry" in result.stdout
     assert "kafka-1" in result.stdout
