@@ -56,7 +56,16 @@ def test_hazards_parking_and_the_callers_geofences_around_a_place(tmp_path: Path
                 )
                 api.kafka.append(fences, encode(fence), fence.fence_id.encode())
             place = {"lat": HERE[0], "lon": HERE[1], "radius_m": 2000}
-            layers = await until(api, lambda got: len(got["geofences"]["features"]) == 2, place)
+            # each layer has its own read model: wait until all three have read what was written
+            layers = await until(
+                api,
+                lambda got: (
+                    len(got["geofences"]["features"]) == 2
+                    and len(got["parking"]["features"]) == 1
+                    and len(got["hazards"]["features"]) == 1
+                ),
+                place,
+            )
             [shown] = layers["hazards"]["features"]
             assert shown["properties"]["hazard_id"] == "h-1"  # Munich is not around
             assert shown["geometry"]["type"] == "Polygon"
