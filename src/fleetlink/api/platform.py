@@ -126,11 +126,13 @@ class PlatformProbe:
         """Every contract topic's end offsets in one request (ListOffsets, latest)."""
         asked = {partition: OffsetSpec.latest() for partition in partitions}
         ends: dict[str, int] = {}
+        sent = time.time()
         for partition, answer in admin.list_offsets(asked, request_timeout=5).items():
             contract = names[partition.topic]
             ends[contract] = ends.get(contract, 0) + max(answer.result(10).offset, 0)
+        # the brokers read their ends somewhere between asking and the last answer
         with self._lock:
-            self._samples.append((time.time(), ends))
+            self._samples.append(((sent + time.time()) / 2, ends))
 
     def _sample_lags(self, probes: dict[str, LagProbe]) -> None:
         lags: dict[str, int | None] = {}
