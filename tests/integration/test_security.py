@@ -78,20 +78,23 @@ def connects(
         assert settings.stack.mqtt_password_port is not None
         port = settings.stack.mqtt_password_port
         client.username_pw_set(*login)
-    accepted = threading.Event()
+    answered = threading.Event()  # a CONNACK either way, or the connection closed
+    accepted: list[bool] = []
 
     def on_connect(_c: mqtt.Client, _u: object, _f: object, code: ReasonCode, *_: object) -> None:
-        if not code.is_failure:
-            accepted.set()
+        accepted.append(not code.is_failure)
+        answered.set()
 
     client.on_connect = on_connect
+    client.on_disconnect = lambda *_: answered.set()
     try:
         client.connect(host, port, keepalive=10)
     except (OSError, ssl.SSLError):
         return False
     client.loop_start()
     try:
-        return accepted.wait(5)
+        answered.wait(5)  # a refusal is told at once: no need to wait out the 5 s
+        return accepted == [True]
     finally:
         client.disconnect()
         client.loop_stop()
