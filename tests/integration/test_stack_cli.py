@@ -12,7 +12,6 @@ from confluent_kafka import Producer
 
 from fleetlink.adapters.runner import ProcessRecord, is_running
 from fleetlink.contracts import MqttTopic
-from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.support.stack import (
     consume,
@@ -35,7 +34,10 @@ def pid_alive(pid: int) -> bool:
     return status.exists() and status.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def test_stack_up_status_logs_down_leaves_no_process(tmp_path: Path) -> None:
+def test_stack_up_status_logs_down_leaves_no_process_and_up_again_keeps_the_data(
+    tmp_path: Path,
+) -> None:
+    """Kafka records and retained MQTT messages are on disk, not only in memory."""
     settings = stack_settings(tmp_path / "state")
     env = {**os.environ, **stack_env(settings)}
     pids: list[int] = []
@@ -46,6 +48,13 @@ def test_stack_up_status_logs_down_leaves_no_process(tmp_path: Path) -> None:
         pids = [p["pid"] for p in state["processes"]]
         assert {p["name"] for p in state["processes"]} == {"kafka-1", "mosquitto"}
         assert all(pid_alive(pid) for pid in pids)
+        bootstrap = LocalStack(settings.stack).bootstrap_servers()
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        producer.produce("test.persisted", key="k", value="kept")
+        assert producer.flush(30) == 0
+        with mqtt_client(settings, VIN) as (client, _):
+            topic = MqttTopic.presence(VIN)
+            client.publish(topic, "online", qos=1, retain=True).wait_for_publish(10)
 
         status = run_cli("stack", "status", env=env)
         assert status.returncode == 0, status.stdout + status.stderr
@@ -68,34 +77,21 @@ def test_stack_up_status_logs_down_leaves_no_process(tmp_path: Path) -> None:
         assert not any(pid_alive(pid) for pid in pids)
         assert processes_using(tmp_path / "state") == []
         assert run_cli("stack", "status", env=env).returncode == 1
-    finally:
-        for pid in pids:  # a failed assertion must not leave brokers behind
-            if pid_alive(pid):
-                os.kill(pid, 9)
 
-
-def test_data_survives_down_and_up(tmp_path: Path) -> None:
-    """Kafka records and retained MQTT messages are on disk, not only in memory."""
-    stack = LocalStack(stack_settings(tmp_path / "state").stack)
-    try:
-        stack.up()
-        producer = Producer({"bootstrap.servers": stack.bootstrap_servers(), "acks": "all"})
-        producer.produce("test.persisted", key="k", value="kept")
-        assert producer.flush(30) == 0
-        settings = Settings(stack=stack.settings)
-        with mqtt_client(settings, VIN) as (client, _):
-            topic = MqttTopic.presence(VIN)
-            client.publish(topic, "online", qos=1, retain=True).wait_for_publish(10)
-        stack.down()
-        stack.up()
-        records = consume(stack.bootstrap_servers(), "test.persisted", expected=1)
+        assert run_cli("stack", "up", env=env).returncode == 0
+        state = json.loads((tmp_path / "state" / "stack.json").read_text())
+        pids = [p["pid"] for p in state["processes"]]
+        records = consume(bootstrap, "test.persisted", expected=1)
         assert [r.value() for r in records] == [b"kept"]
         with mqtt_client(settings, subscribe="vehicles/+/presence") as (_, inbox):
             retained = inbox.wait_for(1, timeout=10)
         assert [m.payload for m in retained] == [b"online"]
+        assert run_cli("stack", "down", env=env).returncode == 0
+        assert not any(pid_alive(pid) for pid in pids)
     finally:
-        stack.down()
-    assert not stack.is_up()
+        for pid in pids:  # a failed assertion must not leave brokers behind
+            if pid_alive(pid):
+                os.kill(pid, 9)
 
 
 def test_taken_port_is_reported_with_the_key_to_change(tmp_path: Path) -> None:
