@@ -26,6 +26,7 @@ from tests.support.gateway import (
     supervised_gateway,
     wait_for_ids,
 )
+from tests.support.polling import eventually
 from tests.support.stack import TEST_PROXY, flood_brokers, mqtt_client
 
 
@@ -118,6 +119,12 @@ def test_a_record_kafka_refuses_becomes_a_dead_letter(
     resource = ConfigResource("topic", topics.events, incremental_configs=[limit])
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(30)
+
+    def limit_in_force() -> bool:  # the broker applies a topic's new config a moment later
+        [described] = admin.describe_configs([ConfigResource("topic", topics.events)]).values()
+        return described.result(10)["max.message.bytes"].value == "2000"
+
+    eventually(limit_in_force, 30, "the topic's new size limit", interval=0.2)
     vin = "WVWZZZ1JZXW000103"
     now = time.time_ns() // 1_000_000
     noise = base64.b64encode(os.urandom(4000)).decode()  # lz4 cannot shrink it under the limit
