@@ -22,7 +22,14 @@ from fastapi.responses import JSONResponse
 
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import Caller
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, CampaignIdPath, documented
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    ApiError,
+    CampaignIdPath,
+    documented,
+    read_when_ready,
+)
 from fleetlink.campaigns.images import ImageRepository
 from fleetlink.campaigns.read_model import CampaignReadModel
 from fleetlink.contracts.campaigns import (
@@ -110,10 +117,7 @@ def links(campaign_id: str) -> dict[str, str]:
 
 
 def _ready(request: Request) -> CampaignReadModel:
-    view = campaigns_state(request).view
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading the campaigns", {"Retry-After": "1"})
-    return view
+    return read_when_ready(campaigns_state(request).view, "the campaigns")
 
 
 def require_reader(caller: Principal) -> None:

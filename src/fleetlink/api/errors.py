@@ -4,7 +4,8 @@ with that schema, in the OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import threading
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Path
 from fastapi.responses import JSONResponse
@@ -104,3 +105,17 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": ErrorBody, "description": _MEANINGS[status]}
         for status in sorted(set(statuses))
     }
+
+
+class ReadModel(Protocol):
+    ready: threading.Event  # set once the model has read its topic to the end at start-up
+
+
+ModelT = TypeVar("ModelT", bound=ReadModel)
+
+
+def read_when_ready(view: ModelT, what: str) -> ModelT:
+    """``view`` once it has caught up; until then a 503 ``not-ready`` naming ``what``."""
+    if not view.ready.is_set():
+        raise ApiError(503, "not-ready", f"still reading {what}", {"Retry-After": "1"})
+    return view

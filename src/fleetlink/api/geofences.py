@@ -22,7 +22,14 @@ from pydantic import ConfigDict, Field
 from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import Caller
 from fleetlink.api.bodies import ApiBody
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, FenceIdPath, documented
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    ApiError,
+    FenceIdPath,
+    documented,
+    read_when_ready,
+)
 from fleetlink.api.sse import frame, live_stream
 from fleetlink.apps.fleet.fence_model import FenceReadModel
 from fleetlink.apps.fleet.fences import GeometryError, check_fence
@@ -132,9 +139,7 @@ def _visible(caller: Principal, definition: GeofenceDefinition) -> bool:
 
 
 def _ready(view: FenceReadModel) -> FenceReadModel:
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading the geofences", {"Retry-After": "1"})
-    return view
+    return read_when_ready(view, "the geofences")
 
 
 def _definition(body: GeofenceRequest, caller: Principal) -> GeofenceDefinition:

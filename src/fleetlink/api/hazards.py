@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from fleetlink.api.auth import Caller
-from fleetlink.api.errors import AUTHENTICATED, ApiError, documented
+from fleetlink.api.errors import AUTHENTICATED, ApiError, documented, read_when_ready
 from fleetlink.api.sse import frame, live_stream
 from fleetlink.apps.hazards.read_model import HazardReadModel
 from fleetlink.contracts.geo import distance_m
@@ -67,8 +67,7 @@ def _readable(caller: Principal) -> None:
 
 
 def _ready(view: HazardReadModel) -> None:
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading fleet.hazards", {"Retry-After": "1"})
+    read_when_ready(view, "fleet.hazards")
 
 
 @router.get(

@@ -22,7 +22,14 @@ from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import Caller, require_vehicle
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import commands_state
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, VinPath, documented
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    ApiError,
+    VinPath,
+    documented,
+    read_when_ready,
+)
 from fleetlink.api.sse import frame, live_stream
 from fleetlink.apps.maintenance.read_model import SEVERITY_RANK, AlertQuery, AlertReadModel
 from fleetlink.contracts.alerts import Alert, AlertAck, AlertState, ServiceRecord, Severity
@@ -78,10 +85,7 @@ def maintenance_state(request: Request) -> MaintenanceState:
 
 
 def _ready(request: Request) -> AlertReadModel:
-    view = maintenance_state(request).view
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading the alerts", {"Retry-After": "1"})
-    return view
+    return read_when_ready(maintenance_state(request).view, "the alerts")
 
 
 def _now_ms() -> int:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from fleetlink.api.auth import Caller
-from fleetlink.api.errors import AUTHENTICATED, ApiError, documented
+from fleetlink.api.errors import AUTHENTICATED, documented, read_when_ready
 from fleetlink.apps.fleet.fence_model import FenceReadModel
 from fleetlink.apps.hazards.read_model import HazardReadModel
 from fleetlink.apps.parking.read_model import ParkingReadModel
@@ -109,12 +109,6 @@ def fence_features(fences: list[GeofenceDefinition]) -> list[Feature]:
     return features
 
 
-def _ready(view: Any, what: str) -> Any:
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", f"still reading {what}", {"Retry-After": "1"})
-    return view
-
-
 @router.get(
     "/map/layers",
     summary="Hazards, parking cells and geofences around a place, as GeoJSON for the map",
@@ -130,9 +124,9 @@ async def map_layers(
     """``hazards``: the warning cell of each hazard in force; ``parking``: each cell with known
     spots, ``p_any`` the chance at least one is free now; ``geofences``: those the caller may
     see (admins and viewers: all; owners: theirs)."""
-    hazards: HazardReadModel = _ready(request.app.state.hazards, "fleet.hazards")
-    parking: ParkingReadModel = _ready(request.app.state.parking, "fleet.parking")
-    fences: FenceReadModel = _ready(request.app.state.geofences.view, "the geofences")
+    hazards: HazardReadModel = read_when_ready(request.app.state.hazards, "fleet.hazards")
+    parking: ParkingReadModel = read_when_ready(request.app.state.parking, "fleet.parking")
+    fences: FenceReadModel = read_when_ready(request.app.state.geofences.view, "the geofences")
     near = parking.near(lat, lon, radius_m, limit=100_000)
     by_cell: dict[str, list[float]] = {}
     for found in near.spots:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.api.auth import Caller
-from fleetlink.api.errors import AUTHENTICATED, ApiError, documented
+from fleetlink.api.errors import AUTHENTICATED, ApiError, documented, read_when_ready
 from fleetlink.apps.parking.read_model import ParkingReadModel
 from fleetlink.apps.parking.view import (
     DISTANCE_SCALE_M,
@@ -105,8 +105,7 @@ def _readable(caller: Principal) -> None:
 
 
 def _ready(view: ParkingReadModel) -> None:
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading fleet.parking", {"Retry-After": "1"})
+    read_when_ready(view, "fleet.parking")
 
 
 @router.get(

@@ -29,7 +29,14 @@ from fleetlink.adapters.kafka.seams import RecordSink
 from fleetlink.api.auth import Caller, require_vehicle
 from fleetlink.api.bodies import ApiBody
 from fleetlink.api.commands import commands_state
-from fleetlink.api.errors import AUTHENTICATED, WITH_BODY, ApiError, VinPath, documented
+from fleetlink.api.errors import (
+    AUTHENTICATED,
+    WITH_BODY,
+    ApiError,
+    VinPath,
+    documented,
+    read_when_ready,
+)
 from fleetlink.contracts import headers
 from fleetlink.contracts.codec import UndecodableError, encode
 from fleetlink.contracts.models import AuditEvent, Presence
@@ -93,10 +100,7 @@ def purchases_state(request: Request) -> PurchasesState:
 
 
 def _ready(request: Request) -> PurchaseReadModel:
-    view = purchases_state(request).view
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading the purchases", {"Retry-After": "1"})
-    return view
+    return read_when_ready(purchases_state(request).view, "the purchases")
 
 
 def _now_ms() -> int:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from fleetlink.api.auth import Caller, require_vehicle
 from fleetlink.api.commands import commands_state
-from fleetlink.api.errors import AUTHENTICATED, ApiError, VinPath, documented
+from fleetlink.api.errors import AUTHENTICATED, ApiError, VinPath, documented, read_when_ready
 from fleetlink.api.sse import coalesced_stream, frame
 from fleetlink.apps.fleet.read_model import FleetReadModel
 from fleetlink.apps.fleet.view import Box, Circle, VehicleFilter, VehicleQuery
@@ -38,8 +38,7 @@ def fleet_view(request: Request) -> FleetReadModel:
 
 
 def _ready(view: FleetReadModel) -> None:
-    if not view.ready.is_set():
-        raise ApiError(503, "not-ready", "still reading the fleet's state", {"Retry-After": "1"})
+    read_when_ready(view, "the fleet's state")
 
 
 def _filters(
