@@ -21,7 +21,7 @@ def test_every_command_of_the_table_loads_under_its_name(name: str) -> None:
     assert command.help  # its own help, not the table's line
 
 
-def test_the_command_list_shows_every_command_without_loading_them() -> None:
+def test_the_command_list_shows_every_command_with_the_line_of_the_table() -> None:
     listing = CliRunner().invoke(app, ["--help"])
     assert listing.exit_code == 0
     for name, (_, _, line) in COMMANDS.items():
