@@ -7,11 +7,12 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from fleetlink.adapters.mqtt.client import new_client
+from fleetlink.adapters.mqtt.client import connect_properties, new_client
 from fleetlink.contracts import MqttTopic
 from fleetlink.security.keys import identity_tls
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
+from tests.support.polling import eventually
 from tests.support.stack import TEST_MONITOR, mqtt_client, mqtt_tls
 
 VIN = "WVWZZZ1JZXW000201"
@@ -87,3 +88,47 @@ def test_reconnect_starts_from_a_clean_buffer(
         client.disconnect()
         client.loop_stop()
     assert received == [str(n).encode() for n in range(100)]
+
+
+def test_acknowledging_a_batch_in_one_write_settles_every_message_at_the_broker(
+    local_stack: LocalStack, stack_config: Settings
+) -> None:
+    """``acknowledge`` writes many PUBACKs as one packet: the broker must take each of them, and
+    redeliver only the messages left unacknowledged when the session resumes."""
+    mqtt_tls(stack_config, TEST_MONITOR)
+    tls = identity_tls(stack_config, TEST_MONITOR)
+    address = stack_config.mqtt_address()
+    received: list[tuple[int, bytes]] = []
+    redelivered: list[bytes] = []
+    subscribed = threading.Event()
+
+    first = new_client(stack_config, TEST_MONITOR, tls=tls, manual_ack=True)
+    first.on_connect = lambda c, *_: c.subscribe(TOPIC, qos=1)
+    first.on_subscribe = lambda *_: subscribed.set()
+    first.on_message = lambda _c, _u, m: received.append((m.mid, m.payload))
+    first.connect(*address, clean_start=True, properties=connect_properties(session_expiry_s=60))
+    first.loop_start()
+    try:
+        assert subscribed.wait(10)
+        with mqtt_client(stack_config, VIN) as (publisher, _):
+            for n in range(60):
+                publisher.publish(TOPIC, str(n), qos=1).wait_for_publish(5)
+        eventually(lambda: len(received) >= 60, 10, "60 messages received")
+        assert len(received) == 60
+        first.acknowledge([(mid, 1) for mid, _ in received[:50]])  # the last 10 stay open
+        time.sleep(1.0)  # the write reaches the broker before the connection drops
+    finally:
+        first._sock_close()  # gone without DISCONNECT: the session and what is open stay
+        first.loop_stop()
+
+    second = new_client(stack_config, TEST_MONITOR, tls=tls, manual_ack=True)
+    second.on_message = lambda _c, _u, m: redelivered.append(m.payload)
+    second.connect(*address, clean_start=False, properties=connect_properties(session_expiry_s=0))
+    second.loop_start()
+    try:
+        eventually(lambda: len(redelivered) >= 10, 10, "the 10 open messages redelivered")
+        time.sleep(1.0)  # and nothing more comes
+    finally:
+        second.disconnect()
+        second.loop_stop()
+    assert sorted(redelivered, key=int) == [str(n).encode() for n in range(50, 60)]

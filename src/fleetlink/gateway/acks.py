@@ -1,9 +1,11 @@
 """PUBACKs in the order the PUBLISH packets arrived, each only after its Kafka delivery.
 
 MQTT requires acknowledgements in arrival order; Kafka delivery reports come back per partition,
-so a message whose record landed early waits for the ones that arrived before it. A reconnect
-starts a new generation: packet ids of the old connection are never acknowledged on the new one
-(the broker redelivers those messages instead).
+so a message whose record landed early waits for the ones that arrived before it. Deliveries are
+marked and acknowledgements sent per round of delivery reports, not per message: one lock taken,
+and one write (over TLS one record, one wake-up of the network thread) for the whole batch. A
+reconnect starts a new generation: packet ids of the old connection are never acknowledged on
+the new one (the broker redelivers those messages instead).
 """
 
 from __future__ import annotations
@@ -25,17 +27,22 @@ class Slot:
         self.delivered = False
 
 
+SendAcks = Callable[[list[tuple[int, int]]], object]
+
+
 class OrderedAcks:
     def __init__(self) -> None:
         self._pending: deque[Slot] = deque()
+        self._ready: list[tuple[int, int]] = []
         self._generation = 0
         self._lock = threading.Lock()
 
     def new_connection(self) -> None:
-        """Forget everything pending: it belongs to a connection that is gone."""
+        """Forget everything pending or ready: it belongs to a connection that is gone."""
         with self._lock:
             self._generation += 1
             self._pending.clear()
+            self._ready = []
 
     def track(self, mid: int, qos: int) -> Slot:
         with self._lock:
@@ -43,23 +50,36 @@ class OrderedAcks:
             self._pending.append(slot)
             return slot
 
-    def complete(self, slot: Slot, acknowledge: Callable[[int, int], object]) -> int:
-        """Mark ``slot`` delivered and ``acknowledge(mid, qos)`` every slot now ready, in order.
-
-        The acknowledgements are sent under the lock, so a reconnect cannot slip in between.
-        Returns how many were acknowledged.
-        """
+    def complete(self, delivered: list[Slot]) -> int:
+        """Mark the ``delivered`` slots (one round of delivery reports); every slot now at the
+        head in order becomes ready to acknowledge. Returns how many became ready."""
         with self._lock:
-            if slot.generation != self._generation:
-                return 0
-            slot.delivered = True
+            generation = self._generation
+            for slot in delivered:
+                if slot.generation == generation:
+                    slot.delivered = True
             pending = self._pending
+            ready = self._ready
             count = 0
             while pending and pending[0].delivered:
-                ready = pending.popleft()
-                acknowledge(ready.mid, ready.qos)
+                head = pending.popleft()
+                ready.append((head.mid, head.qos))
                 count += 1
             return count
 
+    def send_ready(self, send: SendAcks) -> int:
+        """``send([(mid, qos), ...])`` once for everything ready, in arrival order.
+
+        Sent under the lock, so a reconnect cannot slip in between. Returns how many."""
+        with self._lock:
+            ready = self._ready
+            if not ready:
+                return 0
+            self._ready = []
+            send(ready)
+            return len(ready)
+
     def __len__(self) -> int:
-        return len(self._pending)
+        """Messages received and not yet acknowledged."""
+        with self._lock:
+            return len(self._pending) + len(self._ready)

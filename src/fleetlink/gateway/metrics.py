@@ -99,9 +99,9 @@ class Tally:
         self._counter = counter
         self._flushed: dict[str, int] = {}
 
-    def add(self, label: str) -> None:
+    def add(self, label: str, count: int = 1) -> None:
         counts = self.counts
-        counts[label] = counts.get(label, 0) + 1
+        counts[label] = counts.get(label, 0) + count
 
     def flush(self) -> None:
         for label, total in list(self.counts.items()):

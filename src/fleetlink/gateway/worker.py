@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -71,6 +72,9 @@ class UplinkWorker:
         self._next_flush = 0.0
         self._next_confirm = 0.0
         self.acks = OrderedAcks()
+        # this round's delivery reports; a deque, since a full producer queue makes paho's
+        # thread serve some of them too (``RecordWriter.produce``)
+        self._delivered: deque[Slot] = deque()
         self.confirmations = Confirmations()
         self.kafka = KafkaClients.of(settings)
         self.writer = RecordWriter(
@@ -265,7 +269,7 @@ class UplinkWorker:
         self, record: Record, slot: Slot | None, started: float, stamp: Stamp | None
     ) -> None:
         if slot is not None:
-            self.acks.complete(slot, self._ack)
+            self._delivered.append(slot)
         if stamp is not None:
             self.confirmations.add(stamp, started)
 
@@ -278,14 +282,18 @@ class UplinkWorker:
             metrics.confirmed.inc(confirmation.messages)
             metrics.confirm_seconds.observe(now - confirmation.oldest_received)
 
-    def _ack(self, mid: int, qos: int) -> None:
-        self.client.ack(mid, qos)
-        self._acked.add("")
+    def _acknowledge(self, received: list[tuple[int, int]]) -> None:
+        self.client.acknowledge(received)
+        self._acked.add("", len(received))
 
     # main loop ---------------------------------------------------------------------------------
 
     def _serve_deliveries(self, timeout: float) -> None:
         self._last_loop = now = self.writer.serve(timeout)
+        delivered = self._delivered
+        if delivered:
+            self.acks.complete([delivered.popleft() for _ in range(len(delivered))])
+        self.acks.send_ready(self._acknowledge)
         if now >= self._next_confirm and self._connected:
             self._next_confirm = now + self.settings.gateway.confirm_interval_s
             self._send_confirmations(now)

@@ -60,3 +60,20 @@ def test_user_properties_packed_once_are_the_bytes_paho_packs(pairs: list[tuple[
     properties.UserProperty = pairs
     assert UserProperties(pairs).pack() == bytes(properties.pack())
     assert UserProperties(pairs).UserProperty == pairs
+
+
+def test_paho_decodes_every_incoming_publish_with_the_fast_parser() -> None:
+    """The fast class is installed by name in paho's modules; paho 2.2 moved PUBLISH decoding
+    to ``paho.mqtt._packet``, where the old patch did not reach: a paho upgrade that moves it
+    again fails here instead of silently costing 40 µs per message."""
+    from paho.mqtt import _packet
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    import fleetlink.adapters.mqtt.wire  # noqa: F401  (installs the fast class)
+
+    properties = UserProperties([("fl-boot", "b1"), ("fl-seq", "7")]).pack()
+    body = b"\x00\x03a/b" + b"\x00\x05" + properties + b"payload"
+    decoded = _packet.decode_publish(0x32, body, MQTTProtocolVersion.MQTTv5)
+    assert type(decoded.properties) is FastPublishProperties
+    assert decoded.properties.UserProperty == [("fl-boot", "b1"), ("fl-seq", "7")]
+    assert (decoded.topic, decoded.mid, decoded.payload) == (b"a/b", 5, b"payload")

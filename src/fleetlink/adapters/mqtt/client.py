@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -69,6 +71,27 @@ class FastMqttClient(mqtt.Client):
                 if not self.suppress_exceptions:
                     raise
 
+    def acknowledge(self, received: Sequence[tuple[int, int]]) -> None:
+        """Acknowledge (manual ack) each ``(mid, qos)`` received, in this order.
+
+        paho's ``ack`` queues one packet per message, and from another thread each wakes the
+        network thread and becomes its own write: over TLS one record, one encryption and one
+        syscall per PUBACK. Here the PUBACKs of a batch go out as one write.
+        """
+        batch = bytearray()
+        for mid, qos in received:
+            if qos == 1:
+                batch += struct.pack("!BBH", mqtt.PUBACK, 2, mid)
+            elif qos == 2:  # its own flow (PUBCOMP after PUBREL): paho's, in order
+                self._queue_acks(batch)
+                batch = bytearray()
+                self.ack(mid, qos)
+        self._queue_acks(batch)
+
+    def _queue_acks(self, batch: bytearray) -> None:
+        if batch:
+            self._packet_queue(mqtt.PUBACK, bytes(batch), 0, 1)
+
     def _sock_close(self) -> None:
         self._read_buffer, self._read_position = b"", 0  # bytes of a dead connection
         super()._sock_close()
@@ -85,7 +108,7 @@ def new_client(
     *,
     tls: ssl.SSLContext | None,
     manual_ack: bool = False,
-) -> mqtt.Client:
+) -> FastMqttClient:
     """A client for ``client_id`` of the configured broker, with ``tls`` (see
     ``security.keys.identity_tls``: the identity's own certificate on the local stack)."""
     client = FastMqttClient(

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt import _packet as paho_packet
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -134,8 +135,11 @@ def _string(buffer: bytes, position: int, end: int) -> tuple[str, int]:
     return text, start + size
 
 
-# paho's network thread builds the properties of every incoming packet through this name
+# paho builds the properties of every incoming packet through these names: 2.2 decodes PUBLISH
+# in ``paho.mqtt._packet``, earlier releases in the client module; ``tests/unit/adapters``
+# checks that a PUBLISH decoded by paho gets the fast class
 mqtt.Properties = FastPublishProperties  # type: ignore[attr-defined]
+paho_packet.Properties = FastPublishProperties  # type: ignore[attr-defined]
 
 
 def disable_nagle(sock: object) -> None:
