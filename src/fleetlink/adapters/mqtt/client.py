@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +14,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.adapters.mqtt.wire import disable_nagle
+from fleetlink.adapters.mqtt.wire import buffered_publish, disable_nagle
 from fleetlink.settings import Settings
+
+# a received message's ``info`` tracks nothing (it is for messages this client publishes); paho
+# builds one per message, with a threading.Condition in it
+_RECEIVED_INFO = mqtt.MQTTMessageInfo(0)
 
 
 class FastMqttClient(mqtt.Client):
@@ -25,8 +30,9 @@ class FastMqttClient(mqtt.Client):
     when none is registered; under load that costs more CPU than handling the message. This reads
     the socket in 64 KiB chunks, handles every buffered packet per wake-up, and calls
     ``on_message`` directly when no per-topic callback exists, and turns Nagle's algorithm off. It
-    overrides internals of the pinned paho-mqtt 2.x (``_sock_recv``, ``loop_read``,
-    ``_handle_on_message``, ``_create_socket_connection``);
+    decodes a buffered QoS 0/1 PUBLISH itself (``wire.buffered_publish``). It overrides
+    internals of the pinned paho-mqtt 2.x (``_sock_recv``, ``_packet_read``, ``loop_read``,
+    ``_handle_on_message``, ``_packet_queue``, ``_create_socket_connection``);
     ``tests/integration/test_mqtt_client.py`` checks them against the real broker.
     """
 
@@ -48,6 +54,35 @@ class FastMqttClient(mqtt.Client):
         self._read_position = start + len(chunk)
         return chunk
 
+    def _packet_read(self) -> MQTTErrorCode:
+        """A QoS 0/1 PUBLISH whole in the buffer is decoded and handed over here; paho's reader
+        (three reads, ``struct`` formats built per packet, a debug line formatted) does the
+        rest: every other packet type, QoS 2, and packets split across reads."""
+        if self._in_packet["command"] or self._protocol != mqtt.MQTTv5:
+            return super()._packet_read()
+        publish = buffered_publish(self._read_buffer, self._read_position)
+        if publish is None:
+            return super()._packet_read()
+        self._read_position = publish.end
+        header = publish.header
+        message = mqtt.MQTTMessage.__new__(mqtt.MQTTMessage)
+        message.mid = publish.mid
+        message._topic = publish.topic
+        message.state = mqtt.mqtt_ms_invalid
+        message.info = _RECEIVED_INFO
+        message.dup = bool(header & 0x08)
+        message.qos = qos = (header >> 1) & 0x03
+        message.retain = bool(header & 0x01)
+        message.properties = publish.properties
+        message.payload = publish.payload
+        message.timestamp = now = time.monotonic()  # paho's clock
+        self._handle_on_message(message)
+        with self._msgtime_mutex:
+            self._last_bytes_received = now
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(publish.mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
         while (
@@ -55,7 +90,11 @@ class FastMqttClient(mqtt.Client):
             and self._sock is not None
             and self._read_position < len(self._read_buffer)
         ):
-            rc = super().loop_read(1)
+            rc = self._packet_read()  # what paho's loop_read(1) does, without its set-up
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            if rc > 0:
+                return self._loop_rc_handle(rc)
         return rc
 
     def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:

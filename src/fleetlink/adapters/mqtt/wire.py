@@ -4,7 +4,7 @@ fast, and sockets that send small packets at once. No settings: the car's code u
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt import _packet as paho_packet
@@ -15,6 +15,7 @@ _PAHO_TABLES = ("types", "names", "properties")
 _PAHO_OWN = frozenset({"packetType", *_PAHO_TABLES})
 _USER_PROPERTY = 38
 _CONTENT_TYPE = 3
+_PUBLISH = 3  # packet type, the high nibble of the first byte
 
 
 class _UncommonError(Exception):
@@ -133,6 +134,71 @@ def _string(buffer: bytes, position: int, end: int) -> tuple[str, int]:
     if "\x00" in text or "\ufeff" in text:
         raise _UncommonError
     return text, start + size
+
+
+class Publish(NamedTuple):
+    """A QoS 0 or 1 PUBLISH read straight from the receive buffer."""
+
+    header: int
+    topic: bytes
+    mid: int
+    properties: Properties
+    payload: bytes
+    end: int  # where the next packet starts in the buffer
+
+
+def buffered_publish(buffer: bytes, position: int) -> Publish | None:
+    """The MQTT 5 PUBLISH (QoS 0 or 1) starting at ``position``, if it is whole in ``buffer``.
+
+    None for anything else: another packet type, QoS 2, a packet cut at the buffer's end, or any
+    length that does not add up; paho's own reader then takes it and raises what it raises.
+    """
+    size = len(buffer)
+    if size - position < 2:
+        return None
+    header = buffer[position]
+    qos = (header >> 1) & 0x03
+    if header >> 4 != _PUBLISH or qos > 1:
+        return None
+    length = shift = 0
+    index = position + 1
+    while True:  # the remaining length: at most 4 bytes, 7 bits each
+        if index >= size or index - position > 4:
+            return None
+        byte = buffer[index]
+        index += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+    end = index + length
+    if end > size or length < 2:
+        return None
+    topic_end = index + 2 + ((buffer[index] << 8) | buffer[index + 1])
+    mid = 0
+    if qos:
+        if topic_end + 2 > end:
+            return None
+        mid = (buffer[topic_end] << 8) | buffer[topic_end + 1]
+        properties_start = topic_end + 2
+    else:
+        properties_start = topic_end
+    if properties_start >= end:
+        return None  # MQTT 5 always has a property length
+    try:
+        properties, used = FastPublishProperties(PacketTypes.PUBLISH).unpack(
+            buffer[properties_start:end]
+        )
+    except Exception:
+        return None
+    return Publish(
+        header,
+        buffer[index + 2 : topic_end],
+        mid,
+        properties,
+        buffer[properties_start + used : end],
+        end,
+    )
 
 
 # paho builds the properties of every incoming packet through these names: 2.2 decodes PUBLISH
