@@ -137,3 +137,20 @@ def test_a_topic_cannot_be_read_before_it_exists_and_a_write_creates_it(seams: S
     finally:
         source.close()
     assert [r.value() for r in records] == [b"v"]
+
+
+def test_many_records_awaited_at_once_each_get_their_own_acknowledgement(seams: Seams) -> None:
+    """The sink hands a round of delivery reports to the event loop in one call: each of
+    300 records awaited together must still resolve, to its own offset."""
+    topic = seams.new_topic()
+
+    async def produce_together() -> list[tuple[int, int]]:
+        writes = (seams.sink.produce(topic, f"{n}".encode(), b"one-key", []) for n in range(300))
+        delivered = await asyncio.wait_for(asyncio.gather(*writes), 30)
+        return [(d.partition, d.offset) for d in delivered]
+
+    positions = asyncio.run(produce_together())
+    assert len(set(positions)) == 300
+    assert len({partition for partition, _ in positions}) == 1  # one key: one partition
+    offsets = [offset for _, offset in positions]
+    assert offsets == sorted(offsets)  # in the order they were written
