@@ -1,18 +1,19 @@
 """One uplink gateway worker: MQTT shared subscription in, Kafka out, PUBACK after the Kafka ack.
 
-Threads: paho's network thread runs ``on_message`` (route, produce); the main thread serves
-Kafka delivery reports (``poll``) and from them sends the PUBACKs, in arrival order. The broker
-sends at most Receive Maximum unacknowledged messages, so when Kafka is down the worker stops
-acknowledging, holds a bounded window, and the broker queues the rest in the persistent session.
+Threads: paho's network thread runs ``on_message`` (route, produce) and, between reads, serves
+Kafka delivery reports and sends the PUBACKs they release, in arrival order; the main thread
+keeps time (retries, confirmations, metrics) and serves the reports while paho's thread does not
+run. The broker sends at most Receive Maximum unacknowledged messages, so when Kafka is down the
+worker stops acknowledging, holds a bounded window, and the broker queues the rest.
 
 Cars that stamp their messages (boot id, seq) are told, batched, which of them are now in Kafka
 (``gateway/confirm.py``); they keep every message until then, so a broker that crashes after
 acknowledging them loses nothing.
 
 Stopping: ``stop`` (SIGTERM) finishes what is in flight, acknowledges it and disconnects keeping
-the session, so the broker keeps queueing for this client id and nothing is lost even when this
-is the only worker. ``drain`` (SIGUSR1, or ``--drain-on-exit``) is for removing a worker for good:
-it leaves the shared subscription, finishes, and ends the session.
+the session, so the broker keeps queueing for this client id. ``drain`` (SIGUSR1, or
+``--drain-on-exit``) removes a worker for good: it leaves the shared subscription, finishes, and
+ends the session.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.mqtt.client import connect_properties, end_session_properties, new_client
+from fleetlink.adapters.mqtt.client import (
+    connect_properties,
+    end_session_properties,
+    new_client,
+    stop_loop,
+)
 from fleetlink.adapters.mqtt.vehicle_link import VehicleLink
 from fleetlink.adapters.runtime.faults import FaultHook
-from fleetlink.adapters.runtime.health import serve
+from fleetlink.adapters.runtime.health import serve_if_free
 from fleetlink.adapters.runtime.poison import PoisonJournal, digest
 from fleetlink.adapters.runtime.watchdog import EXIT_THREAD_DIED, Lifelines
 from fleetlink.apps.hazards.warnings import HazardWarnings
@@ -72,8 +78,7 @@ class UplinkWorker:
         self._next_flush = 0.0
         self._next_confirm = 0.0
         self.acks = OrderedAcks()
-        # this round's delivery reports; a deque, since a full producer queue makes paho's
-        # thread serve some of them too (``RecordWriter.produce``)
+        # this round's delivery reports, from whichever thread served them
         self._delivered: deque[Slot] = deque()
         self.confirmations = Confirmations()
         self.kafka = KafkaClients.of(settings)
@@ -116,6 +121,7 @@ class UplinkWorker:
         self.client.on_message = self._on_message
         self.client.on_unsubscribe = self._on_unsubscribe
         self.client.on_subscribe = self._on_subscribe
+        self.client.between_reads = self._between_reads
         self._unsubscribed = threading.Event()
         self._accepting = True
         self._connected = False
@@ -288,12 +294,26 @@ class UplinkWorker:
 
     # main loop ---------------------------------------------------------------------------------
 
+    def _between_reads(self) -> float:
+        wait = self.writer.serve_between_reads()
+        self._settle()
+        return wait
+
+    def _settle(self) -> None:
+        """Acknowledge what Kafka now holds, in arrival order (from either thread)."""
+        delivered, slots = self._delivered, []
+        while delivered:  # both threads may drain: pop until empty, never count first
+            try:
+                slots.append(delivered.popleft())
+            except IndexError:
+                break
+        if slots:
+            self.acks.complete(slots)
+        self.acks.send_ready(self._acknowledge)
+
     def _serve_deliveries(self, timeout: float) -> None:
         self._last_loop = now = self.writer.serve(timeout)
-        delivered = self._delivered
-        if delivered:
-            self.acks.complete([delivered.popleft() for _ in range(len(delivered))])
-        self.acks.send_ready(self._acknowledge)
+        self._settle()
         if now >= self._next_confirm and self._connected:
             self._next_confirm = now + self.settings.gateway.confirm_interval_s
             self._send_confirmations(now)
@@ -314,18 +334,14 @@ class UplinkWorker:
         port = self.settings.gateway.metrics_port
         server = None
         if port:
-            try:
-                server = serve(
-                    self.metrics.registry,
-                    port + self.index,
-                    healthy=self.healthy,
-                    ready=self.ready,
-                )
-            except OSError as error:  # moving data matters more than exposing metrics
-                self.log.error(
-                    "metrics endpoint unavailable; set gateway.metrics_port",
-                    extra={"port": port + self.index, "error": str(error)},
-                )
+            server = serve_if_free(
+                self.metrics.registry,
+                port + self.index,
+                healthy=self.healthy,
+                ready=self.ready,
+                log=self.log,
+                setting="gateway.metrics_port",
+            )
         host, mqtt_port = self.settings.mqtt_address()
         self.client.connect_async(
             host,
@@ -394,7 +410,7 @@ class UplinkWorker:
                     extra={"unacknowledged": len(self.acks)},
                 )
             self.client.disconnect()
-        self.client.loop_stop()
+        stop_loop(self.client)
         self.producer.flush(5)
         self._next_flush = 0.0
         self._serve_deliveries(0)  # last counts into the metrics

@@ -9,6 +9,8 @@ the worker then acknowledges the MQTT message and confirms it to its car.
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -34,12 +36,17 @@ _RECORD_REJECTED = frozenset(
     }
 )
 _RETRY_AFTER_S = 1.0
+_AWAITING_KAFKA_S = 0.002  # the longest a delivery report waits while MQTT is quiet
+# paho's thread serves the reports while it runs; the main loop does when it stopped (MQTT
+# down, reconnecting, stopping) for longer than this
+_NETWORK_THREAD_SERVES_S = 0.2
 
 Durable = Callable[[Record, Slot | None, float, Stamp | None], None]
 
 
 class RecordWriter:
-    """One producer; ``produce`` from any thread, ``serve`` from the main loop."""
+    """One producer; ``produce`` from any thread; delivery reports served by paho's network
+    thread (``serve_between_reads``) while it runs, else by the main loop (``serve``)."""
 
     def __init__(
         self,
@@ -60,6 +67,8 @@ class RecordWriter:
         self._retry: deque[tuple[float, Record, Slot | None, float, Stamp | None]] = deque()
         self.kafka_up = True
         self.fatal: str | None = None
+        self._polling = threading.Lock()  # one thread serves delivery reports at a time
+        self._served_between_reads = -math.inf
         self.producer = kafka.producer(
             log=log,
             extra={"client.id": client_id, "error_cb": self._kafka_error},
@@ -135,15 +144,35 @@ class RecordWriter:
             self.fatal = f"fatal Kafka error: {error.str()}"
 
     def serve(self, timeout: float) -> float:
-        """Deliver reports for up to ``timeout`` seconds, produce what is due again; returns
-        the clock."""
-        self.producer.poll(timeout)
+        """Deliver reports for up to ``timeout`` seconds (unless paho's thread serves them),
+        produce what is due again; returns the clock."""
+        if time.monotonic() - self._served_between_reads > _NETWORK_THREAD_SERVES_S:
+            if self._polling.acquire(blocking=False):
+                try:
+                    self.producer.poll(timeout)
+                finally:
+                    self._polling.release()
+        else:
+            time.sleep(timeout)
         now = time.monotonic()
         retry = self._retry
         while retry and retry[0][0] <= now:
             _due, record, slot, started, stamp = retry.popleft()
             self.produce(record, slot, started, stamp)
         return now
+
+    def serve_between_reads(self) -> float:
+        """Serve the delivery reports that are ready, from paho's network thread between two
+        reads: the PUBACKs they release are then written by the thread that writes anyway, with
+        no wake-up across threads. Returns how long that thread may wait for the socket."""
+        if self._polling.acquire(blocking=False):
+            try:
+                self.producer.poll(0)
+            finally:
+                self._polling.release()
+            self._served_between_reads = time.monotonic()
+        # while records are at Kafka, look again soon; else the socket alone wakes the thread
+        return _AWAITING_KAFKA_S if len(self.producer) else 1.0
 
     @property
     def retrying(self) -> int:

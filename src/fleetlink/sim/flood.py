@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetlink.adapters import runner
+from fleetlink.adapters.mqtt.client import stop_loop
 from fleetlink.adapters.mqtt.wire import UserProperties
 from fleetlink.contracts import vss
 from fleetlink.contracts.delivery import stamp_properties
@@ -171,7 +172,7 @@ def _publish(plan: FloodPlan, results: Connection, parent: int) -> None:
         info.wait_for_publish(120)
     finished = time.monotonic()
     client.disconnect()
-    client.loop_stop()
+    stop_loop(client)
     ids = [message_id for message_id, info in infos if message_id and info.is_published()]
     results.send_bytes(
         msgspec.msgpack.encode(FloodResult(ids, malformed, started, finished, publish_times))

@@ -12,6 +12,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.mqtt.client import stop_loop
 
 
 def kafka_broker_ids(bootstrap_servers: str, timeout: float = 3.0) -> set[int]:
@@ -58,5 +59,5 @@ def mqtt_answers(
         connected.wait(timeout)
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
     return bool(accepted and accepted[0])

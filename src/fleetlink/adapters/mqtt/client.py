@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -82,6 +83,16 @@ class FastMqttClient(mqtt.Client):
         if qos == 1 and not self._manual_ack:
             return self._send_puback(publish.mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    # called by the network thread before each wait for the socket; returns the longest wait
+    # it allows (the gateway serves Kafka delivery reports here, see ``gateway/worker.py``)
+    between_reads: Callable[[], float] | None = None
+
+    def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
+        hook = self.between_reads
+        if hook is not None:
+            timeout = min(timeout, hook())
+        return super()._loop(timeout)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
@@ -167,6 +178,18 @@ def new_client(
         max_delay=max(options.reconnect_min_s, options.reconnect_max_s),
     )
     return client
+
+
+def stop_loop(client: mqtt.Client) -> None:
+    """``client.loop_stop()`` without its race: after ``disconnect()`` paho's network thread
+    ends and clears ``_thread``, which ``loop_stop`` reads twice (check, then join), so it can
+    raise AttributeError. This reads it once."""
+    thread = client._thread
+    if thread is None:
+        return
+    client._thread_terminate = True
+    if thread is not threading.current_thread():
+        thread.join()
 
 
 def connect_properties(*, session_expiry_s: int, receive_maximum: int | None = None) -> Properties:

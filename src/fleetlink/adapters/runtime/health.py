@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,3 +35,24 @@ def serve(registry: CollectorRegistry, port: int, *, healthy: Health, ready: Hea
     server = make_server("127.0.0.1", port, app, handler_class=QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server
+
+
+def serve_if_free(
+    registry: CollectorRegistry,
+    port: int,
+    *,
+    healthy: Health,
+    ready: Health,
+    log: logging.Logger,
+    setting: str,
+) -> WSGIServer | None:
+    """``serve``, or None with an error naming ``setting`` when the port is taken: for a process
+    whose data matters more than its metrics."""
+    try:
+        return serve(registry, port, healthy=healthy, ready=ready)
+    except OSError as error:
+        log.error(
+            f"metrics endpoint unavailable; set {setting}",
+            extra={"port": port, "error": str(error)},
+        )
+        return None
