@@ -12,6 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleetlink.adapters.mqtt.client import FastMqttClient
+from fleetlink.adapters.mqtt.wire import _varint_bytes as varint
 from tests.support.strategies import PROPERTY
 
 TEXT = st.text(max_size=10)
@@ -42,15 +43,6 @@ class ScriptedSocket:
 
     def close(self) -> None:
         pass
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 @st.composite
