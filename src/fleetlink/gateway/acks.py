@@ -33,6 +33,7 @@ SendAcks = Callable[[list[tuple[int, int]]], object]
 class OrderedAcks:
     def __init__(self) -> None:
         self._pending: deque[Slot] = deque()
+        self._delivered: deque[Slot] = deque()  # reported by Kafka, not yet marked
         self._ready: list[tuple[int, int]] = []
         self._generation = 0
         self._lock = threading.Lock()
@@ -66,6 +67,23 @@ class OrderedAcks:
                 ready.append((head.mid, head.qos))
                 count += 1
             return count
+
+    def delivered(self, slot: Slot) -> None:
+        """Kafka has ``slot``'s record (a delivery report; no lock: one per message)."""
+        self._delivered.append(slot)
+
+    def settle(self, send: SendAcks) -> int:
+        """Mark what was delivered since the last call and ``send`` what is now ready; from
+        either thread that serves delivery reports. Returns how many were sent."""
+        delivered, slots = self._delivered, []
+        while delivered:  # both threads may drain: pop until empty, never count first
+            try:
+                slots.append(delivered.popleft())
+            except IndexError:
+                break
+        if slots:
+            self.complete(slots)
+        return self.send_ready(send)
 
     def send_ready(self, send: SendAcks) -> int:
         """``send([(mid, qos), ...])`` once for everything ready, in arrival order.

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.delivery import Stamp, to_ranges
 from fleetlink.contracts.models import Delivered
+
+if TYPE_CHECKING:
+    from fleetlink.gateway.metrics import GatewayMetrics
 
 # ranges per MQTT message: about 20 KB at most, far below any broker's packet limit
 MAX_RANGES_PER_MESSAGE = 1000
@@ -53,6 +57,17 @@ class Confirmations:
         """Messages in Kafka whose confirmation has not been sent yet."""
         with self._lock:
             return sum(len(seqs) for seqs in self._seqs.values())
+
+    def publish(
+        self, send: Callable[[str, bytes], object], metrics: GatewayMetrics, now: float
+    ) -> None:
+        """``send(vin, payload)`` what Kafka holds since the last batch (the vehicle link's
+        ``confirm``), counted in ``metrics``."""
+        for confirmation in self.take():
+            send(confirmation.vin, confirmation.payload)
+            metrics.confirmations.inc()
+            metrics.confirmed.inc(confirmation.messages)
+            metrics.confirm_seconds.observe(now - confirmation.oldest_received)
 
     def take(self, now_ms: int | None = None) -> list[Confirmation]:
         """Everything added since the last call, as messages to publish."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -78,8 +77,6 @@ class UplinkWorker:
         self._next_flush = 0.0
         self._next_confirm = 0.0
         self.acks = OrderedAcks()
-        # this round's delivery reports, from whichever thread served them
-        self._delivered: deque[Slot] = deque()
         self.confirmations = Confirmations()
         self.kafka = KafkaClients.of(settings)
         self.writer = RecordWriter(
@@ -275,18 +272,9 @@ class UplinkWorker:
         self, record: Record, slot: Slot | None, started: float, stamp: Stamp | None
     ) -> None:
         if slot is not None:
-            self._delivered.append(slot)
+            self.acks.delivered(slot)
         if stamp is not None:
             self.confirmations.add(stamp, started)
-
-    def _send_confirmations(self, now: float) -> None:
-        """Publish what Kafka holds since the last batch (while disconnected it waits)."""
-        metrics = self.metrics
-        for confirmation in self.confirmations.take():
-            self.link.confirm(confirmation.vin, confirmation.payload)
-            metrics.confirmations.inc()
-            metrics.confirmed.inc(confirmation.messages)
-            metrics.confirm_seconds.observe(now - confirmation.oldest_received)
 
     def _acknowledge(self, received: list[tuple[int, int]]) -> None:
         self.client.acknowledge(received)
@@ -296,27 +284,15 @@ class UplinkWorker:
 
     def _between_reads(self) -> float:
         wait = self.writer.serve_between_reads()
-        self._settle()
+        self.acks.settle(self._acknowledge)
         return wait
-
-    def _settle(self) -> None:
-        """Acknowledge what Kafka now holds, in arrival order (from either thread)."""
-        delivered, slots = self._delivered, []
-        while delivered:  # both threads may drain: pop until empty, never count first
-            try:
-                slots.append(delivered.popleft())
-            except IndexError:
-                break
-        if slots:
-            self.acks.complete(slots)
-        self.acks.send_ready(self._acknowledge)
 
     def _serve_deliveries(self, timeout: float) -> None:
         self._last_loop = now = self.writer.serve(timeout)
-        self._settle()
+        self.acks.settle(self._acknowledge)
         if now >= self._next_confirm and self._connected:
             self._next_confirm = now + self.settings.gateway.confirm_interval_s
-            self._send_confirmations(now)
+            self.confirmations.publish(self.link.confirm, self.metrics, now)
         if now >= self._next_flush:
             self._next_flush = now + 1.0
             for tally in (self._received, self._late, self._acked):
@@ -395,8 +371,8 @@ class UplinkWorker:
                 break
         finished = len(self.acks) == 0
         self._accepting = False
-        if self._connected:
-            self._send_confirmations(time.monotonic())  # what is in Kafka: spare the resends
+        if self._connected:  # what is in Kafka: spare the cars the resends
+            self.confirmations.publish(self.link.confirm, self.metrics, time.monotonic())
         if self.downlink is not None:
             self.downlink.stop()  # waits for the broker's acks, commits what it acknowledged
         if self.warnings is not None:

@@ -64,3 +64,16 @@ def test_message_id_header_is_read() -> None:
     assert message_id([("x", b"1"), ("fl.msg_id", b"abc")]) == "abc"
     assert message_id(None) is None
     assert message_id([("fl.msg_id", None)]) is None
+
+
+def test_settle_marks_what_kafka_reported_and_sends_it_in_arrival_order() -> None:
+    acks = OrderedAcks()
+    batches: list[list[tuple[int, int]]] = []
+    first, second, third = (acks.track(mid, 1) for mid in (1, 2, 3))
+    acks.delivered(third)
+    acks.delivered(first)
+    assert acks.settle(batches.append) == 1  # 2 is still at Kafka: 3 waits behind it
+    acks.delivered(second)
+    assert acks.settle(batches.append) == 2
+    assert batches == [[(1, 1)], [(2, 1), (3, 1)]]
+    assert len(acks) == 0
