@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Run the whole platform on the local stack with a live status view."),
     "api": ("api", "api", "Serve the HTTP API and the dashboard."),
     "simulate": ("simulate", "simulate", "Run simulated vehicles against the MQTT broker."),
+    "load-fleet": ("load_fleet", "load_fleet", "Run a light load fleet for benchmarks."),
     "street-map": ("simulate", "street_map", "Write the simulated city's streets as GeoJSON."),
     "tracker": ("tracker", "tracker", "Follow every command through its lifecycle."),
     "token": ("security", "token", "Print a bearer token for an API user."),

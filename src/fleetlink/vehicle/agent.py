@@ -36,14 +36,7 @@ from fleetlink.contracts.models import (
 )
 from fleetlink.contracts.topics import GEO_ROOT, MqttTopic
 from fleetlink.security.signing import Verifier
-from fleetlink.vehicle.commands import (
-    CommandExecutor,
-    feature_report,
-    malformed_answer,
-    opened_with_key,
-    read_command,
-    relock,
-)
+from fleetlink.vehicle.commands import CommandExecutor, react, relock
 from fleetlink.vehicle.geo import subscription_changes, warning_cells
 from fleetlink.vehicle.link import (
     acknowledge_lost_link,
@@ -366,32 +359,26 @@ class VehicleAgent:
                     self.stats.warnings += 1
                 continue
             command_id = topic.rsplit("/", 1)[-1]
-            executed_before = self.executor.executed
-            feature_change: dict[str, object] | None = None
-            try:
-                command = read_command(payload_bytes(message.payload))
-            except UndecodableError as error:
+            payload = payload_bytes(message.payload)
+            reaction = react(self.executor, command_id, payload, self.now_ms())
+            if reaction.malformed:
                 self.stats.errors += 1
-                answers = [malformed_answer(command_id, error, self.now_ms())]
             else:
                 self.stats.commands += 1
-                answers = self.executor.handle(command, self.now_ms())
-                if opened_with_key(self.state, command):
-                    asyncio.get_running_loop().call_later(self._trunk_relock_s, self._relock)
-                if self.executor.executed > executed_before:
-                    feature_change = feature_report(self.state, command, answers[-1], self.now_ms())
+            if reaction.relock:
+                asyncio.get_running_loop().call_later(self._trunk_relock_s, self._relock)
             if self.lose_answers:
-                self.stats.answers_lost += len(answers)
+                self.stats.answers_lost += len(reaction.answers)
             else:
-                for answer in answers:
+                for answer in reaction.answers:
                     self._send(
                         MqttTopic.command_response(self.vin, command_id),
                         encode(answer),
                         self._next_seq(),
                     )
-            if feature_change is not None:  # after the answer: the purchase completes on it
-                self.report_event(EventKind.FEATURE_STATE, feature_change)
-            if self.executor.executed > executed_before:
+            if reaction.feature_change is not None:  # after the answer: the purchase completes
+                self.report_event(EventKind.FEATURE_STATE, reaction.feature_change)
+            if reaction.ran:
                 self.sample_telemetry()  # a state change is reported at once
 
     def _relock(self) -> None:

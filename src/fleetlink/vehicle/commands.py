@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fleetlink.contracts.catalogue import InvalidParamsError, validate_params
@@ -177,6 +178,38 @@ def feature_report(
 def opened_with_key(state: VehicleState, command: Command) -> bool:
     """A trunk opened with a digital key (a courier's delivery): it relocks by itself."""
     return command.name is CommandName.TRUNK_OPEN and command.grant is not None and state.trunk_open
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What a car does about one message on its commands topic."""
+
+    answers: list[CommandResponse]  # to publish, in order
+    malformed: bool  # no command at all: the one answer says why
+    relock: bool  # a trunk opened with a digital key: it closes and locks by itself later
+    feature_change: dict[str, object] | None  # the ``feature-state`` event, after the answers
+    ran: bool  # the car's state changed: it reports telemetry at once
+
+
+def react(executor: CommandExecutor, command_id: str, payload: bytes, now_ms: int) -> Reaction:
+    """The car's reaction to ``payload`` received as command ``command_id`` (the topic's last
+    level): the in-vehicle agent and the load fleet both answer through this."""
+    executed_before = executor.executed
+    try:
+        command = read_command(payload)
+    except UndecodableError as error:
+        answer = malformed_answer(command_id, error, now_ms)
+        return Reaction([answer], malformed=True, relock=False, feature_change=None, ran=False)
+    answers = executor.handle(command, now_ms)
+    ran = executor.executed > executed_before
+    state = executor.state
+    return Reaction(
+        answers,
+        malformed=False,
+        relock=opened_with_key(state, command),
+        feature_change=feature_report(state, command, answers[-1], now_ms) if ran else None,
+        ran=ran,
+    )
 
 
 # checked before a command is accepted: a refusal is ``rejected``, nothing was tried
