@@ -1,11 +1,14 @@
 """Command round-trip benchmark: POST to ``succeeded`` seen by the client, with a live fleet.
 
 Starts a local stack, the gateway (supervised workers), the tracker and the API as processes,
-and ``--vehicles`` simulated cars (``fleetlink simulate`` processes, telemetry every
-``--interval`` s). Then, for each rate in ``--rates``, sends ``flash`` commands to random
-online cars for ``--seconds`` on a fixed schedule (open loop: a slow answer does not slow the
-sender) and measures, per command, from just before the POST to the moment its ``succeeded``
-transition arrives on the API's Server-Sent Events stream.
+and ``--vehicles`` simulated cars in ``--simulators`` processes, telemetry every ``--interval``
+s: ``fleetlink load-fleet`` (cars on one event loop, answering with the agent's own command code;
+``tests/integration/test_load_fleet.py`` proves they answer as the agent does), or with
+``--fleet agents`` the full in-vehicle agents (``fleetlink simulate``), which cost the machine
+about twice the CPU the platform is measured on. Then, for each rate in ``--rates``, sends
+``flash`` commands to random online cars for ``--seconds`` on a fixed schedule (open loop: a
+slow answer does not slow the sender) and measures, per command, from just before the POST to
+the moment its ``succeeded`` transition arrives on the API's Server-Sent Events stream.
 
 First ``--warmup`` seconds of commands are sent unmeasured: Kafka's JIT compiler otherwise
 takes a good part of the 2 cores during the first minute.
@@ -33,15 +36,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 import msgspec
-import paho.mqtt.client as mqtt
+from _bare_commands import run_mqtt
 from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile
-from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
@@ -49,16 +50,14 @@ from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.reader import read_topic
-from fleetlink.adapters.mqtt.wire import disable_nagle
 from fleetlink.adapters.runner import stop_children
 from fleetlink.adapters.supervisor import Supervisor
 from fleetlink.cli.gateway import ensure_worker_identities, worker_argv
 from fleetlink.contracts import headers as h
-from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import Command, CommandName, CommandResponse, ResponseStatus
-from fleetlink.contracts.topics import VEHICLES_ROOT, KafkaTopic, MqttTopic, VehicleChannel
-from fleetlink.security.keys import command_signer, signing_key
-from fleetlink.security.pki import Role, SigningPurpose
+from fleetlink.contracts.models import CommandResponse, ResponseStatus
+from fleetlink.contracts.topics import KafkaTopic
+from fleetlink.security.keys import signing_key
+from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import User, UserRegistry, UserRole
 from fleetlink.settings import Settings, dump_toml, load_settings
@@ -205,59 +204,6 @@ def run_platform(
     return started, post_ms, time.monotonic() - first
 
 
-def run_mqtt(
-    settings: Settings, vins: list[str], rate: float, seconds: float
-) -> tuple[dict, dict, float]:
-    """The baseline: commands straight to the cars over MQTT, answers straight back."""
-    started: dict[str, float] = {}
-    ended: dict[str, tuple[str, float]] = {}
-    lock = threading.Lock()
-    subscribed = threading.Event()
-
-    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        command_id = message.topic.rsplit("/", 1)[-1]
-        status = json.loads(message.payload).get("status")
-        if status != "accepted" and command_id in started:
-            with lock:
-                ended.setdefault(command_id, (status, time.monotonic()))
-
-    stack = LocalStack(settings.stack)
-    stack.access.ensure_services(["bench-bridge"], Role.GATEWAY)  # the rights of the gateway
-    signer = command_signer(settings)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id="bench-bridge", protocol=mqtt.MQTTv5
-    )
-    client.tls_set_context(stack.pki.client_tls("bench-bridge"))
-    client.on_message = on_message
-    client.on_subscribe = lambda *_: subscribed.set()
-    client.connect(*settings.mqtt_address())
-    disable_nagle(client.socket())
-    client.loop_start()
-    client.subscribe(f"{VEHICLES_ROOT}/+/{VehicleChannel.COMMAND_RESPONSES}/+", qos=1)
-    subscribed.wait(10)
-    rng = random.Random(int(rate) + 1)
-    first = time.monotonic()
-    for index in range(int(rate * seconds)):
-        delay = first + index / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        now = time.time_ns() // 1_000_000
-        command_id = f"mqtt-{uuid.uuid4().hex}"
-        vin = rng.choice(vins)
-        started[command_id] = time.monotonic()
-        command = signer.sign_command(
-            Command(command_id, CommandName.FLASH, issued_at=now, expires_at=now + 60_000, vin=vin)
-        )
-        client.publish(MqttTopic.command(vin, command_id), encode(command), qos=1)
-    span = time.monotonic() - first
-    deadline = time.monotonic() + 15
-    while len(ended) < len(started) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    client.disconnect()
-    client.loop_stop()
-    return started, ended, span
-
-
 def summarise(
     path: str,
     rate: float,
@@ -317,6 +263,12 @@ def main() -> None:
     )
     parser.add_argument("--vehicles", type=int, default=5000)
     parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
+    parser.add_argument(
+        "--fleet",
+        choices=("load", "agents"),
+        default="load",
+        help="load: fleetlink load-fleet (light); agents: fleetlink simulate (the full agent)",
+    )
     parser.add_argument("--interval", type=float, default=10.0, help="telemetry, s per car")
     parser.add_argument("--rates", default="100,500", help="commands per second, comma separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="per rate")
@@ -383,8 +335,11 @@ def main() -> None:
                 child("api")
             per_simulator = args.vehicles // args.simulators
             for index in range(args.simulators):
+                fleet = ["simulate", "--quiet", "--mode", "kinematic"]
+                if args.fleet == "load":
+                    fleet = ["load-fleet"]
                 child(
-                    "simulate", "--quiet", "--mode", "kinematic",
+                    *fleet,
                     "--vehicles", str(per_simulator), "--interval", str(args.interval),
                     "--duration", "100000", "--seed", str(index + 1),
                     "--vin-prefix", PREFIXES[index], "--connect-rate", "500",

@@ -21,13 +21,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
+from _broker import BrokerStats
 from _common import cpu_seconds, exit_cleanly_on_sigterm
-from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
-from fleetlink.security.pki import Role
 from fleetlink.settings import dump_toml, load_settings
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import stack_on_free_ports
@@ -56,34 +54,6 @@ def rss_mb(pid: int) -> float:
     except FileNotFoundError:
         pass
     return 0.0
-
-
-class BrokerStats:
-    """Mosquitto's own counters from $SYS."""
-
-    def __init__(self, stack: LocalStack, port: int) -> None:
-        self.connected = 0
-        self.received = 0
-        stack.access.ensure_services(["bench-sys"], Role.MONITOR)  # reads $SYS, publishes nothing
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sys")
-        self._client.tls_set_context(stack.pki.client_tls("bench-sys"))
-        self._client.on_message = self._on_message
-        self._client.on_connect = lambda c, *_: c.subscribe(
-            [("$SYS/broker/clients/connected", 0), ("$SYS/broker/messages/received", 0)]
-        )
-        self._client.connect("127.0.0.1", port)
-        self._client.loop_start()
-
-    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        value = int(message.payload)
-        if message.topic.endswith("clients/connected"):
-            self.connected = value
-        else:
-            self.received = value
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
 
 
 def main() -> None:

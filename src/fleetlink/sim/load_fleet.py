@@ -69,12 +69,17 @@ class LoadCar:
         self.seq = 0
         self.online = False  # CONNACK received, socket on the loop
         self.fd: int | None = None  # registered with the loop
+        self.writing = False  # a write did not fit the socket: the loop finishes it
+        self.reading = False  # in paho's read (its callbacks): writes wait until it returns
+        self.flush: Callable[[], None] = lambda: None
         self.backoff_s = 1.0
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self.seq += 1
         properties = UserProperties(stamp_properties(self.boot, self.seq))
         self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if not self.reading and self.client.want_write():
+            self.flush()
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
@@ -167,8 +172,7 @@ class LoadFleet:
         client.on_disconnect = lambda *_args: self._disconnected(car)
         client.on_message = lambda _c, _u, message: self._received(car, message)
         client.on_socket_close = lambda _c, _u, _s: self._on_loop(self._unregister, car)
-        client.on_socket_register_write = lambda _c, _u, s: self._on_loop(self._want_write, car)
-        client.on_socket_unregister_write = lambda _c, _u, _s: self._on_loop(self._wrote, car)
+        car.flush = lambda: self._flush(car)
 
     def _on_loop(self, call: Callable[[LoadCar], None], car: LoadCar) -> None:
         loop = self._loop
@@ -186,30 +190,50 @@ class LoadFleet:
             return
         car.fd = sock.fileno()
         self._loop.add_reader(car.fd, self._readable, car)
-        if car.client.want_write():
-            self._loop.add_writer(car.fd, car.client.loop_write)
+        self._flush(car)
 
     def _unregister(self, car: LoadCar) -> None:
         if car.fd is not None and self._loop is not None:
             self._loop.remove_reader(car.fd)
             self._loop.remove_writer(car.fd)
-        car.fd = None
+        car.fd, car.writing = None, False
 
-    def _want_write(self, car: LoadCar) -> None:
-        if car.fd is not None and self._loop is not None:
-            self._loop.add_writer(car.fd, car.client.loop_write)
+    def _flush(self, car: LoadCar) -> None:
+        """Write what paho queued; what does not fit the socket now, the loop writes later.
 
-    def _wrote(self, car: LoadCar) -> None:
-        if car.fd is not None and self._loop is not None:
+        paho writes at once outside its callbacks when no write callback is set; within them
+        (answers to a command) it only queues. With the write callbacks set it would instead
+        register and unregister the socket for writing around every single publish.
+        """
+        client = car.client
+        if car.fd is None:
+            return  # connecting: paho writes the CONNECT itself
+        if client.want_write():
+            client.coalesce_queued()  # a command's PUBACK, answers and telemetry: one write
+            client.loop_write()
+        if client.want_write() and not car.writing and car.fd is not None and self._loop:
+            self._loop.add_writer(car.fd, self._writable, car)
+            car.writing = True
+
+    def _writable(self, car: LoadCar) -> None:
+        car.client.loop_write()
+        if not car.client.want_write() and car.fd is not None and self._loop is not None:
             self._loop.remove_writer(car.fd)
+            car.writing = False
 
     def _readable(self, car: LoadCar) -> None:
         client = car.client
-        client.loop_read()
-        sock = client.socket()
-        # TLS may hold decrypted bytes the kernel no longer signals
-        while isinstance(sock, ssl.SSLSocket) and sock.pending() and client.socket() is sock:
+        car.reading = True
+        try:
             client.loop_read()
+            sock = client.socket()
+            # TLS may hold decrypted bytes the kernel no longer signals
+            while isinstance(sock, ssl.SSLSocket) and sock.pending() and client.socket() is sock:
+                client.loop_read()
+        finally:
+            car.reading = False
+        if client.want_write():
+            self._flush(car)
 
     # the car's life -------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import socket
 import ssl
 import struct
@@ -141,6 +142,41 @@ class FastMqttClient(mqtt.Client):
     def _queue_acks(self, batch: bytearray) -> None:
         if batch:
             self._packet_queue(mqtt.PUBACK, bytes(batch), 0, 1)
+
+    def coalesce_queued(self) -> None:
+        """Join the queued packets that need nothing done once written into one write.
+
+        paho sends each packet with its own ``send``: over TLS one record, one encryption and one
+        syscall each. A QoS 1/2 PUBLISH, an ack or a SUBSCRIBE needs nothing when written (paho
+        tracks those messages apart from the queue), so consecutive ones go out as one; a QoS 0
+        PUBLISH (it reports itself published), DISCONNECT (it closes the socket) and a packet
+        already partly written keep their own entry. For single-threaded use (an event loop).
+        """
+        queue = self._out_packet
+        if len(queue) < 2:
+            return
+        joined: collections.deque[Any] = collections.deque()
+        run: list[bytes] = []
+        for packet in queue:
+            kind = packet["command"] & 0xF0
+            plain = packet["pos"] == 0 and kind != mqtt.DISCONNECT
+            if plain and not (kind == mqtt.PUBLISH and packet["qos"] == 0):
+                run.append(bytes(packet["packet"]))
+                continue
+            self._close_run(joined, run)
+            joined.append(packet)
+        self._close_run(joined, run)
+        self._out_packet = joined
+
+    @staticmethod
+    def _close_run(joined: collections.deque[Any], run: list[bytes]) -> None:
+        if run:
+            data = b"".join(run)
+            joined.append(
+                {"command": mqtt.PUBACK, "mid": 0, "qos": 1, "pos": 0, "to_process": len(data),
+                 "packet": data, "info": None}
+            )  # fmt: skip
+            run.clear()
 
     def _sock_close(self) -> None:
         self._read_buffer, self._read_position = b"", 0  # bytes of a dead connection
