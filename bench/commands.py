@@ -3,7 +3,7 @@
 Starts a local stack, the gateway (supervised workers), the tracker and the API as processes,
 and ``--vehicles`` simulated cars in ``--simulators`` processes, telemetry every ``--interval``
 s: ``fleetlink load-fleet`` (cars on one event loop, answering with the agent's own command code;
-``tests/integration/test_load_fleet.py`` proves they answer as the agent does), or with
+a test in ``tests/integration/test_commands.py`` proves they answer as the agent does), or with
 ``--fleet agents`` the full in-vehicle agents (``fleetlink simulate``), which cost the machine
 about twice the CPU the platform is measured on. Then, for each rate in ``--rates``, sends
 ``flash`` commands to random online cars for ``--seconds`` on a fixed schedule (open loop: a

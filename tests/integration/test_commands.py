@@ -21,6 +21,7 @@ import pytest
 from fleetlink.settings import Settings
 from fleetlink.stack import LocalStack
 from tests.support.commands import FINAL, Platform, command_platform
+from tests.support.load_fleet import load_fleet, state_of, straight_over_mqtt, through_the_platform
 from tests.support.polling import eventually
 
 
@@ -235,3 +236,53 @@ def test_kill_9_gateway_and_tracker_mid_flow_loses_nothing_runs_nothing_twice(
     assert bad == [], f"{len(bad)} of {len(sent)} did not succeed: {bad[:3]}"
     executed = sum(car.executor.executed for car in cars)
     assert executed == len(sent)  # every command ran exactly once
+
+
+def test_a_load_fleet_car_answers_every_command_as_the_agent_does(
+    platform: Platform, stack_config: Settings
+) -> None:
+    """The load fleet (``sim/load_fleet.py``, what the benchmarks drive) is faithful: one of its
+    cars and one full agent get the same commands, through the platform and straight over MQTT
+    (forged, tampered, replayed, expired, malformed, digital keys), and end the same way."""
+    agent_car, load_car = vin(200), vin(201)
+    agent = platform.start_car(agent_car)
+    with load_fleet(stack_config, [load_car]) as fleet:
+        platform.wait_presence(load_car, online=True)
+        car = fleet.cars[load_car]
+        for state in (agent.state, car.state):
+            state.speed_kmh = 50.0  # on the road: the trunk stays shut
+            state.battery_soc = 60.0
+        via_platform = {v: through_the_platform(platform, v) for v in (agent_car, load_car)}
+        for state in (agent.state, car.state):
+            state.speed_kmh = 0.0  # parked for the courier
+        via_mqtt = {v: straight_over_mqtt(stack_config, v, vin(299)) for v in (agent_car, load_car)}
+        load_state, load_executed = state_of(car.state), car.executor.executed
+        assert fleet.stats["malformed"] == 2
+    assert via_platform[load_car] == via_platform[agent_car]
+    assert via_platform[load_car] == [
+        ("succeeded", None),
+        ("succeeded", None),
+        ("failed", "vehicle-moving"),
+        ("succeeded", None),
+        ("succeeded", None),
+        ("succeeded", None),
+        ("succeeded", None),
+    ]
+    assert via_mqtt[load_car] == via_mqtt[agent_car]
+    answers = via_mqtt[load_car]
+    assert answers["honest"] == answers["key-first"] == ("succeeded", None)
+    reasons = {command_id: reason for command_id, (_status, reason) in answers.items()}
+    assert (reasons["unsigned"], reasons["tampered"], reasons["forged"]) == (
+        "unsigned",
+        "bad-signature",
+        "unknown-key",
+    )
+    assert (reasons["expired"], reasons["elsewhere"]) == ("expired", "wrong-vehicle")
+    assert str(reasons["malformed"]).startswith("malformed: ")
+    assert (reasons["key-again"], reasons["key-stale"], reasons["key-forged"]) == (
+        "key-used-up",
+        "key-expired",
+        "key-unknown-signer",
+    )
+    assert load_state == state_of(agent.state)
+    assert load_executed == agent.executor.executed == 9  # 7 via the platform, 2 over MQTT

@@ -371,12 +371,23 @@ def test_a_sale_ends_the_sellers_subscription_and_the_car_keeps_its_boost(shop: 
     assert [p["purchase_id"] for p in mine] == [boost]  # the seller's subscription is not shown
 
 
+def processor_joined(shop: Platform) -> bool:
+    """The processor's consumer (its static member id) is in its group: past its start."""
+    group = shop.settings.purchases.group_id
+    admin = KafkaClients.of(shop.settings).admin()
+    described = admin.describe_consumer_groups([group])[group].result(10)
+    return any(m.group_instance_id == f"{group}-1" for m in described.members)
+
+
 def test_a_paused_processor_that_wakes_up_is_fenced_by_its_successor(shop: Platform) -> None:
     """A zombie: the processor stops (SIGSTOP: a long GC pause, a frozen VM), a successor with
     the same transactional id takes over; the old one, woken, can commit nothing and exits."""
     processor = shop.service("purchases")
     zombie = processor.process
     assert zombie is not None
+    # paused before its loop (in its own start, which fences whoever held the id), it would wake
+    # up as the rightful processor: pause it once it has joined its group
+    eventually(lambda: processor_joined(shop), 30, "the processor in its consumer group")
     zombie.send_signal(signal.SIGSTOP)
     successor = subprocess.Popen(
         [sys.executable, "-m", "fleetlink", "--config", str(shop.config), "purchases", "run"],

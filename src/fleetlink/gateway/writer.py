@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from fleetlink.adapters.kafka.clients import KafkaClients
+from fleetlink.adapters.kafka.consume import is_fatal
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.delivery import Stamp
 from fleetlink.gateway.acks import Slot
@@ -120,7 +121,7 @@ class RecordWriter:
             self._on_durable(record, slot, started, stamp)
             return
         self.metrics.child("kafka_errors", error.name()).inc()
-        if error.fatal():
+        if is_fatal(error):
             self.fatal = f"fatal Kafka error: {error.str()}"
             return
         if record.dlq_reason is None and error.code() in _RECORD_REJECTED:
@@ -140,7 +141,7 @@ class RecordWriter:
                 self.log.warning("kafka unreachable; holding acknowledgements")
             self.kafka_up = False
             self.metrics.kafka_up.set(0)
-        elif error.fatal():
+        elif is_fatal(error):
             self.fatal = f"fatal Kafka error: {error.str()}"
 
     def serve(self, timeout: float) -> float:

@@ -29,7 +29,7 @@ import msgspec
 from confluent_kafka import KafkaException, Message
 
 from fleetlink.adapters.kafka.clients import KafkaClients
-from fleetlink.adapters.kafka.consume import take, usable
+from fleetlink.adapters.kafka.consume import FatalConsumerError, is_fatal, take, usable
 from fleetlink.adapters.kafka.skips import SkippedRecords
 from fleetlink.contracts import headers
 from fleetlink.contracts.catalogue import DAY
@@ -251,6 +251,8 @@ class PurchaseEffects:
                 try:
                     self.step(stop)
                 except KafkaException as error:
+                    if is_fatal(error.args[0]):  # fenced: a successor runs; this one ends
+                        raise FatalConsumerError(f"purchase effects: {error}") from None
                     self._log.warning("purchase effects Kafka error", extra={"error": str(error)})
                     stop.wait(0.5)
         finally:

@@ -47,6 +47,7 @@ from fleetlink.purchases.outcome import Outcome
 from fleetlink.settings import Settings
 
 _TXN_CALL_TIMEOUT_S = 30.0
+_SESSION_TIMEOUT_MS = 10_000  # the consumer's; a processor frozen longer may have a successor
 
 
 def now_ms() -> int:
@@ -55,6 +56,12 @@ def now_ms() -> int:
 
 class TransactionFailedError(FleetlinkError):
     """A transaction that could not commit: the process restarts from what Kafka holds."""
+
+
+class ProcessorPausedError(FleetlinkError):
+    """The process stood still longer than its group session (a long GC pause, a frozen VM):
+    a successor may own its partitions and its transactional id by now. An idle processor
+    would not learn it was fenced before its next write, so it restarts at once."""
 
 
 class LazyTransaction:
@@ -104,7 +111,7 @@ class PurchaseProcessor:
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
                 "group.instance.id": f"{config.group_id}-1",  # one processor: resume at once
-                "session.timeout.ms": 10_000,
+                "session.timeout.ms": _SESSION_TIMEOUT_MS,
             },
         )
         self._producer = self._kafka.producer(
@@ -120,6 +127,7 @@ class PurchaseProcessor:
         self._txn = LazyTransaction(self._producer)
         self._next_expiry = 0.0
         self._offsets_due = False  # records read since the last commit
+        self._last_step = time.monotonic()  # when the last step ended
         self._next_offsets = 0.0
         self.ready = threading.Event()
         self.skipped = SkippedRecords(log)
@@ -206,7 +214,19 @@ class PurchaseProcessor:
     def step(self, timeout: float = 0.1) -> None:
         """One batch of inputs (and the expiry check), in one transaction if it writes
         anything; the offsets of batches that wrote nothing are committed once a second."""
+        try:
+            self._step(timeout)
+        finally:
+            self._last_step = time.monotonic()
+
+    def _step(self, timeout: float) -> None:
         messages = usable(take(self._consumer, 500, timeout))
+        paused = time.monotonic() - self._last_step
+        if paused > _SESSION_TIMEOUT_MS / 1000:  # outside a transaction: it would fail there
+            raise ProcessorPausedError(
+                f"the processor stood still for {paused:.0f} s, longer than its session: "
+                "restarting, as another processor may have taken over"
+            )
         self._offsets_due = self._offsets_due or bool(messages)
         for message in messages:
             self._write(self._apply(message))
@@ -263,6 +283,7 @@ class PurchaseProcessor:
             "purchase processor started",
             extra={"group": config.group_id, "transactional_id": config.transactional_id},
         )
+        self._last_step = time.monotonic()
         try:
             while not stop.is_set():
                 self.step()

@@ -10,8 +10,8 @@ directly, with no task, future or queue per car, and one timer keeps every car's
 
 What it leaves out of the agent (``vehicle/agent.py``): the outbox with delivery confirmation
 (paho keeps unacknowledged messages in its session instead), hazard warnings, OTA and movement:
-the cars stand where they start. ``tests/integration/test_load_fleet.py`` proves its cars
-answer commands as the agent does.
+the cars stand where they start. A test in ``tests/integration/test_commands.py`` proves its
+cars answer commands as the agent does.
 """
 
 from __future__ import annotations

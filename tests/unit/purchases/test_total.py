@@ -4,6 +4,7 @@ is taken or skipped (the provider's word dead-lettered) with a reason, nothing e
 from __future__ import annotations
 
 import logging
+import time
 
 import msgspec
 import pytest
@@ -16,7 +17,7 @@ from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason
 from fleetlink.contracts.purchases import FeatureKind, ProviderEvent, PurchaseRequested
 from fleetlink.contracts.topics import KafkaTopic
-from fleetlink.purchases.processor import PurchaseProcessor
+from fleetlink.purchases.processor import ProcessorPausedError, PurchaseProcessor
 from fleetlink.purchases.read_model import PurchaseReadModel
 from fleetlink.settings import Settings, load_settings
 from tests.support.fakes import FakeMessage
@@ -36,6 +37,8 @@ VALID_PAYMENTS = st.sampled_from([msgspec.json.encode(REQUEST), msgspec.json.enc
 
 class DeadLetters:
     """Stands in for the transactional producer: what would be written, kept."""
+
+    open = False  # no transaction under way (the processor asks)
 
     def __init__(self) -> None:
         self.records: list[tuple[str, dict[str, bytes]]] = []
@@ -127,3 +130,15 @@ def test_the_purchase_view_takes_any_record_or_skips_it(
 def view(settings: Settings) -> PurchaseReadModel:
     source = KafkaSource(KafkaClients.at(NOWHERE).reader())
     return PurchaseReadModel(settings, logging.getLogger("test.view"), source)
+
+
+def test_a_processor_that_stood_still_longer_than_its_session_ends(
+    processor: PurchaseProcessor,
+) -> None:
+    """Frozen (a GC pause, a stopped VM) past its group session, it may have a successor that
+    holds its partitions and transactional id: it restarts rather than read on."""
+    processor._last_step = time.monotonic()
+    processor.step(timeout=0.01)  # a step right after the last one: nothing to say
+    processor._last_step = time.monotonic() - 11
+    with pytest.raises(ProcessorPausedError, match="stood still for 11 s"):
+        processor.step(timeout=0.01)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaError, Message
 
 from fleetlink.errors import FleetlinkError
 
@@ -30,6 +30,12 @@ def usable(messages: list[Message]) -> list[Message]:
     """The records among ``messages``; a fatal error ends the caller (its process restarts)."""
     for message in messages:
         error = message.error()
-        if error is not None and error.fatal():
+        if error is not None and is_fatal(error):
             raise FatalConsumerError(f"Kafka consumer: {error.str()}")
     return [message for message in messages if message.error() is None]
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """librdkafka returns a consumer's fatal error (fenced by a member with the same static id,
+    say) as a record with the code ``_FATAL``, whose ``fatal()`` says False."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
