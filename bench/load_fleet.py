@@ -150,6 +150,29 @@ def show(results: list[Result], title: str) -> None:
     console.print(table)
 
 
+def plot(results: list[Result], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = (
+        ("us_per_car_s", "CPU per car, µs per second"),
+        ("command_ms", "CPU per command, ms"),
+        ("round_trip_p99_ms", "bare MQTT round trip p99, ms"),
+    )
+    fig, axes = plt.subplots(1, len(figures), figsize=(10, 3.6))
+    for axis, (name, label) in zip(axes, figures, strict=True):
+        values = [getattr(r, name) for r in results]
+        axis.bar([r.fleet for r in results], values, color=["#9a9a9a", "#2a7ab9"][: len(values)])
+        axis.set_title(label, fontsize=9)
+        for index, value in enumerate(values):
+            axis.annotate(f"{value:g}", (index, value), ha="center", va="bottom", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(
@@ -162,6 +185,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fleets", default="agents,load")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load-fleet.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "BENCHMARKS-load-fleet.png")
     args = parser.parse_args()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="fleetlink-load-") as tmp:
@@ -194,8 +218,10 @@ def main() -> None:
             indent=2,
         )
     )
-    show(summary, f"load fleet vs agents, medians of {args.repeat}, {meta['cpus']} cores")
-    console.print(f"wrote {args.out}")
+    title = f"load fleet vs agents, medians of {args.repeat}, {meta['cpus']} cores, {meta['date']}"
+    show(summary, title)
+    plot(summary, args.plot, f"{args.vehicles:,} cars: {title}")
+    console.print(f"wrote {args.out} and {args.plot}")
 
 
 if __name__ == "__main__":
