@@ -32,3 +32,17 @@ def cpu_seconds(pids: list[int]) -> float:
 def exit_cleanly_on_sigterm() -> None:
     """``kill PID`` runs the benchmark's ``finally`` blocks, which stop what it started."""
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (a supervisor and what it runs)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found

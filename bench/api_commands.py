@@ -2,11 +2,11 @@
 same API answering an authenticated read of one command (token, rights, a dict lookup, JSON),
 in the same run.
 
-One ``fleetlink api`` process on the local stack (Kafka, no cars needed: the bench writes the
-cars' presence itself), a closed-loop load of ``--connections`` kept-alive HTTP connections from
-``--clients`` processes. Each POST is the full path: token check, the caller's rights, the
-catalogue, the Ed25519 signature, the audit record and the command in Kafka (``acks=all``)
-before the 202.
+One ``fleetlink api`` process (``--processes N``: N on one port) on the local stack (Kafka,
+no cars needed: the bench writes the cars' presence itself), a closed-loop load of
+``--connections`` kept-alive HTTP connections from ``--clients`` processes. Each POST is the
+full path: token check, the caller's rights, the catalogue, the Ed25519 signature, the audit
+record and the command in Kafka (``acks=all``) before the 202.
 
     .venv/bin/python bench/api_commands.py --seconds 15 --repeat 3
 """
@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile
+from _common import cpu_seconds, exit_cleanly_on_sigterm, percentile, with_children
 from rich.console import Console
 from rich.table import Table
 
@@ -95,7 +95,8 @@ def run(
         )
         for _ in range(args.clients)
     ]
-    cpu_before = cpu_seconds([api_pid])
+    api_pids = with_children(api_pid)  # with --processes: the supervisor and its processes
+    cpu_before = cpu_seconds(api_pids)
     started = time.monotonic()
     for client in clients:
         client.start()
@@ -103,7 +104,7 @@ def run(
     span = time.monotonic() - started
     for client in clients:
         client.join()
-    cpu = cpu_seconds([api_pid]) - cpu_before
+    cpu = cpu_seconds(api_pids) - cpu_before
     latencies = [value for result in results for value in result[0]]
     statuses: dict[int, int] = {}
     for _lat, counts in results:
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians shown")
     parser.add_argument("--connections", type=int, default=32, help="kept-alive connections")
     parser.add_argument("--clients", type=int, default=2, help="load processes")
+    parser.add_argument("--processes", type=int, default=1, help="API processes on the port")
     parser.add_argument("--out", type=Path, default=Path("bench/results/api_commands.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fleetlink-api-") as tmp:
@@ -156,11 +158,13 @@ def main() -> None:
                 key = signing_key(settings, SigningPurpose.API_TOKENS)
                 auth = f"Bearer {issue_token(key, 'bench', 'fleet-admin', 86400)}"
                 command = [sys.executable, "-m", "fleetlink", "--config", str(config), "api"]
+                command += ["--processes", str(args.processes)]
                 api = subprocess.Popen(
                     command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 )
                 children.append(api)
                 first = wait_until_ready(api_port, auth)
+                all_ready(api_port)
             run(
                 api_port,
                 auth,
@@ -200,6 +204,26 @@ def main() -> None:
         )
     )
     console.print(f"wrote {args.out}")
+
+
+def all_ready(port: int, timeout: float = 90) -> None:
+    """Every API process answers ready: ten new connections in a row (the kernel spreads
+    them over the processes)."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 10:
+        if time.monotonic() > deadline:
+            raise SystemExit("the API processes did not all become ready")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/readyz")
+            streak = streak + 1 if connection.getresponse().status == 200 else 0
+        except OSError:
+            streak = 0
+        finally:
+            connection.close()
+        if streak == 0:
+            time.sleep(0.5)
 
 
 def wait_until_ready(port: int, auth: str) -> str:

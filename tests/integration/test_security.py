@@ -4,7 +4,10 @@ nothing else is affected (the honest traffic beside it still flows)."""
 from __future__ import annotations
 
 import os
+import signal
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from fleetlink.adapters import runner
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.reader import read_topic
@@ -33,13 +37,16 @@ from fleetlink.contracts.models import (
 )
 from fleetlink.contracts.topics import KafkaTopic, MqttTopic
 from fleetlink.ingest.routing import DlqReason
+from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import DevPki, Role, SigningPurpose
+from fleetlink.security.sessions import CSRF_HEADER, SESSION_COOKIE, issue_login_code
 from fleetlink.security.signing import Signer
 from fleetlink.security.tokens import issue_token
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.sim.flood import FloodPlan, flood
 from fleetlink.stack import LocalStack
+from fleetlink.stack.ports import free_port_block
 from tests.support.commands import Garage, Platform, command_platform
 from tests.support.gateway import gateway_config, supervised_gateway
 from tests.support.polling import eventually
@@ -707,3 +714,82 @@ def test_a_flooding_vehicle_is_throttled_and_the_fleet_is_not(
     assert passed + len(throttled) == len(results[0].ids) == 3000  # nothing lost, only parked
     assert 50 <= passed <= 50 + 20 * (elapsed + 5)
     print(f"flooder: {passed} passed, {len(throttled)} dead-lettered in {elapsed:.1f} s")
+
+
+# several API processes on one port -------------------------------------------------------------
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_api_processes_on_one_port_redeem_a_code_once_and_survive_one_killed(
+    platform: Platform,
+) -> None:
+    """``fleetlink api --processes 2``: the kernel spreads connections over both; a login code
+    opens one session whichever process gets it again, a logout ends it in both, and a process
+    killed with kill -9 leaves the port answering while it is restarted."""
+    port = free_port_block(1)
+    argv = [sys.executable, "-m", "fleetlink", "--config", str(platform.config), "api"]
+    supervisor = runner.start([*argv, "--port", str(port), "--processes", "2"])
+    base = f"http://127.0.0.1:{port}"
+
+    def fresh(
+        method: str, path: str, cookies: dict[str, str] | None = None, **options: Any
+    ) -> httpx.Response:
+        # a new connection each time: the kernel may hand it to either process
+        with httpx.Client(base_url=base, timeout=10, cookies=cookies) as client:
+            return client.request(method, path, **options)
+
+    def all_ready() -> bool:
+        try:
+            return all(fresh("GET", "/readyz").status_code == 200 for _ in range(6))
+        except httpx.TransportError:
+            return False
+
+    try:
+        eventually(lambda: len(children_of(supervisor.pid)) == 2, 15, "two API processes")
+        eventually(all_ready, 45, "both API processes ready")
+        user_token(platform.settings, "multi-admin", UserRole.FLEET_ADMIN)
+        key = signing_key(platform.settings, SigningPurpose.API_TOKENS)
+        code = issue_login_code(key, "multi-admin", ttl_s=300)
+        opened = fresh("POST", "/v1/session", json={"code": code})
+        assert opened.status_code == 201, opened.text
+        again = [fresh("POST", "/v1/session", json={"code": code}) for _ in range(6)]
+        assert [(r.status_code, r.json().get("error")) for r in again] == [
+            (401, "invalid-login-code")
+        ] * 6
+        cookie = {SESSION_COOKIE: opened.cookies[SESSION_COOKIE]}
+        csrf = {CSRF_HEADER: opened.json()["csrf"]}
+        assert fresh("DELETE", "/v1/session", cookies=cookie, headers=csrf).status_code == 204
+        after = [fresh("GET", "/v1/session", cookies=cookie).status_code for _ in range(6)]
+        assert after == [401] * 6
+        victim, survivor = children_of(supervisor.pid)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.2)
+        assert [fresh("GET", "/readyz").status_code for _ in range(6)] == [200] * 6
+        eventually(
+            lambda: (
+                len(children_of(supervisor.pid)) == 2 and victim not in children_of(supervisor.pid)
+            ),
+            15,
+            "the killed API process restarted",
+        )
+        assert survivor in children_of(supervisor.pid)
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(30)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+            supervisor.wait(10)
+    assert children_of(supervisor.pid) == []

@@ -63,7 +63,7 @@ from fleetlink.purchases.read_model import PurchaseReadModel
 from fleetlink.security.keys import command_signer, download_trust, signing_key
 from fleetlink.security.pki import SigningPurpose
 from fleetlink.security.ratelimit import RateLimiter
-from fleetlink.security.sessions import Sessions
+from fleetlink.security.sessions import Sessions, SpentIds
 from fleetlink.security.users import UserRegistry
 from fleetlink.settings import Settings
 
@@ -119,11 +119,12 @@ def create_app(
         cancel_wait_s=settings.api.cancel_wait_s,
     )
     token_key = signing_key(settings, SigningPurpose.API_TOKENS)
+    spent = SpentIds(settings.api_sessions_file())
     guard = Guard(
         token_key.public_key(),
         UserRegistry(settings.users_file()),
         RateLimiter(settings.api.client_rate_per_s, settings.api.client_burst),
-        Sessions(token_key, settings.security.session_ttl_s),
+        Sessions(token_key, settings.security.session_ttl_s, spent=spent),
     )
     hazards_view = HazardReadModel(
         settings, logging.getLogger("fleetlink.api.hazards"), kafka.source()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -54,45 +56,78 @@ def csrf_of(session_id: str) -> str:
     return hashlib.sha256(f"fleetlink-csrf:{session_id}".encode()).hexdigest()[:32]
 
 
-class _Spent:
-    """Ids that may not be used again (redeemed codes, ended sessions), each until it expires."""
+class SpentIds:
+    """Ids that may not be used again (redeemed login codes, ended sessions), each until it
+    expires, in a SQLite file that every API process of the host shares (``path``; ``None``:
+    this process's memory only).
 
-    def __init__(self) -> None:
+    With several API processes on one port, a login code must open one session, not one per
+    process, and a logout must end the session in every process: the insert that succeeds is
+    the one redemption (SQLite serialises writers across processes).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
         self._lock = threading.Lock()
-        self._until: dict[str, int] = {}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit; a writer waits up to 5 s for another process's write
+        self._db = sqlite3.connect(
+            str(path) if path is not None else ":memory:",
+            timeout=5,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS spent"
+            " (kind TEXT NOT NULL, jti TEXT NOT NULL, until INTEGER NOT NULL,"
+            " PRIMARY KEY (kind, jti))"
+        )
+        self._next_sweep = 0.0
 
-    def spend(self, jti: str, expires: int) -> bool:
-        """False when ``jti`` was spent before."""
-        now = int(time.time())
+    def spend(self, kind: str, jti: str, expires: int) -> bool:
+        """False when ``jti`` was spent before (as ``kind``), by this process or another."""
+        now = time.time()
         with self._lock:
-            if jti in self._until:
+            if now >= self._next_sweep:  # what has expired can never be presented again
+                self._next_sweep = now + 60
+                self._db.execute("DELETE FROM spent WHERE until + 60 < ?", (int(now),))
+            try:
+                self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (kind, jti, expires))
+            except sqlite3.IntegrityError:
                 return False
-            if len(self._until) > 1000:
-                self._until = {k: v for k, v in self._until.items() if v + 60 >= now}
-            self._until[jti] = expires
             return True
 
-    def __contains__(self, jti: object) -> bool:
+    def spent(self, kind: str, jti: str) -> bool:
         with self._lock:
-            return jti in self._until
+            found = self._db.execute(
+                "SELECT 1 FROM spent WHERE kind = ? AND jti = ?", (kind, jti)
+            ).fetchone()
+        return found is not None
 
 
 class Sessions:
-    """Opens, checks and ends browser sessions (what one API process remembers: codes it
-    redeemed and sessions ended through it)."""
+    """Opens, checks and ends browser sessions; ``spent`` remembers the codes redeemed and the
+    sessions ended (shared by the host's API processes when it is a file)."""
 
-    def __init__(self, key: Ed25519PrivateKey, session_ttl_s: int, leeway_s: int = 5) -> None:
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        session_ttl_s: int,
+        leeway_s: int = 5,
+        spent: SpentIds | None = None,
+    ) -> None:
         self._key = key
         self._public = key.public_key()
         self._ttl_s = session_ttl_s
         self._leeway_s = leeway_s
-        self._redeemed = _Spent()
-        self._ended = _Spent()
+        self._spent = spent or SpentIds()
 
     def open(self, code: str) -> Session:
         """Redeem a login code for a session; ``TokenError`` if it is not valid or was used."""
         claims = self._claims(code, LOGIN_AUDIENCE, "login code")
-        if not self._redeemed.spend(str(claims["jti"]), int(claims["exp"])):
+        if not self._spent.spend("code", str(claims["jti"]), int(claims["exp"])):
             raise TokenError("this login code was used already: ask for a new one")
         return self.session(
             signed_jwt(self._key, str(claims["sub"]), self._ttl_s, aud=SESSION_AUDIENCE)
@@ -102,14 +137,14 @@ class Sessions:
         """The session a cookie holds; ``TokenError`` if it is forged, expired or ended."""
         claims = self._claims(cookie, SESSION_AUDIENCE, "session")
         jti = str(claims["jti"])
-        if jti in self._ended:
+        if self._spent.spent("session", jti):
             raise TokenError("session ended: log in again")
         return Session(str(claims["sub"]), int(claims["exp"]), csrf_of(jti), cookie)
 
     def end(self, cookie: str) -> None:
         """Log out: the cookie is no good here any more, even if a copy of it survives."""
         claims = self._claims(cookie, SESSION_AUDIENCE, "session")
-        self._ended.spend(str(claims["jti"]), int(claims["exp"]))
+        self._spent.spend("session", str(claims["jti"]), int(claims["exp"]))
 
     def _claims(self, token: str, audience: str, what: str) -> dict[str, Any]:
         try:

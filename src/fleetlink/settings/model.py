@@ -221,6 +221,9 @@ class Settings(BaseSettings):
     def users_file(self) -> Path:
         return self.security.users_file or self.stack.state_dir / "users.json"
 
+    def api_sessions_file(self) -> Path:
+        return self.api.sessions_file or self.stack.state_dir / "api-sessions.sqlite"
+
     def street_map_file(self) -> Path:
         return self.api.street_map_file or self.stack.state_dir / "street-map.geojson"
 

@@ -49,6 +49,12 @@ class ApiSettings(Section):
     street_map_file: Path | None = None
     # the dashboard's platform panel samples Kafka (topic ends, app lags) this often
     platform_every_s: float = Field(default=5.0, ge=0.2, le=300)
+    # API processes sharing the port (the kernel spreads connections over them); each follows
+    # Kafka itself; rate limits are per process (see the README)
+    processes: int = Field(default=1, ge=1, le=64)
+    # login codes redeemed and sessions ended, shared by the host's API processes (SQLite);
+    # default <stack.state_dir>/api-sessions.sqlite
+    sessions_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -3,11 +3,14 @@ passes for a bearer token or for the other."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlink.security.sessions import (
     Sessions,
+    SpentIds,
     csrf_matches,
     dashboard_link,
     issue_login_code,
@@ -67,3 +70,23 @@ def test_no_credential_passes_for_another_kind() -> None:
 def test_the_link_carries_the_code_where_no_server_sees_it() -> None:
     link = dashboard_link("http://127.0.0.1:8080/", "abc.def.ghi")
     assert link == "http://127.0.0.1:8080/ui/#code=abc.def.ghi"
+
+
+def test_api_processes_sharing_a_file_redeem_a_code_once_and_end_a_session_everywhere(
+    tmp_path: Path,
+) -> None:
+    """Two API processes on one port: a code opens one session, whichever process gets it; a
+    logout through one ends the session in the other."""
+    shared = tmp_path / "api-sessions.sqlite"
+    first = Sessions(KEY, session_ttl_s=600, spent=SpentIds(shared))
+    second = Sessions(KEY, session_ttl_s=600, spent=SpentIds(shared))
+    code = issue_login_code(KEY, "ada", ttl_s=300)
+    session = first.open(code)
+    with pytest.raises(TokenError, match="used already"):
+        second.open(code)
+    assert second.session(session.cookie).user == "ada"
+    first.end(session.cookie)
+    with pytest.raises(TokenError, match="ended"):
+        second.session(session.cookie)
+    alone = Sessions(KEY, session_ttl_s=600)  # a file of its own (in memory): knows nothing
+    assert alone.session(session.cookie).user == "ada"
