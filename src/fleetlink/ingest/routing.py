@@ -9,15 +9,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Final
 
 import msgspec
 
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import DlqReason, UndecodableError, decode_with
-from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence, Telemetry
+from fleetlink.contracts.models import CommandResponse, Event, EventKind, Presence
 from fleetlink.contracts.topics import PRODUCTION_TOPICS, VEHICLES_ROOT, KafkaTopic, TopicMap
 from fleetlink.contracts.vin import is_valid_vin
+from fleetlink.ingest.telemetry import TelemetryDecoder
 from fleetlink.security.ratelimit import RateLimiter
 from fleetlink.settings import GatewaySettings, MappingRule
 
@@ -25,12 +27,21 @@ DEFAULT_CONTENT_TYPE: Final = b"application/json"
 # Kafka's default message.max.bytes is about 1 MB; a dead letter must still fit.
 DLQ_MAX_PAYLOAD: Final = 900 * 1024
 
-_SCHEMAS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
-    "telemetry": msgspec.json.Decoder(Telemetry),
+_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "event": msgspec.json.Decoder(Event),
     "presence": msgspec.json.Decoder(Presence),
     "command-response": msgspec.json.Decoder(CommandResponse),
 }
+
+
+def _decoder_for(schema: str) -> Callable[[bytes], Any] | None:
+    """The function that decodes (and validates) a payload of ``schema``, or None."""
+    if schema == "telemetry":
+        return TelemetryDecoder()
+    decoder = _DECODERS.get(schema)
+    return None if decoder is None else partial(decode_with, decoder)
+
+
 _EVENT_KINDS: Final = frozenset(kind.value for kind in EventKind)
 _RULE_CACHE_SIZE: Final = 500_000
 
@@ -80,7 +91,7 @@ class _CompiledRule:
         self.rule = rule
         self.topic = topics.resolve(rule.kafka_topic)
         self.levels = rule.mqtt_filter.split("/")
-        self.decoder = _SCHEMAS.get(rule.schema_name)
+        self.decoder = _decoder_for(rule.schema_name)
         # "vehicles/#" matches "vehicles" too: a rule applies only where its key and VIN are
         used = [level for level in (rule.key_level, rule.vin_level) if level is not None]
         self.min_levels = max(used, default=-1) + 1
@@ -203,7 +214,7 @@ class Router:
         resent = False
         if compiled.decoder is not None:
             try:
-                parsed = decode_with(compiled.decoder, message.payload)
+                parsed = compiled.decoder(message.payload)
             except UndecodableError as error:
                 raise RejectedError(error.reason, error.detail) from None
             event_time = parsed.ts
