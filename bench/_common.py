@@ -7,6 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
+from fleetlink.adapters.runner import child_pids
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -36,13 +38,4 @@ def exit_cleanly_on_sigterm() -> None:
 
 def with_children(pid: int) -> list[int]:
     """``pid`` and its child processes (a supervisor and what it runs)."""
-    found = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return [pid, *child_pids(pid)]

@@ -47,7 +47,7 @@ from fleetlink.settings import Settings, dump_toml
 from fleetlink.sim.flood import FloodPlan, flood
 from fleetlink.stack import LocalStack
 from fleetlink.stack.ports import free_port_block
-from tests.support.commands import Garage, Platform, command_platform
+from tests.support.commands import Garage, Platform, command_platform, signed_grant
 from tests.support.gateway import gateway_config, supervised_gateway
 from tests.support.polling import eventually
 from tests.support.stack import (
@@ -441,20 +441,7 @@ def test_the_car_refuses_unsigned_tampered_replayed_expired_and_misaddressed_com
 
 
 def key(signer: Signer, **changes: Any) -> tuple[Grant, str]:
-    now = NOW_MS()
-    base = Grant(
-        grant_id="k-1",
-        vin=CAR_A,
-        grantee="courier",
-        commands=[CommandName.TRUNK_OPEN],
-        not_before=now - 1000,
-        not_after=now + 7_200_000,
-        max_uses=1,
-        issued_by="owner",
-        issued_at=now,
-    )
-    grant = msgspec.structs.replace(base, **changes)
-    return grant, signer.sign_grant(grant)
+    return signed_grant(signer, changes.pop("vin", CAR_A), **changes)
 
 
 def test_the_car_checks_digital_keys_offline(car: Any, stack_config: Settings) -> None:
@@ -719,19 +706,6 @@ def test_a_flooding_vehicle_is_throttled_and_the_fleet_is_not(
 # several API processes on one port -------------------------------------------------------------
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_api_processes_on_one_port_redeem_a_code_once_and_survive_one_killed(
     platform: Platform,
 ) -> None:
@@ -757,7 +731,7 @@ def test_api_processes_on_one_port_redeem_a_code_once_and_survive_one_killed(
             return False
 
     try:
-        eventually(lambda: len(children_of(supervisor.pid)) == 2, 15, "two API processes")
+        eventually(lambda: len(runner.child_pids(supervisor.pid)) == 2, 15, "two API processes")
         eventually(all_ready, 45, "both API processes ready")
         user_token(platform.settings, "multi-admin", UserRole.FLEET_ADMIN)
         key = signing_key(platform.settings, SigningPurpose.API_TOKENS)
@@ -773,18 +747,17 @@ def test_api_processes_on_one_port_redeem_a_code_once_and_survive_one_killed(
         assert fresh("DELETE", "/v1/session", cookies=cookie, headers=csrf).status_code == 204
         after = [fresh("GET", "/v1/session", cookies=cookie).status_code for _ in range(6)]
         assert after == [401] * 6
-        victim, survivor = children_of(supervisor.pid)
+        victim, survivor = runner.child_pids(supervisor.pid)
         os.kill(victim, signal.SIGKILL)
         time.sleep(0.2)
         assert [fresh("GET", "/readyz").status_code for _ in range(6)] == [200] * 6
-        eventually(
-            lambda: (
-                len(children_of(supervisor.pid)) == 2 and victim not in children_of(supervisor.pid)
-            ),
-            15,
-            "the killed API process restarted",
-        )
-        assert survivor in children_of(supervisor.pid)
+
+        def restarted() -> bool:
+            now = runner.child_pids(supervisor.pid)
+            return len(now) == 2 and victim not in now
+
+        eventually(restarted, 15, "the killed API process restarted")
+        assert survivor in runner.child_pids(supervisor.pid)
     finally:
         supervisor.send_signal(signal.SIGTERM)
         try:
@@ -792,4 +765,4 @@ def test_api_processes_on_one_port_redeem_a_code_once_and_survive_one_killed(
         except subprocess.TimeoutExpired:
             supervisor.kill()
             supervisor.wait(10)
-    assert children_of(supervisor.pid) == []
+    assert runner.child_pids(supervisor.pid) == []

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from fleetlink.adapters.supervisor import Program, Supervisor, WorkerHandle
-from fleetlink.contracts.models import CommandState
+from fleetlink.contracts.models import CommandName, CommandState, Grant
 from fleetlink.contracts.topics import Site
+from fleetlink.security.signing import Signer
 from fleetlink.security.users import UserRole
 from fleetlink.settings import Settings, dump_toml
 from fleetlink.stack.ports import free_port_block
@@ -247,3 +249,22 @@ def command_platform(
                 yield platform
         finally:
             garage.close()
+
+
+def signed_grant(signer: Signer, vin: str, **changes: Any) -> tuple[Grant, str]:
+    """A one-time digital key to open ``vin``'s trunk for two hours (``changes`` over it),
+    and its token signed by ``signer``."""
+    now = time.time_ns() // 1_000_000
+    grant = Grant(
+        grant_id="k-1",
+        vin=vin,
+        grantee="courier",
+        commands=[CommandName.TRUNK_OPEN],
+        not_before=now - 1000,
+        not_after=now + 7_200_000,
+        max_uses=1,
+        issued_by="owner",
+        issued_at=now,
+    )
+    grant = msgspec.structs.replace(grant, **changes)
+    return grant, signer.sign_grant(grant)

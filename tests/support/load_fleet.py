@@ -17,13 +17,13 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlink.contracts.codec import encode
-from fleetlink.contracts.models import Command, CommandName, CommandResponse, Grant
+from fleetlink.contracts.models import Command, CommandName, CommandResponse
 from fleetlink.contracts.topics import MqttTopic
 from fleetlink.security.signing import Signer
 from fleetlink.settings import Settings
 from fleetlink.sim.load_fleet import LoadFleet
 from fleetlink.vehicle.state import VehicleState
-from tests.support.commands import FINAL, Platform
+from tests.support.commands import FINAL, Platform, signed_grant
 from tests.support.polling import eventually
 from tests.support.stack import (
     TEST_GATEWAY,
@@ -90,21 +90,9 @@ def order(
     return Command(command_id=command_id, name=name, **fields | extra)
 
 
-def key(vin: str, signer: Any, grant_id: str, **changes: Any) -> tuple[str, str]:
-    now = time.time_ns() // 1_000_000
-    grant = Grant(
-        grant_id=grant_id,
-        vin=vin,
-        grantee="courier",
-        commands=[CommandName.TRUNK_OPEN],
-        not_before=now - 1000,
-        not_after=now + 7_200_000,
-        max_uses=1,
-        issued_by="owner",
-        issued_at=now,
-    )
-    grant = msgspec.structs.replace(grant, **changes)
-    return grant_id, signer.sign_grant(grant)
+def key(vin: str, signer: Signer, grant_id: str, **changes: Any) -> tuple[str, str]:
+    grant, token = signed_grant(signer, vin, grant_id=grant_id, **changes)
+    return grant.grant_id, token
 
 
 def straight_over_mqtt(

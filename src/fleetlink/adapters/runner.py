@@ -146,6 +146,20 @@ def die_with(parent: int) -> None:
         os._exit(1)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (what a supervisor runs), from ``/proc``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def raise_open_file_limit() -> None:
     """Let this process open as many files as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
