@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from fleetlink.adapters.kafka.admin import ensure_topics
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.mqtt.client import stop_loop
 from fleetlink.adapters.mqtt.wire import disable_nagle
 from fleetlink.adapters.runner import stop_children
 from fleetlink.adapters.supervisor import Supervisor
@@ -101,7 +102,7 @@ class MqttClient:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_loop(self.client)
 
 
 def spot(row: int, index: int) -> tuple[float, float]:

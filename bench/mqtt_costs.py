@@ -24,7 +24,7 @@ from pathlib import Path
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.adapters.mqtt.client import new_client
+from fleetlink.adapters.mqtt.client import new_client, stop_loop
 from fleetlink.adapters.mqtt.wire import FastPublishProperties, UserProperties
 from fleetlink.contracts.delivery import stamp_properties
 from fleetlink.security.keys import identity_tls
@@ -100,7 +100,7 @@ def publish_costs(publishes: int) -> None:
                     f"(this process, network thread included), {publishes / wall:,.0f}/s"
                 )
             client.disconnect()
-            client.loop_stop()
+            stop_loop(client)
         finally:
             stack.down()
 

@@ -7,7 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from fleetlink.adapters.mqtt.client import connect_properties, new_client
+from fleetlink.adapters.mqtt.client import connect_properties, new_client, stop_loop
 from fleetlink.contracts import MqttTopic
 from fleetlink.security.keys import identity_tls
 from fleetlink.settings import Settings
@@ -53,7 +53,7 @@ def test_buffered_reads_deliver_every_message_intact_and_in_order(
             assert done.wait(60), f"received {len(received)} of {len(sizes)}"
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
     assert received == payloads
 
 
@@ -86,7 +86,7 @@ def test_reconnect_starts_from_a_clean_buffer(
             time.sleep(0.05)
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
     assert received == [str(n).encode() for n in range(100)]
 
 
@@ -119,7 +119,7 @@ def test_acknowledging_a_batch_in_one_write_settles_every_message_at_the_broker(
         time.sleep(1.0)  # the write reaches the broker before the connection drops
     finally:
         first._sock_close()  # gone without DISCONNECT: the session and what is open stay
-        first.loop_stop()
+        stop_loop(first)
 
     second = new_client(stack_config, TEST_MONITOR, tls=tls, manual_ack=True)
     second.on_message = lambda _c, _u, m: redelivered.append(m.payload)
@@ -130,5 +130,5 @@ def test_acknowledging_a_batch_in_one_write_settles_every_message_at_the_broker(
         time.sleep(1.0)  # and nothing more comes
     finally:
         second.disconnect()
-        second.loop_stop()
+        stop_loop(second)
     assert sorted(redelivered, key=int) == [str(n).encode() for n in range(50, 60)]

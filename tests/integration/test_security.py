@@ -26,6 +26,7 @@ from fleetlink.adapters import runner
 from fleetlink.adapters.kafka.clients import KafkaClients
 from fleetlink.adapters.kafka.headers import header_value
 from fleetlink.adapters.kafka.reader import read_topic
+from fleetlink.adapters.mqtt.client import stop_loop
 from fleetlink.contracts import headers as h
 from fleetlink.contracts.codec import encode
 from fleetlink.contracts.models import (
@@ -104,7 +105,7 @@ def connects(
         return accepted == [True]
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
 
 
 # the broker: identities and topics ---------------------------------------------------------
@@ -183,7 +184,7 @@ def test_no_takeover_of_another_cars_client_id(
         thief.loop_start()
         time.sleep(1.5)
         thief.disconnect()
-        thief.loop_stop()
+        stop_loop(thief)
         with mqtt_client(stack_config, TEST_GATEWAY) as (gateway, _):
             gateway.publish(MqttTopic.command(CAR_B, "still-b"), b"{}", 1).wait_for_publish(10)
         received = b.wait_for(1, 10)
@@ -222,7 +223,7 @@ def test_a_mis_issued_wildcard_identity_reaches_nothing(
         assert received == []
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
 
 
 def test_an_oversized_packet_costs_only_its_sender_the_connection(

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from fleetlink.adapters import runner
+from fleetlink.adapters.mqtt.client import stop_loop
 from fleetlink.contracts.vin import is_valid_vin
 from fleetlink.security.keys import signing_key
 from fleetlink.security.pki import DevPki, Role, SigningPurpose
@@ -256,7 +257,7 @@ def mqtt_client(
         yield client, inbox
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
 
 
 def consume(
